@@ -1,0 +1,470 @@
+//! Decoding source files and encoding responses.
+//!
+//! Sources are JPEG, PNG and TIFF, recognised by their magic bytes ([`sniff`]). [`read_header`]
+//! reads only what `info.json` needs; [`decode`] turns a whole file into 8-bit [`Pixels`],
+//! upright (EXIF or TIFF orientation applied) and checked against a [`Budget`] before the big
+//! buffers are allocated. [`encode`] writes any [`Pixels`] as one of the output [`Format`]s.
+//!
+//! No decoder error panics or aborts: every failure of a source file is an
+//! [`ErrorKind::Source`](crate::ErrorKind::Source) error (500), every failure to encode an
+//! [`ErrorKind::Internal`](crate::ErrorKind::Internal) one, except output sizes a format cannot
+//! hold, which are [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest).
+//!
+//! # Example
+//!
+//! ```
+//! use tower_iiif::codec::{self, EncodeOptions, Format, SourceFormat};
+//! use tower_iiif::pixels::{Budget, Layout, Pixels};
+//!
+//! let px = Pixels::from_vec(2, 1, Layout::Rgb, vec![255, 0, 0, 0, 0, 255]).unwrap();
+//! let png = codec::encode(&px, Format::Png, &EncodeOptions::default()).unwrap();
+//! assert_eq!(codec::sniff(&png), Some(SourceFormat::Png));
+//! let header = codec::read_header(&png).unwrap();
+//! assert_eq!((header.width, header.height, header.gray), (2, 1, false));
+//! assert_eq!(codec::decode(&png, Budget::default()).unwrap(), px);
+//! ```
+
+mod gif;
+mod jpeg;
+pub mod orientation;
+mod png;
+mod tiff;
+mod webp;
+
+pub use self::orientation::Orientation;
+pub use crate::request::Format;
+
+use crate::Error;
+use crate::pixels::{Budget, Layout, Pixels};
+
+/// A source file format the decoders understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// JPEG (baseline, progressive; gray, YCbCr, CMYK, YCCK).
+    Jpeg,
+    /// PNG (every colour type and bit depth; the first frame of an APNG).
+    Png,
+    /// TIFF and BigTIFF (the first image; strips or tiles).
+    Tiff,
+}
+
+/// Recognise a source format by its magic bytes: JPEG `FF D8 FF`, the PNG signature, TIFF
+/// `II*\0` / `MM\0*` and BigTIFF `II+\0` / `MM\0+`.
+///
+/// ```
+/// use tower_iiif::codec::{sniff, SourceFormat};
+/// assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some(SourceFormat::Tiff));
+/// assert_eq!(sniff(b"GIF89a"), None);
+/// ```
+pub fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    const TIFF: [&[u8]; 4] = [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"];
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(SourceFormat::Jpeg)
+    } else if bytes.starts_with(PNG) {
+        Some(SourceFormat::Png)
+    } else if TIFF.iter().any(|magic| bytes.starts_with(magic)) {
+        Some(SourceFormat::Tiff)
+    } else {
+        None
+    }
+}
+
+/// What `info.json` needs to know about a source, read from its header only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The file format.
+    pub format: SourceFormat,
+    /// Width of the upright image, i.e. after [`orientation`](Header::orientation) is applied
+    /// (the stored height for orientations 5..=8).
+    pub width: u32,
+    /// Height of the upright image, i.e. after [`orientation`](Header::orientation) is applied.
+    pub height: u32,
+    /// The orientation [`decode`] applies.
+    pub orientation: Orientation,
+    /// The source has no colour (gray, with or without alpha).
+    pub gray: bool,
+}
+
+/// Read the [`Header`] of a source file without decoding its pixels.
+///
+/// # Errors
+///
+/// [`ErrorKind::Source`](crate::ErrorKind::Source) when the format is not recognised
+/// ("unsupported source format") or the header is broken.
+///
+/// ```
+/// assert_eq!(tower_iiif::codec::read_header(b"junk").unwrap_err().status(), 500);
+/// ```
+pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
+    match sniff(bytes) {
+        Some(SourceFormat::Jpeg) => self::jpeg::read_header(bytes),
+        Some(SourceFormat::Png) => self::png::read_header(bytes),
+        Some(SourceFormat::Tiff) => self::tiff::read_header(bytes),
+        None => Err(Error::source("unsupported source format")),
+    }
+}
+
+/// Decode a whole source file to 8-bit [`Pixels`] of the [`Header`]'s width and height, with its
+/// orientation applied. Gray sources decode to [`Layout::Gray`] or [`Layout::GrayAlpha`], colour
+/// ones (including CMYK and YCbCr) to [`Layout::Rgb`] or [`Layout::Rgba`].
+///
+/// The output size is checked against `budget` after the header is read and before the decoder
+/// allocates its buffers.
+///
+/// # Errors
+///
+/// [`ErrorKind::Source`](crate::ErrorKind::Source) for unrecognised, broken or unsupported files
+/// and for images over the budget.
+///
+/// ```
+/// use tower_iiif::pixels::Budget;
+/// assert!(tower_iiif::codec::decode(b"\x89PNG\r\n\x1a\n", Budget::default()).is_err());
+/// ```
+pub fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
+    match sniff(bytes) {
+        Some(SourceFormat::Jpeg) => self::jpeg::decode(bytes, budget),
+        Some(SourceFormat::Png) => self::png::decode(bytes, budget),
+        Some(SourceFormat::Tiff) => self::tiff::decode(bytes, budget),
+        None => Err(Error::source("unsupported source format")),
+    }
+}
+
+/// Settings for [`encode`].
+///
+/// ```
+/// let mut opts = tower_iiif::codec::EncodeOptions::default();
+/// assert_eq!(opts.jpeg_quality, 85);
+/// opts.jpeg_quality = 90;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncodeOptions {
+    /// JPEG quality, 1..=100 (values outside are clamped). Default 85.
+    pub jpeg_quality: u8,
+}
+
+impl Default for EncodeOptions {
+    /// JPEG quality 85.
+    fn default() -> Self {
+        Self { jpeg_quality: 85 }
+    }
+}
+
+/// Encode `px` as `format`.
+///
+/// - `jpg`: gray becomes a one-channel JPEG, colour 4:2:0 YCbCr; alpha is composited onto white.
+/// - `png`: every layout natively, fast compression.
+/// - `gif`: gray exactly through a gray palette, colour quantised to 256 colours; pixels with
+///   alpha below 128 become transparent.
+/// - `tif`: Deflate-compressed, 8-bit gray, gray + alpha, RGB or RGBA.
+/// - `webp`: lossless, every layout natively.
+///
+/// # Errors
+///
+/// [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest) when the image is larger than the
+/// format can hold (65535 pixels a side for JPEG and GIF, 16384 for WebP),
+/// [`ErrorKind::Internal`](crate::ErrorKind::Internal) for an empty image or an encoder failure.
+///
+/// ```
+/// use tower_iiif::codec::{encode, EncodeOptions, Format};
+/// use tower_iiif::pixels::{Layout, Pixels};
+/// let px = Pixels::from_vec(1, 1, Layout::Gray, vec![7]).unwrap();
+/// let gif = encode(&px, Format::Gif, &EncodeOptions::default()).unwrap();
+/// assert!(gif.starts_with(b"GIF89a"));
+/// ```
+pub fn encode(px: &Pixels, format: Format, opts: &EncodeOptions) -> Result<Vec<u8>, Error> {
+    if px.width() == 0 || px.height() == 0 {
+        return Err(Error::internal("cannot encode an empty image"));
+    }
+    match format {
+        Format::Jpg => self::jpeg::encode(px, opts.jpeg_quality),
+        Format::Png => self::png::encode(px),
+        Format::Gif => self::gif::encode(px),
+        Format::Tif => self::tiff::encode(px),
+        Format::Webp => self::webp::encode(px),
+    }
+}
+
+/// A zero-filled working buffer for an encoder's conversion of an image that is already in
+/// memory. The conversions at most quadruple the size of an image that passed its budget, so no
+/// further limit is applied here; the reservation is still fallible.
+fn scratch(width: u32, height: u32, layout: Layout) -> Result<Pixels, Error> {
+    Pixels::try_new(width, height, layout, Budget::new(u64::MAX))
+}
+
+/// The dimension of `px` as the `u16` a format header holds, or a 400 naming the limit.
+fn dimensions_u16(px: &Pixels, format: &str) -> Result<(u16, u16), Error> {
+    match (u16::try_from(px.width()), u16::try_from(px.height())) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(too_large(px, format, u32::from(u16::MAX))),
+    }
+}
+
+/// The error for an image larger than `max` pixels a side in `format`.
+fn too_large(px: &Pixels, format: &str, max: u32) -> Error {
+    Error::bad_request(format!(
+        "format: a {}x{} image is too large for {format} (at most {max} pixels a side)",
+        px.width(),
+        px.height()
+    ))
+}
+
+/// The [`Header`] for stored dimensions and an orientation.
+fn header(
+    format: SourceFormat,
+    (width, height): (u32, u32),
+    orientation: Orientation,
+    gray: bool,
+) -> Header {
+    let (width, height) = if orientation.swaps_dimensions() {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    Header {
+        format,
+        width,
+        height,
+        orientation,
+        gray,
+    }
+}
+
+/// Shared fixtures for the codec tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::pixels::{Budget, Layout, Pixels};
+
+    /// Width of [`sample`].
+    pub(crate) const W: u32 = 64;
+    /// Height of [`sample`].
+    pub(crate) const H: u32 = 48;
+    /// Centres of the four 16x16 solid blocks of [`sample`] (MCU-aligned for 4:2:0 JPEG).
+    pub(crate) const CENTRES: [(u32, u32); 4] = [(8, 8), (56, 8), (8, 40), (56, 40)];
+
+    fn block(x: u32, y: u32) -> Option<usize> {
+        let bx = match x {
+            0..16 => 0,
+            48..64 => 1,
+            _ => return None,
+        };
+        match y {
+            0..16 => Some(bx),
+            32..48 => Some(2 + bx),
+            _ => None,
+        }
+    }
+
+    /// The colour sample: red, green, half-transparent blue and fully transparent orange blocks
+    /// in the corners, an RGB gradient elsewhere.
+    pub(crate) fn rgba_at(x: u32, y: u32) -> [u8; 4] {
+        match block(x, y) {
+            Some(0) => [255, 0, 0, 255],
+            Some(1) => [0, 255, 0, 255],
+            Some(2) => [0, 0, 255, 128],
+            Some(_) => [200, 100, 50, 0],
+            None => [(x * 4) as u8, (y * 5) as u8, 128, 255],
+        }
+    }
+
+    /// The gray sample: black, white, half-transparent 60 and fully transparent 180 blocks, a
+    /// gradient elsewhere.
+    pub(crate) fn gray_at(x: u32, y: u32) -> [u8; 2] {
+        match block(x, y) {
+            Some(0) => [0, 255],
+            Some(1) => [255, 255],
+            Some(2) => [60, 128],
+            Some(_) => [180, 0],
+            None => [(x * 2 + y) as u8, 255],
+        }
+    }
+
+    /// The expected pixel of [`sample`] in `layout` at (x, y).
+    pub(crate) fn expected(layout: Layout, x: u32, y: u32) -> Vec<u8> {
+        match layout {
+            Layout::Gray => gray_at(x, y)[..1].to_vec(),
+            Layout::GrayAlpha => gray_at(x, y).to_vec(),
+            Layout::Rgb => rgba_at(x, y)[..3].to_vec(),
+            Layout::Rgba => rgba_at(x, y).to_vec(),
+        }
+    }
+
+    /// A 64x48 synthetic image in `layout`.
+    pub(crate) fn sample(layout: Layout) -> Pixels {
+        let mut px = Pixels::try_new(W, H, layout, Budget::default()).unwrap();
+        let c = layout.channels();
+        for (i, p) in px.data_mut().chunks_exact_mut(c).enumerate() {
+            let (x, y) = ((i as u32) % W, (i as u32) / W);
+            p.copy_from_slice(&expected(layout, x, y));
+        }
+        px
+    }
+
+    /// Whether every channel of `a` is within `tol` of `b`.
+    pub(crate) fn close(a: &[u8], b: &[u8], tol: u8) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.abs_diff(*y) <= tol)
+    }
+
+    /// A minimal little-endian TIFF/EXIF payload with one IFD entry, Orientation = `value`.
+    pub(crate) fn exif_payload(value: u16) -> Vec<u8> {
+        let mut v = b"II*\0".to_vec();
+        v.extend_from_slice(&8u32.to_le_bytes());
+        v.extend_from_slice(&1u16.to_le_bytes()); // one entry
+        v.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+        v.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+        v.extend_from_slice(&1u32.to_le_bytes()); // count
+        v.extend_from_slice(&value.to_le_bytes());
+        v.extend_from_slice(&[0, 0]); // padding of the 4-byte value field
+        v.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{H, W, sample};
+    use super::*;
+
+    #[test]
+    fn sniff_recognises_every_magic_and_rejects_junk() {
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(SourceFormat::Jpeg));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0"), Some(SourceFormat::Png));
+        for magic in [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"] {
+            assert_eq!(sniff(magic), Some(SourceFormat::Tiff));
+        }
+        let junk: [&[u8]; 8] = [
+            b"",
+            b"\xFF\xD8",
+            b"\x89PNG",
+            b"II*",
+            b"MM*\0",
+            b"GIF89a",
+            b"RIFF\0\0\0\0WEBP",
+            b"<svg",
+        ];
+        for junk in junk {
+            assert_eq!(sniff(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncated_headers_are_errors_not_panics() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            b"junk".to_vec(),
+            vec![0xFF, 0xD8, 0xFF],
+            vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F'],
+            b"\x89PNG\r\n\x1a\n".to_vec(),
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0".to_vec(),
+            b"II*\0".to_vec(),
+            b"II*\0\xff\xff\xff\x7f".to_vec(),
+            b"MM\0*\0\0\0\x08\0\x01".to_vec(),
+            b"II+\0\x08\0\0\0".to_vec(),
+        ];
+        // Short prefixes of real files: not even a complete header.
+        for format in [Format::Jpg, Format::Png, Format::Tif] {
+            let full = encode(&sample(Layout::Rgb), format, &EncodeOptions::default()).unwrap();
+            for len in [0, 1, 3, 8, 12, 16, 20, 24] {
+                inputs.push(full[..len.min(full.len())].to_vec());
+            }
+        }
+        for bytes in &inputs {
+            let header = read_header(bytes);
+            assert!(header.is_err(), "{bytes:?} gave {header:?}");
+            assert_eq!(header.unwrap_err().status(), 500);
+            assert!(decode(bytes, Budget::default()).is_err(), "{bytes:?}");
+        }
+        // Longer prefixes may hold a complete header (PNG's IHDR ends at byte 33) but no
+        // pixels.
+        for format in [Format::Jpg, Format::Png, Format::Tif] {
+            let full = encode(&sample(Layout::Rgb), format, &EncodeOptions::default()).unwrap();
+            for len in [33, 40, 64] {
+                let bytes = &full[..len.min(full.len())];
+                let _ = read_header(bytes);
+                assert!(decode(bytes, Budget::default()).is_err(), "{format} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_bodies_do_not_panic() {
+        for format in [Format::Jpg, Format::Png, Format::Tif] {
+            let full = encode(&sample(Layout::Rgb), format, &EncodeOptions::default()).unwrap();
+            for len in [full.len() / 3, full.len() / 2, full.len() - 1] {
+                // Decoders may be lenient about a missing tail; they must not panic.
+                let _ = decode(&full[..len], Budget::default());
+            }
+            let mut flipped = full.clone();
+            for b in flipped.iter_mut().skip(100).step_by(37) {
+                *b ^= 0x5A;
+            }
+            let _ = decode(&flipped, Budget::default());
+        }
+    }
+
+    #[test]
+    fn header_and_decode_agree_for_every_source_format() {
+        let cases = [
+            (Format::Jpg, SourceFormat::Jpeg),
+            (Format::Png, SourceFormat::Png),
+            (Format::Tif, SourceFormat::Tiff),
+        ];
+        for (format, source) in cases {
+            for layout in [Layout::Gray, Layout::Rgb] {
+                let bytes = encode(&sample(layout), format, &EncodeOptions::default()).unwrap();
+                assert_eq!(sniff(&bytes), Some(source));
+                let h = read_header(&bytes).unwrap();
+                assert_eq!(h.format, source);
+                assert_eq!((h.width, h.height), (W, H));
+                assert_eq!(h.gray, layout.is_gray(), "{format} {layout:?}");
+                assert_eq!(h.orientation, Orientation::NORMAL);
+                let px = decode(&bytes, Budget::default()).unwrap();
+                assert_eq!((px.width(), px.height()), (W, H));
+                assert_eq!(px.layout(), layout, "{format}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_budget_fails_before_decoding() {
+        for format in [Format::Jpg, Format::Png, Format::Tif] {
+            let bytes = encode(&sample(Layout::Rgb), format, &EncodeOptions::default()).unwrap();
+            let err = decode(&bytes, Budget::new(1000)).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Source, "{format}");
+        }
+    }
+
+    #[test]
+    fn every_format_encodes_every_layout() {
+        for format in Format::ALL {
+            for layout in [Layout::Gray, Layout::GrayAlpha, Layout::Rgb, Layout::Rgba] {
+                let bytes = encode(&sample(layout), format, &EncodeOptions::default())
+                    .unwrap_or_else(|e| panic!("{format} {layout:?}: {e}"));
+                assert!(bytes.len() > 20, "{format} {layout:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_and_oversized_images_are_refused() {
+        let empty = Pixels::try_new(0, 5, Layout::Rgb, Budget::default()).unwrap();
+        for format in Format::ALL {
+            assert_eq!(
+                encode(&empty, format, &EncodeOptions::default())
+                    .unwrap_err()
+                    .kind(),
+                crate::ErrorKind::Internal
+            );
+        }
+        let wide = Pixels::try_new(70_000, 1, Layout::Gray, Budget::default()).unwrap();
+        for format in [Format::Jpg, Format::Gif, Format::Webp] {
+            assert_eq!(
+                encode(&wide, format, &EncodeOptions::default())
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{format}"
+            );
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Image information: the info.json document of both API versions.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_iiif::info::{ImageInfo, InfoOptions};
+//! use tower_iiif::request::ApiVersion;
+//!
+//! let info = ImageInfo::new(1000, 800);
+//! let doc = info.to_json("https://example.org/iiif/3/abc", &InfoOptions::new(ApiVersion::V3));
+//! assert_eq!(doc["id"], "https://example.org/iiif/3/abc");
+//! assert_eq!(doc["type"], "ImageService3");
+//! assert_eq!(doc["profile"], "level2");
+//! assert_eq!(doc["tiles"][0]["scaleFactors"], serde_json::json!([1, 2]));
+//!
+//! let v2 = info.to_json("https://example.org/iiif/2/abc", &InfoOptions::new(ApiVersion::V2));
+//! assert_eq!(v2["@id"], "https://example.org/iiif/2/abc");
+//! assert_eq!(v2["profile"][0], "http://iiif.io/api/image/2/level2.json");
+//! ```
+
+use serde_json::{Map, Value, json};
+
+use crate::plan::Limits;
+use crate::request::{ApiVersion, Format, Quality};
+
+/// What the service knows of one image: its dimensions (after orientation) and colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ImageInfo {
+    /// Width of the full image, in pixels.
+    pub width: u32,
+    /// Height of the full image, in pixels.
+    pub height: u32,
+    /// Whether the image has no colour (then `color` is not advertised).
+    pub gray: bool,
+}
+
+impl ImageInfo {
+    /// Create a new [`ImageInfo`] for a colour image.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::info::ImageInfo::new(3, 2).width, 3);
+    /// ```
+    pub fn new(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            gray: false,
+        }
+    }
+
+    /// The same, marked as a grayscale image.
+    ///
+    /// ```
+    /// assert!(tower_iiif::info::ImageInfo::new(3, 2).with_gray(true).gray);
+    /// ```
+    #[must_use]
+    pub fn with_gray(mut self, gray: bool) -> Self {
+        self.gray = gray;
+        self
+    }
+
+    /// The preferred sizes: the full image halved again and again until the long side is under
+    /// 64 pixels, smallest first, each within the limits.
+    ///
+    /// ```
+    /// let sizes = tower_iiif::info::ImageInfo::new(1000, 500).sizes(&Default::default());
+    /// assert_eq!(sizes, vec![(125, 63), (250, 125), (500, 250), (1000, 500)]);
+    /// ```
+    pub fn sizes(&self, limits: &Limits) -> Vec<(u32, u32)> {
+        let mut sizes = Vec::new();
+        for k in 0..32 {
+            let (w, h) = (self.width.div_ceil(1 << k), self.height.div_ceil(1 << k));
+            if k > 0 && w.max(h) < 64 {
+                break;
+            }
+            if limits.allows(w, h) {
+                sizes.push((w, h));
+            }
+            if w == 1 && h == 1 {
+                break;
+            }
+        }
+        sizes.reverse();
+        sizes
+    }
+
+    /// The scale factors for tiles of side `tile`: powers of two until one tile covers the image.
+    ///
+    /// ```
+    /// let info = tower_iiif::info::ImageInfo::new(1000, 1000);
+    /// assert_eq!(info.scale_factors(512), vec![1, 2]);
+    /// assert_eq!(info.scale_factors(256), vec![1, 2, 4]);
+    /// ```
+    pub fn scale_factors(&self, tile: u32) -> Vec<u32> {
+        let long = u64::from(self.width.max(self.height));
+        let mut factors = vec![1u32];
+        let mut sf = 1u32;
+        while u64::from(tile) * u64::from(sf) < long && sf < 1 << 30 {
+            sf *= 2;
+            factors.push(sf);
+        }
+        factors
+    }
+
+    /// The info.json document, with `id` (3.0) or `@id` (2.1) set to `id`.
+    ///
+    /// See the [module docs](crate::info) for an example.
+    pub fn to_json(&self, id: &str, opts: &InfoOptions) -> Value {
+        let limits = &opts.limits;
+        let tile = limits
+            .width()
+            .map_or(opts.tile_size, |w| opts.tile_size.min(w));
+        let tile = limits.height().map_or(tile, |h| tile.min(h)).max(1);
+        let sizes: Vec<Value> = self
+            .sizes(limits)
+            .into_iter()
+            .map(|(w, h)| json!({"width": w, "height": h}))
+            .collect();
+        let tiles =
+            json!([{"width": tile, "height": tile, "scaleFactors": self.scale_factors(tile)}]);
+        let formats: Vec<&str> = opts
+            .formats
+            .iter()
+            .filter(|f| !matches!(f, Format::Jpg | Format::Png))
+            .map(|f| f.extension())
+            .collect();
+        let qualities: Vec<&str> = opts
+            .qualities
+            .iter()
+            .filter(|q| !matches!(q, Quality::Default) && !(self.gray && **q == Quality::Color))
+            .map(|q| q.as_str())
+            .collect();
+
+        let mut doc = Map::new();
+        match opts.version {
+            ApiVersion::V3 => {
+                doc.insert("@context".into(), opts.version.context().into());
+                doc.insert("id".into(), id.into());
+                doc.insert("type".into(), "ImageService3".into());
+                doc.insert("protocol".into(), "http://iiif.io/api/image".into());
+                doc.insert("profile".into(), "level2".into());
+                doc.insert("width".into(), self.width.into());
+                doc.insert("height".into(), self.height.into());
+                insert_limits(&mut doc, limits);
+                doc.insert("sizes".into(), sizes.into());
+                doc.insert("tiles".into(), tiles);
+                if !formats.is_empty() {
+                    doc.insert("extraFormats".into(), formats.into());
+                }
+                if !qualities.is_empty() {
+                    doc.insert("extraQualities".into(), qualities.into());
+                }
+                let mut features = vec![
+                    "canonicalLinkHeader",
+                    "mirroring",
+                    "profileLinkHeader",
+                    "rotationArbitrary",
+                ];
+                if opts.upscaling {
+                    features.push("sizeUpscaling");
+                }
+                doc.insert("extraFeatures".into(), features.into());
+                if !opts.preferred_formats.is_empty() {
+                    let pf: Vec<&str> = opts
+                        .preferred_formats
+                        .iter()
+                        .map(|f| f.extension())
+                        .collect();
+                    doc.insert("preferredFormats".into(), pf.into());
+                }
+                if let Some(rights) = &opts.rights {
+                    doc.insert("rights".into(), rights.as_str().into());
+                }
+            }
+            ApiVersion::V2 => {
+                doc.insert("@context".into(), opts.version.context().into());
+                doc.insert("@id".into(), id.into());
+                doc.insert("protocol".into(), "http://iiif.io/api/image".into());
+                doc.insert("width".into(), self.width.into());
+                doc.insert("height".into(), self.height.into());
+                let mut extra = Map::new();
+                if !formats.is_empty() {
+                    extra.insert("formats".into(), formats.into());
+                }
+                // bitonal is part of level 2 in 2.1.
+                let q2: Vec<&str> = qualities.into_iter().filter(|q| *q != "bitonal").collect();
+                if !q2.is_empty() {
+                    extra.insert("qualities".into(), q2.into());
+                }
+                let mut supports = vec![
+                    "canonicalLinkHeader",
+                    "mirroring",
+                    "profileLinkHeader",
+                    "regionSquare",
+                    "rotationArbitrary",
+                ];
+                if opts.upscaling {
+                    supports.push("sizeAboveFull");
+                }
+                extra.insert("supports".into(), supports.into());
+                insert_limits(&mut extra, limits);
+                doc.insert(
+                    "profile".into(),
+                    json!([opts.version.profile_uri(), Value::Object(extra)]),
+                );
+                doc.insert("sizes".into(), sizes.into());
+                doc.insert("tiles".into(), tiles);
+                if let Some(rights) = &opts.rights {
+                    doc.insert("license".into(), rights.as_str().into());
+                }
+            }
+        }
+        for (k, v) in &opts.extra {
+            doc.insert(k.clone(), v.clone());
+        }
+        Value::Object(doc)
+    }
+}
+
+fn insert_limits(doc: &mut Map<String, Value>, limits: &Limits) {
+    if let Some(w) = limits.width() {
+        doc.insert("maxWidth".into(), w.into());
+        if let Some(h) = limits.height() {
+            doc.insert("maxHeight".into(), h.into());
+        }
+    }
+    if let Some(a) = limits.area() {
+        doc.insert("maxArea".into(), a.into());
+    }
+}
+
+/// What the service advertises in every info.json.
+///
+/// ```
+/// use tower_iiif::info::InfoOptions;
+/// use tower_iiif::request::ApiVersion;
+/// let o = InfoOptions::new(ApiVersion::V3).tile_size(256).rights("http://creativecommons.org/publicdomain/zero/1.0/");
+/// # let _ = o;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+#[must_use]
+pub struct InfoOptions {
+    /// The API version of the document.
+    pub version: ApiVersion,
+    /// Side of the advertised square tiles.
+    pub tile_size: u32,
+    /// Output formats served.
+    pub formats: Vec<Format>,
+    /// Qualities served.
+    pub qualities: Vec<Quality>,
+    /// Whether upscaling is advertised.
+    pub upscaling: bool,
+    /// Advertised limits.
+    pub limits: Limits,
+    /// `rights` (3.0) / `license` (2.1).
+    pub rights: Option<String>,
+    /// `preferredFormats` (3.0).
+    pub preferred_formats: Vec<Format>,
+    /// Further top-level keys, added last (e.g. `service`, `partOf`, `seeAlso`).
+    pub extra: Map<String, Value>,
+}
+
+impl InfoOptions {
+    /// Create new [`InfoOptions`]: 512-pixel tiles, every format and quality, upscaling on.
+    pub fn new(version: ApiVersion) -> Self {
+        Self {
+            version,
+            tile_size: 512,
+            formats: Format::ALL.to_vec(),
+            qualities: Quality::ALL.to_vec(),
+            upscaling: true,
+            limits: Limits::default(),
+            rights: None,
+            preferred_formats: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Side of the advertised tiles.
+    pub fn tile_size(mut self, px: u32) -> Self {
+        self.tile_size = px.max(1);
+        self
+    }
+
+    /// The `rights` URI.
+    pub fn rights(mut self, uri: impl Into<String>) -> Self {
+        self.rights = Some(uri.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v3_document_has_the_required_keys_in_order() {
+        let doc =
+            ImageInfo::new(1000, 1000).to_json("http://x/a", &InfoOptions::new(ApiVersion::V3));
+        let keys: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            &keys[..7],
+            [
+                "@context", "id", "type", "protocol", "profile", "width", "height"
+            ]
+        );
+        assert_eq!(doc["@context"], "http://iiif.io/api/image/3/context.json");
+        assert_eq!(doc["extraFormats"], json!(["gif", "tif", "webp"]));
+        assert_eq!(doc["extraQualities"], json!(["color", "gray", "bitonal"]));
+        assert!(
+            doc["extraFeatures"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("sizeUpscaling"))
+        );
+        assert!(doc.get("maxWidth").is_none());
+        for k in ["license", "attribution", "logo", "@id", "@type"] {
+            assert!(doc.get(k).is_none(), "{k}");
+        }
+    }
+
+    #[test]
+    fn gray_images_do_not_advertise_color() {
+        let doc = ImageInfo::new(10, 10)
+            .with_gray(true)
+            .to_json("http://x/a", &InfoOptions::new(ApiVersion::V3));
+        assert_eq!(doc["extraQualities"], json!(["gray", "bitonal"]));
+    }
+
+    #[test]
+    fn limits_are_advertised_and_sizes_kept_within() {
+        let mut opts = InfoOptions::new(ApiVersion::V3);
+        opts.limits = Limits::default().max_width(300);
+        let doc = ImageInfo::new(1000, 500).to_json("http://x/a", &opts);
+        assert_eq!(doc["maxWidth"], 300);
+        assert_eq!(doc["maxHeight"], 300);
+        assert_eq!(
+            doc["sizes"],
+            json!([{"width": 125, "height": 63}, {"width": 250, "height": 125}])
+        );
+        assert_eq!(doc["tiles"][0]["width"], 300);
+    }
+
+    #[test]
+    fn v2_document() {
+        let doc =
+            ImageInfo::new(1000, 1000).to_json("http://x/a", &InfoOptions::new(ApiVersion::V2));
+        assert_eq!(doc["@context"], "http://iiif.io/api/image/2/context.json");
+        assert_eq!(doc["profile"][0], "http://iiif.io/api/image/2/level2.json");
+        assert_eq!(doc["profile"][1]["formats"], json!(["gif", "tif", "webp"]));
+        assert_eq!(doc["profile"][1]["qualities"], json!(["color", "gray"]));
+        assert!(
+            doc["profile"][1]["supports"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("sizeAboveFull"))
+        );
+        assert!(doc.get("id").is_none() && doc.get("type").is_none());
+    }
+
+    #[test]
+    fn tiny_and_huge_images() {
+        assert_eq!(ImageInfo::new(1, 1).sizes(&Limits::default()), vec![(1, 1)]);
+        assert_eq!(ImageInfo::new(1, 1).scale_factors(512), vec![1]);
+        let huge = ImageInfo::new(100_000, 3);
+        assert_eq!(huge.scale_factors(512).last(), Some(&256));
+        assert_eq!(huge.sizes(&Limits::default()).first(), Some(&(98, 1)));
+    }
+}

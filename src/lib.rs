@@ -1,0 +1,52 @@
+//! The IIIF Image API 3.0 and 2.1 as a [tower] `Service`, for Rust web apps and gateways.
+//!
+//! [`IiifService`] answers the three kinds of IIIF request under whatever path it is mounted:
+//! the base URI of an image (303 to its info.json), image information (`info.json`), and image
+//! requests (`{region}/{size}/{rotation}/{quality}.{format}`), at compliance level 2 plus
+//! mirroring, arbitrary rotation, upscaling and gif/tif/webp output. Every error is a response
+//! with the right status and a one-line message; `call` never fails.
+//!
+//! # Mounting under axum
+//!
+//! ```no_run
+//! use tower_iiif::{IiifService, request::ApiVersion, source::FsSource};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
+//! let v3 = IiifService::new(FsSource::new("images")?).path_prefix("/iiif/3");
+//! let v2 = v3.clone().version(ApiVersion::V2).path_prefix("/iiif/2");
+//! let app = axum::Router::new()
+//!     .nest_service("/iiif/3", v3)
+//!     .nest_service("/iiif/2", v2);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! At the root of an app, use `Router::fallback_service(svc)`. Under plain hyper, wrap it in
+//! `hyper_util::service::TowerToHyperService`; `examples/` shows hyper and warp too.
+//!
+//! # How a request travels
+//!
+//! [`request`] parses the path (pure), a [`Source`](source::Source) finds the file, [`codec`]
+//! reads its header (cached), [`plan`] resolves the geometry (pure), and the render pipeline
+//! ([`codec`] decode, [`ops`], [`codec`] encode) runs on tokio's blocking pool behind a bounded
+//! queue. `ARCHITECTURE.md` in the repository is the map.
+
+#![warn(missing_docs)]
+
+mod base_uri;
+pub mod codec;
+pub mod error;
+pub mod info;
+pub mod ops;
+pub mod pixels;
+pub mod plan;
+pub mod request;
+pub mod samples;
+pub mod service;
+pub mod source;
+
+pub use base_uri::BaseUri;
+pub use error::{Error, ErrorKind};
+pub use service::{IiifBody, IiifService};

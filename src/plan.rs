@@ -1,0 +1,555 @@
+//! Pure geometry: from an image request and the image's dimensions to exactly what to render.
+//!
+//! [`plan`] resolves the region to pixels, the size to an output width and height with the
+//! rounding and upscaling rules of the API version, checks the result against the [`Limits`], and
+//! writes the canonical form of the request for the `Link: rel="canonical"` header.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_iiif::plan::{plan, Limits, PlanOptions};
+//! use tower_iiif::request::{ApiVersion, IiifRequest, IdentifierOptions};
+//! use tower_iiif::pixels::Rect;
+//!
+//! let opts = PlanOptions::new(ApiVersion::V3);
+//! let parse = |p: &str| match IiifRequest::parse(p, ApiVersion::V3, &IdentifierOptions::default()) {
+//!     Ok(IiifRequest::Image(r)) => r,
+//!     other => panic!("{other:?}"),
+//! };
+//! let p = plan(&parse("/a/full/500,/0/default.jpg"), 1000, 750, &opts).unwrap();
+//! assert_eq!(p.region, Rect::new(0, 0, 1000, 750));
+//! assert_eq!((p.width, p.height), (500, 375));
+//! assert_eq!(p.canonical, "a/full/500,375/0/default.jpg");
+//!
+//! // Larger than the region without ^ is a 400 in 3.0.
+//! assert_eq!(plan(&parse("/a/full/2000,/0/default.jpg"), 1000, 750, &opts).unwrap_err().status(), 400);
+//! ```
+
+use crate::Error;
+use crate::pixels::Rect;
+use crate::request::{ApiVersion, Format, ImageRequest, Quality, Rotation, SizeKind};
+
+/// Size limits of the returned image: `maxWidth`, `maxHeight`, `maxArea` of info.json.
+///
+/// A request extension: the service reads a `Limits` from the request's extensions (inserted
+/// by a limiting or authorizing layer) and applies the tighter of it and its own configuration.
+///
+/// ```
+/// use tower_iiif::plan::Limits;
+/// let a = Limits::default().max_width(1000);
+/// let b = Limits::default().max_width(500).max_area(100_000);
+/// let both = a.tighten(&b);
+/// assert_eq!((both.width(), both.height(), both.area()), (Some(500), Some(500), Some(100_000)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[must_use]
+pub struct Limits {
+    max_width: Option<u32>,
+    max_height: Option<u32>,
+    max_area: Option<u64>,
+}
+
+impl Limits {
+    /// The widest image returned.
+    pub fn max_width(mut self, px: u32) -> Self {
+        self.max_width = Some(px.max(1));
+        self
+    }
+
+    /// The tallest image returned. Without it, `max_width` applies to the height too, as the
+    /// spec says.
+    pub fn max_height(mut self, px: u32) -> Self {
+        self.max_height = Some(px.max(1));
+        self
+    }
+
+    /// The most pixels (width x height) returned.
+    pub fn max_area(mut self, px: u64) -> Self {
+        self.max_area = Some(px.max(1));
+        self
+    }
+
+    /// The width limit, if any.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::plan::Limits::default().width(), None);
+    /// ```
+    pub fn width(&self) -> Option<u32> {
+        self.max_width
+    }
+
+    /// The height limit, if any (defaults to the width limit).
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::plan::Limits::default().max_width(9).height(), Some(9));
+    /// ```
+    pub fn height(&self) -> Option<u32> {
+        self.max_height.or(self.max_width)
+    }
+
+    /// The area limit, if any.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::plan::Limits::default().max_area(9).area(), Some(9));
+    /// ```
+    pub fn area(&self) -> Option<u64> {
+        self.max_area
+    }
+
+    /// Whether no limit is set.
+    ///
+    /// ```
+    /// assert!(tower_iiif::plan::Limits::default().is_unlimited());
+    /// ```
+    pub fn is_unlimited(&self) -> bool {
+        self.max_width.is_none() && self.max_height.is_none() && self.max_area.is_none()
+    }
+
+    /// The tighter of two sets of limits, limit by limit.
+    pub fn tighten(&self, other: &Limits) -> Limits {
+        fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Limits {
+            max_width: min(self.max_width, other.max_width),
+            max_height: min(self.height(), other.height()),
+            max_area: min(self.max_area, other.max_area),
+        }
+    }
+
+    /// Whether `width` x `height` is within every limit.
+    ///
+    /// ```
+    /// let l = tower_iiif::plan::Limits::default().max_area(100);
+    /// assert!(l.allows(10, 10));
+    /// assert!(!l.allows(10, 11));
+    /// ```
+    pub fn allows(&self, width: u32, height: u32) -> bool {
+        self.width().is_none_or(|w| width <= w)
+            && self.height().is_none_or(|h| height <= h)
+            && self
+                .max_area
+                .is_none_or(|a| u64::from(width) * u64::from(height) <= a)
+    }
+
+    /// The largest size with the proportions of `width` x `height` within the limits, scaling
+    /// up only when `upscale` is true (the implementation notes' algorithm: area first, floored;
+    /// then width; then height).
+    ///
+    /// ```
+    /// use tower_iiif::plan::Limits;
+    /// let l = Limits::default().max_width(500);
+    /// assert_eq!(l.fit(1000, 750, false), (500, 375));
+    /// assert_eq!(l.fit(100, 75, true), (500, 375));
+    /// assert_eq!(l.fit(100, 75, false), (100, 75));
+    /// assert_eq!(Limits::default().fit(100, 75, true), (100, 75));
+    /// ```
+    pub fn fit(&self, width: u32, height: u32, upscale: bool) -> (u32, u32) {
+        let (w0, h0) = (f64::from(width), f64::from(height));
+        let mut scale = if upscale && !self.is_unlimited() {
+            f64::INFINITY
+        } else {
+            1.0
+        };
+        if let Some(a) = self.max_area {
+            scale = scale.min((a as f64 / (w0 * h0)).sqrt());
+        }
+        if let Some(mw) = self.width() {
+            scale = scale.min(f64::from(mw) / w0);
+        }
+        if let Some(mh) = self.height() {
+            scale = scale.min(f64::from(mh) / h0);
+        }
+        if scale == 1.0 {
+            return (width, height);
+        }
+        // Floor, then make sure rounding error never leaves us one pixel over a limit.
+        let mut w = ((w0 * scale + 1e-9).floor() as u32).max(1);
+        let mut h = ((h0 * scale + 1e-9).floor() as u32).max(1);
+        while !self.allows(w, h) && (w > 1 || h > 1) {
+            w = w.saturating_sub(1).max(1);
+            h = round_div(u64::from(w) * u64::from(height), u64::from(width)).max(1);
+        }
+        (w, h)
+    }
+}
+
+/// How requests are planned: the API version's rules, upscaling, limits.
+///
+/// ```
+/// use tower_iiif::plan::{Limits, PlanOptions};
+/// use tower_iiif::request::ApiVersion;
+/// let o = PlanOptions::new(ApiVersion::V2).upscaling(false).limits(Limits::default().max_area(1 << 20));
+/// assert_eq!(o.version(), ApiVersion::V2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct PlanOptions {
+    version: ApiVersion,
+    upscaling: bool,
+    limits: Limits,
+    max_output_area: u64,
+}
+
+impl PlanOptions {
+    /// Create new [`PlanOptions`]: upscaling on, no advertised limits, and a hard cap of 2^28
+    /// output pixels (a 400 beyond it, whatever else is configured).
+    pub fn new(version: ApiVersion) -> Self {
+        Self {
+            version,
+            upscaling: true,
+            limits: Limits::default(),
+            max_output_area: 1 << 28,
+        }
+    }
+
+    /// Whether results larger than the region may be returned (`^` in 3.0, `sizeAboveFull` in
+    /// 2.1).
+    pub fn upscaling(mut self, on: bool) -> Self {
+        self.upscaling = on;
+        self
+    }
+
+    /// The advertised limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The hard cap on output pixels, advertised or not: protects the server from `^pct:100000`.
+    pub fn max_output_area(mut self, px: u64) -> Self {
+        self.max_output_area = px.max(1);
+        self
+    }
+
+    /// The API version.
+    pub fn version(&self) -> ApiVersion {
+        self.version
+    }
+
+    /// Whether upscaling is on.
+    pub fn is_upscaling(&self) -> bool {
+        self.upscaling
+    }
+
+    /// The advertised limits.
+    pub fn get_limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// What to render, fully resolved.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Plan {
+    /// The region of the full image, in pixels.
+    pub region: Rect,
+    /// The width the region is scaled to (before rotation).
+    pub width: u32,
+    /// The height the region is scaled to (before rotation).
+    pub height: u32,
+    /// Mirroring and rotation.
+    pub rotation: Rotation,
+    /// Colour quality.
+    pub quality: Quality,
+    /// Output format.
+    pub format: Format,
+    /// The canonical request path relative to the service's base:
+    /// `{id}/{region}/{size}/{rotation}/{quality}.{format}`.
+    pub canonical: String,
+}
+
+/// Plan `req` against an image of `width` x `height` pixels.
+///
+/// See the [module docs](crate::plan) for an example.
+pub fn plan(
+    req: &ImageRequest,
+    width: u32,
+    height: u32,
+    opts: &PlanOptions,
+) -> Result<Plan, Error> {
+    let region = req.region.resolve(width, height)?;
+    let (w, h) = resolve_size(req, region, opts).map_err(|e| e.context("size"))?;
+    let canonical_region = if region == Rect::new(0, 0, width, height) {
+        "full".to_owned()
+    } else {
+        format!("{},{},{},{}", region.x, region.y, region.w, region.h)
+    };
+    let canonical_size = canonical_size(region, w, h, opts);
+    let canonical = format!(
+        "{}/{}/{}/{}/{}.{}",
+        req.identifier.encoded(),
+        canonical_region,
+        canonical_size,
+        req.rotation,
+        req.quality,
+        req.format
+    );
+    Ok(Plan {
+        region,
+        width: w,
+        height: h,
+        rotation: req.rotation,
+        quality: req.quality,
+        format: req.format,
+        canonical,
+    })
+}
+
+/// `round(a / b)`, halves away from zero, in integers.
+fn round_div(a: u64, b: u64) -> u32 {
+    u32::try_from((2 * a + b) / (2 * b)).unwrap_or(u32::MAX)
+}
+
+fn resolve_size(req: &ImageRequest, region: Rect, opts: &PlanOptions) -> Result<(u32, u32), Error> {
+    let (rw, rh) = (u64::from(region.w), u64::from(region.h));
+    let limits = &opts.limits;
+    let upscale_flag = req.size.upscale();
+    let (w, h) = match req.size.kind() {
+        SizeKind::Full => (region.w, region.h),
+        // `max` never upscales; `^max` grows to the limits (when upscaling is on).
+        SizeKind::Max => limits.fit(region.w, region.h, upscale_flag && opts.upscaling),
+        SizeKind::Width(w) => (w, round_div(u64::from(w) * rh, rw)),
+        SizeKind::Height(h) => (round_div(u64::from(h) * rw, rh), h),
+        SizeKind::Percent(n) => {
+            let scale = |d: u64| (d as f64 * n / 100.0).round().min(f64::from(u32::MAX)) as u32;
+            (scale(rw), scale(rh))
+        }
+        SizeKind::Exact(w, h) => (w, h),
+        SizeKind::BestFit(bw, bh) => {
+            let (bw64, bh64) = (u64::from(bw), u64::from(bh));
+            if bw64 * rh <= bh64 * rw {
+                (bw, round_div(bw64 * rh, rw).min(bh))
+            } else {
+                (round_div(bh64 * rw, rh).min(bw), bh)
+            }
+        }
+    };
+    if w == 0 || h == 0 {
+        return Err(Error::bad_request(format!(
+            "{} of a {}x{} region is less than one pixel",
+            req.size, region.w, region.h
+        )));
+    }
+    let upscaled = w > region.w || h > region.h;
+    if upscaled {
+        match opts.version {
+            ApiVersion::V3 if !upscale_flag => {
+                return Err(Error::bad_request(format!(
+                    "{w}x{h} is larger than the {}x{} region; use ^ to upscale",
+                    region.w, region.h
+                )));
+            }
+            ApiVersion::V3 if !opts.upscaling => {
+                return Err(Error::not_implemented("upscaling is not supported"));
+            }
+            ApiVersion::V2 if !opts.upscaling => {
+                return Err(Error::bad_request(format!(
+                    "{w}x{h} is larger than the {}x{} region",
+                    region.w, region.h
+                )));
+            }
+            _ => {}
+        }
+    }
+    if !limits.allows(w, h) {
+        return Err(Error::bad_request(format!(
+            "{w}x{h} is over the size limits of this image"
+        )));
+    }
+    if u64::from(w) * u64::from(h) > opts.max_output_area {
+        return Err(Error::bad_request(format!(
+            "{w}x{h} is larger than this server renders"
+        )));
+    }
+    Ok((w, h))
+}
+
+fn canonical_size(region: Rect, w: u32, h: u32, opts: &PlanOptions) -> String {
+    match opts.version {
+        ApiVersion::V3 => {
+            let upscaled = w > region.w || h > region.h;
+            if !upscaled && (w, h) == opts.limits.fit(region.w, region.h, false) {
+                "max".to_owned()
+            } else if upscaled {
+                format!("^{w},{h}")
+            } else {
+                format!("{w},{h}")
+            }
+        }
+        ApiVersion::V2 => {
+            if (w, h) == (region.w, region.h) {
+                "full".to_owned()
+            } else if h == round_div(u64::from(w) * u64::from(region.h), u64::from(region.w)) {
+                format!("{w},")
+            } else {
+                format!("{w},{h}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{IdentifierOptions, IiifRequest};
+    use ApiVersion::{V2, V3};
+
+    fn image(path: &str, v: ApiVersion) -> ImageRequest {
+        match IiifRequest::parse(path, v, &IdentifierOptions::default()) {
+            Ok(IiifRequest::Image(r)) => r,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    /// (region/size, version, image w, h, expected output w, h or status)
+    type Row = (
+        &'static str,
+        ApiVersion,
+        (u32, u32),
+        Result<(u32, u32), u16>,
+    );
+
+    fn check(rows: &[Row], opts_for: impl Fn(ApiVersion) -> PlanOptions) {
+        for (rs, v, (iw, ih), want) in rows {
+            let req = image(&format!("/id/{rs}/0/default.jpg"), *v);
+            let got = plan(&req, *iw, *ih, &opts_for(*v))
+                .map(|p| (p.width, p.height))
+                .map_err(|e| e.status().as_u16());
+            assert_eq!(got, *want, "{rs} {v} on {iw}x{ih}");
+        }
+    }
+
+    #[test]
+    fn sizes_without_limits() {
+        let rows: &[Row] = &[
+            ("full/max", V3, (1000, 750), Ok((1000, 750))),
+            ("full/^max", V3, (1000, 750), Ok((1000, 750))),
+            ("full/full", V2, (1000, 750), Ok((1000, 750))),
+            ("full/max", V2, (1000, 750), Ok((1000, 750))),
+            ("full/500,", V3, (1000, 750), Ok((500, 375))),
+            ("full/,375", V3, (1000, 750), Ok((500, 375))),
+            ("full/333,", V3, (1000, 1000), Ok((333, 333))),
+            ("full/1,", V3, (1000, 10), Err(400)),
+            ("full/pct:50", V3, (1000, 750), Ok((500, 375))),
+            ("full/pct:45", V3, (1000, 1000), Ok((450, 450))),
+            ("full/pct:0.01", V3, (1000, 750), Err(400)),
+            ("full/pct:101", V3, (1000, 750), Err(400)),
+            ("full/^pct:200", V3, (1000, 1000), Ok((2000, 2000))),
+            ("full/pct:200", V2, (1000, 1000), Ok((2000, 2000))),
+            ("full/300,200", V3, (1000, 750), Ok((300, 200))),
+            ("full/1001,200", V3, (1000, 750), Err(400)),
+            ("full/^1001,200", V3, (1000, 750), Ok((1001, 200))),
+            ("full/!500,500", V3, (1000, 750), Ok((500, 375))),
+            ("full/!500,300", V3, (1000, 750), Ok((400, 300))),
+            ("full/!2000,3000", V3, (1000, 1000), Err(400)),
+            ("full/^!2000,3000", V3, (1000, 1000), Ok((2000, 2000))),
+            ("full/^!2000,500", V3, (1000, 1000), Ok((500, 500))),
+            ("full/^!360,360", V3, (300, 200), Ok((360, 240))),
+            ("full/1100,", V3, (1000, 1000), Err(400)),
+            ("full/,1100", V3, (1000, 1000), Err(400)),
+            ("full/^1100,", V3, (1000, 1000), Ok((1100, 1100))),
+            ("full/,1100", V2, (1000, 1000), Ok((1100, 1100))),
+            ("100,200,100,100/37,37", V3, (1000, 1000), Ok((37, 37))),
+            ("100,200,100,100/37,37", V2, (1000, 1000), Ok((37, 37))),
+            ("pct:41,61,9,9/max", V3, (1000, 1000), Ok((90, 90))),
+            ("square/max", V3, (300, 200), Ok((200, 200))),
+            ("full/^pct:1000000", V3, (1000, 1000), Err(400)),
+            ("full/^1000000,", V3, (1000, 1000), Err(400)),
+        ];
+        check(rows, PlanOptions::new);
+    }
+
+    #[test]
+    fn sizes_with_limits() {
+        let limits = Limits::default().max_width(800).max_height(600);
+        let rows: &[Row] = &[
+            ("full/max", V3, (1000, 1000), Ok((600, 600))),
+            ("full/max", V3, (1600, 900), Ok((800, 450))),
+            ("full/^max", V3, (100, 100), Ok((600, 600))),
+            ("full/max", V3, (100, 100), Ok((100, 100))),
+            ("full/max", V2, (1000, 500), Ok((800, 400))),
+            ("full/full", V2, (1000, 500), Err(400)),
+            ("full/900,", V3, (1000, 1000), Err(400)),
+            ("full/700,", V3, (1000, 1000), Err(400)),
+            ("full/600,", V3, (1000, 1000), Ok((600, 600))),
+        ];
+        check(rows, |v| PlanOptions::new(v).limits(limits));
+        let area = Limits::default().max_area(250_000);
+        check(
+            &[
+                ("full/max", V3, (1000, 1000), Ok((500, 500))),
+                ("full/^max", V3, (10, 40), Ok((250, 1000))),
+            ],
+            |v| PlanOptions::new(v).limits(area),
+        );
+    }
+
+    #[test]
+    fn upscaling_off() {
+        let rows: &[Row] = &[
+            ("full/^1100,", V3, (1000, 1000), Err(501)),
+            ("full/^pct:120", V3, (1000, 1000), Err(501)),
+            ("full/^500,", V3, (1000, 1000), Ok((500, 500))),
+            ("full/^max", V3, (1000, 1000), Ok((1000, 1000))),
+            ("full/1100,", V2, (1000, 1000), Err(400)),
+        ];
+        check(rows, |v| PlanOptions::new(v).upscaling(false));
+    }
+
+    #[test]
+    fn canonical_forms() {
+        let rows: &[(&str, ApiVersion, &str)] = &[
+            ("/a/full/max/0/default.jpg", V3, "a/full/max/0/default.jpg"),
+            (
+                "/a/0,0,1000,750/500,/!0/gray.png",
+                V3,
+                "a/full/500,375/!0/gray.png",
+            ),
+            (
+                "/a/square/max/90/default.jpg",
+                V3,
+                "a/125,0,750,750/max/90/default.jpg",
+            ),
+            (
+                "/a/full/^pct:200/0/default.jpg",
+                V3,
+                "a/full/^2000,1500/0/default.jpg",
+            ),
+            ("/a/full/max/0/default.jpg", V2, "a/full/full/0/default.jpg"),
+            (
+                "/a/full/pct:50/0/default.jpg",
+                V2,
+                "a/full/500,/0/default.jpg",
+            ),
+            (
+                "/a/full/500,100/0/default.jpg",
+                V2,
+                "a/full/500,100/0/default.jpg",
+            ),
+            (
+                "/a/pct:0,0,50,50/,100/22.50/bitonal.tif",
+                V2,
+                "a/0,0,500,375/133,/22.5/bitonal.tif",
+            ),
+        ];
+        for (path, v, want) in rows {
+            let p = plan(&image(path, *v), 1000, 750, &PlanOptions::new(*v)).unwrap();
+            assert_eq!(p.canonical, *want, "{path} {v}");
+        }
+    }
+
+    #[test]
+    fn validator_tile_edges() {
+        // The last tile of a 1000-wide image at scale factor 2 with 512 tiles.
+        let req = image("/a/0,0,1000,1000/500,500/0/default.jpg", V3);
+        let p = plan(&req, 1000, 1000, &PlanOptions::new(V3)).unwrap();
+        assert_eq!((p.width, p.height), (500, 500));
+        let req = image("/a/512,512,488,488/244,244/0/default.jpg", V3);
+        let p = plan(&req, 1000, 1000, &PlanOptions::new(V3)).unwrap();
+        assert_eq!((p.width, p.height), (244, 244));
+    }
+}

@@ -1,0 +1,477 @@
+//! [`IiifService`]: the tower `Service` that answers IIIF Image API requests.
+//!
+//! # Example
+//!
+//! ```
+//! use tower::ServiceExt;
+//! use tower_iiif::{IiifService, source::FsSource};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let dir = std::env::temp_dir();
+//! let svc = IiifService::new(FsSource::new(&dir).unwrap()).path_prefix("/iiif/3");
+//! let req = http::Request::get("/iiif/3/abc")
+//!     .header("host", "example.org")
+//!     .body(())
+//!     .unwrap();
+//! let res = svc.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), 303);
+//! assert_eq!(res.headers()["location"], "http://example.org/iiif/3/abc/info.json");
+//! # }
+//! ```
+
+mod body;
+mod negotiate;
+mod render;
+mod respond;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use http::request::Parts;
+use http::{Method, Request, Response};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tower_service::Service;
+
+pub use body::IiifBody;
+
+use crate::codec::{self, EncodeOptions, Header};
+use crate::info::{ImageInfo, InfoOptions};
+use crate::pixels::Budget;
+use crate::plan::{Limits, PlanOptions};
+use crate::request::{ApiVersion, Identifier, IdentifierOptions, IiifRequest, ImageRequest};
+use crate::source::{Source, SourceObject};
+use crate::{BaseUri, Error, ErrorKind};
+
+/// How many bytes of a file are read first to find its header; the whole file is read only
+/// when the header is not within them.
+const HEADER_PREFIX: u64 = 256 * 1024;
+
+/// The service's configuration; cloned on write, so services built from one another share
+/// their caches but not their settings.
+#[derive(Debug, Clone)]
+struct Config {
+    version: ApiVersion,
+    path_prefix: String,
+    base_uri: Option<BaseUri>,
+    identifiers: IdentifierOptions,
+    info: InfoOptions,
+    plan: PlanOptions,
+    budget: Budget,
+    encode: EncodeOptions,
+}
+
+/// State shared by every clone of a service: caches and the render pool's bounds.
+#[derive(Debug)]
+struct Shared {
+    info_cache: quick_cache::sync::Cache<InfoKey, Header>,
+    renders: Semaphore,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// An info cache key: the identifier and the version of its file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InfoKey {
+    id: Identifier,
+    len: u64,
+    modified: Option<SystemTime>,
+    etag: Option<String>,
+}
+
+/// The IIIF Image API as a tower [`Service`]: base URI redirects, info.json and images, for one
+/// API version, from one [`Source`].
+///
+/// Cheap to clone (two `Arc`s and the source), `Send + Sync`, always ready, and it never fails:
+/// every error becomes a response with the right status. Clones share their caches and render
+/// pool, so serving 2.1 beside 3.0 is one clone with another version and prefix:
+///
+/// ```
+/// use tower_iiif::{IiifService, request::ApiVersion, source::FsSource};
+///
+/// let v3 = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+/// let v2 = v3.clone().version(ApiVersion::V2).path_prefix("/iiif/2");
+/// let app: axum::Router = axum::Router::new()
+///     .nest_service("/iiif/3", v3)
+///     .nest_service("/iiif/2", v2);
+/// # let _ = app;
+/// ```
+///
+/// See the [module docs](crate::service) for a request example.
+#[derive(Clone)]
+#[must_use]
+pub struct IiifService<S> {
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    source: S,
+}
+
+impl<S> std::fmt::Debug for IiifService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IiifService")
+            .field("version", &self.config.version)
+            .field("path_prefix", &self.config.path_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Source> IiifService<S> {
+    /// Create a new [`IiifService`] serving API 3.0 from `source`, mounted at the root.
+    pub fn new(source: S) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            config: Arc::new(Config {
+                version: ApiVersion::V3,
+                path_prefix: String::new(),
+                base_uri: None,
+                identifiers: IdentifierOptions::default(),
+                info: InfoOptions::new(ApiVersion::V3),
+                plan: PlanOptions::new(ApiVersion::V3),
+                budget: Budget::default(),
+                encode: EncodeOptions::default(),
+            }),
+            shared: Arc::new(Shared {
+                info_cache: quick_cache::sync::Cache::new(10_000),
+                renders: Semaphore::new(cores),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(cores + 64),
+            }),
+            source,
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// The API version served (3.0 by default).
+    pub fn version(mut self, version: ApiVersion) -> Self {
+        let c = self.config_mut();
+        c.version = version;
+        c.info.version = version;
+        c.plan = PlanOptions::new(version)
+            .upscaling(c.plan.is_upscaling())
+            .limits(*c.plan.get_limits());
+        self
+    }
+
+    /// The path under which the service is mounted, e.g. `/iiif/3`. It is used to build the
+    /// public base URI, and stripped from request paths that still carry it (a router that
+    /// strips it itself, like axum's `nest_service`, works too).
+    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let mut p: String = prefix.into();
+        while p.ends_with('/') {
+            p.pop();
+        }
+        if !p.is_empty() && !p.starts_with('/') {
+            p.insert(0, '/');
+        }
+        self.config_mut().path_prefix = p;
+        self
+    }
+
+    /// A fixed public base URI (scheme, host and mount path), used instead of the `Host`
+    /// header. A [`BaseUri`] request extension still takes precedence.
+    pub fn base_uri(mut self, uri: impl Into<String>) -> Self {
+        self.config_mut().base_uri = Some(BaseUri::new(uri));
+        self
+    }
+
+    /// How identifiers are decoded (`+` as space, slash substitute).
+    pub fn identifier_options(mut self, opts: IdentifierOptions) -> Self {
+        self.config_mut().identifiers = opts;
+        self
+    }
+
+    /// Side of the tiles advertised in info.json (512 by default).
+    pub fn tile_size(mut self, px: u32) -> Self {
+        let c = self.config_mut();
+        c.info = c.info.clone().tile_size(px);
+        self
+    }
+
+    fn update_limits(mut self, f: impl FnOnce(Limits) -> Limits) -> Self {
+        let c = self.config_mut();
+        let limits = f(*c.plan.get_limits());
+        c.plan = c.plan.limits(limits);
+        c.info.limits = limits;
+        self
+    }
+
+    /// The widest image returned, advertised as `maxWidth`.
+    pub fn max_width(self, px: u32) -> Self {
+        self.update_limits(|l| l.max_width(px))
+    }
+
+    /// The tallest image returned, advertised as `maxHeight`.
+    pub fn max_height(self, px: u32) -> Self {
+        self.update_limits(|l| l.max_height(px))
+    }
+
+    /// The most pixels returned, advertised as `maxArea`.
+    pub fn max_area(self, px: u64) -> Self {
+        self.update_limits(|l| l.max_area(px))
+    }
+
+    /// Whether images larger than their region may be returned (`^` sizes in 3.0, sizes above
+    /// full in 2.1). On by default.
+    pub fn upscaling(mut self, on: bool) -> Self {
+        let c = self.config_mut();
+        c.plan = c.plan.upscaling(on);
+        c.info.upscaling = on;
+        self
+    }
+
+    /// Turn upscaling off: `^` sizes that need it answer 501 (3.0) or 400 (2.1).
+    pub fn no_upscaling(self) -> Self {
+        self.upscaling(false)
+    }
+
+    /// The `rights` (3.0) / `license` (2.1) URI of every info.json.
+    pub fn rights(mut self, uri: impl Into<String>) -> Self {
+        let c = self.config_mut();
+        c.info = c.info.clone().rights(uri);
+        self
+    }
+
+    /// A further top-level property of every info.json (e.g. `partOf`, `seeAlso`, `service`).
+    pub fn info_property(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.config_mut().info.extra.insert(key.into(), value);
+        self
+    }
+
+    /// The most bytes one decoded image buffer may take (1 GiB by default). Larger source
+    /// images are refused before any pixel memory is allocated.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.config_mut().budget = Budget::new(bytes);
+        self
+    }
+
+    /// JPEG output quality, 1 to 100 (85 by default).
+    pub fn jpeg_quality(mut self, quality: u8) -> Self {
+        self.config_mut().encode.jpeg_quality = quality.clamp(1, 100);
+        self
+    }
+
+    /// How many renders run at once on the blocking pool (the number of cores by default),
+    /// and how many more may wait (64 by default); past that the service answers 503 with
+    /// `Retry-After`. Shared by every clone of this service.
+    pub fn render_concurrency(self, running: usize, queued: usize) -> Self {
+        let running = running.max(1);
+        let now = self.shared.renders.available_permits();
+        if running > now {
+            self.shared.renders.add_permits(running - now);
+        } else {
+            self.shared.renders.forget_permits(now - running);
+        }
+        self.shared
+            .max_in_flight
+            .store(running + queued, Ordering::Relaxed);
+        self
+    }
+
+    /// Answer one request. Never fails: errors become error responses.
+    async fn handle(self, parts: Parts) -> Response<IiifBody> {
+        let head = parts.method == Method::HEAD;
+        let mut res = match parts.method {
+            Method::OPTIONS => respond::preflight(&parts),
+            Method::GET | Method::HEAD => match self.get(&parts).await {
+                Ok(res) => res,
+                Err(e) => respond::error(&e),
+            },
+            _ => respond::error(&Error::new(
+                ErrorKind::MethodNotAllowed,
+                "only GET, HEAD and OPTIONS are allowed",
+            )),
+        };
+        respond::cors(&mut res);
+        if head {
+            *res.body_mut() = IiifBody::empty();
+        }
+        res
+    }
+
+    async fn get(&self, parts: &Parts) -> Result<Response<IiifBody>, Error> {
+        let parsed = match parts.extensions.get::<IiifRequest>() {
+            Some(r) => r.clone(),
+            None => IiifRequest::parse(
+                self.relative_path(parts.uri.path()),
+                self.config.version,
+                &self.config.identifiers,
+            )?,
+        };
+        let base = self.public_base(parts);
+        match parsed {
+            IiifRequest::Base(id) => Ok(respond::redirect(&format!(
+                "{}/{}/info.json",
+                base.as_str(),
+                id.encoded()
+            ))),
+            IiifRequest::Info(id) => {
+                let object = self.source.open(&id).await?;
+                let header = self.header(&id, &object).await?;
+                let limits = self.limits(parts);
+                let mut info_opts = self.config.info.clone();
+                info_opts.limits = limits;
+                let doc = ImageInfo::new(header.width, header.height)
+                    .with_gray(header.gray)
+                    .to_json(&format!("{}/{}", base.as_str(), id.encoded()), &info_opts);
+                Ok(respond::info(&doc, self.config.version, parts))
+            }
+            IiifRequest::Image(req) => self.image(parts, &base, &req).await,
+        }
+    }
+
+    async fn image(
+        &self,
+        parts: &Parts,
+        base: &BaseUri,
+        req: &ImageRequest,
+    ) -> Result<Response<IiifBody>, Error> {
+        let object = self.source.open(&req.identifier).await?;
+        let header = self.header(&req.identifier, &object).await?;
+        let opts = self.config.plan.limits(self.limits(parts));
+        let plan = crate::plan::plan(req, header.width, header.height, &opts)?;
+        let bytes = object.read_all().await?;
+        let _slot = self.reserve_render_slot()?;
+        let _permit = self
+            .shared
+            .renders
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("render pool closed"))?;
+        let budget = self.config.budget;
+        let encode = self.config.encode;
+        let plan_for_render = plan.clone();
+        let body = tokio::task::spawn_blocking(move || {
+            render::render(&bytes, &plan_for_render, budget, &encode)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("render task failed: {e}")))??;
+        Ok(respond::image(
+            body,
+            plan.format,
+            self.config.version,
+            &format!("{}/{}", base.as_str(), plan.canonical),
+        ))
+    }
+
+    /// Take a place in the render queue, or answer 503 when it is full.
+    fn reserve_render_slot(&self) -> Result<SlotGuard<'_>, Error> {
+        let max = self.shared.max_in_flight.load(Ordering::Relaxed);
+        let before = self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = SlotGuard(&self.shared.in_flight);
+        if before >= max {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the server is busy; retry shortly",
+            ));
+        }
+        Ok(guard)
+    }
+
+    /// The image's header, from the info cache or read from the source.
+    async fn header(&self, id: &Identifier, object: &S::Object) -> Result<Header, Error> {
+        let meta = object.metadata();
+        let key = InfoKey {
+            id: id.clone(),
+            len: meta.len,
+            modified: meta.modified,
+            etag: meta.etag.clone(),
+        };
+        if let Some(h) = self.shared.info_cache.get(&key) {
+            return Ok(h);
+        }
+        let prefix = object.read_range(0..HEADER_PREFIX.min(meta.len)).await?;
+        let header = match codec::read_header(&prefix) {
+            Ok(h) => h,
+            Err(_) if meta.len > HEADER_PREFIX => codec::read_header(&object.read_all().await?)?,
+            Err(e) => return Err(e),
+        };
+        self.shared.info_cache.insert(key, header);
+        Ok(header)
+    }
+
+    /// The configured limits, tightened by a [`Limits`] request extension if one is present.
+    fn limits(&self, parts: &Parts) -> Limits {
+        let own = *self.config.plan.get_limits();
+        match parts.extensions.get::<Limits>() {
+            Some(ext) => own.tighten(ext),
+            None => own,
+        }
+    }
+
+    fn public_base(&self, parts: &Parts) -> BaseUri {
+        if let Some(b) = parts.extensions.get::<BaseUri>() {
+            return b.clone();
+        }
+        if let Some(b) = &self.config.base_uri {
+            return b.clone();
+        }
+        BaseUri::from_request(parts, &self.config.path_prefix)
+    }
+
+    /// The request path relative to the mount point.
+    fn relative_path<'a>(&self, path: &'a str) -> &'a str {
+        let prefix = self.config.path_prefix.as_str();
+        match path.strip_prefix(prefix) {
+            Some(rest) if !prefix.is_empty() && (rest.is_empty() || rest.starts_with('/')) => rest,
+            _ => path,
+        }
+    }
+}
+
+/// Releases a place in the render queue when dropped.
+struct SlotGuard<'a>(&'a AtomicUsize);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S: Source, B> Service<Request<B>> for IiifService<S> {
+    type Response = Response<IiifBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        let (parts, _body) = req.into_parts();
+        let this = self.clone();
+        ResponseFuture {
+            inner: Box::pin(async move { Ok(this.handle(parts).await) }),
+        }
+    }
+}
+
+/// Response future for [`IiifService`].
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<IiifBody>, Infallible>> + Send>>,
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<IiifBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;

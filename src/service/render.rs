@@ -1,0 +1,51 @@
+//! The render pipeline, run on the blocking pool: decode, crop and scale, mirror and rotate,
+//! quality, encode.
+
+use crate::Error;
+use crate::codec::{self, EncodeOptions};
+use crate::ops::{self, Background};
+use crate::pixels::{Budget, Rect};
+use crate::plan::Plan;
+use crate::request::Quality;
+
+/// Render `plan` from the encoded source `bytes`.
+pub(super) fn render(
+    bytes: &[u8],
+    plan: &Plan,
+    budget: Budget,
+    encode: &EncodeOptions,
+) -> Result<Vec<u8>, Error> {
+    let full = codec::decode(bytes, budget)?;
+    let whole = Rect::new(0, 0, full.width(), full.height());
+    if plan.region.right() > whole.w || plan.region.bottom() > whole.h {
+        return Err(Error::source(
+            "the decoded image is smaller than its header says",
+        ));
+    }
+    let mut px = if plan.region == whole && (plan.width, plan.height) == (whole.w, whole.h) {
+        full
+    } else {
+        ops::crop_resize(&full, plan.region, plan.width, plan.height, budget)?
+    };
+    if plan.rotation.mirror() {
+        ops::mirror(&mut px);
+    }
+    px = match plan.rotation.quarter_turns() {
+        Some(turns) => ops::rotate_quarter_turns(px, turns, budget)?,
+        None => {
+            let background = if plan.format.supports_alpha() {
+                Background::Transparent
+            } else {
+                Background::Black
+            };
+            ops::rotate_arbitrary(&px, plan.rotation.degrees(), background, budget)?
+        }
+    };
+    px = match plan.quality {
+        Quality::Default => px,
+        Quality::Color => ops::to_color(px)?,
+        Quality::Gray => ops::to_gray(px)?,
+        Quality::Bitonal => ops::to_bitonal(px)?,
+    };
+    codec::encode(&px, plan.format, encode)
+}

@@ -1,0 +1,698 @@
+//! `IiifService` driven with `oneshot`: statuses, headers, and decoded image content.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use super::*;
+use crate::samples::{VALIDATOR_ID, square_color};
+use crate::source::FsSource;
+
+/// A directory of generated samples, shared by the tests of this process.
+fn samples_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tower-iiif-svc-{}", std::process::id()));
+        crate::samples::write_samples(&dir).unwrap();
+        std::fs::write(
+            dir.join("corrupt.jpg"),
+            b"\xFF\xD8\xFF\xE0 this is not a jpeg",
+        )
+        .unwrap();
+        std::fs::write(dir.join("text.jpg"), b"hello, not an image").unwrap();
+        dir
+    })
+}
+
+fn service(version: ApiVersion) -> IiifService<FsSource> {
+    let prefix = match version {
+        ApiVersion::V2 => "/iiif/2",
+        _ => "/iiif/3",
+    };
+    IiifService::new(FsSource::new(samples_dir()).unwrap())
+        .version(version)
+        .path_prefix(prefix)
+}
+
+struct Got {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+async fn send(
+    svc: &IiifService<FsSource>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Got {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "iiif.test");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = svc.clone().oneshot(req.body(()).unwrap()).await.unwrap();
+    let (parts, body) = res.into_parts();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes().to_vec(),
+    }
+}
+
+async fn get(svc: &IiifService<FsSource>, path: &str) -> Got {
+    send(svc, "GET", path, &[]).await
+}
+
+fn v3_image(params: &str) -> String {
+    format!("/iiif/3/{VALIDATOR_ID}/{params}")
+}
+
+fn v2_image(params: &str) -> String {
+    format!("/iiif/2/{VALIDATOR_ID}/{params}")
+}
+
+/// Decode a response body of any output format to pixels.
+fn decode(body: &[u8], media_type: &str) -> crate::pixels::Pixels {
+    use crate::pixels::{Layout, Pixels};
+    match media_type {
+        "image/gif" => {
+            let mut opts = gif::DecodeOptions::new();
+            opts.set_color_output(gif::ColorOutput::RGBA);
+            let mut d = opts.read_info(body).unwrap();
+            let frame = d.read_next_frame().unwrap().unwrap();
+            Pixels::from_vec(
+                u32::from(frame.width),
+                u32::from(frame.height),
+                Layout::Rgba,
+                frame.buffer.to_vec(),
+            )
+            .unwrap()
+        }
+        "image/webp" => {
+            let mut d = image_webp::WebPDecoder::new(std::io::Cursor::new(body)).unwrap();
+            let (w, h) = d.dimensions();
+            let layout = if d.has_alpha() {
+                Layout::Rgba
+            } else {
+                Layout::Rgb
+            };
+            let mut buf = vec![0; d.output_buffer_size().unwrap()];
+            d.read_image(&mut buf).unwrap();
+            Pixels::from_vec(w, h, layout, buf).unwrap()
+        }
+        _ => crate::codec::decode(body, crate::pixels::Budget::default()).unwrap(),
+    }
+}
+
+fn content_type(got: &Got) -> &str {
+    got.headers["content-type"].to_str().unwrap()
+}
+
+/// Assert the colour at (x, y) is within `tol` of `want` on every colour channel.
+fn assert_color(px: &crate::pixels::Pixels, x: u32, y: u32, want: [u8; 3], tol: u8, what: &str) {
+    let p = px.pixel(x, y);
+    let rgb = if px.layout().is_gray() {
+        [p[0]; 3]
+    } else {
+        [p[0], p[1], p[2]]
+    };
+    for c in 0..3 {
+        assert!(
+            rgb[c].abs_diff(want[c]) <= tol,
+            "{what}: pixel ({x},{y}) is {rgb:?}, want {want:?} ±{tol}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn base_uri_redirects_to_info_json() {
+    for (svc, path, want) in [
+        (
+            service(ApiVersion::V3),
+            "/iiif/3/abc",
+            "http://iiif.test/iiif/3/abc/info.json",
+        ),
+        (
+            service(ApiVersion::V3),
+            "/abc",
+            "http://iiif.test/iiif/3/abc/info.json",
+        ),
+        (
+            service(ApiVersion::V2),
+            "/iiif/2/a%2Fb",
+            "http://iiif.test/iiif/2/a%2Fb/info.json",
+        ),
+        (
+            service(ApiVersion::V3),
+            "/iiif/3/a+b",
+            "http://iiif.test/iiif/3/a%20b/info.json",
+        ),
+    ] {
+        let got = get(&svc, path).await;
+        assert_eq!(got.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(got.headers["location"], want, "{path}");
+        assert_eq!(got.headers["access-control-allow-origin"], "*");
+    }
+}
+
+#[tokio::test]
+async fn info_json_v3() {
+    let svc = service(ApiVersion::V3);
+    let got = get(&svc, &format!("/iiif/3/{VALIDATOR_ID}/info.json")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(
+        content_type(&got),
+        "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\""
+    );
+    assert_eq!(got.headers["access-control-allow-origin"], "*");
+    assert_eq!(got.headers["vary"], "Accept");
+    assert_eq!(
+        got.headers["content-length"],
+        got.body.len().to_string().as_str()
+    );
+    let doc: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(doc["id"], format!("http://iiif.test/iiif/3/{VALIDATOR_ID}"));
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(1000), Some(1000))
+    );
+    assert_eq!(doc["type"], "ImageService3");
+
+    let json = send(
+        &svc,
+        "GET",
+        &format!("/iiif/3/{VALIDATOR_ID}/info.json"),
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(content_type(&json), "application/json");
+    // The escaped identifier is the same image.
+    let escaped = get(
+        &svc,
+        &format!("/iiif/3/{}/info.json", VALIDATOR_ID.replace('-', "%2D")),
+    )
+    .await;
+    assert_eq!(escaped.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn info_json_v2() {
+    let svc = service(ApiVersion::V2);
+    let path = format!("/iiif/2/{VALIDATOR_ID}/info.json");
+    let got = get(&svc, &path).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(content_type(&got), "application/json");
+    let doc: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(
+        doc["@id"],
+        format!("http://iiif.test/iiif/2/{VALIDATOR_ID}")
+    );
+    assert_eq!(doc["@context"], "http://iiif.io/api/image/2/context.json");
+    let ld = send(&svc, "GET", &path, &[("accept", "application/ld+json")]).await;
+    assert_eq!(content_type(&ld), "application/ld+json");
+}
+
+#[tokio::test]
+async fn gray_and_exif_sources_report_their_real_shape() {
+    let svc = service(ApiVersion::V3);
+    let got = get(&svc, "/iiif/3/gray/info.json").await;
+    let doc: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(700), Some(500))
+    );
+    assert!(
+        !doc["extraQualities"]
+            .as_array()
+            .unwrap()
+            .contains(&"color".into())
+    );
+}
+
+#[tokio::test]
+async fn image_requests_v3_sizes_and_colours() {
+    let svc = service(ApiVersion::V3);
+    // (params, expected size, [(x, y) in output, square (col,row)])
+    type Row = (
+        &'static str,
+        (u32, u32),
+        &'static [((u32, u32), (usize, usize))],
+    );
+    let rows: &[Row] = &[
+        (
+            "full/max/0/default.png",
+            (1000, 1000),
+            &[
+                ((50, 50), (0, 0)),
+                ((950, 950), (9, 9)),
+                ((150, 50), (1, 0)),
+            ],
+        ),
+        (
+            "full/500,/0/default.png",
+            (500, 500),
+            &[((25, 25), (0, 0)), ((475, 25), (9, 0))],
+        ),
+        (
+            "full/,250/0/default.png",
+            (250, 250),
+            &[((12, 237), (0, 9))],
+        ),
+        (
+            "full/pct:50/0/default.png",
+            (500, 500),
+            &[((275, 275), (5, 5))],
+        ),
+        (
+            "full/400,200/0/default.png",
+            (400, 200),
+            &[((20, 10), (0, 0)), ((380, 190), (9, 9))],
+        ),
+        (
+            "full/!400,200/0/default.png",
+            (200, 200),
+            &[((10, 10), (0, 0))],
+        ),
+        (
+            "100,200,100,100/max/0/default.png",
+            (100, 100),
+            &[((50, 50), (1, 2))],
+        ),
+        (
+            "100,200,100,100/37,37/0/default.png",
+            (37, 37),
+            &[((18, 18), (1, 2))],
+        ),
+        (
+            "pct:10,20,10,10/max/0/default.png",
+            (100, 100),
+            &[((50, 50), (1, 2))],
+        ),
+        (
+            "950,950,100,100/max/0/default.png",
+            (50, 50),
+            &[((25, 25), (9, 9))],
+        ),
+        (
+            "square/max/0/default.png",
+            (1000, 1000),
+            &[((50, 50), (0, 0))],
+        ),
+        (
+            "full/^1200,/0/default.png",
+            (1200, 1200),
+            &[((60, 60), (0, 0)), ((1140, 1140), (9, 9))],
+        ),
+        (
+            "full/^pct:150/0/default.png",
+            (1500, 1500),
+            &[((1425, 75), (9, 0))],
+        ),
+        ("full/^max/0/default.png", (1000, 1000), &[]),
+        ("full/^!2000,500/0/default.png", (500, 500), &[]),
+        ("full/^!2000,3000/0/default.png", (2000, 2000), &[]),
+        (
+            "0,0,200,100/max/90/default.png",
+            (100, 200),
+            &[((50, 50), (0, 0)), ((50, 150), (1, 0))],
+        ),
+        (
+            "0,0,200,100/max/180/default.png",
+            (200, 100),
+            &[((50, 50), (1, 0)), ((150, 50), (0, 0))],
+        ),
+        (
+            "0,0,200,100/max/270/default.png",
+            (100, 200),
+            &[((50, 50), (1, 0)), ((50, 150), (0, 0))],
+        ),
+        (
+            "0,0,200,100/max/!0/default.png",
+            (200, 100),
+            &[((50, 50), (1, 0))],
+        ),
+        (
+            "full/max/!0/default.png",
+            (1000, 1000),
+            &[((50, 50), (9, 0)), ((950, 950), (0, 9))],
+        ),
+        (
+            "full/max/!180/default.png",
+            (1000, 1000),
+            &[((50, 50), (0, 9)), ((950, 950), (9, 0))],
+        ),
+        (
+            "full/max/90/default.png",
+            (1000, 1000),
+            &[((50, 50), (0, 9)), ((950, 950), (9, 0))],
+        ),
+        (
+            "200,200,100,100/max/45/default.png",
+            (141, 141),
+            &[((70, 70), (2, 2))],
+        ),
+        (
+            "full/max/0/default.jpg",
+            (1000, 1000),
+            &[((50, 50), (0, 0)), ((450, 650), (4, 6))],
+        ),
+        (
+            "full/max/0/color.tif",
+            (1000, 1000),
+            &[((750, 350), (7, 3))],
+        ),
+        (
+            "full/200,/0/default.gif",
+            (200, 200),
+            &[((10, 10), (0, 0)), ((190, 190), (9, 9))],
+        ),
+        (
+            "full/200,/0/default.webp",
+            (200, 200),
+            &[((10, 10), (0, 0)), ((190, 190), (9, 9))],
+        ),
+    ];
+    for (params, (w, h), checks) in rows {
+        let got = get(&svc, &v3_image(params)).await;
+        assert_eq!(
+            got.status,
+            StatusCode::OK,
+            "{params}: {}",
+            String::from_utf8_lossy(&got.body)
+        );
+        let ext = params.rsplit('.').next().unwrap();
+        let ct = content_type(&got).to_owned();
+        assert_eq!(
+            ct,
+            ext.parse::<crate::request::Format>().unwrap().media_type(),
+            "{params}"
+        );
+        assert_eq!(
+            got.headers["content-length"],
+            got.body.len().to_string().as_str()
+        );
+        let px = decode(&got.body, &ct);
+        assert_eq!((px.width(), px.height()), (*w, *h), "{params}");
+        let tol = if ext == "jpg" || ext == "gif" { 12 } else { 2 };
+        for ((x, y), (col, row)) in *checks {
+            assert_color(&px, *x, *y, square_color(*col, *row), tol, params);
+        }
+    }
+}
+
+#[tokio::test]
+async fn arbitrary_rotation_background() {
+    let svc = service(ApiVersion::V3);
+    // JPEG: black corners. PNG: transparent corners.
+    let jpg = get(&svc, &v3_image("full/200,/30/default.jpg")).await;
+    let px = decode(&jpg.body, "image/jpeg");
+    assert_color(&px, 1, 1, [0, 0, 0], 8, "jpg corner");
+    let png = get(&svc, &v3_image("full/200,/30/default.png")).await;
+    let px = decode(&png.body, "image/png");
+    assert_eq!(px.layout(), crate::pixels::Layout::Rgba);
+    assert_eq!(px.pixel(1, 1)[3], 0, "png corner is transparent");
+    let (cx, cy) = (px.width() / 2, px.height() / 2);
+    assert_eq!(px.pixel(cx, cy)[3], 255, "png centre is opaque");
+}
+
+#[tokio::test]
+async fn qualities() {
+    let svc = service(ApiVersion::V3);
+    let gray = decode(
+        &get(&svc, &v3_image("full/100,/0/gray.png")).await.body,
+        "image/png",
+    );
+    assert_eq!(gray.layout(), crate::pixels::Layout::Gray);
+    let [r, g, b] = square_color(0, 0).map(u32::from);
+    let luma = ((299 * r + 587 * g + 114 * b + 500) / 1000) as u8;
+    assert!(gray.pixel(5, 5)[0].abs_diff(luma) <= 2);
+    let bitonal = decode(
+        &get(&svc, &v3_image("full/100,/0/bitonal.png")).await.body,
+        "image/png",
+    );
+    assert!(bitonal.data().iter().all(|&v| v == 0 || v == 255));
+    assert!(bitonal.data().contains(&0) && bitonal.data().contains(&255));
+    // color of a gray source comes back as RGB.
+    let color = decode(
+        &get(&svc, "/iiif/3/gray/full/100,/0/color.png").await.body,
+        "image/png",
+    );
+    assert_eq!(color.layout(), crate::pixels::Layout::Rgb);
+}
+
+#[tokio::test]
+async fn v2_image_requests() {
+    let svc = service(ApiVersion::V2);
+    let rows: &[(&str, (u32, u32))] = &[
+        ("full/full/0/default.jpg", (1000, 1000)),
+        ("full/max/0/default.png", (1000, 1000)),
+        ("full/500,/0/default.png", (500, 500)),
+        ("full/,1100/0/default.png", (1100, 1100)),
+        ("full/pct:50/0/default.png", (500, 500)),
+        ("full/!300,400/0/default.png", (300, 300)),
+        ("full/300,400/0/default.png", (300, 400)),
+        ("square/full/0/bitonal.png", (1000, 1000)),
+    ];
+    for (params, (w, h)) in rows {
+        let got = get(&svc, &v2_image(params)).await;
+        assert_eq!(got.status, StatusCode::OK, "{params}");
+        let px = decode(&got.body, content_type(&got));
+        assert_eq!((px.width(), px.height()), (*w, *h), "{params}");
+    }
+}
+
+#[tokio::test]
+async fn link_header_is_one_line_with_profile_and_canonical() {
+    let svc = service(ApiVersion::V3);
+    let got = get(&svc, &v3_image("0,0,1000,1000/500,/0/default.jpg")).await;
+    let links: Vec<_> = got.headers.get_all("link").iter().collect();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        links[0],
+        &format!(
+            "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\", \
+             <http://iiif.test/iiif/3/{VALIDATOR_ID}/full/500,500/0/default.jpg>;rel=\"canonical\""
+        )
+    );
+    let v2 = service(ApiVersion::V2);
+    let got = get(&v2, &v2_image("full/pct:50/0/default.jpg")).await;
+    assert!(got.headers["link"].to_str().unwrap().contains(&format!(
+        "<http://iiif.test/iiif/2/{VALIDATOR_ID}/full/500,/0/default.jpg>;rel=\"canonical\""
+    )));
+}
+
+#[tokio::test]
+async fn error_statuses() {
+    let v3 = service(ApiVersion::V3);
+    let v2 = service(ApiVersion::V2);
+    let rows: &[(&IiifService<FsSource>, &str, &str, u16)] = &[
+        (&v3, "GET", "/iiif/3/nope/info.json", 404),
+        (&v3, "GET", "/iiif/3/nope/full/max/0/default.jpg", 404),
+        (&v3, "GET", "/iiif/3/a/b/info.json", 404),
+        (
+            &v3,
+            "GET",
+            &format!("/iiif/3/{VALIDATOR_ID}/x/full/max/0/default.jpg"),
+            404,
+        ),
+        (&v3, "GET", "/iiif/3/", 404),
+        (&v3, "GET", "/iiif/3/%5Bfrob%5D/info.json", 404),
+        (&v3, "GET", "/iiif/3/..%2F..%2Fetc%2Fpasswd/info.json", 404),
+        (&v3, "GET", &v3_image("full/full/0/default.jpg"), 400),
+        (&v3, "GET", &v3_image("full/1001,/0/default.jpg"), 400),
+        (&v3, "GET", &v3_image("full/!2000,3000/0/default.jpg"), 400),
+        (&v3, "GET", &v3_image("full/pct:101/0/default.jpg"), 400),
+        (&v3, "GET", &v3_image("1000,0,10,10/max/0/default.jpg"), 400),
+        (&v3, "GET", &v3_image("full/max/0/native.jpg"), 400),
+        (&v3, "GET", &v3_image("full/max/0/default.bmp"), 400),
+        (&v3, "GET", &v3_image("full/max/0/default.jp2"), 400),
+        (&v3, "GET", &v3_image("full/max/361/default.jpg"), 400),
+        (&v3, "GET", &v3_image("full/max/1e2/default.jpg"), 400),
+        (&v3, "GET", &v3_image("full/^pct:100000/0/default.jpg"), 400),
+        (&v3, "GET", &v3_image("abcdef/max/0/default.jpg"), 400),
+        (&v3, "GET", "/iiif/3/corrupt/info.json", 500),
+        (&v3, "GET", "/iiif/3/text/info.json", 500),
+        (&v3, "POST", &v3_image("full/max/0/default.jpg"), 405),
+        (&v3, "DELETE", "/iiif/3/x/info.json", 405),
+        (&v2, "GET", &v2_image("full/^max/0/default.jpg"), 400),
+        (&v2, "GET", &v2_image("full/0,/0/default.jpg"), 400),
+    ];
+    for (svc, method, path, want) in rows {
+        let got = send(svc, method, path, &[]).await;
+        assert_eq!(got.status.as_u16(), *want, "{method} {path}");
+        assert_eq!(got.headers["access-control-allow-origin"], "*", "{path}");
+        assert_eq!(content_type(&got), "text/plain; charset=utf-8", "{path}");
+        let text = String::from_utf8(got.body).unwrap();
+        assert!(
+            text.ends_with('\n') && text.lines().count() == 1 && text.len() > 5,
+            "{path}: {text:?}"
+        );
+    }
+    let got = send(&v3, "POST", "/iiif/3/x/info.json", &[]).await;
+    assert_eq!(got.headers["allow"], "GET, HEAD, OPTIONS");
+}
+
+#[tokio::test]
+async fn upscaling_off_answers_501_in_v3() {
+    let svc = service(ApiVersion::V3).no_upscaling();
+    assert_eq!(
+        get(&svc, &v3_image("full/^1100,/0/default.jpg"))
+            .await
+            .status,
+        501
+    );
+    assert_eq!(
+        get(&svc, &v3_image("full/^500,/0/default.png"))
+            .await
+            .status,
+        200
+    );
+    let doc: Value = serde_json::from_slice(
+        &get(&svc, &format!("/iiif/3/{VALIDATOR_ID}/info.json"))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert!(
+        !doc["extraFeatures"]
+            .as_array()
+            .unwrap()
+            .contains(&"sizeUpscaling".into())
+    );
+}
+
+#[tokio::test]
+async fn limits_are_advertised_and_enforced() {
+    let svc = service(ApiVersion::V3).max_width(400);
+    let doc: Value = serde_json::from_slice(
+        &get(&svc, &format!("/iiif/3/{VALIDATOR_ID}/info.json"))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(
+        (doc["maxWidth"].as_u64(), doc["maxHeight"].as_u64()),
+        (Some(400), Some(400))
+    );
+    let got = get(&svc, &v3_image("full/max/0/default.png")).await;
+    let px = decode(&got.body, "image/png");
+    assert_eq!((px.width(), px.height()), (400, 400));
+    assert_eq!(
+        get(&svc, &v3_image("full/500,/0/default.png")).await.status,
+        400
+    );
+    // A Limits extension from an outer layer tightens them further.
+    let mut req = Request::get(v3_image("full/max/0/default.png"))
+        .body(())
+        .unwrap();
+    req.extensions_mut()
+        .insert(Limits::default().max_area(10_000));
+    let res = svc.clone().oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let px = decode(&body, "image/png");
+    assert_eq!((px.width(), px.height()), (100, 100));
+}
+
+#[tokio::test]
+async fn options_head_and_cors() {
+    let svc = service(ApiVersion::V3);
+    for path in [
+        format!("/iiif/3/{VALIDATOR_ID}/info.json"),
+        v3_image("full/max/0/default.jpg"),
+    ] {
+        let got = send(
+            &svc,
+            "OPTIONS",
+            &path,
+            &[("access-control-request-headers", "authorization")],
+        )
+        .await;
+        assert_eq!(got.status, StatusCode::NO_CONTENT);
+        assert_eq!(got.headers["access-control-allow-origin"], "*");
+        assert_eq!(got.headers["access-control-allow-headers"], "authorization");
+        assert_eq!(
+            got.headers["access-control-allow-methods"],
+            "GET, HEAD, OPTIONS"
+        );
+        // A bare OPTIONS (no preflight headers) still carries the origin header.
+        let bare = send(&svc, "OPTIONS", &path, &[]).await;
+        assert_eq!(bare.headers["access-control-allow-origin"], "*");
+    }
+    let full = get(&svc, &v3_image("full/300,/0/default.png")).await;
+    let head = send(&svc, "HEAD", &v3_image("full/300,/0/default.png"), &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.headers["content-length"],
+        full.body.len().to_string().as_str()
+    );
+    assert_eq!(head.headers["content-type"], "image/png");
+}
+
+#[tokio::test]
+async fn fixed_and_extension_base_uris() {
+    let svc = service(ApiVersion::V3).base_uri("https://images.example.org/iiif/3/");
+    let doc: Value =
+        serde_json::from_slice(&get(&svc, "/iiif/3/gray/info.json").await.body).unwrap();
+    assert_eq!(doc["id"], "https://images.example.org/iiif/3/gray");
+    let mut req = Request::get("/iiif/3/gray").body(()).unwrap();
+    req.extensions_mut()
+        .insert(BaseUri::new("https://proxy.example/p"));
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(
+        res.headers()["location"],
+        "https://proxy.example/p/gray/info.json"
+    );
+}
+
+#[tokio::test]
+async fn parsed_request_extension_is_reused() {
+    let svc = service(ApiVersion::V3);
+    // The path says one thing; a layer already parsed another. The extension wins.
+    let parsed = IiifRequest::parse(
+        "/gray/info.json",
+        ApiVersion::V3,
+        &IdentifierOptions::default(),
+    )
+    .unwrap();
+    let mut req = Request::get("/iiif/3/does-not-exist/info.json")
+        .body(())
+        .unwrap();
+    req.extensions_mut().insert(parsed);
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn memory_budget_refuses_big_sources_before_decoding() {
+    let svc = service(ApiVersion::V3).memory_budget(1 << 20);
+    let got = get(&svc, &v3_image("full/100,/0/default.jpg")).await;
+    assert_eq!(got.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(String::from_utf8_lossy(&got.body).contains("memory budget"));
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_with_retry_after() {
+    let svc = service(ApiVersion::V3).render_concurrency(1, 0);
+    // Hold the only slot, as a running render would.
+    let slot = svc.reserve_render_slot().unwrap();
+    let got = get(&svc, &v3_image("full/100,/0/default.jpg")).await;
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(got.headers["retry-after"], "1");
+    drop(slot);
+    assert_eq!(
+        get(&svc, &v3_image("full/100,/0/default.jpg")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn service_is_send_sync_clone() {
+    fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+    assert_traits::<IiifService<FsSource>>();
+}

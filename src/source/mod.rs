@@ -1,0 +1,94 @@
+//! Where images come from: the [`Source`] trait and its implementations.
+//!
+//! A source resolves an [`Identifier`] to a [`SourceObject`]: something that knows its length
+//! and version (modified time, etag) and can read byte ranges. Decoders ask for ranges, so a
+//! remote source never has to fetch more than a request needs.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_iiif::source::{FsSource, Source, SourceObject};
+//! use tower_iiif::request::Identifier;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let dir = std::env::temp_dir().join(format!("tower-iiif-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::write(dir.join("a.jpg"), b"\xFF\xD8\xFF hello").unwrap();
+//!
+//! let source = FsSource::new(&dir).unwrap();
+//! let obj = source.open(&Identifier::new("a").unwrap()).await.unwrap(); // suffix .jpg tried
+//! assert_eq!(obj.metadata().len, 10);
+//! assert_eq!(&obj.read_range(4..9).await.unwrap()[..], b"hello");
+//! let missing = source.open(&Identifier::new("../etc/passwd").unwrap()).await.unwrap_err();
+//! assert_eq!(missing.status(), 404);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # }
+//! ```
+
+mod fs;
+
+use std::future::Future;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+pub use fs::FsSource;
+
+use crate::Error;
+use crate::request::Identifier;
+
+/// What a source knows about one object without reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SourceMetadata {
+    /// Length in bytes.
+    pub len: u64,
+    /// Last modification, if known.
+    pub modified: Option<SystemTime>,
+    /// An opaque version tag (e.g. an HTTP ETag), if known.
+    pub etag: Option<String>,
+}
+
+impl SourceMetadata {
+    /// Create new [`SourceMetadata`].
+    ///
+    /// ```
+    /// let m = tower_iiif::source::SourceMetadata::new(10, None, Some("v1".into()));
+    /// assert_eq!(m.len, 10);
+    /// ```
+    pub fn new(len: u64, modified: Option<SystemTime>, etag: Option<String>) -> Self {
+        Self {
+            len,
+            modified,
+            etag,
+        }
+    }
+}
+
+/// Resolves identifiers to readable objects.
+///
+/// An identifier that names nothing, or that the source refuses (e.g. a path escaping the root),
+/// is an [`Error`] whose status is 404.
+pub trait Source: Clone + Send + Sync + 'static {
+    /// The object type this source opens.
+    type Object: SourceObject;
+
+    /// Find the object an identifier names.
+    fn open(&self, id: &Identifier) -> impl Future<Output = Result<Self::Object, Error>> + Send;
+}
+
+/// One image file of a [`Source`], read by byte ranges.
+pub trait SourceObject: Send + Sync + 'static {
+    /// Length and version.
+    fn metadata(&self) -> &SourceMetadata;
+
+    /// Read `range` (clamped to the object's length).
+    fn read_range(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send;
+
+    /// Read the whole object.
+    fn read_all(&self) -> impl Future<Output = Result<Bytes, Error>> + Send {
+        self.read_range(0..self.metadata().len)
+    }
+}

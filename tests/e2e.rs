@@ -1,0 +1,374 @@
+//! End-to-end over a real socket: the service mounted under axum (`nest_service` for both
+//! versions, `fallback_service` at the root) and under plain hyper, requested with raw HTTP/1.1.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower_iiif::codec;
+use tower_iiif::pixels::Budget;
+use tower_iiif::request::ApiVersion;
+use tower_iiif::samples::{self, VALIDATOR_ID, square_color};
+use tower_iiif::source::FsSource;
+use tower_iiif::{IiifService, pixels::Pixels};
+
+fn samples_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tower-iiif-e2e-{}", std::process::id()));
+        samples::write_samples(&dir).unwrap();
+        // An identifier with a slash and one with a space in it.
+        std::fs::create_dir_all(dir.join("folder")).unwrap();
+        std::fs::copy(dir.join("gray.tif"), dir.join("folder/inner.tif")).unwrap();
+        std::fs::copy(dir.join("gray.tif"), dir.join("with space.tif")).unwrap();
+        dir
+    })
+}
+
+fn source() -> FsSource {
+    FsSource::new(samples_dir()).unwrap()
+}
+
+/// axum with 3.0 at /iiif/3 and 2.1 at /iiif/2.
+async fn axum_server() -> SocketAddr {
+    let v3 = IiifService::new(source()).path_prefix("/iiif/3");
+    let v2 = v3.clone().version(ApiVersion::V2).path_prefix("/iiif/2");
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "home" }))
+        .nest_service("/iiif/3", v3)
+        .nest_service("/iiif/2", v2);
+    spawn_axum(app).await
+}
+
+async fn spawn_axum(app: axum::Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn image(&self) -> Pixels {
+        codec::decode(&self.body, Budget::default()).unwrap()
+    }
+}
+
+/// Send one raw HTTP/1.1 request (the path is written exactly as given) and read the reply.
+async fn raw(addr: SocketAddr, method: &str, path: &str, extra: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8(buf[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked");
+    if chunked {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Reply {
+    raw(addr, "GET", path, "").await
+}
+
+#[tokio::test]
+async fn both_versions_side_by_side_under_axum() {
+    let addr = axum_server().await;
+    let v3 = get(addr, &format!("/iiif/3/{VALIDATOR_ID}/info.json")).await;
+    assert_eq!(v3.status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&v3.body).unwrap();
+    assert_eq!(doc["id"], format!("http://{addr}/iiif/3/{VALIDATOR_ID}"));
+    let v2 = get(addr, &format!("/iiif/2/{VALIDATOR_ID}/info.json")).await;
+    assert_eq!(v2.status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&v2.body).unwrap();
+    assert_eq!(doc["@id"], format!("http://{addr}/iiif/2/{VALIDATOR_ID}"));
+    // The app's own routes still work.
+    assert_eq!(get(addr, "/").await.body, b"home");
+
+    let img = get(
+        addr,
+        &format!("/iiif/2/{VALIDATOR_ID}/full/pct:25/0/default.png"),
+    )
+    .await;
+    assert_eq!(img.status, 200);
+    assert_eq!(img.header("content-type"), Some("image/png"));
+    let px = img.image();
+    assert_eq!((px.width(), px.height()), (250, 250));
+    assert_eq!(px.pixel(240, 10), &square_color(9, 0));
+}
+
+#[tokio::test]
+async fn redirect_cors_and_link_over_the_wire() {
+    let addr = axum_server().await;
+    let r = get(addr, &format!("/iiif/3/{VALIDATOR_ID}")).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("http://{addr}/iiif/3/{VALIDATOR_ID}/info.json").as_str())
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+
+    let img = get(
+        addr,
+        &format!("/iiif/3/{VALIDATOR_ID}/full/max/0/default.jpg"),
+    )
+    .await;
+    assert_eq!(img.status, 200);
+    assert_eq!(
+        img.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("link"))
+            .count(),
+        1
+    );
+    let link = img.header("link").unwrap();
+    assert!(
+        link.contains("<http://iiif.io/api/image/3/level2.json>;rel=\"profile\""),
+        "{link}"
+    );
+    assert!(link.contains(&format!(
+        "<http://{addr}/iiif/3/{VALIDATOR_ID}/full/max/0/default.jpg>;rel=\"canonical\""
+    )));
+    assert_eq!(
+        img.header("content-length"),
+        Some(img.body.len().to_string().as_str())
+    );
+
+    let pre = raw(
+        addr,
+        "OPTIONS",
+        &format!("/iiif/3/{VALIDATOR_ID}/info.json"),
+        "Origin: http://iiif.io\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: Authorization\r\n",
+    )
+    .await;
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        pre.header("access-control-allow-headers"),
+        Some("Authorization")
+    );
+
+    let head = raw(
+        addr,
+        "HEAD",
+        &format!("/iiif/3/{VALIDATOR_ID}/info.json"),
+        "",
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(
+        head.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            > 100
+    );
+}
+
+#[tokio::test]
+async fn encoded_identifiers_survive_the_router() {
+    let addr = axum_server().await;
+    let slash = get(addr, "/iiif/3/folder%2Finner/info.json").await;
+    assert_eq!(
+        slash.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&slash.body)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&slash.body).unwrap();
+    assert_eq!(doc["id"], format!("http://{addr}/iiif/3/folder%2Finner"));
+    // `+` and `%20` both mean a space.
+    for path in [
+        "/iiif/3/with+space/info.json",
+        "/iiif/3/with%20space/info.json",
+    ] {
+        let r = get(addr, path).await;
+        assert_eq!(r.status, 200, "{path}");
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(doc["id"], format!("http://{addr}/iiif/3/with%20space"));
+    }
+    let escaped = get(
+        addr,
+        &format!(
+            "/iiif/3/{}/full/max/0/default.jpg",
+            VALIDATOR_ID.replace('-', "%2D")
+        ),
+    )
+    .await;
+    assert_eq!(escaped.status, 200);
+    // An unencoded slash makes the path one segment too long: 404.
+    assert_eq!(
+        get(addr, "/iiif/3/folder/inner/info.json").await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn hostile_requests_get_client_errors() {
+    let addr = axum_server().await;
+    let long = "a".repeat(5000);
+    let rows = [
+        ("/iiif/3/[frob]/info.json".to_owned(), &[400u16, 404][..]),
+        (
+            "/iiif/3/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd/info.json".to_owned(),
+            &[404],
+        ),
+        ("/iiif/3/%00/info.json".to_owned(), &[400]),
+        (format!("/iiif/3/{long}/info.json"), &[404, 414, 431]),
+        (
+            format!("/iiif/3/{VALIDATOR_ID}/full/99999999999,/0/default.jpg"),
+            &[400],
+        ),
+        (
+            format!("/iiif/3/{VALIDATOR_ID}/full/^pct:99999/0/default.jpg"),
+            &[400],
+        ),
+        (
+            format!("/iiif/3/{VALIDATOR_ID}/pct:NaN,0,1,1/max/0/default.jpg"),
+            &[400],
+        ),
+        (
+            format!("/iiif/3/{VALIDATOR_ID}/full/max/inf/default.jpg"),
+            &[400],
+        ),
+        (
+            format!("/iiif/3/{VALIDATOR_ID}/full/max/0/default.exe"),
+            &[400],
+        ),
+    ];
+    for (path, allowed) in rows {
+        let r = get(addr, &path).await;
+        assert!(allowed.contains(&r.status), "{path}: {}", r.status);
+        assert!(r.status < 500);
+    }
+    // The server is still up.
+    assert_eq!(
+        get(addr, &format!("/iiif/3/{VALIDATOR_ID}/info.json"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn fallback_service_at_the_root() {
+    let svc = IiifService::new(source());
+    let app = axum::Router::new().fallback_service(svc);
+    let addr = spawn_axum(app).await;
+    let r = get(addr, "/gray/info.json").await;
+    assert_eq!(r.status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["id"], format!("http://{addr}/gray"));
+}
+
+#[tokio::test]
+async fn plain_hyper_with_tower_to_hyper_service() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let svc = IiifService::new(source()).path_prefix("/iiif/3");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                let _ = Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let r = get(
+        addr,
+        &format!("/iiif/3/{VALIDATOR_ID}/pct:50,50,50,50/100,/0/gray.png"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let px = r.image();
+    assert_eq!((px.width(), px.height()), (100, 100));
+    assert_eq!(px.layout(), tower_iiif::pixels::Layout::Gray);
+}
+
+#[tokio::test]
+async fn concurrent_tile_burst() {
+    let addr = axum_server().await;
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let (x, y) = ((i % 4) * 250, (i / 4 % 4) * 250);
+        let path = format!("/iiif/3/{VALIDATOR_ID}/{x},{y},250,250/125,125/0/default.jpg");
+        tasks.push(tokio::spawn(async move { (x, y, get(addr, &path).await) }));
+    }
+    for t in tasks {
+        let (x, y, r) = t.await.unwrap();
+        assert_eq!(r.status, 200);
+        let px = r.image();
+        assert_eq!((px.width(), px.height()), (125, 125));
+        let want = square_color((x / 100) as usize, (y / 100) as usize);
+        let got = px.pixel(10, 10);
+        for c in 0..3 {
+            assert!(
+                got[c].abs_diff(want[c]) <= 12,
+                "tile {x},{y}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}
