@@ -38,9 +38,9 @@ async fn main() -> std::io::Result<()> {
     eprintln!("listening on http://{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
-        let (iiif, warp_svc) = (iiif.clone(), warp_svc.clone());
+        let (iiif, warp_svc) = (iiif.clone(), warp_svc);
         let dispatch = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let (iiif, warp_svc) = (iiif.clone(), warp_svc.clone());
+            let (iiif, warp_svc) = (iiif.clone(), warp_svc);
             async move {
                 let path = req.uri().path();
                 let res: Response<Body> = if path == "/iiif/3" || path.starts_with("/iiif/3/") {

@@ -128,7 +128,7 @@ impl ImageInfo {
         let qualities: Vec<&str> = opts
             .qualities
             .iter()
-            .filter(|q| !matches!(q, Quality::Default) && !(self.gray && **q == Quality::Color))
+            .filter(|q| **q != Quality::Default && !(self.gray && **q == Quality::Color))
             .map(|q| q.as_str())
             .collect();
 

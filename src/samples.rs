@@ -218,7 +218,8 @@ pub fn pattern(width: u32, height: u32) -> Pixels {
 /// ```
 pub fn write_samples(dir: &Path) -> io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
-    let files: [(&str, Format, fn() -> Pixels); 4] = [
+    type Sample = (&'static str, Format, fn() -> Pixels);
+    let files: [Sample; 4] = [
         (VALIDATOR_ID, Format::Png, validator_image),
         ("landscape", Format::Jpg, || pattern(4000, 2600)),
         ("transparent", Format::Png, transparent),

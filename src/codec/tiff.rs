@@ -277,7 +277,6 @@ pub(super) fn encode(px: &Pixels) -> Result<Vec<u8>, Error> {
             }),
     };
     written.map_err(fail)?;
-    drop(encoder);
     Ok(out.into_inner())
 }
 

@@ -412,7 +412,8 @@ mod tests {
 
     #[test]
     fn forty_five_degrees_in_every_layout() {
-        let cases: [(Layout, &[u8], &[u8], &[u8]); 4] = [
+        type Case<'a> = (Layout, &'a [u8], &'a [u8], &'a [u8]);
+        let cases: [Case; 4] = [
             (Layout::Gray, &[200], &[0], &[0, 0]),
             (Layout::GrayAlpha, &[200, 255], &[0, 255], &[0, 0]),
             (Layout::Rgb, &[10, 20, 30], &[0, 0, 0], &[0, 0, 0, 0]),

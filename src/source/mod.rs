@@ -18,7 +18,7 @@
 //!
 //! let source = FsSource::new(&dir).unwrap();
 //! let obj = source.open(&Identifier::new("a").unwrap()).await.unwrap(); // suffix .jpg tried
-//! assert_eq!(obj.metadata().len, 10);
+//! assert_eq!(obj.metadata().len, 9);
 //! assert_eq!(&obj.read_range(4..9).await.unwrap()[..], b"hello");
 //! let missing = source.open(&Identifier::new("../etc/passwd").unwrap()).await.unwrap_err();
 //! assert_eq!(missing.status(), 404);
@@ -34,7 +34,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-pub use fs::FsSource;
+pub use fs::{FsObject, FsSource};
 
 use crate::Error;
 use crate::request::Identifier;
