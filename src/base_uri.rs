@@ -52,7 +52,13 @@ impl BaseUri {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .filter(|h| is_plausible_host(h))
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .map(|a| a.as_str())
+                    .filter(|h| is_plausible_host(h))
+            })
             .unwrap_or("localhost");
         Self::new(format!("{scheme}://{host}{path_prefix}"))
     }

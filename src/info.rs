@@ -111,7 +111,13 @@ impl ImageInfo {
         let tile = limits
             .width()
             .map_or(opts.tile_size, |w| opts.tile_size.min(w));
-        let tile = limits.height().map_or(tile, |h| tile.min(h)).max(1);
+        let tile = limits.height().map_or(tile, |h| tile.min(h));
+        let tile = limits
+            .area()
+            .map_or(tile, |a| {
+                tile.min(u32::try_from(a.isqrt()).unwrap_or(u32::MAX))
+            })
+            .max(1);
         let sizes: Vec<Value> = self
             .sizes(limits)
             .into_iter()
@@ -346,6 +352,15 @@ mod tests {
             json!([{"width": 125, "height": 63}, {"width": 250, "height": 125}])
         );
         assert_eq!(doc["tiles"][0]["width"], 300);
+    }
+
+    #[test]
+    fn tiles_fit_the_area_limit() {
+        let mut opts = InfoOptions::new(ApiVersion::V3);
+        opts.limits = Limits::default().max_area(100_000);
+        let doc = ImageInfo::new(1000, 1000).to_json("http://x/a", &opts);
+        assert_eq!(doc["tiles"][0]["width"], 316);
+        assert!(316 * 316 <= 100_000);
     }
 
     #[test]

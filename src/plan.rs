@@ -19,7 +19,7 @@
 //! let p = plan(&parse("/a/full/500,/0/default.jpg"), 1000, 750, &opts).unwrap();
 //! assert_eq!(p.region, Rect::new(0, 0, 1000, 750));
 //! assert_eq!((p.width, p.height), (500, 375));
-//! assert_eq!(p.canonical, "a/full/500,375/0/default.jpg");
+//! assert_eq!(p.canonical, "full/500,375/0/default.jpg");
 //!
 //! // Larger than the region without ^ is a 400 in 3.0.
 //! assert_eq!(plan(&parse("/a/full/2000,/0/default.jpg"), 1000, 750, &opts).unwrap_err().status(), 400);
@@ -166,12 +166,23 @@ impl Limits {
         if scale == 1.0 {
             return (width, height);
         }
-        // Floor, then make sure rounding error never leaves us one pixel over a limit.
-        let mut w = ((w0 * scale + 1e-9).floor() as u32).max(1);
-        let mut h = ((h0 * scale + 1e-9).floor() as u32).max(1);
-        while !self.allows(w, h) && (w > 1 || h > 1) {
-            w = w.saturating_sub(1).max(1);
-            h = round_div(u64::from(w) * u64::from(height), u64::from(width)).max(1);
+        // Floor, then clamp: never a loop, and never one pixel over a limit.
+        let mut w = ((w0 * scale + 1e-9).floor().min(f64::from(u32::MAX)) as u32).max(1);
+        let mut h = ((h0 * scale + 1e-9).floor().min(f64::from(u32::MAX)) as u32).max(1);
+        if let Some(mw) = self.width() {
+            w = w.min(mw);
+        }
+        if let Some(mh) = self.height() {
+            h = h.min(mh);
+        }
+        if let Some(a) = self.max_area {
+            // Only reachable when a side was raised from 0 to 1 pixel: very thin regions.
+            if u64::from(w) * u64::from(h) > a {
+                h = u32::try_from(a / u64::from(w)).unwrap_or(u32::MAX).max(1);
+            }
+            if u64::from(w) * u64::from(h) > a {
+                w = u32::try_from(a / u64::from(h)).unwrap_or(u32::MAX).max(1);
+            }
         }
         (w, h)
     }
@@ -257,8 +268,8 @@ pub struct Plan {
     pub quality: Quality,
     /// Output format.
     pub format: Format,
-    /// The canonical request path relative to the service's base:
-    /// `{id}/{region}/{size}/{rotation}/{quality}.{format}`.
+    /// The canonical parameters, relative to the image's base URI:
+    /// `{region}/{size}/{rotation}/{quality}.{format}`.
     pub canonical: String,
 }
 
@@ -273,6 +284,18 @@ pub fn plan(
 ) -> Result<Plan, Error> {
     let region = req.region.resolve(width, height)?;
     let (w, h) = resolve_size(req, region, opts).map_err(|e| e.context("size"))?;
+    let (ow, oh) = rotated_size(w, h, req.rotation.degrees());
+    if u64::from(ow) * u64::from(oh) > opts.max_output_area {
+        return Err(Error::bad_request(format!(
+            "rotation: the rotated {ow}x{oh} image is larger than this server renders"
+        )));
+    }
+    if ow.max(oh) > req.format.max_side() {
+        return Err(Error::bad_request(format!(
+            "format: {} cannot hold a {ow}x{oh} image",
+            req.format
+        )));
+    }
     let canonical_region = if region == Rect::new(0, 0, width, height) {
         "full".to_owned()
     } else {
@@ -280,13 +303,8 @@ pub fn plan(
     };
     let canonical_size = canonical_size(region, w, h, opts);
     let canonical = format!(
-        "{}/{}/{}/{}/{}.{}",
-        req.identifier.encoded(),
-        canonical_region,
-        canonical_size,
-        req.rotation,
-        req.quality,
-        req.format
+        "{}/{}/{}/{}.{}",
+        canonical_region, canonical_size, req.rotation, req.quality, req.format
     );
     Ok(Plan {
         region,
@@ -297,6 +315,30 @@ pub fn plan(
         format: req.format,
         canonical,
     })
+}
+
+/// The size of a `width` x `height` image rotated clockwise by `degrees`: the bounding box,
+/// exact for multiples of 90 (as `ops::rotate_arbitrary` computes it).
+///
+/// ```
+/// assert_eq!(tower_iiif::plan::rotated_size(100, 50, 90.0), (50, 100));
+/// assert_eq!(tower_iiif::plan::rotated_size(100, 100, 45.0), (141, 141));
+/// ```
+pub fn rotated_size(width: u32, height: u32, degrees: f64) -> (u32, u32) {
+    if degrees % 180.0 == 0.0 {
+        return (width, height);
+    }
+    if degrees % 90.0 == 0.0 {
+        return (height, width);
+    }
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (w, h) = (f64::from(width), f64::from(height));
+    let bw = (w * cos.abs() + h * sin.abs()).round().max(1.0);
+    let bh = (h * cos.abs() + w * sin.abs()).round().max(1.0);
+    (
+        bw.min(f64::from(u32::MAX)) as u32,
+        bh.min(f64::from(u32::MAX)) as u32,
+    )
 }
 
 /// `round(a / b)`, halves away from zero, in integers.
@@ -374,6 +416,8 @@ fn canonical_size(region: Rect, w: u32, h: u32, opts: &PlanOptions) -> String {
             let upscaled = w > region.w || h > region.h;
             if !upscaled && (w, h) == opts.limits.fit(region.w, region.h, false) {
                 "max".to_owned()
+            } else if upscaled && (w, h) == opts.limits.fit(region.w, region.h, true) {
+                "^max".to_owned()
             } else if upscaled {
                 format!("^{w},{h}")
             } else {
@@ -478,6 +522,14 @@ mod tests {
             ("full/600,", V3, (1000, 1000), Ok((600, 600))),
         ];
         check(rows, |v| PlanOptions::new(v).limits(limits));
+        let canon = plan(
+            &image("/a/full/^max/0/default.jpg", V3),
+            100,
+            100,
+            &PlanOptions::new(V3).limits(limits),
+        )
+        .unwrap();
+        assert_eq!(canon.canonical, "full/^max/0/default.jpg");
         let area = Limits::default().max_area(250_000);
         check(
             &[
@@ -486,6 +538,42 @@ mod tests {
             ],
             |v| PlanOptions::new(v).limits(area),
         );
+    }
+
+    #[test]
+    fn fit_never_loops_and_stays_within_limits() {
+        let rows: &[(Limits, (u32, u32), bool)] = &[
+            (Limits::default().max_area(10_000), (2, 25_000), false),
+            (Limits::default().max_area(10_000), (2, 25_000), true),
+            (Limits::default().max_area(250_000), (1, 300_000), false),
+            (Limits::default().max_area(7), (20_000, 1), false),
+            (Limits::default().max_width(1), (5, 100_000), false),
+            (Limits::default().max_area(1), (3, 3), true),
+        ];
+        for (limits, (w, h), up) in rows {
+            let (fw, fh) = limits.fit(*w, *h, *up);
+            assert!(fw >= 1 && fh >= 1, "{limits:?} {w}x{h}");
+            assert!(limits.allows(fw, fh), "{limits:?} {w}x{h} -> {fw}x{fh}");
+        }
+    }
+
+    #[test]
+    fn rotated_and_encoder_limits_are_client_errors() {
+        let opts = PlanOptions::new(V3).max_output_area(1_000_000);
+        // 1000x1000 fits, but rotated by 45 degrees its box is 1414x1414.
+        let ok = image("/a/full/max/0/default.jpg", V3);
+        assert!(plan(&ok, 1000, 1000, &opts).is_ok());
+        let rotated = image("/a/full/max/45/default.jpg", V3);
+        assert_eq!(plan(&rotated, 1000, 1000, &opts).unwrap_err().status(), 400);
+        let wide = image("/a/full/max/0/default.jpg", V3);
+        assert_eq!(
+            plan(&wide, 70_000, 2, &PlanOptions::new(V3))
+                .unwrap_err()
+                .status(),
+            400
+        );
+        let png = image("/a/full/max/0/default.png", V3);
+        assert!(plan(&png, 70_000, 2, &PlanOptions::new(V3)).is_ok());
     }
 
     #[test]
@@ -503,37 +591,38 @@ mod tests {
     #[test]
     fn canonical_forms() {
         let rows: &[(&str, ApiVersion, &str)] = &[
-            ("/a/full/max/0/default.jpg", V3, "a/full/max/0/default.jpg"),
+            ("/a/full/max/0/default.jpg", V3, "full/max/0/default.jpg"),
             (
                 "/a/0,0,1000,750/500,/!0/gray.png",
                 V3,
-                "a/full/500,375/!0/gray.png",
+                "full/500,375/!0/gray.png",
             ),
             (
                 "/a/square/max/90/default.jpg",
                 V3,
-                "a/125,0,750,750/max/90/default.jpg",
+                "125,0,750,750/max/90/default.jpg",
             ),
             (
                 "/a/full/^pct:200/0/default.jpg",
                 V3,
-                "a/full/^2000,1500/0/default.jpg",
+                "full/^2000,1500/0/default.jpg",
             ),
-            ("/a/full/max/0/default.jpg", V2, "a/full/full/0/default.jpg"),
+            ("/a/full/max/0/default.jpg", V2, "full/full/0/default.jpg"),
+            ("/a/full/^max/0/default.jpg", V3, "full/max/0/default.jpg"),
             (
                 "/a/full/pct:50/0/default.jpg",
                 V2,
-                "a/full/500,/0/default.jpg",
+                "full/500,/0/default.jpg",
             ),
             (
                 "/a/full/500,100/0/default.jpg",
                 V2,
-                "a/full/500,100/0/default.jpg",
+                "full/500,100/0/default.jpg",
             ),
             (
                 "/a/pct:0,0,50,50/,100/22.50/bitonal.tif",
                 V2,
-                "a/0,0,500,375/133,/22.5/bitonal.tif",
+                "0,0,500,375/133,/22.5/bitonal.tif",
             ),
         ];
         for (path, v, want) in rows {

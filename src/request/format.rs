@@ -73,6 +73,19 @@ impl Format {
         }
     }
 
+    /// The longest side this format can encode: 65535 for JPEG and GIF, 16384 for WebP.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::request::Format::Webp.max_side(), 16384);
+    /// ```
+    pub const fn max_side(self) -> u32 {
+        match self {
+            Format::Jpg | Format::Gif => 65535,
+            Format::Webp => 16384,
+            Format::Png | Format::Tif => u32::MAX,
+        }
+    }
+
     /// Whether the format can carry transparency (used for the background of arbitrary
     /// rotations).
     ///

@@ -153,6 +153,28 @@ impl Identifier {
     }
 }
 
+impl Identifier {
+    /// The identifier encoded for a URL path segment the way `opts` reads it back: with a slash
+    /// substitute configured, slashes are written as the substitute rather than `%2F`.
+    ///
+    /// ```
+    /// use tower_iiif::request::{Identifier, IdentifierOptions};
+    /// let opts = IdentifierOptions::default().slash_substitute("~");
+    /// assert_eq!(Identifier::new("a/b c").unwrap().encoded_with(&opts), "a~b%20c");
+    /// ```
+    pub fn encoded_with(&self, opts: &IdentifierOptions) -> String {
+        match &opts.slash_substitute {
+            Some(sub) => self
+                .0
+                .split('/')
+                .map(|part| utf8_percent_encode(part, ENCODE).to_string())
+                .collect::<Vec<_>>()
+                .join(sub),
+            None => self.encoded(),
+        }
+    }
+}
+
 impl fmt::Debug for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)

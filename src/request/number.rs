@@ -37,11 +37,8 @@ pub(crate) fn decimal(s: &str) -> Result<f64, Error> {
 /// Write a decimal in canonical form: an integer when whole, else the shortest decimal with no
 /// trailing zeros (`90`, `22.5`, `0.25`).
 pub(crate) fn canonical(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        return format!("{}", v as i64);
-    }
-    let s = format!("{v:.10}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    // `Display` for f64 writes the shortest decimal that reads back exactly, never an exponent.
+    format!("{v}")
 }
 
 #[cfg(test)]
@@ -88,5 +85,7 @@ mod tests {
         assert_eq!(canonical(22.5), "22.5");
         assert_eq!(canonical(0.25), "0.25");
         assert_eq!(canonical(0.0), "0");
+        assert_eq!(canonical(0.00000000001), "0.00000000001");
+        assert_eq!(canonical(22.12345678912), "22.12345678912");
     }
 }

@@ -45,7 +45,9 @@ use crate::codec::{self, EncodeOptions, Header};
 use crate::info::{ImageInfo, InfoOptions};
 use crate::pixels::Budget;
 use crate::plan::{Limits, PlanOptions};
-use crate::request::{ApiVersion, Identifier, IdentifierOptions, IiifRequest, ImageRequest};
+use crate::request::{
+    ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest,
+};
 use crate::source::{Source, SourceObject};
 use crate::{BaseUri, Error, ErrorKind};
 
@@ -64,6 +66,7 @@ struct Config {
     info: InfoOptions,
     plan: PlanOptions,
     budget: Budget,
+    max_source_bytes: u64,
     encode: EncodeOptions,
 }
 
@@ -71,7 +74,9 @@ struct Config {
 #[derive(Debug)]
 struct Shared {
     info_cache: quick_cache::sync::Cache<InfoKey, Header>,
-    renders: Semaphore,
+    renders: Arc<Semaphore>,
+    /// The configured number of render permits (the semaphore only knows the free ones).
+    render_permits: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
@@ -134,11 +139,13 @@ impl<S: Source> IiifService<S> {
                 info: InfoOptions::new(ApiVersion::V3),
                 plan: PlanOptions::new(ApiVersion::V3),
                 budget: Budget::default(),
+                max_source_bytes: 1 << 30,
                 encode: EncodeOptions::default(),
             }),
             shared: Arc::new(Shared {
                 info_cache: quick_cache::sync::Cache::new(10_000),
-                renders: Semaphore::new(cores),
+                renders: Arc::new(Semaphore::new(cores)),
+                render_permits: AtomicUsize::new(cores),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(cores + 64),
             }),
@@ -240,6 +247,28 @@ impl<S: Source> IiifService<S> {
         self
     }
 
+    /// The `preferredFormats` of every 3.0 info.json, most preferred first.
+    ///
+    /// ```
+    /// use tower::ServiceExt;
+    /// use tower_iiif::{IiifService, request::Format, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir().join(format!("tower-iiif-pf-{}", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// let svc = IiifService::new(FsSource::new(&dir).unwrap())
+    ///     .preferred_formats([Format::Webp, Format::Jpg]);
+    /// let res = svc.oneshot(http::Request::get("/gray/info.json").body(()).unwrap()).await.unwrap();
+    /// let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+    /// let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    /// assert_eq!(doc["preferredFormats"], serde_json::json!(["webp", "jpg"]));
+    /// # }
+    /// ```
+    pub fn preferred_formats(mut self, formats: impl IntoIterator<Item = Format>) -> Self {
+        self.config_mut().info.preferred_formats = formats.into_iter().collect();
+        self
+    }
+
     /// A further top-level property of every info.json (e.g. `partOf`, `seeAlso`, `service`).
     pub fn info_property(mut self, key: impl Into<String>, value: Value) -> Self {
         self.config_mut().info.extra.insert(key.into(), value);
@@ -248,8 +277,20 @@ impl<S: Source> IiifService<S> {
 
     /// The most bytes one decoded image buffer may take (1 GiB by default). Larger source
     /// images are refused before any pixel memory is allocated.
+    ///
+    /// It also caps the output: a request whose result (after rotation) would take more than
+    /// this at 4 bytes a pixel is a 400.
     pub fn memory_budget(mut self, bytes: u64) -> Self {
-        self.config_mut().budget = Budget::new(bytes);
+        let c = self.config_mut();
+        c.budget = Budget::new(bytes);
+        c.plan = c.plan.max_output_area((bytes / 4).max(1));
+        self
+    }
+
+    /// The largest source file read into memory to render from (1 GiB by default); larger
+    /// files answer 500 with a message. Tiled formats read by range arrive later.
+    pub fn max_source_bytes(mut self, bytes: u64) -> Self {
+        self.config_mut().max_source_bytes = bytes;
         self
     }
 
@@ -262,17 +303,19 @@ impl<S: Source> IiifService<S> {
     /// How many renders run at once on the blocking pool (the number of cores by default),
     /// and how many more may wait (64 by default); past that the service answers 503 with
     /// `Retry-After`. Shared by every clone of this service.
+    ///
+    /// Set it while building, before the service takes requests: it changes every clone.
     pub fn render_concurrency(self, running: usize, queued: usize) -> Self {
-        let running = running.max(1);
-        let now = self.shared.renders.available_permits();
-        if running > now {
-            self.shared.renders.add_permits(running - now);
+        let running = running.clamp(1, Semaphore::MAX_PERMITS);
+        let before = self.shared.render_permits.swap(running, Ordering::AcqRel);
+        if running > before {
+            self.shared.renders.add_permits(running - before);
         } else {
-            self.shared.renders.forget_permits(now - running);
+            self.shared.renders.forget_permits(before - running);
         }
         self.shared
             .max_in_flight
-            .store(running + queued, Ordering::Relaxed);
+            .store(running.saturating_add(queued), Ordering::Relaxed);
         self
     }
 
@@ -311,7 +354,7 @@ impl<S: Source> IiifService<S> {
             IiifRequest::Base(id) => Ok(respond::redirect(&format!(
                 "{}/{}/info.json",
                 base.as_str(),
-                id.encoded()
+                id.encoded_with(&self.config.identifiers)
             ))),
             IiifRequest::Info(id) => {
                 let object = self.source.open(&id).await?;
@@ -321,7 +364,7 @@ impl<S: Source> IiifService<S> {
                 info_opts.limits = limits;
                 let doc = ImageInfo::new(header.width, header.height)
                     .with_gray(header.gray)
-                    .to_json(&format!("{}/{}", base.as_str(), id.encoded()), &info_opts);
+                    .to_json(&self.image_base(&base, &id), &info_opts);
                 Ok(respond::info(&doc, self.config.version, parts))
             }
             IiifRequest::Image(req) => self.image(parts, &base, &req).await,
@@ -338,18 +381,25 @@ impl<S: Source> IiifService<S> {
         let header = self.header(&req.identifier, &object).await?;
         let opts = self.config.plan.limits(self.limits(parts));
         let plan = crate::plan::plan(req, header.width, header.height, &opts)?;
+        if object.metadata().len > self.config.max_source_bytes {
+            return Err(Error::source(format!(
+                "the source file ({} bytes) is larger than this server reads whole",
+                object.metadata().len
+            )));
+        }
+        // The slot and the permit move into the blocking task: they are released when the
+        // render really ends, even if the client has gone away meanwhile.
+        let slot = self.reserve_render_slot()?;
         let bytes = object.read_all().await?;
-        let _slot = self.reserve_render_slot()?;
-        let _permit = self
-            .shared
-            .renders
-            .acquire()
+        let permit = Arc::clone(&self.shared.renders)
+            .acquire_owned()
             .await
             .map_err(|_| Error::internal("render pool closed"))?;
         let budget = self.config.budget;
         let encode = self.config.encode;
         let plan_for_render = plan.clone();
         let body = tokio::task::spawn_blocking(move || {
+            let _held = (slot, permit);
             render::render(&bytes, &plan_for_render, budget, &encode)
         })
         .await
@@ -358,15 +408,19 @@ impl<S: Source> IiifService<S> {
             body,
             plan.format,
             self.config.version,
-            &format!("{}/{}", base.as_str(), plan.canonical),
+            &format!(
+                "{}/{}",
+                self.image_base(base, &req.identifier),
+                plan.canonical
+            ),
         ))
     }
 
     /// Take a place in the render queue, or answer 503 when it is full.
-    fn reserve_render_slot(&self) -> Result<SlotGuard<'_>, Error> {
+    fn reserve_render_slot(&self) -> Result<SlotGuard, Error> {
         let max = self.shared.max_in_flight.load(Ordering::Relaxed);
         let before = self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        let guard = SlotGuard(&self.shared.in_flight);
+        let guard = SlotGuard(Arc::clone(&self.shared));
         if before >= max {
             return Err(Error::new(
                 ErrorKind::Unavailable,
@@ -417,6 +471,15 @@ impl<S: Source> IiifService<S> {
         BaseUri::from_request(parts, &self.config.path_prefix)
     }
 
+    /// The base URI of one image: `{base}/{encoded identifier}`.
+    fn image_base(&self, base: &BaseUri, id: &Identifier) -> String {
+        format!(
+            "{}/{}",
+            base.as_str(),
+            id.encoded_with(&self.config.identifiers)
+        )
+    }
+
     /// The request path relative to the mount point.
     fn relative_path<'a>(&self, path: &'a str) -> &'a str {
         let prefix = self.config.path_prefix.as_str();
@@ -428,11 +491,11 @@ impl<S: Source> IiifService<S> {
 }
 
 /// Releases a place in the render queue when dropped.
-struct SlotGuard<'a>(&'a AtomicUsize);
+struct SlotGuard(Arc<Shared>);
 
-impl Drop for SlotGuard<'_> {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -133,8 +133,10 @@ pub(super) fn preflight(parts: &Parts) -> Response<IiifBody> {
         IiifBody::empty(),
         0,
     );
-    res.headers_mut().remove(header::CONTENT_TYPE);
     let h = res.headers_mut();
+    // A 204 carries neither.
+    h.remove(header::CONTENT_TYPE);
+    h.remove(header::CONTENT_LENGTH);
     h.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,

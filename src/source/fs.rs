@@ -89,6 +89,10 @@ impl FsSource {
             if !real.starts_with(&self.root) {
                 return Err(Error::not_found("image not found"));
             }
+            // Look before opening: opening a FIFO or device would block or misbehave.
+            if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
             let file = File::open(&real)?;
             let meta = file.metadata()?;
             if meta.is_file() {
