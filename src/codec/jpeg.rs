@@ -146,7 +146,7 @@ fn flatten_on_white(px: &Pixels) -> Result<Pixels, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::testutil::{CENTRES, H, W, close, exif_payload, expected, sample};
+    use crate::codec::testutil::{CENTRES, H, W, close, exif_payload, expected, sample, with_exif};
 
     fn jpeg(layout: Layout) -> Vec<u8> {
         encode(&sample(layout), 85).unwrap()
@@ -222,18 +222,6 @@ mod tests {
         assert_eq!(flat.data(), &[10, 255, 127]);
     }
 
-    /// Insert an APP1 Exif segment right after SOI.
-    fn with_exif(jpeg: &[u8], payload: &[u8]) -> Vec<u8> {
-        let len = u16::try_from(2 + 6 + payload.len()).unwrap();
-        let mut out = jpeg[..2].to_vec();
-        out.extend_from_slice(&[0xFF, 0xE1]);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(b"Exif\0\0");
-        out.extend_from_slice(payload);
-        out.extend_from_slice(&jpeg[2..]);
-        out
-    }
-
     #[test]
     fn exif_orientation_6_is_applied() {
         let bytes = with_exif(&jpeg(Layout::Rgb), &exif_payload(6));
@@ -275,5 +263,104 @@ mod tests {
         let high = encode(&px, 100).unwrap();
         assert!(low.len() < high.len());
         assert!(encode(&px, 0).is_ok());
+    }
+
+    /// The CMYK blocks of [`cmyk_jpeg`], 16x16 each, left to right: white, cyan, red, 50% black,
+    /// and a dark orange mixing ink and black.
+    const CMYK_BLOCKS: [[u8; 4]; 5] = [
+        [0, 0, 0, 0],
+        [255, 0, 0, 0],
+        [0, 255, 255, 0],
+        [0, 0, 0, 128],
+        [0, 128, 255, 64],
+    ];
+
+    /// An 80x16 CMYK JPEG of [`CMYK_BLOCKS`], stored as `color` (`Cmyk` or `CmykAsYcck`).
+    fn cmyk_jpeg(color: ColorType) -> Vec<u8> {
+        let data: Vec<u8> = (0..16)
+            .flat_map(|_| (0..80).flat_map(|x| CMYK_BLOCKS[x / 16]))
+            .collect();
+        let mut out = Vec::new();
+        Encoder::new(&mut out, 90)
+            .encode(&data, 80, 16, color)
+            .unwrap();
+        out
+    }
+
+    /// The RGB a CMYK colour prints as: each channel (255 - ink) * (255 - k) / 255.
+    fn cmyk_to_rgb([c, m, y, k]: [u8; 4]) -> [u8; 3] {
+        [c, m, y].map(|ink| ((255 - u32::from(ink)) * (255 - u32::from(k)) / 255) as u8)
+    }
+
+    /// The Adobe APP14 colour transform of a JPEG (0 = CMYK, 2 = YCCK), if it has the segment.
+    fn adobe_transform(jpeg: &[u8]) -> Option<u8> {
+        let at = jpeg
+            .windows(7)
+            .position(|w| w[..2] == [0xFF, 0xEE] && &w[4..] == b"Ado")?;
+        jpeg.get(at + 4 + 11).copied()
+    }
+
+    #[test]
+    fn adobe_cmyk_and_ycck_decode_to_the_printed_rgb() {
+        for (color, transform) in [(ColorType::Cmyk, 0), (ColorType::CmykAsYcck, 2)] {
+            let bytes = cmyk_jpeg(color);
+            assert_eq!(adobe_transform(&bytes), Some(transform), "{color:?}");
+            let h = read_header(&bytes).unwrap();
+            assert_eq!((h.width, h.height, h.gray), (80, 16, false), "{color:?}");
+            let px = decode(&bytes, Budget::default()).unwrap();
+            assert_eq!(
+                (px.width(), px.height(), px.layout()),
+                (80, 16, Layout::Rgb)
+            );
+            for (i, cmyk) in CMYK_BLOCKS.into_iter().enumerate() {
+                let (x, y) = (16 * i as u32 + 8, 8);
+                let want = cmyk_to_rgb(cmyk);
+                let got = px.pixel(x, y);
+                assert!(
+                    close(got, &want, 12),
+                    "{color:?} {cmyk:?}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    /// [`sample`] in `layout` as a progressive JPEG.
+    fn progressive(layout: Layout) -> Vec<u8> {
+        let (color, px) = match layout {
+            Layout::Gray => (ColorType::Luma, sample(Layout::Gray)),
+            _ => (ColorType::Rgb, sample(Layout::Rgb)),
+        };
+        let mut out = Vec::new();
+        let mut encoder = Encoder::new(&mut out, 85);
+        encoder.set_progressive(true);
+        encoder.set_sampling_factor(SamplingFactor::F_2_2);
+        encoder
+            .encode(px.data(), W as u16, H as u16, color)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn progressive_jpegs_decode() {
+        for layout in [Layout::Rgb, Layout::Gray] {
+            let bytes = progressive(layout);
+            // SOF2 (progressive DCT) and several scans.
+            assert!(bytes.windows(2).any(|w| w == [0xFF, 0xC2]), "{layout:?}");
+            assert!(!bytes.windows(2).any(|w| w == [0xFF, 0xC0]), "{layout:?}");
+            assert!(bytes.windows(2).filter(|w| *w == [0xFF, 0xDA]).count() > 1);
+            let h = read_header(&bytes).unwrap();
+            assert_eq!((h.width, h.height), (W, H));
+            assert_eq!(h.gray, layout.is_gray());
+            let px = decode(&bytes, Budget::default()).unwrap();
+            assert_eq!((px.width(), px.height(), px.layout()), (W, H, layout));
+            for (x, y) in CENTRES {
+                let want = expected(layout, x, y);
+                let got = px.pixel(x, y);
+                assert!(
+                    close(got, &want, 12),
+                    "{layout:?} ({x},{y}): {got:?} vs {want:?}"
+                );
+            }
+        }
     }
 }

@@ -319,6 +319,18 @@ pub(crate) mod testutil {
         v.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
         v
     }
+
+    /// `jpeg` with an APP1 Exif segment holding `payload` inserted right after SOI.
+    pub(crate) fn with_exif(jpeg: &[u8], payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(2 + 6 + payload.len()).unwrap();
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(b"Exif\0\0");
+        out.extend_from_slice(payload);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@
 //! or compressed with Deflate, LZW, PackBits or JPEG. Unsigned 8- and 16-bit gray, gray + alpha,
 //! RGB, RGBA, CMYK, CMYK + alpha and YCbCr samples are supported (16-bit samples keep their high
 //! byte), and 1-, 2- and 4-bit gray. CMYK and YCbCr become RGB. The `Orientation` tag (274) is
-//! honoured like the EXIF one.
+//! honoured like the EXIF one. JPEG-compressed RGB images whose JPEG chunks declare their own
+//! colour space are read as the chunks say (see [`JpegRgb`]).
 //!
 //! Encoding writes one Deflate-compressed 8-bit image.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 
-use ::tiff::decoder::{Decoder, DecodingResult, Limits};
+use ::tiff::decoder::{ChunkType, Decoder, DecodingResult, Limits};
 use ::tiff::encoder::{Compression, DeflateLevel, TiffEncoder, colortype};
 use ::tiff::tags::{ExtraSamples, Tag};
 use ::tiff::{ColorType, TiffError};
@@ -117,12 +118,20 @@ pub(super) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
 /// Decode the first image of a TIFF file to upright 8-bit pixels, checking the output against
 /// `budget` (and the decoder's sample buffer against a multiple of it) before decoding.
 pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
-    let mut decoder = Decoder::new(Cursor::new(bytes)).map_err(source_error)?;
+    let mut decoder = Decoder::new(Masked::new(bytes)).map_err(source_error)?;
     let (width, height) = decoder.dimensions().map_err(source_error)?;
-    let (kind, bits) = Kind::of(decoder.colortype().map_err(source_error)?)?;
+    let (mut kind, bits) = Kind::of(decoder.colortype().map_err(source_error)?)?;
     let layout = kind.layout();
     budget.check(width, height, layout)?;
     let orientation = orientation(&mut decoder);
+    let compression = decoder.find_tag_unsigned::<u16>(Tag::Compression);
+    if kind == Kind::Rgb && compression.ok().flatten() == Some(JPEG) {
+        let jpeg = JpegRgb::of(&mut decoder, bytes);
+        if jpeg.ycbcr {
+            kind = Kind::YCbCr;
+        }
+        decoder.inner().hide = jpeg.hide;
+    }
 
     let mut limits = Limits::default();
     limits.decoding_buffer_size =
@@ -142,6 +151,130 @@ pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
         }
     }
     orientation.apply(px, budget)
+}
+
+/// The Compression tag value of JPEG (TIFF Technical Note 2).
+const JPEG: u16 = 7;
+
+/// How a JPEG-compressed image of Photometric RGB is read, from the marker segments its JPEG
+/// chunks carry before their first scan.
+///
+/// The tiff crate hands back the JPEG components of such an image unconverted. That is right
+/// for RGB stored as such with no colour space marker (as libtiff writes it), but two kinds of
+/// chunks declare something the crate mishandles:
+/// - a JFIF (APP0) or Adobe (APP14, transform 1) marker declares YCbCr: the components come
+///   back as YCbCr, so the image is converted as [`Kind::YCbCr`];
+/// - an Adobe marker with transform 0 declares RGB, which the tiff crate fails on (it fixes the
+///   output colour space from zune-jpeg's before the component count tells RGB from CMYK).
+///   Those markers are hidden ([`Masked`]); the components are RGB either way.
+#[derive(Debug, Default)]
+struct JpegRgb {
+    /// The first JPEG chunk declares YCbCr.
+    ycbcr: bool,
+    /// Sorted file positions of the `0xEE` of every Adobe transform-0 marker.
+    hide: Vec<u64>,
+}
+
+impl JpegRgb {
+    fn of<R: Read + Seek>(decoder: &mut Decoder<R>, bytes: &[u8]) -> JpegRgb {
+        let mut out = JpegRgb::default();
+        let (offsets, counts) = match decoder.get_chunk_type() {
+            ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts),
+            ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts),
+        };
+        let (Ok(Some(offsets)), Ok(Some(counts))) = (
+            decoder.find_tag_unsigned_vec::<u64>(offsets),
+            decoder.find_tag_unsigned_vec::<u64>(counts),
+        ) else {
+            return out;
+        };
+        let mut first = true;
+        for (offset, count) in offsets.into_iter().zip(counts) {
+            let chunk = usize::try_from(offset)
+                .ok()
+                .zip(usize::try_from(count).ok())
+                .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?));
+            let Some(chunk) = chunk.filter(|c| c.starts_with(&[0xFF, 0xD8])) else {
+                continue;
+            };
+            for (at, marker, payload) in jpeg_segments(chunk) {
+                let adobe = (marker == 0xEE && payload.starts_with(b"Adobe"))
+                    .then(|| payload.get(11).copied())
+                    .flatten();
+                if adobe == Some(0) {
+                    out.hide.push(offset + at as u64 + 1);
+                } else if first
+                    && (adobe.is_some() || marker == 0xE0 && payload.starts_with(b"JFIF\0"))
+                {
+                    out.ycbcr = true;
+                }
+            }
+            first = false;
+        }
+        out.hide.sort_unstable();
+        out
+    }
+}
+
+/// The marker segments of a JPEG stream before its first scan: the position of each marker's
+/// `0xFF`, the marker code and the payload.
+fn jpeg_segments(jpeg: &[u8]) -> Vec<(usize, u8, &[u8])> {
+    let mut segments = Vec::new();
+    let mut at = 2; // after SOI
+    while let Some(&[0xFF, marker, hi, lo]) = jpeg.get(at..at + 4) {
+        match marker {
+            0xFF => at += 1, // fill byte
+            0xDA | 0xD9 => break,
+            _ => {
+                let end = at + 2 + usize::from(u16::from_be_bytes([hi, lo]));
+                let Some(payload) = jpeg.get(at + 4..end) else {
+                    break;
+                };
+                segments.push((at, marker, payload));
+                at = end;
+            }
+        }
+    }
+    segments
+}
+
+/// The file as the tiff decoder reads it: the bytes at the sorted positions `hide` read as
+/// `0xEF`, which turns the Adobe APP14 markers there into APP15 ones that JPEG decoders skip.
+struct Masked<'a> {
+    cursor: Cursor<&'a [u8]>,
+    hide: Vec<u64>,
+}
+
+impl<'a> Masked<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            cursor: Cursor::new(bytes),
+            hide: Vec::new(),
+        }
+    }
+}
+
+impl Read for Masked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = self.cursor.position();
+        let n = self.cursor.read(buf)?;
+        let end = start + n as u64;
+        let from = self.hide.partition_point(|&p| p < start);
+        let to = self.hide.partition_point(|&p| p < end);
+        for &p in self.hide.get(from..to).unwrap_or_default() {
+            // p - start < n, the bytes just read.
+            if let Some(b) = buf.get_mut((p - start) as usize) {
+                *b = 0xEF;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Seek for Masked<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.cursor.seek(pos)
+    }
 }
 
 /// An unsigned sample that reduces to 8 bits.
@@ -465,5 +598,333 @@ mod tests {
         let need = u64::from(W * H * 3);
         assert!(decode(&bytes, Budget::new(need - 1)).is_err());
         assert!(decode(&bytes, Budget::new(need)).is_ok());
+    }
+
+    #[test]
+    fn compressed_strips_round_trip_exactly() {
+        use ::tiff::tags::Predictor;
+        let deflate = Compression::Deflate(DeflateLevel::Balanced);
+        // (setting, Compression tag, Predictor tag)
+        let cases = [
+            (Compression::Lzw, 5, Predictor::None),
+            (Compression::Lzw, 5, Predictor::Horizontal),
+            (deflate, 8, Predictor::None),
+            (deflate, 8, Predictor::Horizontal),
+            (Compression::Packbits, 32773, Predictor::None),
+        ];
+        for (compression, tag, predictor) in cases {
+            for layout in [Layout::Gray, Layout::Rgb] {
+                let px = sample(layout);
+                let mut out = Cursor::new(Vec::new());
+                let mut encoder = TiffEncoder::new(&mut out)
+                    .unwrap()
+                    .with_compression(compression)
+                    .with_predictor(predictor);
+                // 48 rows in strips of 5: ten strips, the last one short.
+                let written = if layout == Layout::Gray {
+                    let mut image = encoder.new_image::<colortype::Gray8>(W, H).unwrap();
+                    image.rows_per_strip(5).unwrap();
+                    image.write_data(px.data())
+                } else {
+                    let mut image = encoder.new_image::<colortype::RGB8>(W, H).unwrap();
+                    image.rows_per_strip(5).unwrap();
+                    image.write_data(px.data())
+                };
+                written.unwrap();
+                let bytes = out.into_inner();
+                let what = format!("compression {tag}, {predictor:?}, {layout:?}");
+                // The settings reached the file.
+                let mut tags = Decoder::new(Cursor::new(&bytes)).unwrap();
+                assert_eq!(tags.get_tag_unsigned::<u16>(Tag::Compression).unwrap(), tag);
+                let stored = tags.find_tag_unsigned::<u16>(Tag::Predictor).unwrap();
+                assert_eq!(stored.unwrap_or(1), predictor.to_u16(), "{what}");
+                assert_eq!(tags.strip_count().unwrap(), 10, "{what}");
+
+                let h = read_header(&bytes).unwrap();
+                assert_eq!((h.width, h.height), (W, H), "{what}");
+                assert_eq!(h.gray, layout.is_gray(), "{what}");
+                assert_eq!(decode(&bytes, Budget::default()).unwrap(), px, "{what}");
+            }
+        }
+    }
+
+    /// Tile edge of [`tiled_tiff`] files.
+    const TILE: u32 = 16;
+    /// Size of the tiled test images: 3x2 tiles of 16, the right and bottom ones padded.
+    const TW: u32 = 40;
+    const TH: u32 = 24;
+
+    /// A little-endian TIFF with one tiled, chunky (PlanarConfiguration 1) image of `tiles`
+    /// ([`TILE`]-square, row by row), built by hand since the tiff encoder writes strips only.
+    fn tiled_tiff(
+        (w, h): (u32, u32),
+        samples: u16,
+        compression: u16,
+        photometric: u16,
+        tiles: &[Vec<u8>],
+    ) -> Vec<u8> {
+        const SHORT: u16 = 3;
+        const LONG: u16 = 4;
+        let n = tiles.len();
+        let mut entries: Vec<(u16, u16, Vec<u32>)> = vec![
+            (256, LONG, vec![w]),
+            (257, LONG, vec![h]),
+            (258, SHORT, vec![8; usize::from(samples)]),
+            (259, SHORT, vec![u32::from(compression)]),
+            (262, SHORT, vec![u32::from(photometric)]),
+            (277, SHORT, vec![u32::from(samples)]),
+            (284, SHORT, vec![1]),
+            (322, LONG, vec![TILE]),
+            (323, LONG, vec![TILE]),
+            (324, LONG, vec![0; n]),
+            (325, LONG, tiles.iter().map(|t| t.len() as u32).collect()),
+        ];
+        let size = |typ: u16, count: usize| count * if typ == SHORT { 2 } else { 4 };
+        let ifd_end = 8 + 2 + 12 * entries.len() + 4;
+        // Values over 4 bytes go after the IFD, then the tile data.
+        let external: usize = entries
+            .iter()
+            .map(|(_, typ, v)| size(*typ, v.len()))
+            .filter(|&s| s > 4)
+            .sum();
+        let mut offset = (ifd_end + external) as u32;
+        for (tag, _, values) in &mut entries {
+            if *tag == 324 {
+                for (value, tile) in values.iter_mut().zip(tiles) {
+                    *value = offset;
+                    offset += tile.len() as u32;
+                }
+            }
+        }
+        let mut v = b"II*\0".to_vec();
+        v.extend_from_slice(&8u32.to_le_bytes());
+        v.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        let mut extra = Vec::new();
+        for (tag, typ, values) in &entries {
+            let mut bytes = Vec::new();
+            for &value in values {
+                if *typ == SHORT {
+                    bytes.extend_from_slice(&(value as u16).to_le_bytes());
+                } else {
+                    bytes.extend_from_slice(&value.to_le_bytes());
+                }
+            }
+            v.extend_from_slice(&tag.to_le_bytes());
+            v.extend_from_slice(&typ.to_le_bytes());
+            v.extend_from_slice(&(values.len() as u32).to_le_bytes());
+            if bytes.len() > 4 {
+                v.extend_from_slice(&((ifd_end + extra.len()) as u32).to_le_bytes());
+                extra.extend_from_slice(&bytes);
+            } else {
+                bytes.resize(4, 0);
+                v.extend_from_slice(&bytes);
+            }
+        }
+        v.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(v.len(), ifd_end);
+        v.extend_from_slice(&extra);
+        for tile in tiles {
+            v.extend_from_slice(tile);
+        }
+        v
+    }
+
+    /// The full-size tiles of `px`, row by row. Padding outside the image is `pad` when given,
+    /// else a copy of the nearest edge pixel (so JPEG tiles do not bleed into the image).
+    fn split_tiles(px: &Pixels, pad: Option<u8>) -> Vec<Vec<u8>> {
+        let c = px.layout().channels();
+        let mut tiles = Vec::new();
+        for ty in (0..px.height()).step_by(TILE as usize) {
+            for tx in (0..px.width()).step_by(TILE as usize) {
+                let mut tile = Vec::with_capacity((TILE * TILE) as usize * c);
+                for y in ty..ty + TILE {
+                    for x in tx..tx + TILE {
+                        let inside = x < px.width() && y < px.height();
+                        match pad {
+                            Some(p) if !inside => tile.extend(std::iter::repeat_n(p, c)),
+                            _ => tile.extend_from_slice(
+                                px.pixel(x.min(px.width() - 1), y.min(px.height() - 1)),
+                            ),
+                        }
+                    }
+                }
+                tiles.push(tile);
+            }
+        }
+        tiles
+    }
+
+    /// A 40x24 image in `layout` with a different value at every pixel.
+    fn gradient(layout: Layout) -> Pixels {
+        let c = layout.channels();
+        let data = (0..TH)
+            .flat_map(|y| (0..TW).map(move |x| (x, y)))
+            .flat_map(|(x, y)| {
+                let rgb = [(x * 6) as u8, (y * 10) as u8, (x * 5 + y * 2 + 7) as u8];
+                if c == 1 { vec![rgb[2]] } else { rgb.to_vec() }
+            })
+            .collect();
+        Pixels::from_vec(TW, TH, layout, data).unwrap()
+    }
+
+    #[test]
+    fn uncompressed_tiles_are_assembled_and_cropped() {
+        for (layout, samples, photometric) in [(Layout::Rgb, 3, 2), (Layout::Gray, 1, 1)] {
+            let px = gradient(layout);
+            let tiles = split_tiles(&px, Some(0xEE));
+            assert_eq!(tiles.len(), 6);
+            let bytes = tiled_tiff((TW, TH), samples, 1, photometric, &tiles);
+            let h = read_header(&bytes).unwrap();
+            assert_eq!((h.width, h.height, h.gray), (TW, TH, layout.is_gray()));
+            assert_eq!(decode(&bytes, Budget::default()).unwrap(), px, "{layout:?}");
+        }
+    }
+
+    /// The solid colour of each 16x16 tile of [`tile_colours`].
+    const TILE_RGB: [[u8; 3]; 6] = [
+        [255, 0, 0],
+        [0, 160, 0],
+        [0, 0, 255],
+        [240, 200, 40],
+        [128, 128, 128],
+        [20, 200, 220],
+    ];
+
+    /// A 40x24 RGB image whose tiles are the solid colours of [`TILE_RGB`].
+    fn tile_colours() -> Pixels {
+        let data = (0..TH)
+            .flat_map(|y| (0..TW).map(move |x| (x, y)))
+            .flat_map(|(x, y)| TILE_RGB[(y / TILE * 3 + x / TILE) as usize])
+            .collect();
+        Pixels::from_vec(TW, TH, Layout::Rgb, data).unwrap()
+    }
+
+    /// Each tile of `px` as a complete 16x16 JPEG, stored as `color` (the data is taken as it
+    /// is: `Rgb` is converted to YCbCr by the encoder, `Ycbcr` is not).
+    fn jpeg_tiles(px: &Pixels, color: jpeg_encoder::ColorType) -> Vec<Vec<u8>> {
+        split_tiles(px, None)
+            .into_iter()
+            .map(|tile| {
+                let mut out = Vec::new();
+                let mut encoder = jpeg_encoder::Encoder::new(&mut out, 85);
+                encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+                encoder.encode(&tile, 16, 16, color).unwrap();
+                out
+            })
+            .collect()
+    }
+
+    /// Assert the centre of the visible part of every tile of a decoded [`tile_colours`] image.
+    fn assert_tile_colours(px: &Pixels, what: &str) {
+        assert_eq!(
+            (px.width(), px.height(), px.layout()),
+            (TW, TH, Layout::Rgb),
+            "{what}"
+        );
+        for (i, want) in TILE_RGB.iter().enumerate() {
+            let (tx, ty) = (i as u32 % 3 * TILE, i as u32 / 3 * TILE);
+            let x = tx + (TW - tx).min(TILE) / 2;
+            let y = ty + (TH - ty).min(TILE) / 2;
+            let got = px.pixel(x, y);
+            assert!(
+                crate::codec::testutil::close(got, want, 12),
+                "{what}: tile {i} at ({x},{y}) is {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jpeg_tiles_with_ycbcr_photometric_decode() {
+        let tiles = jpeg_tiles(&tile_colours(), jpeg_encoder::ColorType::Rgb);
+        let bytes = tiled_tiff((TW, TH), 3, 7, 6, &tiles);
+        let h = read_header(&bytes).unwrap();
+        assert_eq!((h.width, h.height, h.gray), (TW, TH, false));
+        let px = decode(&bytes, Budget::default()).unwrap();
+        assert_tile_colours(&px, "YCbCr photometric");
+    }
+
+    /// Replace the JFIF APP0 segment jpeg-encoder writes first with `segment` (may be empty).
+    fn replace_jfif(jpeg: &[u8], segment: &[u8]) -> Vec<u8> {
+        assert_eq!(&jpeg[2..4], &[0xFF, 0xE0]);
+        assert_eq!(&jpeg[6..11], b"JFIF\0");
+        let end = 4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
+        [&jpeg[..2], segment, &jpeg[end..]].concat()
+    }
+
+    /// An Adobe APP14 segment with colour transform 0: three components are RGB.
+    const ADOBE_RGB: &[u8] = b"\xFF\xEE\x00\x0EAdobe\x00\x64\x00\x00\x00\x00\x00";
+
+    #[test]
+    fn jpeg_tiles_with_rgb_photometric_decode() {
+        let px = tile_colours();
+        // As the TIFF JPEG notes intend: the tile JPEG holds RGB itself, flagged by an Adobe
+        // marker (transform 0), as libjpeg writes it.
+        let rgb_flagged: Vec<Vec<u8>> = jpeg_tiles(&px, jpeg_encoder::ColorType::Ycbcr)
+            .iter()
+            .map(|t| replace_jfif(t, ADOBE_RGB))
+            .collect();
+        // RGB with no colour space marker at all (as in Aperio SVS files): Photometric decides.
+        let rgb_unflagged: Vec<Vec<u8>> = jpeg_tiles(&px, jpeg_encoder::ColorType::Ycbcr)
+            .iter()
+            .map(|t| replace_jfif(t, &[]))
+            .collect();
+        // A JFIF tile, i.e. YCbCr by definition, in a file that says RGB.
+        let jfif = jpeg_tiles(&px, jpeg_encoder::ColorType::Rgb);
+        for (tiles, what) in [
+            (rgb_flagged, "Adobe RGB tiles"),
+            (rgb_unflagged, "unmarked RGB tiles"),
+            (jfif, "JFIF YCbCr tiles"),
+        ] {
+            let bytes = tiled_tiff((TW, TH), 3, 7, 2, &tiles);
+            assert!(!read_header(&bytes).unwrap().gray);
+            let px = decode(&bytes, Budget::default()).unwrap();
+            assert_tile_colours(&px, what);
+        }
+    }
+
+    #[test]
+    fn masked_reader_hides_its_positions_whatever_the_reads() {
+        let bytes: Vec<u8> = (0..20).collect();
+        let mut want = bytes.clone();
+        for p in [3, 4, 11] {
+            want[p] = 0xEF;
+        }
+        let mut reader = Masked::new(&bytes);
+        reader.hide = vec![3, 4, 11];
+        for piece in [1, 3, 4, 7, 64] {
+            reader.seek(SeekFrom::Start(0)).unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0; piece];
+            loop {
+                let n = reader.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, want, "reads of {piece}");
+        }
+    }
+
+    #[test]
+    fn broken_jpeg_tiles_are_errors_not_panics() {
+        let px = tile_colours();
+        let tiles: Vec<Vec<u8>> = jpeg_tiles(&px, jpeg_encoder::ColorType::Ycbcr)
+            .iter()
+            .map(|t| replace_jfif(t, ADOBE_RGB))
+            .collect();
+        let full = tiled_tiff((TW, TH), 3, 7, 2, &tiles);
+        for len in [full.len() / 2, full.len() - 40, full.len() - 1] {
+            let _ = decode(&full[..len], Budget::default());
+        }
+        // Marker lengths running past the tile, or too short to be one.
+        for bad_len in [[0xFF, 0xFF], [0x00, 0x01], [0x00, 0x00]] {
+            let broken: Vec<Vec<u8>> = tiles
+                .iter()
+                .map(|t| [&t[..4], &bad_len[..], &t[6..]].concat())
+                .collect();
+            let bytes = tiled_tiff((TW, TH), 3, 7, 2, &broken);
+            let _ = decode(&bytes, Budget::default());
+        }
     }
 }

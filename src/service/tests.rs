@@ -696,3 +696,67 @@ fn service_is_send_sync_clone() {
     fn assert_traits<T: Send + Sync + Clone + 'static>() {}
     assert_traits::<IiifService<FsSource>>();
 }
+
+#[tokio::test]
+async fn exif_orientation_6_jpeg_is_served_upright() {
+    use crate::codec::testutil::{exif_payload, with_exif};
+    use crate::pixels::{Layout, Pixels};
+    // 40x20 as stored: the left half red, the right half blue.
+    let data = (0..20)
+        .flat_map(|_| (0..40).flat_map(|x| if x < 20 { [255, 0, 0] } else { [0, 0, 255] }))
+        .collect();
+    let stored = Pixels::from_vec(40, 20, Layout::Rgb, data).unwrap();
+    let jpeg = crate::codec::encode(
+        &stored,
+        crate::request::Format::Jpg,
+        &crate::codec::EncodeOptions::default(),
+    )
+    .unwrap();
+    let id = "exif-orientation-6-red-left-blue-right";
+    std::fs::write(
+        samples_dir().join(format!("{id}.jpg")),
+        with_exif(&jpeg, &exif_payload(6)),
+    )
+    .unwrap();
+
+    let svc = service(ApiVersion::V3);
+    let info = get(&svc, &format!("/iiif/3/{id}/info.json")).await;
+    assert_eq!(info.status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(20), Some(40))
+    );
+
+    // Rotated 90° clockwise for display: the stored left half becomes the top.
+    let got = get(&svc, &format!("/iiif/3/{id}/full/max/0/default.png")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let px = decode(&got.body, content_type(&got));
+    assert_eq!((px.width(), px.height()), (20, 40));
+    for x in [2, 10, 17] {
+        assert_color(&px, x, 8, [255, 0, 0], 12, "top");
+        assert_color(&px, x, 36, [0, 0, 255], 12, "bottom");
+    }
+}
+
+#[tokio::test]
+async fn slash_substitute_is_read_and_echoed() {
+    let dir = samples_dir();
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    std::fs::copy(dir.join("gray.tif"), dir.join("nested/copy.tif")).unwrap();
+    let svc = service(ApiVersion::V3)
+        .identifier_options(IdentifierOptions::default().slash_substitute("~"));
+    let info = get(&svc, "/iiif/3/nested~copy/info.json").await;
+    assert_eq!(info.status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(doc["id"], "http://iiif.test/iiif/3/nested~copy");
+    let redirect = get(&svc, "/iiif/3/nested%2Fcopy").await;
+    assert_eq!(
+        redirect.headers["location"],
+        "http://iiif.test/iiif/3/nested~copy/info.json"
+    );
+    let img = get(&svc, "/iiif/3/nested~copy/full/max/0/default.jpg").await;
+    assert!(img.headers["link"].to_str().unwrap().contains(
+        "<http://iiif.test/iiif/3/nested~copy/full/max/0/default.jpg>;rel=\"canonical\""
+    ));
+}
