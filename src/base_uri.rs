@@ -88,3 +88,40 @@ mod tests {
         );
     }
 }
+
+/// The address of the client that made the request, as far as trusted proxies tell.
+///
+/// A request extension inserted by `SetBaseUri` (from the peer address, or `X-Forwarded-For` /
+/// `Forwarded: for=` of trusted proxies); read by authorization hooks and logging.
+///
+/// ```
+/// let ip = tower_iiif::ClientIp("192.0.2.7".parse().unwrap());
+/// assert_eq!(ip.0.to_string(), "192.0.2.7");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// The identifier to show the client instead of the one in the path, for proxies that rewrite
+/// identifiers (Cantaloupe's `X-Forwarded-ID`).
+///
+/// A request extension inserted by `SetBaseUri` from a trusted proxy's `X-Forwarded-ID`;
+/// `IiifService` echoes it, percent-encoded, in `id`, `Link` and `Location`.
+///
+/// ```
+/// let id = tower_iiif::PublicIdentifier::new("public/name");
+/// assert_eq!(id.as_str(), "public/name");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PublicIdentifier(String);
+
+impl PublicIdentifier {
+    /// Create a new [`PublicIdentifier`] (the decoded identifier).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The decoded identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

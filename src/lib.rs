@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod base_uri;
+pub mod cache_control;
 pub mod codec;
 pub mod error;
 pub mod info;
@@ -47,6 +48,6 @@ pub mod samples;
 pub mod service;
 pub mod source;
 
-pub use base_uri::BaseUri;
+pub use base_uri::{BaseUri, ClientIp, PublicIdentifier};
 pub use error::{Error, ErrorKind};
 pub use service::{IiifBody, IiifService};
