@@ -40,6 +40,7 @@ pub mod cache_control;
 pub mod codec;
 pub mod error;
 pub mod info;
+pub mod limit;
 pub mod ops;
 pub mod pixels;
 pub mod plan;

@@ -25,9 +25,9 @@
 //! assert_eq!(plan(&parse("/a/full/2000,/0/default.jpg"), 1000, 750, &opts).unwrap_err().status(), 400);
 //! ```
 
-use crate::Error;
 use crate::pixels::Rect;
 use crate::request::{ApiVersion, Format, ImageRequest, Quality, Rotation, SizeKind};
+use crate::{Error, ErrorKind};
 
 /// Size limits of the returned image: `maxWidth`, `maxHeight`, `maxArea` of info.json.
 ///
@@ -47,9 +47,29 @@ pub struct Limits {
     max_width: Option<u32>,
     max_height: Option<u32>,
     max_area: Option<u64>,
+    /// Thousandths, so that `Limits` stays `Eq + Hash`.
+    max_scale_milli: Option<u32>,
 }
 
 impl Limits {
+    /// The largest scale factor against the region (Cantaloupe's `max_scale`): 1.0 forbids
+    /// upscaling, 2.0 allows doubling. Not advertised in info.json (no such property); a
+    /// request beyond it is refused like any other over-limit request.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::plan::Limits::default().max_scale(1.5).scale(), Some(1.5));
+    /// ```
+    pub fn max_scale(mut self, scale: f64) -> Self {
+        let milli = (scale.clamp(0.001, 1_000_000.0) * 1000.0).round() as u32;
+        self.max_scale_milli = Some(milli.max(1));
+        self
+    }
+
+    /// The scale limit, if any.
+    pub fn scale(&self) -> Option<f64> {
+        self.max_scale_milli.map(|m| f64::from(m) / 1000.0)
+    }
+
     /// The widest image returned.
     pub fn max_width(mut self, px: u32) -> Self {
         self.max_width = Some(px.max(1));
@@ -117,6 +137,7 @@ impl Limits {
             max_width: min(self.max_width, other.max_width),
             max_height: min(self.height(), other.height()),
             max_area: min(self.max_area, other.max_area),
+            max_scale_milli: min(self.max_scale_milli, other.max_scale_milli),
         }
     }
 
@@ -149,10 +170,11 @@ impl Limits {
     /// ```
     pub fn fit(&self, width: u32, height: u32, upscale: bool) -> (u32, u32) {
         let (w0, h0) = (f64::from(width), f64::from(height));
-        let mut scale = if upscale && !self.is_unlimited() {
-            f64::INFINITY
-        } else {
-            1.0
+        let mut scale = match (upscale, self.scale()) {
+            (false, _) => 1.0,
+            (true, Some(s)) => s,
+            (true, None) if self.is_unlimited() => 1.0,
+            (true, None) => f64::INFINITY,
         };
         if let Some(a) = self.max_area {
             scale = scale.min((a as f64 / (w0 * h0)).sqrt());
@@ -188,6 +210,24 @@ impl Limits {
     }
 }
 
+/// What happens to a request whose result is over the [`Limits`] (`max` and `^max` are always
+/// fitted within them instead).
+///
+/// A request extension: `PixelLimit` inserts it beside its `Limits`; without one, the service
+/// answers 400 as the spec recommends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum OverLimit {
+    /// 400 Bad Request (the spec's recommendation).
+    #[default]
+    Reject,
+    /// 403 Forbidden (Cantaloupe's `max_pixels` behaviour).
+    Forbid,
+    /// Scale the result down until it fits, keeping its proportions, and answer 200 (so that a
+    /// 2.1 `full/full` on a large image still answers).
+    Clamp,
+}
+
 /// How requests are planned: the API version's rules, upscaling, limits.
 ///
 /// ```
@@ -202,6 +242,7 @@ pub struct PlanOptions {
     version: ApiVersion,
     upscaling: bool,
     limits: Limits,
+    over_limit: OverLimit,
     max_output_area: u64,
 }
 
@@ -213,6 +254,7 @@ impl PlanOptions {
             version,
             upscaling: true,
             limits: Limits::default(),
+            over_limit: OverLimit::Reject,
             max_output_area: 1 << 28,
         }
     }
@@ -227,6 +269,12 @@ impl PlanOptions {
     /// The advertised limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// What to do with requests over the limits.
+    pub fn over_limit(mut self, policy: OverLimit) -> Self {
+        self.over_limit = policy;
         self
     }
 
@@ -397,10 +445,33 @@ fn resolve_size(req: &ImageRequest, region: Rect, opts: &PlanOptions) -> Result<
             _ => {}
         }
     }
+    let over = |what: String| match opts.over_limit {
+        OverLimit::Forbid => Error::new(ErrorKind::Forbidden, what),
+        _ => Error::bad_request(what),
+    };
+    let (mut w, mut h) = (w, h);
+    if let Some(scale) = limits.scale() {
+        let (sw, sh) = (rw as f64 * scale, rh as f64 * scale);
+        if f64::from(w) > sw + 1e-9 || f64::from(h) > sh + 1e-9 {
+            if opts.over_limit != OverLimit::Clamp {
+                return Err(over(format!(
+                    "{w}x{h} scales the {}x{} region by more than {scale}",
+                    region.w, region.h
+                )));
+            }
+            let box_limits = Limits::default()
+                .max_width((sw.floor() as u32).max(1))
+                .max_height((sh.floor() as u32).max(1));
+            (w, h) = box_limits.fit(w, h, false);
+        }
+    }
     if !limits.allows(w, h) {
-        return Err(Error::bad_request(format!(
-            "{w}x{h} is over the size limits of this image"
-        )));
+        if opts.over_limit != OverLimit::Clamp {
+            return Err(over(format!(
+                "{w}x{h} is over the size limits of this image"
+            )));
+        }
+        (w, h) = limits.fit(w, h, false);
     }
     if u64::from(w) * u64::from(h) > opts.max_output_area {
         return Err(Error::bad_request(format!(
@@ -574,6 +645,56 @@ mod tests {
         );
         let png = image("/a/full/max/0/default.png", V3);
         assert!(plan(&png, 70_000, 2, &PlanOptions::new(V3)).is_ok());
+    }
+
+    #[test]
+    fn over_limit_policies_and_max_scale() {
+        let limits = Limits::default().max_area(250_000);
+        let forbid = |v| {
+            PlanOptions::new(v)
+                .limits(limits)
+                .over_limit(OverLimit::Forbid)
+        };
+        let clamp = |v| {
+            PlanOptions::new(v)
+                .limits(limits)
+                .over_limit(OverLimit::Clamp)
+        };
+        check(
+            &[
+                ("full/full", V2, (1000, 1000), Err(403)),
+                ("full/600,", V3, (1000, 1000), Err(403)),
+            ],
+            forbid,
+        );
+        // max is fitted, never refused.
+        check(&[("full/max", V3, (1000, 1000), Ok((500, 500)))], forbid);
+        check(
+            &[
+                ("full/full", V2, (1000, 1000), Ok((500, 500))),
+                ("full/1000,500", V3, (1000, 1000), Ok((707, 353))),
+                ("full/400,", V3, (1000, 1000), Ok((400, 400))),
+            ],
+            clamp,
+        );
+        let scaled = Limits::default().max_scale(1.5);
+        check(
+            &[
+                ("full/^1500,", V3, (1000, 1000), Ok((1500, 1500))),
+                ("full/^1600,", V3, (1000, 1000), Err(400)),
+                ("full/^max", V3, (1000, 1000), Ok((1500, 1500))),
+                ("full/,1600", V2, (1000, 1000), Err(400)),
+            ],
+            |v| PlanOptions::new(v).limits(scaled),
+        );
+        check(
+            &[("full/^3000,", V3, (1000, 1000), Ok((1500, 1500)))],
+            |v| {
+                PlanOptions::new(v)
+                    .limits(scaled)
+                    .over_limit(OverLimit::Clamp)
+            },
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! ```
 
 mod body;
+mod conditional;
 mod negotiate;
 mod render;
 mod respond;
@@ -44,12 +45,12 @@ pub use body::IiifBody;
 use crate::codec::{self, EncodeOptions, Header};
 use crate::info::{ImageInfo, InfoOptions};
 use crate::pixels::Budget;
-use crate::plan::{Limits, PlanOptions};
+use crate::plan::{Limits, OverLimit, PlanOptions};
 use crate::request::{
     ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest,
 };
 use crate::source::{Source, SourceObject};
-use crate::{BaseUri, Error, ErrorKind};
+use crate::{BaseUri, Error, ErrorKind, PublicIdentifier};
 
 /// How many bytes of a file are read first to find its header; the whole file is read only
 /// when the header is not within them.
@@ -352,9 +353,8 @@ impl<S: Source> IiifService<S> {
         let base = self.public_base(parts);
         match parsed {
             IiifRequest::Base(id) => Ok(respond::redirect(&format!(
-                "{}/{}/info.json",
-                base.as_str(),
-                id.encoded_with(&self.config.identifiers)
+                "{}/info.json",
+                self.image_base(parts, &base, &id)
             ))),
             IiifRequest::Info(id) => {
                 let object = self.source.open(&id).await?;
@@ -362,10 +362,24 @@ impl<S: Source> IiifService<S> {
                 let limits = self.limits(parts);
                 let mut info_opts = self.config.info.clone();
                 info_opts.limits = limits;
+                info_opts.upscaling &= limits.scale().is_none_or(|s| s > 1.0);
                 let doc = ImageInfo::new(header.width, header.height)
                     .with_gray(header.gray)
-                    .to_json(&self.image_base(&base, &id), &info_opts);
-                Ok(respond::info(&doc, self.config.version, parts))
+                    .to_json(&self.image_base(parts, &base, &id), &info_opts);
+                let mut res = respond::info(&doc, self.config.version, parts);
+                let content_type = res.headers()[http::header::CONTENT_TYPE].clone();
+                let body = doc.to_string();
+                let validators = conditional::Validators::new(
+                    &[body.as_bytes(), content_type.as_bytes()],
+                    object.metadata().modified,
+                );
+                if validators.not_modified(&parts.headers) {
+                    res = respond::not_modified();
+                    res.headers_mut()
+                        .insert(http::header::VARY, "Accept".parse().expect("valid"));
+                }
+                validators.apply(res.headers_mut());
+                Ok(res)
             }
             IiifRequest::Image(req) => self.image(parts, &base, &req).await,
         }
@@ -379,8 +393,34 @@ impl<S: Source> IiifService<S> {
     ) -> Result<Response<IiifBody>, Error> {
         let object = self.source.open(&req.identifier).await?;
         let header = self.header(&req.identifier, &object).await?;
-        let opts = self.config.plan.limits(self.limits(parts));
+        let policy = parts
+            .extensions
+            .get::<OverLimit>()
+            .copied()
+            .unwrap_or_default();
+        let opts = self
+            .config
+            .plan
+            .limits(self.limits(parts))
+            .over_limit(policy);
         let plan = crate::plan::plan(req, header.width, header.height, &opts)?;
+        let canonical = format!(
+            "{}/{}",
+            self.image_base(parts, base, &req.identifier),
+            plan.canonical
+        );
+        let validators = self.image_validators(req, &plan, object.metadata());
+        if validators.not_modified(&parts.headers) {
+            let mut res = respond::not_modified();
+            validators.apply(res.headers_mut());
+            return Ok(res);
+        }
+        if parts.method == Method::HEAD {
+            // Everything but the length is known without rendering.
+            let mut res = respond::image_head(plan.format, self.config.version, &canonical);
+            validators.apply(res.headers_mut());
+            return Ok(res);
+        }
         if object.metadata().len > self.config.max_source_bytes {
             return Err(Error::source(format!(
                 "the source file ({} bytes) is larger than this server reads whole",
@@ -404,16 +444,35 @@ impl<S: Source> IiifService<S> {
         })
         .await
         .map_err(|e| Error::internal(format!("render task failed: {e}")))??;
-        Ok(respond::image(
-            body,
-            plan.format,
-            self.config.version,
-            &format!(
-                "{}/{}",
-                self.image_base(base, &req.identifier),
-                plan.canonical
-            ),
-        ))
+        let mut res = respond::image(body, plan.format, self.config.version, &canonical);
+        validators.apply(res.headers_mut());
+        Ok(res)
+    }
+
+    /// The validators of a rendered image: the crate version, the source's version, the
+    /// identifier, the canonical request and the settings that change the bytes.
+    fn image_validators(
+        &self,
+        req: &ImageRequest,
+        plan: &crate::plan::Plan,
+        meta: &crate::source::SourceMetadata,
+    ) -> conditional::Validators {
+        let modified = meta
+            .modified
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        conditional::Validators::new(
+            &[
+                env!("CARGO_PKG_VERSION").as_bytes(),
+                req.identifier.as_str().as_bytes(),
+                &meta.len.to_le_bytes(),
+                &modified.to_le_bytes(),
+                meta.etag.as_deref().unwrap_or("").as_bytes(),
+                plan.canonical.as_bytes(),
+                &[self.config.encode.jpeg_quality],
+            ],
+            meta.modified,
+        )
     }
 
     /// Take a place in the render queue, or answer 503 when it is full.
@@ -471,12 +530,20 @@ impl<S: Source> IiifService<S> {
         BaseUri::from_request(parts, &self.config.path_prefix)
     }
 
-    /// The base URI of one image: `{base}/{encoded identifier}`.
-    fn image_base(&self, base: &BaseUri, id: &Identifier) -> String {
+    /// The base URI of one image: `{base}/{encoded identifier}`, where the identifier is the
+    /// [`PublicIdentifier`] extension when a proxy rewrote it.
+    fn image_base(&self, parts: &Parts, base: &BaseUri, id: &Identifier) -> String {
+        let public = parts
+            .extensions
+            .get::<PublicIdentifier>()
+            .and_then(|p| Identifier::new(p.as_str()).ok());
         format!(
             "{}/{}",
             base.as_str(),
-            id.encoded_with(&self.config.identifiers)
+            public
+                .as_ref()
+                .unwrap_or(id)
+                .encoded_with(&self.config.identifiers)
         )
     }
 

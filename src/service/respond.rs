@@ -52,6 +52,25 @@ pub(super) fn image(
     res
 }
 
+/// The headers of an image response without its body (HEAD): no `Content-Length`, since the
+/// image is not rendered to find it.
+pub(super) fn image_head(
+    format: Format,
+    version: ApiVersion,
+    canonical: &str,
+) -> Response<IiifBody> {
+    let mut res = image(Vec::new(), format, version, canonical);
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    res
+}
+
+/// 304 Not Modified, no body.
+pub(super) fn not_modified() -> Response<IiifBody> {
+    let mut res = Response::new(IiifBody::empty());
+    *res.status_mut() = StatusCode::NOT_MODIFIED;
+    res
+}
+
 /// An info.json document, in the media type the client negotiated.
 pub(super) fn info(doc: &Value, version: ApiVersion, parts: &Parts) -> Response<IiifBody> {
     let body = doc.to_string();

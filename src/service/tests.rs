@@ -624,15 +624,17 @@ async fn options_head_and_cors() {
         let bare = send(&svc, "OPTIONS", &path, &[]).await;
         assert_eq!(bare.headers["access-control-allow-origin"], "*");
     }
-    let full = get(&svc, &v3_image("full/300,/0/default.png")).await;
-    let head = send(&svc, "HEAD", &v3_image("full/300,/0/default.png"), &[]).await;
+    // HEAD of info.json: the same headers as GET, Content-Length included, no body.
+    let info = format!("/iiif/3/{VALIDATOR_ID}/info.json");
+    let full = get(&svc, &info).await;
+    let head = send(&svc, "HEAD", &info, &[]).await;
     assert_eq!(head.status, StatusCode::OK);
     assert!(head.body.is_empty());
     assert_eq!(
         head.headers["content-length"],
         full.body.len().to_string().as_str()
     );
-    assert_eq!(head.headers["content-type"], "image/png");
+    assert_eq!(head.headers["etag"], full.headers["etag"]);
 }
 
 #[tokio::test]
@@ -759,4 +761,148 @@ async fn slash_substitute_is_read_and_echoed() {
     assert!(img.headers["link"].to_str().unwrap().contains(
         "<http://iiif.test/iiif/3/nested~copy/full/max/0/default.jpg>;rel=\"canonical\""
     ));
+}
+
+#[tokio::test]
+async fn etag_and_last_modified_answer_304_without_rendering() {
+    let svc = service(ApiVersion::V3);
+    let path = v3_image("full/200,/0/default.jpg");
+    let first = get(&svc, &path).await;
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    let modified = first.headers["last-modified"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    // Same request, same tag; another request, another tag.
+    assert_eq!(get(&svc, &path).await.headers["etag"], etag.as_str());
+    assert_ne!(
+        get(&svc, &v3_image("full/201,/0/default.jpg"))
+            .await
+            .headers["etag"],
+        etag.as_str()
+    );
+
+    // A full render queue proves the 304 needs no render: it still answers.
+    let busy = svc.clone().render_concurrency(1, 0);
+    let _slot = busy.reserve_render_slot().unwrap();
+    let cached = send(&busy, "GET", &path, &[("if-none-match", &etag)]).await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+    assert!(cached.body.is_empty());
+    assert_eq!(cached.headers["etag"], etag.as_str());
+    assert_eq!(cached.headers["access-control-allow-origin"], "*");
+    let by_date = send(&busy, "GET", &path, &[("if-modified-since", &modified)]).await;
+    assert_eq!(by_date.status, StatusCode::NOT_MODIFIED);
+    let stale = send(&busy, "GET", &path, &[("if-none-match", "\"nope\"")]).await;
+    assert_eq!(stale.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn info_json_has_validators_and_304() {
+    let svc = service(ApiVersion::V3);
+    let path = format!("/iiif/3/{VALIDATOR_ID}/info.json");
+    let first = get(&svc, &path).await;
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    let again = send(&svc, "GET", &path, &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers["vary"], "Accept");
+    // The JSON representation is another entity.
+    let json = send(
+        &svc,
+        "GET",
+        &path,
+        &[("accept", "application/json"), ("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(json.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn head_image_does_not_render() {
+    let svc = service(ApiVersion::V3).render_concurrency(1, 0);
+    let _slot = svc.reserve_render_slot().unwrap();
+    let head = send(&svc, "HEAD", &v3_image("full/300,/0/default.png"), &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.headers["content-type"], "image/png");
+    assert!(head.headers.contains_key("etag"));
+    assert!(head.headers.contains_key("link"));
+    assert!(!head.headers.contains_key("content-length"));
+}
+
+#[tokio::test]
+async fn public_identifier_is_echoed() {
+    let svc = service(ApiVersion::V3);
+    let mut req = Request::get("/iiif/3/gray/info.json")
+        .header("host", "iiif.test")
+        .body(())
+        .unwrap();
+    req.extensions_mut()
+        .insert(crate::PublicIdentifier::new("public/gray"));
+    let res = svc.clone().oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["id"], "http://iiif.test/iiif/3/public%2Fgray");
+}
+
+#[tokio::test]
+async fn pixel_limit_layer_through_the_service() {
+    use crate::limit::PixelLimitLayer;
+    use tower::Layer;
+    let inner = service(ApiVersion::V2);
+    let call = |layer: PixelLimitLayer, path: String| {
+        let svc = layer.layer(inner.clone());
+        async move {
+            let res = svc
+                .oneshot(
+                    Request::get(path)
+                        .header("host", "iiif.test")
+                        .body(())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.into_body().collect().await.unwrap().to_bytes())
+        }
+    };
+    let limit = || PixelLimitLayer::new().max_area(250_000);
+    // Cantaloupe's behaviour: 2.1 full/full over max_pixels is a 403 ...
+    let (status, body) = call(limit(), v2_image("full/full/0/default.jpg")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("limits"));
+    // ... unless clamped; max is always fitted.
+    let (status, body) = call(limit().clamp(), v2_image("full/full/0/default.png")).await;
+    assert_eq!(status, StatusCode::OK);
+    let px = decode(&body, "image/png");
+    assert_eq!((px.width(), px.height()), (500, 500));
+    let (status, _) = call(limit(), v2_image("full/max/0/default.png")).await;
+    assert_eq!(status, StatusCode::OK);
+    // info.json advertises the limit and keeps sizes and tiles within it.
+    let (_, body) = call(limit(), format!("/iiif/2/{VALIDATOR_ID}/info.json")).await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["profile"][1]["maxArea"], 250_000);
+    assert!(
+        doc["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["width"].as_u64().unwrap() * s["height"].as_u64().unwrap() <= 250_000)
+    );
+    // max_scale 1.0: no upscaling, and none advertised.
+    let (status, _) = call(
+        PixelLimitLayer::new().max_scale(1.0),
+        v2_image("full/1100,/0/default.jpg"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, body) = call(
+        PixelLimitLayer::new().max_scale(1.0),
+        format!("/iiif/2/{VALIDATOR_ID}/info.json"),
+    )
+    .await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        !doc["profile"][1]["supports"]
+            .as_array()
+            .unwrap()
+            .contains(&"sizeAboveFull".into())
+    );
 }

@@ -1,0 +1,201 @@
+//! Size limits for every image request: the `PixelLimit` middleware (Cantaloupe's
+//! `max_pixels` and `max_scale`).
+//!
+//! `PixelLimit` inserts a [`Limits`] request extension (the tighter of its own and any a layer
+//! further out already inserted) and an [`OverLimit`] policy; `IiifService` advertises the limits
+//! in info.json (`maxWidth`, `maxHeight`, `maxArea`, with `sizes` and `tiles` kept within them),
+//! fits `max` and `^max` within them, and answers other requests over them as the policy says:
+//! 403 by default, as Cantaloupe does, or 200 with the size clamped.
+//!
+//! # Example
+//!
+//! ```
+//! use tower::{Layer, ServiceExt};
+//! use tower_iiif::limit::PixelLimitLayer;
+//! use tower_iiif::{IiifService, samples, source::FsSource};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # let dir = std::env::temp_dir().join(format!("tower-iiif-limit-doc-{}", std::process::id()));
+//! # samples::write_samples(&dir).unwrap();
+//! let svc = PixelLimitLayer::new()
+//!     .max_area(10_000)
+//!     .layer(IiifService::new(FsSource::new(&dir).unwrap()));
+//! let id = samples::VALIDATOR_ID;
+//! let get = |path: String| http::Request::get(path).body(()).unwrap();
+//!
+//! let res = svc.clone().oneshot(get(format!("/{id}/full/500,/0/default.jpg"))).await.unwrap();
+//! assert_eq!(res.status(), 403);
+//! let res = svc.oneshot(get(format!("/{id}/full/max/0/default.jpg"))).await.unwrap();
+//! assert_eq!(res.status(), 200); // max is fitted: 100x100
+//! # }
+//! ```
+
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use crate::plan::{Limits, OverLimit};
+
+/// Layer that applies [`PixelLimit`] which limits the size of every returned image.
+///
+/// See the [module docs](crate::limit) for an example.
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct PixelLimitLayer {
+    limits: Limits,
+    policy: OverLimitPolicy,
+}
+
+/// The policy with Cantaloupe's default (403), distinct from the service's own default (400).
+#[derive(Debug, Clone, Copy)]
+struct OverLimitPolicy(OverLimit);
+
+impl Default for OverLimitPolicy {
+    fn default() -> Self {
+        Self(OverLimit::Forbid)
+    }
+}
+
+impl PixelLimitLayer {
+    /// Create a new [`PixelLimitLayer`] with no limits yet and the 403 policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most pixels (width x height) of a returned image (Cantaloupe's `max_pixels`).
+    pub fn max_area(mut self, px: u64) -> Self {
+        self.limits = self.limits.max_area(px);
+        self
+    }
+
+    /// The widest returned image.
+    pub fn max_width(mut self, px: u32) -> Self {
+        self.limits = self.limits.max_width(px);
+        self
+    }
+
+    /// The tallest returned image (defaults to the width limit).
+    pub fn max_height(mut self, px: u32) -> Self {
+        self.limits = self.limits.max_height(px);
+        self
+    }
+
+    /// The largest scale against the region (Cantaloupe's `max_scale`; 1.0 forbids upscaling).
+    pub fn max_scale(mut self, scale: f64) -> Self {
+        self.limits = self.limits.max_scale(scale);
+        self
+    }
+
+    /// Answer requests over the limits with 403 Forbidden (the default, as Cantaloupe does).
+    pub fn forbid(mut self) -> Self {
+        self.policy = OverLimitPolicy(OverLimit::Forbid);
+        self
+    }
+
+    /// Answer requests over the limits with 400 Bad Request (the spec's recommendation).
+    pub fn reject(mut self) -> Self {
+        self.policy = OverLimitPolicy(OverLimit::Reject);
+        self
+    }
+
+    /// Scale requests over the limits down until they fit, keeping their proportions.
+    pub fn clamp(mut self) -> Self {
+        self.policy = OverLimitPolicy(OverLimit::Clamp);
+        self
+    }
+}
+
+impl<S> Layer<S> for PixelLimitLayer {
+    type Service = PixelLimit<S>;
+
+    fn layer(&self, inner: S) -> PixelLimit<S> {
+        PixelLimit {
+            inner,
+            limits: self.limits,
+            policy: self.policy.0,
+        }
+    }
+}
+
+/// Middleware that limits the size of every returned image, by inserting [`Limits`] and an
+/// [`OverLimit`] policy that `IiifService` applies.
+///
+/// See the [module docs](crate::limit) for an example.
+#[derive(Debug, Clone, Copy)]
+pub struct PixelLimit<S> {
+    inner: S,
+    limits: Limits,
+    policy: OverLimit,
+}
+
+impl<S, B> Service<Request<B>> for PixelLimit<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> S::Future {
+        let ext = req.extensions_mut();
+        let limits = match ext.get::<Limits>() {
+            Some(outer) => outer.tighten(&self.limits),
+            None => self.limits,
+        };
+        ext.insert(limits);
+        // A policy set further out (e.g. by an authorization layer) wins.
+        if ext.get::<OverLimit>().is_none() {
+            ext.insert(self.policy);
+        }
+        self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use tower::ServiceExt;
+
+    async fn seen(layer: PixelLimitLayer, req: Request<()>) -> (Option<Limits>, Option<OverLimit>) {
+        let svc = layer.layer(tower::service_fn(|req: Request<()>| async move {
+            let e = req.extensions();
+            Ok::<_, Infallible>((e.get::<Limits>().copied(), e.get::<OverLimit>().copied()))
+        }));
+        svc.oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn inserts_limits_and_policy() {
+        let (limits, policy) = seen(
+            PixelLimitLayer::new().max_area(1000).max_scale(1.0),
+            Request::new(()),
+        )
+        .await;
+        let limits = limits.unwrap();
+        assert_eq!((limits.area(), limits.scale()), (Some(1000), Some(1.0)));
+        assert_eq!(policy, Some(OverLimit::Forbid));
+        let (_, policy) = seen(PixelLimitLayer::new().clamp(), Request::new(())).await;
+        assert_eq!(policy, Some(OverLimit::Clamp));
+    }
+
+    #[tokio::test]
+    async fn tightens_outer_limits_and_keeps_outer_policy() {
+        let mut req = Request::new(());
+        req.extensions_mut()
+            .insert(Limits::default().max_width(300).max_area(5000));
+        req.extensions_mut().insert(OverLimit::Reject);
+        let (limits, policy) =
+            seen(PixelLimitLayer::new().max_width(500).max_area(1000), req).await;
+        let limits = limits.unwrap();
+        assert_eq!((limits.width(), limits.area()), (Some(300), Some(1000)));
+        assert_eq!(policy, Some(OverLimit::Reject));
+    }
+}
