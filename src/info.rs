@@ -388,3 +388,78 @@ mod tests {
         assert_eq!(huge.sizes(&Limits::default()).first(), Some(&(98, 1)));
     }
 }
+
+/// Services to add to an info.json's `service` list, and the IIIF Authorization Flow 2.0 probe
+/// service with its access services.
+///
+/// A request extension inserted by the `Authorize` middleware (or the host app); read by
+/// `IiifService`, which writes the probe service's `id` as `{image id}/probe` and, in 3.0, puts
+/// the Auth 2 context before the image context in `@context`.
+///
+/// ```
+/// use serde_json::json;
+/// let s = tower_iiif::info::InfoServices::new()
+///     .auth2_probe(vec![json!({"type": "AuthAccessService2", "profile": "external", "label": {"en": ["Campus"]}})])
+///     .service(json!({"@id": "https://example.org/auth/login", "@type": "AuthCookieService1"}));
+/// assert!(s.has_probe());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use]
+pub struct InfoServices {
+    probe_access: Option<Vec<Value>>,
+    others: Vec<Value>,
+}
+
+impl InfoServices {
+    /// Create new, empty [`InfoServices`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add the Auth 2.0 probe service, with these access services (each with its token and
+    /// logout services, as the app describes them).
+    pub fn auth2_probe(mut self, access_services: Vec<Value>) -> Self {
+        self.probe_access = Some(access_services);
+        self
+    }
+
+    /// Add any other service description (e.g. Auth 1.0 cookie services).
+    pub fn service(mut self, service: Value) -> Self {
+        self.others.push(service);
+        self
+    }
+
+    /// Whether a probe service is declared.
+    pub fn has_probe(&self) -> bool {
+        self.probe_access.is_some()
+    }
+
+    /// Add the services to an info.json document whose id is `image_id`.
+    pub(crate) fn apply(&self, doc: &mut Value, image_id: &str, version: ApiVersion) {
+        let Some(obj) = doc.as_object_mut() else {
+            return;
+        };
+        let mut list: Vec<Value> = match obj.remove("service") {
+            Some(Value::Array(a)) => a,
+            Some(other) => vec![other],
+            None => Vec::new(),
+        };
+        if let Some(access) = &self.probe_access {
+            list.push(json!({
+                "id": format!("{image_id}/probe"),
+                "type": "AuthProbeService2",
+                "service": access,
+            }));
+            if version == ApiVersion::V3 {
+                obj.insert(
+                    "@context".into(),
+                    json!(["http://iiif.io/api/auth/2/context.json", version.context()]),
+                );
+            }
+        }
+        list.extend(self.others.iter().cloned());
+        if !list.is_empty() {
+            obj.insert("service".into(), Value::Array(list));
+        }
+    }
+}

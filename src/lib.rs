@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod base_uri;
 pub mod cache_control;
 pub mod codec;

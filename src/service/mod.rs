@@ -22,6 +22,7 @@
 
 mod body;
 mod conditional;
+mod context;
 mod negotiate;
 mod render;
 mod respond;
@@ -41,9 +42,10 @@ use tokio::sync::Semaphore;
 use tower_service::Service;
 
 pub use body::IiifBody;
+pub use context::{IiifContext, ImageLookup, RequestParser};
 
 use crate::codec::{self, EncodeOptions, Header};
-use crate::info::{ImageInfo, InfoOptions};
+use crate::info::{ImageInfo, InfoOptions, InfoServices};
 use crate::pixels::Budget;
 use crate::plan::{Limits, OverLimit, PlanOptions};
 use crate::request::{
@@ -342,14 +344,7 @@ impl<S: Source> IiifService<S> {
     }
 
     async fn get(&self, parts: &Parts) -> Result<Response<IiifBody>, Error> {
-        let parsed = match parts.extensions.get::<IiifRequest>() {
-            Some(r) => r.clone(),
-            None => IiifRequest::parse(
-                self.relative_path(parts.uri.path()),
-                self.config.version,
-                &self.config.identifiers,
-            )?,
-        };
+        let parsed = self.parser().parse(parts)?;
         let base = self.public_base(parts);
         match parsed {
             IiifRequest::Base(id) => Ok(respond::redirect(&format!(
@@ -363,9 +358,13 @@ impl<S: Source> IiifService<S> {
                 let mut info_opts = self.config.info.clone();
                 info_opts.limits = limits;
                 info_opts.upscaling &= limits.scale().is_none_or(|s| s > 1.0);
-                let doc = ImageInfo::new(header.width, header.height)
+                let image_id = self.image_base(parts, &base, &id);
+                let mut doc = ImageInfo::new(header.width, header.height)
                     .with_gray(header.gray)
-                    .to_json(&self.image_base(parts, &base, &id), &info_opts);
+                    .to_json(&image_id, &info_opts);
+                if let Some(services) = parts.extensions.get::<InfoServices>() {
+                    services.apply(&mut doc, &image_id, self.config.version);
+                }
                 let mut res = respond::info(&doc, self.config.version, parts);
                 let content_type = res.headers()[http::header::CONTENT_TYPE].clone();
                 let body = doc.to_string();
@@ -547,12 +546,29 @@ impl<S: Source> IiifService<S> {
         )
     }
 
-    /// The request path relative to the mount point.
-    fn relative_path<'a>(&self, path: &'a str) -> &'a str {
-        let prefix = self.config.path_prefix.as_str();
-        match path.strip_prefix(prefix) {
-            Some(rest) if !prefix.is_empty() && (rest.is_empty() || rest.starts_with('/')) => rest,
-            _ => path,
+    fn parser(&self) -> RequestParser {
+        RequestParser {
+            version: self.config.version,
+            path_prefix: self.config.path_prefix.clone(),
+            identifiers: self.config.identifiers.clone(),
+        }
+    }
+
+    /// A handle for the layers in front of this service: its request parser and a lookup of
+    /// image dimensions that shares this service's source and info cache.
+    pub fn context(&self) -> IiifContext {
+        let this = self.clone();
+        let lookup = ImageLookup(Arc::new(move |id: Identifier| {
+            let this = this.clone();
+            Box::pin(async move {
+                let object = this.source.open(&id).await?;
+                let h = this.header(&id, &object).await?;
+                Ok(ImageInfo::new(h.width, h.height).with_gray(h.gray))
+            })
+        }));
+        IiifContext {
+            parser: self.parser(),
+            lookup,
         }
     }
 }

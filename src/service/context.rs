@@ -1,0 +1,116 @@
+//! What layers in front of `IiifService` borrow from it: its request parser and a way to look up
+//! an image's dimensions through its source and info cache.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use crate::Error;
+use crate::info::ImageInfo;
+use crate::request::{ApiVersion, Identifier, IdentifierOptions, IiifRequest};
+
+/// Parses request paths exactly as the `IiifService` it came from does: same API version, same
+/// mount path, same identifier options.
+///
+/// ```
+/// use tower_iiif::{IiifService, request::IiifRequest, source::FsSource};
+/// let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+/// let parser = svc.context().parser().clone();
+/// let req = http::Request::get("/iiif/3/abc/info.json").body(()).unwrap();
+/// let (parts, _) = req.into_parts();
+/// assert!(matches!(parser.parse(&parts), Ok(IiifRequest::Info(id)) if id.as_str() == "abc"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequestParser {
+    pub(super) version: ApiVersion,
+    pub(super) path_prefix: String,
+    pub(super) identifiers: IdentifierOptions,
+}
+
+impl RequestParser {
+    /// The parsed request: an [`IiifRequest`] extension when a layer further out inserted one,
+    /// else the path, relative to the mount point, parsed.
+    pub fn parse(&self, parts: &Parts) -> Result<IiifRequest, Error> {
+        if let Some(r) = parts.extensions.get::<IiifRequest>() {
+            return Ok(r.clone());
+        }
+        IiifRequest::parse(
+            self.relative_path(parts.uri.path()),
+            self.version,
+            &self.identifiers,
+        )
+    }
+
+    /// The path relative to the mount point: the path prefix stripped when the path still
+    /// carries it (routers like axum's `nest_service` strip it themselves).
+    ///
+    /// ```
+    /// # use tower_iiif::{IiifService, source::FsSource};
+    /// let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+    /// let parser = svc.context().parser().clone();
+    /// assert_eq!(parser.relative_path("/iiif/3/a/info.json"), "/a/info.json");
+    /// assert_eq!(parser.relative_path("/a/info.json"), "/a/info.json");
+    /// assert_eq!(parser.relative_path("/iiif/30/x"), "/iiif/30/x");
+    /// ```
+    pub fn relative_path<'a>(&self, path: &'a str) -> &'a str {
+        let prefix = self.path_prefix.as_str();
+        match path.strip_prefix(prefix) {
+            Some(rest) if !prefix.is_empty() && (rest.is_empty() || rest.starts_with('/')) => rest,
+            _ => path,
+        }
+    }
+
+    /// The API version.
+    pub fn version(&self) -> ApiVersion {
+        self.version
+    }
+
+    /// The identifier options.
+    pub fn identifier_options(&self) -> &IdentifierOptions {
+        &self.identifiers
+    }
+}
+
+type LookupFn = dyn Fn(Identifier) -> Pin<Box<dyn Future<Output = Result<ImageInfo, Error>> + Send>>
+    + Send
+    + Sync;
+
+/// Looks up an image's dimensions through the service's source and shared info cache.
+#[derive(Clone)]
+pub struct ImageLookup(pub(super) Arc<LookupFn>);
+
+impl std::fmt::Debug for ImageLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageLookup").finish_non_exhaustive()
+    }
+}
+
+impl ImageLookup {
+    /// The image's information (dimensions after orientation, colour), or the error the
+    /// service would answer with (404 for an unknown identifier).
+    pub async fn info(&self, id: &Identifier) -> Result<ImageInfo, Error> {
+        (self.0)(id.clone()).await
+    }
+}
+
+/// A handle on an `IiifService` for the layers in front of it: its [`RequestParser`] and an
+/// [`ImageLookup`]. Cheap to clone; shares the service's caches.
+#[derive(Debug, Clone)]
+pub struct IiifContext {
+    pub(super) parser: RequestParser,
+    pub(super) lookup: ImageLookup,
+}
+
+impl IiifContext {
+    /// The service's request parser.
+    pub fn parser(&self) -> &RequestParser {
+        &self.parser
+    }
+
+    /// The service's image lookup.
+    pub fn lookup(&self) -> &ImageLookup {
+        &self.lookup
+    }
+}
