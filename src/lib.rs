@@ -36,7 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
-mod base_uri;
+pub mod base_uri;
 pub mod cache_control;
 pub mod codec;
 pub mod error;
@@ -51,5 +51,6 @@ pub mod service;
 pub mod source;
 
 pub use base_uri::{BaseUri, ClientIp, PublicIdentifier};
+pub use base_uri::{InvalidProxy, SetBaseUri, SetBaseUriLayer};
 pub use error::{Error, ErrorKind};
 pub use service::{IiifBody, IiifService};

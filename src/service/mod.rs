@@ -23,6 +23,7 @@
 mod body;
 mod conditional;
 mod context;
+mod health;
 mod negotiate;
 mod render;
 mod respond;
@@ -40,9 +41,11 @@ use http::{Method, Request, Response};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tower_service::Service;
+use tracing::Instrument;
 
 pub use body::IiifBody;
 pub use context::{IiifContext, ImageLookup, RequestParser};
+pub use health::Health;
 
 use crate::codec::{self, EncodeOptions, Header};
 use crate::info::{ImageInfo, InfoOptions, InfoServices};
@@ -390,8 +393,15 @@ impl<S: Source> IiifService<S> {
         base: &BaseUri,
         req: &ImageRequest,
     ) -> Result<Response<IiifBody>, Error> {
-        let object = self.source.open(&req.identifier).await?;
-        let header = self.header(&req.identifier, &object).await?;
+        let object = self
+            .source
+            .open(&req.identifier)
+            .instrument(tracing::debug_span!("resolve"))
+            .await?;
+        let header = self
+            .header(&req.identifier, &object)
+            .instrument(tracing::debug_span!("header"))
+            .await?;
         let policy = parts
             .extensions
             .get::<OverLimit>()
@@ -437,8 +447,10 @@ impl<S: Source> IiifService<S> {
         let budget = self.config.budget;
         let encode = self.config.encode;
         let plan_for_render = plan.clone();
+        let span = tracing::debug_span!("render", canonical = %plan.canonical);
         let body = tokio::task::spawn_blocking(move || {
             let _held = (slot, permit);
+            let _span = span.entered();
             render::render(&bytes, &plan_for_render, budget, &encode)
         })
         .await
@@ -554,6 +566,13 @@ impl<S: Source> IiifService<S> {
         }
     }
 
+    /// A health-check service over this service's source.
+    pub fn health(&self) -> Health<S> {
+        Health {
+            source: self.source.clone(),
+        }
+    }
+
     /// A handle for the layers in front of this service: its request parser and a lookup of
     /// image dimensions that shares this service's source and info cache.
     pub fn context(&self) -> IiifContext {
@@ -594,8 +613,9 @@ impl<S: Source, B> Service<Request<B>> for IiifService<S> {
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let (parts, _body) = req.into_parts();
         let this = self.clone();
+        let span = tracing::debug_span!("iiif", method = %parts.method, path = %parts.uri.path());
         ResponseFuture {
-            inner: Box::pin(async move { Ok(this.handle(parts).await) }),
+            inner: Box::pin(async move { Ok(this.handle(parts).await) }.instrument(span)),
         }
     }
 }

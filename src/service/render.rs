@@ -15,7 +15,8 @@ pub(super) fn render(
     budget: Budget,
     encode: &EncodeOptions,
 ) -> Result<Vec<u8>, Error> {
-    let full = codec::decode(bytes, budget)?;
+    let full = tracing::debug_span!("decode").in_scope(|| codec::decode(bytes, budget))?;
+    let _ops = tracing::debug_span!("ops").entered();
     let whole = Rect::new(0, 0, full.width(), full.height());
     if plan.region.right() > whole.w || plan.region.bottom() > whole.h {
         return Err(Error::source(
@@ -47,5 +48,7 @@ pub(super) fn render(
         Quality::Gray => ops::to_gray(px)?,
         Quality::Bitonal => ops::to_bitonal(px)?,
     };
-    codec::encode(&px, plan.format, encode)
+    drop(_ops);
+    tracing::debug_span!("encode", format = %plan.format)
+        .in_scope(|| codec::encode(&px, plan.format, encode))
 }

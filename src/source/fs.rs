@@ -118,6 +118,15 @@ impl Source for FsSource {
             metadata: SourceMetadata::new(meta.len(), meta.modified().ok(), None),
         })
     }
+
+    /// The root must still be a readable directory.
+    async fn check(&self) -> Result<(), Error> {
+        let root = Arc::clone(&self.root);
+        tokio::task::spawn_blocking(move || std::fs::read_dir(&root).map(|_| ()))
+            .await
+            .map_err(|e| Error::internal(format!("health check task failed: {e}")))?
+            .map_err(|e| Error::source(format!("image directory unreadable: {e}")))
+    }
 }
 
 /// An open file of an [`FsSource`].

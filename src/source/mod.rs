@@ -77,6 +77,11 @@ pub trait Source: Clone + Send + Sync + 'static {
 
     /// Find the object an identifier names.
     fn open(&self, id: &Identifier) -> impl Future<Output = Result<Self::Object, Error>> + Send;
+
+    /// Whether the source is reachable, for health checks. The default says yes.
+    fn check(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// One image file of a [`Source`], read by byte ranges.

@@ -1,0 +1,196 @@
+//! The public base URI of a mount, and who the client is: the `SetBaseUri` middleware and the
+//! request extensions it inserts ([`BaseUri`], [`ClientIp`], [`PublicIdentifier`]).
+//!
+//! [`BaseUri`] decides the `id` in info.json, the canonical `Link` and the 303 `Location`.
+//! Behind a reverse proxy the service cannot know it from the request alone: the proxy
+//! terminated TLS, answered on another host and port, maybe under another path.
+//! [`SetBaseUriLayer::fixed`] sets it once for all requests; [`SetBaseUriLayer::forwarded`]
+//! rebuilds it per request from what trusted proxies say, in RFC 7239 `Forwarded` or in
+//! `X-Forwarded-{Proto,Host,Port,Path,Prefix}`:
+//!
+//! - proxy headers are read only when the immediate peer is in the trusted list (none by
+//!   default); from anyone else they are ignored, so a client cannot choose the URIs the
+//!   service writes;
+//! - `Forwarded` wins over `X-Forwarded-*`; the first value of a list is the one the proxy
+//!   nearest the client wrote;
+//! - `X-Forwarded-Port` wins over a port in the host; default ports are dropped;
+//! - the path is `X-Forwarded-Prefix` (Traefik's `stripPrefix`) + `X-Forwarded-Path` +
+//!   the mount path: `X-Forwarded-Path` is Cantaloupe's context path, which stands in front of
+//!   the IIIF route (Islandora sends `X-Forwarded-Path: /cantaloupe` and expects
+//!   `…/cantaloupe/iiif/2`);
+//! - a value that could inject anything into a URI (a host with other than host characters, a
+//!   path with `?`, `#` or spaces, a scheme other than `http`/`https`) is ignored.
+//!
+//! The client's address ([`ClientIp`]) is the peer's, or, from a trusted peer, the first address
+//! of `X-Forwarded-For` (or `Forwarded: for=`) read from the right that is not itself a trusted
+//! proxy. A trusted peer's `X-Forwarded-ID` becomes the [`PublicIdentifier`].
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::net::SocketAddr;
+//!
+//! use http::{Request, Response};
+//! use tower::{Layer, ServiceExt, service_fn};
+//! use tower_iiif::{BaseUri, ClientIp, SetBaseUriLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let svc = SetBaseUriLayer::forwarded("/iiif/3")
+//!     .trusted_proxies(["10.0.0.0/8"])
+//!     .unwrap()
+//!     .layer(service_fn(|req: Request<()>| async move {
+//!         let e = req.extensions();
+//!         let seen = (e.get::<BaseUri>().cloned(), e.get::<ClientIp>().copied());
+//!         Ok::<_, Infallible>(Response::new(seen))
+//!     }));
+//!
+//! let mut req = Request::get("/iiif/3/page1/info.json")
+//!     .header("host", "iiif:8080")
+//!     .header("x-forwarded-proto", "https")
+//!     .header("x-forwarded-host", "images.example.org")
+//!     .header("x-forwarded-for", "203.0.113.7")
+//!     .body(())
+//!     .unwrap();
+//! // The address of the immediate peer, here a proxy on the private network. A server puts it
+//! // there (or see `SetBaseUriLayer::peer_addr` for axum's `ConnectInfo`).
+//! req.extensions_mut().insert(SocketAddr::from(([10, 0, 0, 2], 41234)));
+//!
+//! let (base, client) = svc.oneshot(req).await.unwrap().into_body();
+//! assert_eq!(base.unwrap().as_str(), "https://images.example.org/iiif/3");
+//! assert_eq!(client.unwrap().0.to_string(), "203.0.113.7");
+//! # }
+//! ```
+
+mod forwarded;
+mod layer;
+
+use http::request::Parts;
+
+pub use layer::{InvalidProxy, SetBaseUri, SetBaseUriLayer};
+
+/// The public base URI under which the service is reached, without a trailing slash:
+/// `scheme://host[:port]/path-of-the-mount`, e.g. `https://example.org/iiif/3`.
+///
+/// A request extension. [`SetBaseUri`] (or the host app) inserts it, from a fixed address or,
+/// behind a proxy, from `Forwarded` / `X-Forwarded-*`; `IiifService` reads it and, when it is
+/// absent, falls back to its configured fixed base URI, and then to the `Host` header plus its
+/// path prefix.
+///
+/// ```
+/// use tower_iiif::BaseUri;
+/// let b = BaseUri::new("https://example.org/iiif/3/");
+/// assert_eq!(b.as_str(), "https://example.org/iiif/3");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BaseUri(String);
+
+impl BaseUri {
+    /// Create a new [`BaseUri`]; trailing slashes are removed.
+    pub fn new(uri: impl Into<String>) -> Self {
+        let mut s: String = uri.into();
+        while s.ends_with('/') {
+            s.pop();
+        }
+        Self(s)
+    }
+
+    /// The base URI as a string, without a trailing slash.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::BaseUri::new("http://a/b").as_str(), "http://a/b");
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The base URI of a request that reached the service directly: the request's scheme (or
+    /// `http`), its `Host` header (or URI authority) and `path_prefix`.
+    ///
+    /// ```
+    /// use tower_iiif::BaseUri;
+    /// let req = http::Request::get("/x/info.json").header("host", "127.0.0.1:8080").body(()).unwrap();
+    /// let (parts, _) = req.into_parts();
+    /// assert_eq!(BaseUri::from_request(&parts, "/iiif/3").as_str(), "http://127.0.0.1:8080/iiif/3");
+    /// ```
+    pub fn from_request(parts: &Parts, path_prefix: &str) -> Self {
+        let scheme = parts.uri.scheme_str().unwrap_or("http");
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| is_plausible_host(h))
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .map(|a| a.as_str())
+                    .filter(|h| is_plausible_host(h))
+            })
+            .unwrap_or("localhost");
+        Self::new(format!("{scheme}://{host}{path_prefix}"))
+    }
+}
+
+/// A Host header that cannot inject anything into the URIs we write.
+fn is_plausible_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_host_headers_fall_back() {
+        let req = http::Request::get("/x")
+            .header("host", "evil\"><script>")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        assert_eq!(
+            BaseUri::from_request(&parts, "").as_str(),
+            "http://localhost"
+        );
+    }
+}
+
+/// The address of the client that made the request, as far as trusted proxies tell.
+///
+/// A request extension inserted by [`SetBaseUri`] (from the peer address, or `X-Forwarded-For` /
+/// `Forwarded: for=` of trusted proxies); read by authorization hooks and logging.
+///
+/// ```
+/// let ip = tower_iiif::ClientIp("192.0.2.7".parse().unwrap());
+/// assert_eq!(ip.0.to_string(), "192.0.2.7");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// The identifier to show the client instead of the one in the path, for proxies that rewrite
+/// identifiers (Cantaloupe's `X-Forwarded-ID`).
+///
+/// A request extension inserted by [`SetBaseUri`] from a trusted proxy's `X-Forwarded-ID`;
+/// `IiifService` echoes it, percent-encoded, in `id`, `Link` and `Location`.
+///
+/// ```
+/// let id = tower_iiif::PublicIdentifier::new("public/name");
+/// assert_eq!(id.as_str(), "public/name");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PublicIdentifier(String);
+
+impl PublicIdentifier {
+    /// Create a new [`PublicIdentifier`] (the decoded identifier).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The decoded identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
