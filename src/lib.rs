@@ -37,6 +37,7 @@
 
 pub mod auth;
 pub mod base_uri;
+pub mod cache;
 pub mod cache_control;
 pub mod codec;
 pub mod error;

@@ -149,13 +149,7 @@ where
                 None => {
                     let (tx, rx) = watch::channel(None);
                     let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
-                    flights.insert(
-                        key.clone(),
-                        Flight {
-                            id,
-                            rx: rx.clone(),
-                        },
-                    );
+                    flights.insert(key.clone(), Flight { id, rx: rx.clone() });
                     let completion = Completion {
                         flights: Arc::clone(&self.flights),
                         key,
@@ -250,16 +244,16 @@ mod tests {
 
     use super::*;
 
-    fn slow_answer(
-        runs: &Arc<AtomicUsize>,
-        millis: u64,
-    ) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = u32> + Send>> + use<> {
+    type Work = std::pin::Pin<Box<dyn Future<Output = u32> + Send>>;
+
+    /// A computation that counts its runs, sleeps `millis` and answers 42.
+    fn slow_answer(runs: &Arc<AtomicUsize>, millis: u64) -> impl FnOnce() -> Work + use<> {
         let runs = Arc::clone(runs);
-        move || {
+        move || -> Work {
             Box::pin(async move {
                 runs.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(millis)).await;
-                42
+                42u32
             })
         }
     }
@@ -299,11 +293,17 @@ mod tests {
     async fn a_cancelled_first_caller_does_not_waste_the_work() {
         let flight = SingleFlight::<u32, u32>::new();
         let runs = Arc::new(AtomicUsize::new(0));
-        let first =
-            tokio::time::timeout(Duration::from_millis(1), flight.run(7, slow_answer(&runs, 200)))
-                .await;
+        let first = tokio::time::timeout(
+            Duration::from_millis(1),
+            flight.run(7, slow_answer(&runs, 200)),
+        )
+        .await;
         assert!(first.is_err(), "the first caller should have timed out");
-        assert_eq!(flight.in_flight(), 1, "the computation goes on without its caller");
+        assert_eq!(
+            flight.in_flight(),
+            1,
+            "the computation goes on without its caller"
+        );
         let second = flight.run(7, slow_answer(&runs, 200)).await;
         assert_eq!(second, Ok(42));
         assert_eq!(runs.load(Ordering::SeqCst), 1);

@@ -154,9 +154,10 @@ impl MemoryCache {
         let identifier = Arc::clone(&key.identifier);
         let evicted = self.shared.cache.insert_with_lifecycle(key.clone(), value);
         let mut index = lock(&self.shared.index);
-        index.entry(identifier).or_default().insert(key);
-        // After the insert: if the new entry itself was refused, it is in `evicted` too.
-        for (gone, _) in &evicted {
+        // A replaced value is reported as evicted under the same key: that key stays indexed.
+        // (A refused insert would leave a stale key, which is harmless, but none is refused:
+        // `max_entry` is below a shard's hot part.)
+        for (gone, _) in evicted.iter().filter(|(gone, _)| *gone != key) {
             if let Some(keys) = index.get_mut(&gone.identifier) {
                 keys.remove(gone);
                 if keys.is_empty() {
@@ -164,6 +165,7 @@ impl MemoryCache {
                 }
             }
         }
+        index.entry(identifier).or_default().insert(key);
         drop(index);
         drop(evicted);
     }
@@ -183,8 +185,8 @@ impl CacheBackend for MemoryCache {
         std::future::ready(self.shared.cache.get(key))
     }
 
-    fn put(&self, key: CacheKey, value: CachedDerivative) -> impl Future<Output = ()> + Send {
-        async move { self.insert(key, value) }
+    async fn put(&self, key: CacheKey, value: CachedDerivative) {
+        self.insert(key, value);
     }
 
     fn purge_identifier(&self, identifier: &str) -> impl Future<Output = usize> + Send {
@@ -233,7 +235,10 @@ mod tests {
         }
         assert!(cache.get(&key("b", 0)).await.is_some());
         assert_eq!(cache.purge_identifier("a").await, 0);
-        assert!(lock(&cache.shared.index).get("a").is_none(), "purge prunes the index");
+        assert!(
+            lock(&cache.shared.index).get("a").is_none(),
+            "purge prunes the index"
+        );
     }
 
     #[tokio::test]
@@ -252,7 +257,11 @@ mod tests {
         let cache = MemoryCache::new(cap);
         for i in 0..100 {
             cache.put(key("img", i), body(10 * 1024)).await;
-            assert!(cache.used_bytes() <= cap, "after {i}: {}", cache.used_bytes());
+            assert!(
+                cache.used_bytes() <= cap,
+                "after {i}: {}",
+                cache.used_bytes()
+            );
         }
         assert!(cache.used_bytes() <= cap);
         let mut present = Vec::new();

@@ -475,8 +475,14 @@ mod tests {
         let key = CacheKey::new("page-1", "full/max/0/default.jpg");
         assert_eq!(key.digest(), "8eaef784a6ef29a1654cddd9e5501845");
         // The separator keeps the split between identifier and key significant.
-        assert_ne!(CacheKey::new("ab", "c").digest(), CacheKey::new("a", "bc").digest());
-        assert_eq!(CacheKey::new("ab", "c").digest(), CacheKey::new("ab", "c").digest());
+        assert_ne!(
+            CacheKey::new("ab", "c").digest(),
+            CacheKey::new("a", "bc").digest()
+        );
+        assert_eq!(
+            CacheKey::new("ab", "c").digest(),
+            CacheKey::new("ab", "c").digest()
+        );
     }
 
     #[test]
@@ -498,13 +504,14 @@ mod tests {
             let renders = Arc::clone(&renders);
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_render(CacheKey::new("img", "full/max/0/default.jpg"), move || {
-                        async move {
+                    .get_or_render(
+                        CacheKey::new("img", "full/max/0/default.jpg"),
+                        move || async move {
                             renders.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             Ok(jpeg(b"rendered"))
-                        }
-                    })
+                        },
+                    )
                     .await
             }));
         }
@@ -527,7 +534,9 @@ mod tests {
         let cache = DerivativeCache::new(MemoryCache::new(1 << 20));
         let key = CacheKey::new("img", "k");
         let err = cache
-            .get_or_render(key.clone(), || async { Err(Error::source("truncated JPEG")) })
+            .get_or_render(key.clone(), || async {
+                Err(Error::source("truncated JPEG"))
+            })
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Source);

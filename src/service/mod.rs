@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request, Response};
 use serde_json::Value;
@@ -47,6 +48,7 @@ pub use body::IiifBody;
 pub use context::{IiifContext, ImageLookup, RequestParser};
 pub use health::Health;
 
+use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, DerivativeCache};
 use crate::codec::{self, EncodeOptions, Header};
 use crate::info::{ImageInfo, InfoOptions, InfoServices};
 use crate::pixels::Budget;
@@ -74,6 +76,7 @@ struct Config {
     budget: Budget,
     max_source_bytes: u64,
     encode: EncodeOptions,
+    derivatives: Option<DerivativeCache<AnyCache>>,
 }
 
 /// State shared by every clone of a service: caches and the render pool's bounds.
@@ -85,6 +88,7 @@ struct Shared {
     render_permits: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    renders_done: std::sync::atomic::AtomicU64,
 }
 
 /// An info cache key: the identifier and the version of its file.
@@ -146,6 +150,7 @@ impl<S: Source> IiifService<S> {
                 plan: PlanOptions::new(ApiVersion::V3),
                 budget: Budget::default(),
                 max_source_bytes: 1 << 30,
+                derivatives: None,
                 encode: EncodeOptions::default(),
             }),
             shared: Arc::new(Shared {
@@ -154,6 +159,7 @@ impl<S: Source> IiifService<S> {
                 render_permits: AtomicUsize::new(cores),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(cores + 64),
+                renders_done: std::sync::atomic::AtomicU64::new(0),
             }),
             source,
         }
@@ -300,6 +306,29 @@ impl<S: Source> IiifService<S> {
         self
     }
 
+    /// Keep rendered images in `backend` ([`MemoryCache`](crate::cache::MemoryCache),
+    /// [`FsCache`](crate::cache::FsCache) or your own), keyed by the identifier, the source's
+    /// version and the canonical request, so a changed source is never served stale; concurrent
+    /// misses of one key render once. Clones made after this call share the cache. The cache sits
+    /// behind every layer, so `Authorize` runs before any cached byte is sent.
+    pub fn derivative_cache(mut self, backend: impl CacheBackend) -> Self {
+        self.config_mut().derivatives = Some(DerivativeCache::new(AnyCache::new(backend)));
+        self
+    }
+
+    /// Remove every cached derivative and the cached header of `identifier` (e.g. after the
+    /// source file was replaced in place with the same size and time). Returns how many
+    /// derivatives were removed.
+    pub async fn purge(&self, identifier: &str) -> usize {
+        self.shared
+            .info_cache
+            .retain(|k, _| k.id.as_str() != identifier);
+        match &self.config.derivatives {
+            Some(cache) => cache.purge_identifier(identifier).await,
+            None => 0,
+        }
+    }
+
     /// JPEG output quality, 1 to 100 (85 by default).
     pub fn jpeg_quality(mut self, quality: u8) -> Self {
         self.config_mut().encode.jpeg_quality = quality.clamp(1, 100);
@@ -418,7 +447,8 @@ impl<S: Source> IiifService<S> {
             self.image_base(parts, base, &req.identifier),
             plan.canonical
         );
-        let validators = self.image_validators(req, &plan, object.metadata());
+        let meta = object.metadata().clone();
+        let validators = self.image_validators(req, &plan, &meta);
         if validators.not_modified(&parts.headers) {
             let mut res = respond::not_modified();
             validators.apply(res.headers_mut());
@@ -436,28 +466,52 @@ impl<S: Source> IiifService<S> {
                 object.metadata().len
             )));
         }
-        // The slot and the permit move into the blocking task: they are released when the
-        // render really ends, even if the client has gone away meanwhile.
-        let slot = self.reserve_render_slot()?;
-        let bytes = object.read_all().await?;
-        let permit = Arc::clone(&self.shared.renders)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::internal("render pool closed"))?;
-        let budget = self.config.budget;
-        let encode = self.config.encode;
-        let plan_for_render = plan.clone();
-        let span = tracing::debug_span!("render", canonical = %plan.canonical);
-        let body = tokio::task::spawn_blocking(move || {
-            let _held = (slot, permit);
-            let _span = span.entered();
-            render::render(&bytes, &plan_for_render, budget, &encode)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("render task failed: {e}")))??;
+        let job = {
+            let shared = Arc::clone(&self.shared);
+            let (plan, budget, encode) = (plan.clone(), self.config.budget, self.config.encode);
+            move || async move {
+                let body = render_job(shared, object, &plan, budget, encode).await?;
+                Ok(CachedDerivative::new(body, plan.format.media_type()))
+            }
+        };
+        let body = match &self.config.derivatives {
+            Some(cache) => {
+                let key = self.cache_key(req, &plan, &meta);
+                cache
+                    .get_or_render(key, job)
+                    .instrument(tracing::debug_span!("cache"))
+                    .await?
+                    .body
+            }
+            None => job().await?.body,
+        };
         let mut res = respond::image(body, plan.format, self.config.version, &canonical);
         validators.apply(res.headers_mut());
         Ok(res)
+    }
+
+    /// The derivative cache key: the identifier, and everything that decides the bytes.
+    fn cache_key(
+        &self,
+        req: &ImageRequest,
+        plan: &crate::plan::Plan,
+        meta: &crate::source::SourceMetadata,
+    ) -> CacheKey {
+        let modified = meta
+            .modified
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        CacheKey::new(
+            req.identifier.as_str(),
+            format!(
+                "{}|{}|{modified}|{}|q{}|{}",
+                env!("CARGO_PKG_VERSION"),
+                meta.len,
+                meta.etag.as_deref().unwrap_or(""),
+                self.config.encode.jpeg_quality,
+                plan.canonical,
+            ),
+        )
     }
 
     /// The validators of a rendered image: the crate version, the source's version, the
@@ -487,17 +541,15 @@ impl<S: Source> IiifService<S> {
     }
 
     /// Take a place in the render queue, or answer 503 when it is full.
+    #[cfg(test)]
     fn reserve_render_slot(&self) -> Result<SlotGuard, Error> {
-        let max = self.shared.max_in_flight.load(Ordering::Relaxed);
-        let before = self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        let guard = SlotGuard(Arc::clone(&self.shared));
-        if before >= max {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                "the server is busy; retry shortly",
-            ));
-        }
-        Ok(guard)
+        reserve_render_slot(&self.shared)
+    }
+
+    /// How many images this service and its clones have rendered (decoded and encoded) since it
+    /// was created: cache hits and 304s do not count. For metrics and tests.
+    pub fn renders(&self) -> u64 {
+        self.shared.renders_done.load(Ordering::Relaxed)
     }
 
     /// The image's header, from the info cache or read from the source.
@@ -590,6 +642,49 @@ impl<S: Source> IiifService<S> {
             lookup,
         }
     }
+}
+
+/// Take a place in the render queue, or answer 503 when it is full.
+fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Error> {
+    let max = shared.max_in_flight.load(Ordering::Relaxed);
+    let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    let guard = SlotGuard(Arc::clone(shared));
+    if before >= max {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "the server is busy; retry shortly",
+        ));
+    }
+    Ok(guard)
+}
+
+/// Read the source and render `plan` on the blocking pool. The queue slot and the render permit
+/// move into the blocking task: they are released when the render really ends, even if the
+/// client has gone away meanwhile.
+async fn render_job<O: SourceObject>(
+    shared: Arc<Shared>,
+    object: O,
+    plan: &crate::plan::Plan,
+    budget: Budget,
+    encode: EncodeOptions,
+) -> Result<Bytes, Error> {
+    let slot = reserve_render_slot(&shared)?;
+    let bytes = object.read_all().await?;
+    let permit = Arc::clone(&shared.renders)
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::internal("render pool closed"))?;
+    let plan = plan.clone();
+    shared.renders_done.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::debug_span!("render", canonical = %plan.canonical);
+    let body = tokio::task::spawn_blocking(move || {
+        let _held = (slot, permit);
+        let _span = span.entered();
+        render::render(&bytes, &plan, budget, &encode)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("render task failed: {e}")))??;
+    Ok(Bytes::from(body))
 }
 
 /// Releases a place in the render queue when dropped.

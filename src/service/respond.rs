@@ -38,7 +38,7 @@ fn link_value(links: &[(&str, &str)]) -> Option<HeaderValue> {
 
 /// An encoded image, with its one `Link` header carrying the profile and the canonical URI.
 pub(super) fn image(
-    body: Vec<u8>,
+    body: bytes::Bytes,
     format: Format,
     version: ApiVersion,
     canonical: &str,
@@ -59,7 +59,7 @@ pub(super) fn image_head(
     version: ApiVersion,
     canonical: &str,
 ) -> Response<IiifBody> {
-    let mut res = image(Vec::new(), format, version, canonical);
+    let mut res = image(bytes::Bytes::new(), format, version, canonical);
     res.headers_mut().remove(header::CONTENT_LENGTH);
     res
 }

@@ -906,3 +906,71 @@ async fn pixel_limit_layer_through_the_service() {
             .contains(&"sizeAboveFull".into())
     );
 }
+
+#[tokio::test]
+async fn derivative_cache_renders_once_for_100_concurrent_misses() {
+    let svc = service(ApiVersion::V3).derivative_cache(crate::cache::MemoryCache::new(64 << 20));
+    let path = v3_image("full/333,/0/default.jpg");
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (svc, path) = (svc.clone(), path.clone());
+        tasks.push(tokio::spawn(async move { get(&svc, &path).await }));
+    }
+    let mut bodies = Vec::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        assert_eq!(got.status, StatusCode::OK);
+        bodies.push(got.body);
+    }
+    assert_eq!(
+        svc.renders(),
+        1,
+        "100 concurrent identical misses, one render"
+    );
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    let px = decode(&bodies[0], "image/jpeg");
+    assert_eq!((px.width(), px.height()), (333, 333));
+    // A hit needs no render slot at all.
+    let busy = svc.clone().render_concurrency(1, 0);
+    let _slot = busy.reserve_render_slot().unwrap();
+    assert_eq!(get(&busy, &path).await.status, StatusCode::OK);
+    assert_eq!(svc.renders(), 1);
+}
+
+#[tokio::test]
+async fn a_changed_source_is_never_served_stale_and_purge_works() {
+    let dir = std::env::temp_dir().join(format!("tower-iiif-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |color: [u8; 3], w: u32| {
+        let data = color
+            .iter()
+            .copied()
+            .cycle()
+            .take((w * 10 * 3) as usize)
+            .collect();
+        let px = crate::pixels::Pixels::from_vec(w, 10, crate::pixels::Layout::Rgb, data).unwrap();
+        let png =
+            crate::codec::encode(&px, crate::request::Format::Png, &Default::default()).unwrap();
+        std::fs::write(dir.join("img.png"), png).unwrap();
+    };
+    write([255, 0, 0], 10);
+    let svc = IiifService::new(FsSource::new(&dir).unwrap())
+        .derivative_cache(crate::cache::MemoryCache::new(16 << 20));
+    let path = "/img/full/max/0/default.png";
+    let first = decode(&get(&svc, path).await.body, "image/png");
+    assert_eq!(first.pixel(0, 0), &[255, 0, 0]);
+    get(&svc, path).await;
+    assert_eq!(svc.renders(), 1);
+    // Replaced by a larger blue image: a new length (and time) means a new key.
+    write([0, 0, 255], 12);
+    let second = decode(&get(&svc, path).await.body, "image/png");
+    assert_eq!(
+        (second.width(), second.pixel(0, 0)),
+        (12, &[0u8, 0, 255][..])
+    );
+    assert_eq!(svc.renders(), 2);
+    assert!(svc.purge("img").await >= 1);
+    get(&svc, path).await;
+    assert_eq!(svc.renders(), 3, "purged entries render again");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
