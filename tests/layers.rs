@@ -1,0 +1,242 @@
+//! End-to-end over a real socket with every layer stacked as a host app would:
+//! SetBaseUri -> SetCacheControl -> Authorize -> PixelLimit -> IiifService (with a derivative
+//! cache).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied, ResponseBody};
+use tower_iiif::cache::MemoryCache;
+use tower_iiif::cache_control::SetCacheControlLayer;
+use tower_iiif::limit::PixelLimitLayer;
+use tower_iiif::samples::{self, VALIDATOR_ID};
+use tower_iiif::source::FsSource;
+use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer};
+
+fn samples_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tower-iiif-layers-{}", std::process::id()));
+        samples::write_samples(&dir).unwrap();
+        std::fs::copy(dir.join("gray.tif"), dir.join("private-gray.tif")).unwrap();
+        dir
+    })
+}
+
+async fn rule(req: AuthRequest) -> Decision {
+    let private = req.identifier().as_str().starts_with("private");
+    match (private, req.bearer_token()) {
+        (true, Some("demo")) => Decision::AllowRestricted,
+        (true, _) => Decision::Deny(Denied::unauthorized("log in first").challenge("Bearer")),
+        (false, _) => Decision::Allow,
+    }
+}
+
+/// Serve the stacked service at /iiif/3, trusting `trusted` as proxies.
+async fn server(trusted: &str) -> (SocketAddr, IiifService<FsSource>) {
+    let svc = IiifService::new(FsSource::new(samples_dir()).unwrap())
+        .path_prefix("/iiif/3")
+        .derivative_cache(MemoryCache::new(64 << 20));
+    let stacked: BoxCloneSyncService<Request, Response<ResponseBody<IiifBody>>, Infallible> =
+        BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(
+                    SetBaseUriLayer::forwarded("/iiif/3")
+                        .trusted_proxies([trusted])
+                        .unwrap()
+                        .peer_addr(|p| {
+                            p.extensions
+                                .get::<ConnectInfo<SocketAddr>>()
+                                .map(|c| c.0.ip())
+                        }),
+                )
+                .layer(SetCacheControlLayer::new())
+                .layer(AuthorizeLayer::new(svc.context(), rule))
+                .layer(PixelLimitLayer::new().max_area(4_000_000))
+                .service(svc.clone()),
+        );
+    let app = axum::Router::new().nest_service("/iiif/3", stacked);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    (addr, svc)
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(buf[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: buf[split + 4..].to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn spoofed_forwarded_headers_from_an_untrusted_peer_are_ignored() {
+    let (addr, _) = server("10.0.0.0/8").await;
+    let r = get(
+        addr,
+        &format!("/iiif/3/{VALIDATOR_ID}/info.json"),
+        &[
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Path", "/x"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["id"],
+        format!("http://{addr}/iiif/3/{VALIDATOR_ID}")
+    );
+}
+
+#[tokio::test]
+async fn trusted_proxy_path_and_prefix_give_the_public_id() {
+    let (addr, _) = server("127.0.0.1").await;
+    let r = get(
+        addr,
+        &format!("/iiif/3/{VALIDATOR_ID}/info.json"),
+        &[
+            ("X-Forwarded-Host", "images.example.org"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Port", "443"),
+            ("X-Forwarded-Prefix", "/gateway"),
+            ("X-Forwarded-Path", "/cantaloupe"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["id"],
+        format!("https://images.example.org/gateway/cantaloupe/iiif/3/{VALIDATOR_ID}")
+    );
+    let redirect = get(
+        addr,
+        "/iiif/3/gray",
+        &[("X-Forwarded-Host", "images.example.org")],
+    )
+    .await;
+    assert_eq!(redirect.status, 303);
+    assert_eq!(
+        redirect.header("location"),
+        Some("http://images.example.org/iiif/3/gray/info.json")
+    );
+}
+
+#[tokio::test]
+async fn a_cached_protected_derivative_is_refused_to_anonymous_clients() {
+    let (addr, svc) = server("10.0.0.0/8").await;
+    let path = "/iiif/3/private-gray/full/200,/0/default.png";
+    // The token holder renders it and fills the cache; the response is private.
+    let allowed = get(addr, path, &[("Authorization", "Bearer demo")]).await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("cache-control"),
+        Some("max-age=2592000, private, no-transform")
+    );
+    let again = get(addr, path, &[("Authorization", "Bearer demo")]).await;
+    assert_eq!(again.body, allowed.body);
+    assert_eq!(svc.renders(), 1, "the second one was a cache hit");
+    // Anonymous: refused, though the bytes are in the cache.
+    let anonymous = get(addr, path, &[]).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    assert!(!anonymous.body.starts_with(b"\x89PNG"));
+    assert_eq!(anonymous.header("cache-control"), Some("no-store"));
+    // Public images are public.
+    let public = get(
+        addr,
+        &format!("/iiif/3/{VALIDATOR_ID}/full/100,/0/default.jpg"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        public.header("cache-control"),
+        Some("max-age=2592000, public, no-transform")
+    );
+}
+
+#[tokio::test]
+async fn etag_gives_304_through_every_layer() {
+    let (addr, _) = server("10.0.0.0/8").await;
+    let path = format!("/iiif/3/{VALIDATOR_ID}/full/150,/0/default.jpg");
+    let first = get(addr, &path, &[]).await;
+    let etag = first.header("etag").unwrap().to_owned();
+    let second = get(addr, &path, &[("If-None-Match", &etag)]).await;
+    assert_eq!(second.status, 304);
+    assert!(second.body.is_empty());
+    assert_eq!(second.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        second.header("cache-control"),
+        Some("max-age=2592000, public, no-transform")
+    );
+}
+
+#[tokio::test]
+async fn pixel_limit_over_the_wire() {
+    let (addr, _) = server("10.0.0.0/8").await;
+    let r = get(addr, "/iiif/3/landscape/full/full/0/default.jpg", &[]).await;
+    assert_eq!(r.status, 400, "3.0 has no size full");
+    let r = get(addr, "/iiif/3/landscape/full/4000,/0/default.jpg", &[]).await;
+    assert_eq!(r.status, 403);
+    let r = get(addr, "/iiif/3/landscape/info.json", &[]).await;
+    assert_eq!(r.json()["maxArea"], 4_000_000);
+}
