@@ -927,6 +927,15 @@ async fn derivative_cache_renders_once_for_100_concurrent_misses() {
         1,
         "100 concurrent identical misses, one render"
     );
+    // Junk query strings and non-canonical spellings of the same image share the entry.
+    for other in [
+        format!("{path}?x=1"),
+        format!("{path}?cache=false&y=2"),
+        v3_image("0,0,1000,1000/333,333/0/default.jpg"),
+    ] {
+        assert_eq!(get(&svc, &other).await.status, StatusCode::OK, "{other}");
+    }
+    assert_eq!(svc.renders(), 1, "same canonical request, same cache entry");
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
     let px = decode(&bodies[0], "image/jpeg");
     assert_eq!((px.width(), px.height()), (333, 333));
