@@ -88,7 +88,7 @@ pub struct Restricted;
 ///
 /// let cc = CacheControl::new().max_age(Duration::from_secs(3600)).public(true);
 /// assert_eq!(cc.to_header_value(), "max-age=3600, public");
-/// assert_eq!(cc.restricted().to_header_value(), "max-age=3600, private");
+/// assert_eq!(cc.restricted().to_header_value(), "max-age=3600, private, no-cache");
 /// assert_eq!("max-age=3600, PUBLIC".parse::<CacheControl>().unwrap(), cc);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,9 +196,10 @@ impl CacheControl {
     }
 
     /// The same value for a restricted response: without `public` and `s-maxage`, with
-    /// `private`.
+    /// `private` and `no-cache`, so that even the user's own browser asks again (and the
+    /// authorization hook runs again, with a 304 when nothing changed) before reusing it.
     pub fn restricted(&self) -> CacheControl {
-        let mut cc = self.clone().private(true);
+        let mut cc = self.clone().private(true).no_cache(true);
         cc.s_maxage = None;
         cc
     }
@@ -672,7 +673,7 @@ mod tests {
         let got = sent(SetCacheControlLayer::new(), IMAGE, res).await;
         assert_eq!(
             got.as_deref(),
-            Some("max-age=2592000, private, no-transform")
+            Some("max-age=2592000, private, no-cache, no-transform")
         );
 
         let shared = CacheControl::default().s_maxage(Duration::from_secs(30));
@@ -681,7 +682,7 @@ mod tests {
         let got = sent(SetCacheControlLayer::new().both(shared), INFO, res).await;
         assert_eq!(
             got.as_deref(),
-            Some("max-age=2592000, private, no-transform")
+            Some("max-age=2592000, private, no-cache, no-transform")
         );
     }
 
@@ -693,7 +694,7 @@ mod tests {
         let mut res = response(200, Some("image/png"));
         res.extensions_mut().insert(Restricted);
         let got = sent(layer.clone(), IMAGE, res).await;
-        assert_eq!(got.as_deref(), Some("private"));
+        assert_eq!(got.as_deref(), Some("private, no-cache"));
         let got = sent(layer, INFO, response(200, Some("application/json"))).await;
         assert_eq!(got.as_deref(), Some(DEFAULT));
     }
@@ -729,7 +730,7 @@ mod tests {
             .restricted();
         assert_eq!(
             restricted.to_string(),
-            "max-age=2592000, private, no-transform"
+            "max-age=2592000, private, no-cache, no-transform"
         );
     }
 

@@ -321,6 +321,33 @@ pub struct Plan {
     pub canonical: String,
 }
 
+impl Plan {
+    /// The plan's exact geometry and encoding, unambiguous whatever the limits in force:
+    /// `x,y,w,h/width,height/rotation/quality.format`. Unlike [`Plan::canonical`], whose `max`
+    /// means "as large as this request's limits allow", equal strings always mean equal
+    /// output; cache keys and entity tags are built from it.
+    ///
+    /// ```
+    /// # use tower_iiif::plan::{plan, Limits, PlanOptions};
+    /// # use tower_iiif::request::{ApiVersion, IiifRequest, IdentifierOptions};
+    /// let Ok(IiifRequest::Image(req)) =
+    ///     IiifRequest::parse("/a/full/max/0/default.jpg", ApiVersion::V3, &IdentifierOptions::default())
+    /// else { unreachable!() };
+    /// let full = plan(&req, 2000, 1000, &PlanOptions::new(ApiVersion::V3)).unwrap();
+    /// let limited = PlanOptions::new(ApiVersion::V3).limits(Limits::default().max_width(1000));
+    /// let small = plan(&req, 2000, 1000, &limited).unwrap();
+    /// assert_eq!(full.canonical, small.canonical); // both "full/max/0/default.jpg"
+    /// assert_ne!(full.resolved(), small.resolved());
+    /// ```
+    pub fn resolved(&self) -> String {
+        let r = self.region;
+        format!(
+            "{},{},{},{}/{},{}/{}/{}.{}",
+            r.x, r.y, r.w, r.h, self.width, self.height, self.rotation, self.quality, self.format
+        )
+    }
+}
+
 /// Plan `req` against an image of `width` x `height` pixels.
 ///
 /// See the [module docs](crate::plan) for an example.

@@ -190,7 +190,7 @@ async fn a_cached_protected_derivative_is_refused_to_anonymous_clients() {
     assert_eq!(allowed.status, 200);
     assert_eq!(
         allowed.header("cache-control"),
-        Some("max-age=2592000, private, no-transform")
+        Some("max-age=2592000, private, no-cache, no-transform")
     );
     let again = get(addr, path, &[("Authorization", "Bearer demo")]).await;
     assert_eq!(again.body, allowed.body);

@@ -154,8 +154,17 @@ where
                     parts.extensions.insert(IiifRequest::Image(r.clone()));
                     AuthTarget::Image(r)
                 }
-                // Redirects and errors: the inner service answers them.
-                Ok(IiifRequest::Base(_)) | Err(_) => return pass(&mut inner, parts, body).await,
+                // Base URI redirects reveal nothing: the inner service answers them.
+                Ok(IiifRequest::Base(_)) => return pass(&mut inner, parts, body).await,
+                // What we cannot parse is never passed on unasked: answered here.
+                Err(e) => {
+                    let status = e.status();
+                    return Ok(synthesized(
+                        status,
+                        "text/plain; charset=utf-8",
+                        format!("{}\n", e.message()),
+                    ));
+                }
             };
             if matches!(target, AuthTarget::Info(_)) && services != InfoServices::new() {
                 parts.extensions.insert(services.clone());
@@ -178,6 +187,18 @@ where
             let mut res = pass(&mut inner, parts, body).await?;
             if restricted {
                 res.extensions_mut().insert(Restricted);
+                // Whatever the layer order, a restricted response never leaves `public`.
+                let public = res
+                    .headers()
+                    .get(header::CACHE_CONTROL)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.to_ascii_lowercase().contains("public"));
+                if public {
+                    res.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("private, no-cache"),
+                    );
+                }
             }
             Ok(res)
         };

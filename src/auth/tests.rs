@@ -226,3 +226,68 @@ fn request_helpers() {
     assert_eq!(r.cookie("nope"), None);
     assert_eq!(r.client_ip(), None);
 }
+
+#[tokio::test]
+async fn degraded_and_full_renders_never_share_a_cache_entry_or_etag() {
+    let iiif = IiifService::new(FsSource::new(dir()).unwrap())
+        .path_prefix("/iiif/3")
+        .derivative_cache(crate::cache::MemoryCache::new(64 << 20));
+    let svc = AuthorizeLayer::new(iiif.context(), rule).layer(iiif);
+    let call = |auth: Option<&'static str>| {
+        let svc = svc.clone();
+        async move {
+            let mut req = Request::get("/iiif/3/landscape/full/max/0/default.jpg")
+                .header("host", "iiif.test");
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let res = svc.oneshot(req.body(()).unwrap()).await.unwrap();
+            let etag = res.headers()["etag"].clone();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let px = crate::codec::decode(&body, crate::pixels::Budget::default()).unwrap();
+            (px.width(), etag)
+        }
+    };
+    // Full first, then anonymous: the anonymous client must not get the cached full image.
+    let (full_w, full_tag) = call(Some("Bearer demo")).await;
+    let (anon_w, anon_tag) = call(None).await;
+    assert_eq!((full_w, anon_w), (4000, 1000));
+    assert_ne!(full_tag, anon_tag);
+    // And the other way round.
+    assert_eq!(call(Some("Bearer demo")).await.0, 4000);
+    assert_eq!(call(None).await.0, 1000);
+}
+
+#[tokio::test]
+async fn unparsable_requests_are_answered_by_the_layer() {
+    // A parser that disagrees with the inner service (a context taken before path_prefix was
+    // set) must not let requests through unasked.
+    let early = IiifService::new(FsSource::new(dir()).unwrap());
+    let context = early.context();
+    let svc = AuthorizeLayer::new(context, rule).layer(early.path_prefix("/iiif/3"));
+    let res = svc
+        .oneshot(
+            Request::get("/iiif/3/private-gray/full/max/0/default.jpg")
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_public_cache_control_on_a_restricted_response_is_made_private() {
+    use crate::cache_control::SetCacheControlLayer;
+    // SetCacheControl inside Authorize (the wrong order) still cannot make it public.
+    let iiif = IiifService::new(FsSource::new(dir()).unwrap()).path_prefix("/iiif/3");
+    let inner = SetCacheControlLayer::new().layer(iiif.clone());
+    let svc = AuthorizeLayer::new(iiif.context(), rule).layer(inner);
+    let req = Request::get("/iiif/3/private-gray/full/100,/0/default.jpg")
+        .header("authorization", "Bearer demo")
+        .body(())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "private, no-cache");
+}

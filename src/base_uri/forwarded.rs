@@ -37,21 +37,34 @@ pub(super) struct ProxyInfo {
 }
 
 impl ProxyInfo {
-    /// Read `Forwarded` if present and well-formed, else `X-Forwarded-*`.
-    pub(super) fn from_headers(headers: &HeaderMap) -> Self {
-        if let Some(elements) = forwarded_elements(headers) {
+    /// Read one header family: RFC 7239 `Forwarded` when `use_forwarded` (and then nothing of
+    /// `X-Forwarded-*`), else `X-Forwarded-*` (and never `Forwarded`, which proxies that set
+    /// `X-Forwarded-*` pass through from the client untouched). From `Forwarded`, `host` and
+    /// `proto` come from the element where the client walk stops: the one the proxy facing the
+    /// client wrote, not one a client put in front.
+    pub(super) fn from_headers(
+        headers: &HeaderMap,
+        use_forwarded: bool,
+        is_trusted: impl Fn(IpAddr) -> bool,
+    ) -> Self {
+        if use_forwarded {
+            let Some(elements) = forwarded_elements(headers) else {
+                return Self::default();
+            };
+            let chain: Vec<String> = elements
+                .iter()
+                .map(|e| e.node_for.clone().unwrap_or_default())
+                .collect();
+            let at = walk_stop(&chain, &is_trusted).unwrap_or(0);
             let (proto, host) = elements
-                .first()
+                .get(at)
                 .map(|e| (e.proto.clone(), e.host.clone()))
                 .unwrap_or_default();
             return Self {
                 proto,
                 host,
                 port: None,
-                chain: elements
-                    .into_iter()
-                    .map(|e| e.node_for.unwrap_or_default())
-                    .collect(),
+                chain,
             };
         }
         Self {
@@ -109,24 +122,34 @@ pub(super) fn base_uri(parts: &Parts, info: &ProxyInfo, mount_path: &str) -> Bas
     BaseUri::new(uri)
 }
 
-/// The client's address: walk `chain` from the right (from the proxy nearest to us), skipping
-/// addresses that are trusted proxies themselves; the first untrusted one is the client. If all
-/// are trusted, the leftmost. An entry that is not an address (`unknown`, `_hidden`, empty)
-/// stops the walk, and the last good address (at first `peer`) is the answer.
+/// Where the walk over `chain` stops: from the right (from the proxy nearest to us), skipping
+/// addresses that are trusted proxies themselves, the first untrusted address, or the first
+/// entry that is not an address; if all are trusted addresses, the leftmost. `None` when empty.
+fn walk_stop(chain: &[String], is_trusted: impl Fn(IpAddr) -> bool) -> Option<usize> {
+    let mut stop = None;
+    for (i, entry) in chain.iter().enumerate().rev() {
+        stop = Some(i);
+        match node_ip(entry) {
+            Some(ip) if is_trusted(ip) => continue,
+            _ => break,
+        }
+    }
+    stop
+}
+
+/// The client's address: the address where the walk over `chain` stops (see [`walk_stop`]);
+/// `peer` when the chain is empty; `None` when the walk stops at an entry that is not an
+/// address (`unknown`, `_hidden`, junk): then the client is unknown, and never taken to be one
+/// of our own proxies.
 pub(super) fn client_ip(
     chain: &[String],
     peer: IpAddr,
     is_trusted: impl Fn(IpAddr) -> bool,
-) -> IpAddr {
-    let mut client = peer;
-    for entry in chain.iter().rev() {
-        let Some(ip) = node_ip(entry) else { break };
-        client = ip;
-        if !is_trusted(ip) {
-            break;
-        }
+) -> Option<IpAddr> {
+    match walk_stop(chain, is_trusted) {
+        None => Some(peer),
+        Some(i) => node_ip(&chain[i]),
     }
-    client
 }
 
 /// A trusted proxy's `X-Forwarded-ID`: the first header line, trimmed, percent-decoded once
@@ -146,17 +169,15 @@ fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     (!v.is_empty()).then_some(v)
 }
 
-/// Every comma-separated value of every `name` header line, in order, trimmed; a line that is
-/// not visible ASCII counts as one empty value.
+/// Every comma-separated value of every `name` header line, in order, trimmed; split on the
+/// raw bytes, so a value that is not UTF-8 is one empty value and costs only itself.
 fn list_values(headers: &HeaderMap, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in headers.get_all(name).iter() {
-        match line.to_str() {
-            Ok(s) => out.extend(s.split(',').map(|v| v.trim().to_owned())),
-            Err(_) => out.push(String::new()),
-        }
-    }
-    out
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|line| line.as_bytes().split(|&b| b == b','))
+        .map(|v| std::str::from_utf8(v).map_or(String::new(), |s| s.trim().to_owned()))
+        .collect()
 }
 
 /// `http` or `https`, in any case; nothing else.
@@ -535,7 +556,7 @@ mod tests {
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
         let walk = |chain: &[&str]| {
             let chain: Vec<String> = chain.iter().map(|s| s.to_string()).collect();
-            client_ip(&chain, peer, trusted).to_string()
+            client_ip(&chain, peer, trusted).map_or("none".to_owned(), |ip| ip.to_string())
         };
         assert_eq!(walk(&[]), "10.0.0.2");
         assert_eq!(walk(&["203.0.113.5"]), "203.0.113.5");
@@ -543,8 +564,10 @@ mod tests {
         // A client-supplied (spoofed) leftmost entry is not believed.
         assert_eq!(walk(&["1.1.1.1", "203.0.113.5", "10.1.1.1"]), "203.0.113.5");
         assert_eq!(walk(&["10.3.3.3", "10.1.1.1"]), "10.3.3.3");
-        assert_eq!(walk(&["203.0.113.5", "unknown", "10.1.1.1"]), "10.1.1.1");
-        assert_eq!(walk(&["203.0.113.5", "_hidden"]), "10.0.0.2");
+        // Junk stops the walk: the client is unknown, never one of our proxies.
+        assert_eq!(walk(&["203.0.113.5", "unknown", "10.1.1.1"]), "none");
+        assert_eq!(walk(&["203.0.113.5", "_hidden"]), "none");
+        assert_eq!(walk(&["", "203.0.113.5"]), "203.0.113.5");
     }
 
     #[test]
@@ -566,9 +589,17 @@ mod tests {
             FORWARDED,
             http::HeaderValue::from_bytes(b"for=\xff").unwrap(),
         );
-        let info = ProxyInfo::from_headers(&h);
+        let info = ProxyInfo::from_headers(&h, false, |_| false);
         assert_eq!(info.host, None);
         assert_eq!(info.chain, vec!["203.0.113.5".to_owned(), String::new()]);
+        // A bad value in one line costs only itself (proxies append to the client's line).
+        let mut h2 = HeaderMap::new();
+        h2.insert(
+            X_FORWARDED_FOR,
+            http::HeaderValue::from_bytes(b"\xff, 203.0.113.5").unwrap(),
+        );
+        let info = ProxyInfo::from_headers(&h2, false, |_| false);
+        assert_eq!(info.chain, vec![String::new(), "203.0.113.5".to_owned()]);
         h.insert(
             X_FORWARDED_ID,
             http::HeaderValue::from_bytes(b"%FF%FE").unwrap(),

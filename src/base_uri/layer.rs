@@ -60,8 +60,17 @@ impl SetBaseUriLayer {
                 mode,
                 trusted: Vec::new(),
                 peer_addr: Arc::new(socket_addr_extension),
+                use_forwarded: false,
             }),
         }
+    }
+
+    /// Read RFC 7239 `Forwarded` instead of `X-Forwarded-*` (off by default). Only one family is
+    /// ever read: turn this on only when your proxies write `Forwarded`, since proxies that
+    /// write `X-Forwarded-*` pass a client's own `Forwarded` header through untouched.
+    pub fn forwarded_header(mut self, on: bool) -> Self {
+        Arc::make_mut(&mut self.config).use_forwarded = on;
+        self
     }
 
     /// Trust proxies in this network (a single host is a `/32` or `/128`).
@@ -237,6 +246,7 @@ struct Config {
     mode: Mode,
     trusted: Vec<IpNet>,
     peer_addr: PeerAddr,
+    use_forwarded: bool,
 }
 
 impl fmt::Debug for Config {
@@ -265,10 +275,10 @@ impl Config {
         let mut client = peer;
         let mut public_id = None;
         if let Some(peer) = peer.filter(|&ip| self.is_trusted(ip)) {
-            let info = ProxyInfo::from_headers(&parts.headers);
-            client = Some(forwarded::client_ip(&info.chain, peer, |ip| {
+            let info = ProxyInfo::from_headers(&parts.headers, self.use_forwarded, |ip| {
                 self.is_trusted(ip)
-            }));
+            });
+            client = forwarded::client_ip(&info.chain, peer, |ip| self.is_trusted(ip));
             public_id = forwarded::public_identifier(&parts.headers);
             if let Mode::Forwarded(mount_path) = &self.mode {
                 base = Some(forwarded::base_uri(&*parts, &info, mount_path));
@@ -558,8 +568,33 @@ mod tests {
                 None,
             ),
             case(
-                "Forwarded with quoted host and IPv6 for",
+                "Forwarded is ignored unless asked for (proxies pass it through)",
                 proxied(),
+                PROXY,
+                &[
+                    ("forwarded", "for=192.0.2.60;proto=https;host=evil.example"),
+                    ("x-forwarded-host", "b.example"),
+                    ("x-forwarded-for", "198.51.100.1"),
+                ],
+                Some("http://b.example/iiif/3"),
+                Some("198.51.100.1"),
+                None,
+            ),
+            case(
+                "Forwarded: a client's element in front is not believed",
+                proxied().forwarded_header(true),
+                PROXY,
+                &[(
+                    "forwarded",
+                    "for=1.2.3.4;host=evil.example;proto=http, for=203.0.113.5;host=good.example;proto=https",
+                )],
+                Some("https://good.example/iiif/3"),
+                Some("203.0.113.5"),
+                None,
+            ),
+            case(
+                "Forwarded with quoted host and IPv6 for",
+                proxied().forwarded_header(true),
                 PROXY,
                 &[(
                     "forwarded",
@@ -570,8 +605,8 @@ mod tests {
                 None,
             ),
             case(
-                "Forwarded preferred over X-Forwarded-*",
-                proxied(),
+                "with forwarded_header(true), only Forwarded is read",
+                proxied().forwarded_header(true),
                 PROXY,
                 &[
                     ("forwarded", "for=192.0.2.60;proto=https;host=a.example"),
@@ -586,7 +621,7 @@ mod tests {
             ),
             case(
                 "Forwarded without host: the Host header",
-                proxied(),
+                proxied().forwarded_header(true),
                 PROXY,
                 &[
                     ("host", "iiif:8182"),
@@ -598,21 +633,21 @@ mod tests {
                 None,
             ),
             case(
-                "malformed Forwarded: X-Forwarded-* instead",
-                proxied(),
+                "malformed Forwarded: nothing from either family",
+                proxied().forwarded_header(true),
                 PROXY,
                 &[
                     ("forwarded", "for=\"192.0.2.60;proto=https"),
                     ("x-forwarded-host", "b.example"),
                     ("x-forwarded-for", "198.51.100.1"),
                 ],
-                Some("http://b.example/iiif/3"),
-                Some("198.51.100.1"),
+                Some("http://localhost/iiif/3"),
+                Some("10.0.0.2"),
                 None,
             ),
             case(
                 "Forwarded elements: walk from the right",
-                proxied(),
+                proxied().forwarded_header(true),
                 PROXY,
                 &[
                     ("forwarded", "for=6.6.6.6, for=203.0.113.5"),
@@ -623,12 +658,12 @@ mod tests {
                 None,
             ),
             case(
-                "Forwarded obfuscated node stops the walk",
-                proxied(),
+                "Forwarded obfuscated node stops the walk: client unknown",
+                proxied().forwarded_header(true),
                 PROXY,
                 &[("forwarded", "for=203.0.113.5, for=_hidden, for=10.1.1.1")],
                 Some("http://localhost/iiif/3"),
-                Some("10.1.1.1"),
+                None,
                 None,
             ),
             case(
@@ -662,12 +697,12 @@ mod tests {
                 None,
             ),
             case(
-                "X-Forwarded-For: unknown stops the walk",
+                "X-Forwarded-For: unknown stops the walk: client unknown",
                 proxied(),
                 PROXY,
                 &[("x-forwarded-for", "203.0.113.5, unknown, 10.1.1.1")],
                 Some("http://localhost/iiif/3"),
-                Some("10.1.1.1"),
+                None,
                 None,
             ),
             case(
@@ -684,12 +719,12 @@ mod tests {
                     ("x-forwarded-for", "not-an-ip"),
                 ],
                 Some("http://a.example/iiif/3"),
-                Some("10.0.0.2"),
+                None,
                 None,
             ),
             case(
                 "junk Forwarded ignored",
-                proxied(),
+                proxied().forwarded_header(true),
                 PROXY,
                 &[
                     ("host", "a.example"),
@@ -697,7 +732,7 @@ mod tests {
                     ("x-forwarded-path", "/x y"),
                 ],
                 Some("http://a.example/iiif/3"),
-                Some("10.0.0.2"),
+                None,
                 None,
             ),
             case(

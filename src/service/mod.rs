@@ -490,7 +490,8 @@ impl<S: Source> IiifService<S> {
         Ok(res)
     }
 
-    /// The derivative cache key: the identifier, and everything that decides the bytes.
+    /// The derivative cache key: the identifier, and everything that decides the bytes: the
+    /// resolved plan, not the canonical form, whose `max` depends on the limits in force.
     fn cache_key(
         &self,
         req: &ImageRequest,
@@ -509,13 +510,13 @@ impl<S: Source> IiifService<S> {
                 meta.len,
                 meta.etag.as_deref().unwrap_or(""),
                 self.config.encode.jpeg_quality,
-                plan.canonical,
+                plan.resolved(),
             ),
         )
     }
 
     /// The validators of a rendered image: the crate version, the source's version, the
-    /// identifier, the canonical request and the settings that change the bytes.
+    /// identifier, the resolved plan and the settings that change the bytes.
     fn image_validators(
         &self,
         req: &ImageRequest,
@@ -533,7 +534,7 @@ impl<S: Source> IiifService<S> {
                 &meta.len.to_le_bytes(),
                 &modified.to_le_bytes(),
                 meta.etag.as_deref().unwrap_or("").as_bytes(),
-                plan.canonical.as_bytes(),
+                plan.resolved().as_bytes(),
                 &[self.config.encode.jpeg_quality],
             ],
             meta.modified,
