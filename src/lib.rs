@@ -46,6 +46,7 @@ pub mod limit;
 pub mod ops;
 pub mod pixels;
 pub mod plan;
+pub mod pyramid;
 pub mod request;
 pub mod samples;
 pub mod service;

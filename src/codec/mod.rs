@@ -28,7 +28,7 @@ mod gif;
 mod jpeg;
 pub mod orientation;
 mod png;
-mod tiff;
+pub(crate) mod tiff;
 mod webp;
 
 pub use self::orientation::Orientation;

@@ -218,7 +218,7 @@ impl JpegRgb {
 
 /// The marker segments of a JPEG stream before its first scan: the position of each marker's
 /// `0xFF`, the marker code and the payload.
-fn jpeg_segments(jpeg: &[u8]) -> Vec<(usize, u8, &[u8])> {
+pub(crate) fn jpeg_segments(jpeg: &[u8]) -> Vec<(usize, u8, &[u8])> {
     let mut segments = Vec::new();
     let mut at = 2; // after SOI
     while let Some(&[0xFF, marker, hi, lo]) = jpeg.get(at..at + 4) {
@@ -352,7 +352,7 @@ fn cmyk_channel(ink: u8, k: u8) -> u8 {
 }
 
 /// Full-range (JFIF) YCbCr to RGB, in 16.16 fixed point.
-fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+pub(crate) fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     let y = i32::from(y);
     let cb = i32::from(cb) - 128;
     let cr = i32::from(cr) - 128;

@@ -1,0 +1,419 @@
+//! Tiled TIFF pyramids, read by byte range: only the IFDs and the tiles a region needs.
+//!
+//! [`read_pyramid`] walks the structure of a tiled TIFF or BigTIFF file (the main IFD chain and
+//! the SubIFDs of its first image) through [`SourceObject::read_range`](crate::source::SourceObject::read_range),
+//! and collects every reduced-resolution copy of the first image as a [`Level`], largest first.
+//! [`TiffPyramid::level_for`] picks the level a render needs, [`TiffPyramid::tiles`] the tiles
+//! that cover a rectangle of it, and [`read_region`] fetches exactly those tiles, decodes them
+//! ([`decode_tile`]: none, LZW, Deflate with or without the horizontal predictor, JPEG with
+//! shared `JPEGTables`) and crops them into one [`Pixels`] buffer. [`assemble`] is the
+//! CPU-bound half of [`read_region`] on its own, for callers that fetch the bytes themselves and
+//! decode on a blocking pool.
+//!
+//! A file that is not a tiled pyramid (strips, a first image that is not tiled, 16-bit or planar
+//! samples, an unsupported photometric interpretation) is an [`Error`] from [`read_pyramid`]:
+//! the caller falls back to the whole-file decoder in [`codec`](crate::codec). Hostile files are
+//! bounded: at most 64 IFDs of at most 4096 entries, at most 10 million tiles per level, every
+//! offset inside the file, loops in the IFD chain detected, every buffer checked against a
+//! [`Budget`] before it is allocated.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use tower_iiif::Error;
+//! use tower_iiif::pixels::{Budget, Layout, Rect};
+//! use tower_iiif::pyramid::{self, Compression};
+//! use tower_iiif::source::{SourceMetadata, SourceObject};
+//!
+//! /// A file in memory.
+//! struct Mem(SourceMetadata, Bytes);
+//! impl SourceObject for Mem {
+//!     fn metadata(&self) -> &SourceMetadata {
+//!         &self.0
+//!     }
+//!     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<Bytes, Error> {
+//!         let end = r.end.min(self.1.len() as u64) as usize;
+//!         Ok(self.1.slice((r.start as usize).min(end)..end))
+//!     }
+//! }
+//!
+//! // A little-endian TIFF: one 20x12 gray image in 16x16 uncompressed tiles (2 x 1), pixel
+//! // value = x + 10 * y, the padding of the right tile 0xEE.
+//! let tiles: Vec<u8> = (0..2u32)
+//!     .flat_map(|col| (0..16u32).flat_map(move |y| (0..16u32).map(move |x| (col * 16 + x, y))))
+//!     .map(|(x, y)| if x < 20 && y < 12 { (x + 10 * y) as u8 } else { 0xEE })
+//!     .collect();
+//! let entries: [(u16, u16, u32); 11] = [
+//!     (256, 4, 20),  // ImageWidth
+//!     (257, 4, 12),  // ImageLength
+//!     (258, 3, 8),   // BitsPerSample
+//!     (259, 3, 1),   // Compression: none
+//!     (262, 3, 1),   // Photometric: BlackIsZero
+//!     (277, 3, 1),   // SamplesPerPixel
+//!     (284, 3, 1),   // PlanarConfiguration: chunky
+//!     (322, 3, 16),  // TileWidth
+//!     (323, 3, 16),  // TileLength
+//!     (324, 4, 200), // TileOffsets: 2 LONGs at 200
+//!     (325, 3, 256), // TileByteCounts: 2 SHORTs, inline
+//! ];
+//! let mut file = b"II*\0\x08\0\0\0".to_vec();
+//! file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+//! for (tag, typ, value) in entries {
+//!     let count: u32 = if matches!(tag, 324 | 325) { 2 } else { 1 };
+//!     file.extend_from_slice(&tag.to_le_bytes());
+//!     file.extend_from_slice(&typ.to_le_bytes());
+//!     file.extend_from_slice(&count.to_le_bytes());
+//!     match (tag, typ) {
+//!         (325, _) => [256u16, 256].iter().for_each(|v| file.extend_from_slice(&v.to_le_bytes())),
+//!         (_, 3) => file.extend_from_slice(&[value as u8, (value >> 8) as u8, 0, 0]),
+//!         _ => file.extend_from_slice(&value.to_le_bytes()),
+//!     }
+//! }
+//! file.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+//! file.resize(200, 0);
+//! file.extend_from_slice(&208u32.to_le_bytes()); // the TileOffsets values
+//! file.extend_from_slice(&464u32.to_le_bytes());
+//! file.extend_from_slice(&tiles);
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), Bytes::from(file));
+//! let pyramid = pyramid::read_pyramid(&obj).await.unwrap();
+//! assert_eq!((pyramid.width(), pyramid.height()), (20, 12));
+//! let level = &pyramid.levels()[0];
+//! assert_eq!((level.tile_width, level.tile_height, level.compression), (16, 16, Compression::None));
+//! assert_eq!(pyramid.level_for(0.25), 0); // the only level
+//!
+//! // A 4x2 region straddling both tiles.
+//! let rect = Rect::new(14, 3, 4, 2);
+//! let tiles = pyramid.tiles(0, rect);
+//! assert_eq!(tiles.iter().map(|t| (t.col, t.row)).collect::<Vec<_>>(), [(0, 0), (1, 0)]);
+//! let px = pyramid::read_region(&obj, &pyramid, 0, rect, Budget::default()).await.unwrap();
+//! assert_eq!(px.layout(), Layout::Gray);
+//! assert_eq!(px.data(), &[44, 45, 46, 47, 54, 55, 56, 57]);
+//! # });
+//! ```
+
+mod ifd;
+mod region;
+mod tile;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+
+pub use self::ifd::read_pyramid;
+pub use self::region::{assemble, read_region};
+pub use self::tile::decode_tile;
+
+use crate::codec::Orientation;
+use crate::pixels::{Layout, Rect};
+
+/// The Compression tag (259) of a [`Level`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compression {
+    /// 1: uncompressed.
+    None,
+    /// 5: LZW (TIFF flavour, MSB first).
+    Lzw,
+    /// 8 or 32946: Deflate (zlib).
+    Deflate,
+    /// 7: "new-style" JPEG (TIFF Technical Note 2), with or without shared `JPEGTables`.
+    Jpeg,
+    /// Any other value. [`decode_tile`] refuses it with a message naming the value.
+    Other(u16),
+}
+
+impl Compression {
+    /// The compression a Compression tag value stands for.
+    ///
+    /// ```
+    /// use tower_iiif::pyramid::Compression;
+    /// assert_eq!(Compression::from_tag(32946), Compression::Deflate);
+    /// assert_eq!(Compression::from_tag(34712), Compression::Other(34712));
+    /// ```
+    pub fn from_tag(value: u16) -> Self {
+        match value {
+            1 => Self::None,
+            5 => Self::Lzw,
+            7 => Self::Jpeg,
+            8 | 32946 => Self::Deflate,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// The PhotometricInterpretation tag (262) of a [`Level`]: the ones a pyramid may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Photometric {
+    /// 0: gray, 0 is white (inverted when decoded).
+    WhiteIsZero,
+    /// 1: gray, 0 is black.
+    BlackIsZero,
+    /// 2: RGB.
+    Rgb,
+    /// 6: YCbCr (full range, as JFIF); converted to RGB when decoded.
+    YCbCr,
+}
+
+/// The alpha channel of a [`Level`], from its ExtraSamples tag (338).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Alpha {
+    /// No samples beyond the colour ones.
+    None,
+    /// The first extra sample is alpha, not premultiplied (ExtraSamples 2, or no ExtraSamples
+    /// tag, as the whole-file decoder reads it).
+    Unassociated,
+    /// The first extra sample is premultiplied alpha (ExtraSamples 1); decoding divides it out.
+    Associated,
+}
+
+/// One resolution of a [`TiffPyramid`]: a tiled, chunky, 8-bit image file directory.
+///
+/// The fields are what [`read_pyramid`] found and checked; [`decode_tile`] and [`assemble`]
+/// check them again where it matters, so a hand-edited `Level` gives errors, never panics.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Level {
+    /// Width of the image, in pixels.
+    pub width: u32,
+    /// Height of the image, in pixels.
+    pub height: u32,
+    /// Width of every tile (edge tiles are padded to it in the file).
+    pub tile_width: u32,
+    /// Height of every tile.
+    pub tile_height: u32,
+    /// Samples per pixel, extra samples included.
+    pub samples_per_pixel: u16,
+    /// Bits per sample: always 8 (other depths are refused by [`read_pyramid`]).
+    pub bits_per_sample: u16,
+    /// How each tile is compressed.
+    pub compression: Compression,
+    /// The colour model of the samples.
+    pub photometric: Photometric,
+    /// The Predictor tag (317): 1 none, 2 horizontal differencing (per row, per sample).
+    pub predictor: u16,
+    /// Whether and how the first extra sample is alpha.
+    pub alpha: Alpha,
+    /// The shared JPEG tables (tag 347) spliced in front of every JPEG tile, if any.
+    pub jpeg_tables: Option<Bytes>,
+    /// File offset of each tile, row by row.
+    pub tile_offsets: Vec<u64>,
+    /// Compressed size of each tile, row by row; 0 marks an absent (sparse) tile, decoded as
+    /// zeros.
+    pub tile_byte_counts: Vec<u64>,
+    /// File offset of the image file directory this level was read from.
+    pub ifd_offset: u64,
+}
+
+impl fmt::Debug for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Level")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("tile_width", &self.tile_width)
+            .field("tile_height", &self.tile_height)
+            .field("samples_per_pixel", &self.samples_per_pixel)
+            .field("bits_per_sample", &self.bits_per_sample)
+            .field("compression", &self.compression)
+            .field("photometric", &self.photometric)
+            .field("predictor", &self.predictor)
+            .field("alpha", &self.alpha)
+            .field("jpeg_tables", &self.jpeg_tables.as_ref().map(Bytes::len))
+            .field("tiles", &self.tile_offsets.len())
+            .field("ifd_offset", &self.ifd_offset)
+            .finish()
+    }
+}
+
+impl Level {
+    /// The layout [`decode_tile`] and [`read_region`] produce for this level: gray or RGB, with
+    /// alpha when the level has it.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn layout(&self) -> Layout {
+        let colour = match self.photometric {
+            Photometric::WhiteIsZero | Photometric::BlackIsZero => Layout::Gray,
+            Photometric::Rgb | Photometric::YCbCr => Layout::Rgb,
+        };
+        match self.alpha {
+            Alpha::None => colour,
+            Alpha::Unassociated | Alpha::Associated => colour.with_alpha(),
+        }
+    }
+
+    /// Number of tile columns.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn tiles_across(&self) -> u32 {
+        self.width.div_ceil(self.tile_width.max(1))
+    }
+
+    /// Number of tile rows.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn tiles_down(&self) -> u32 {
+        self.height.div_ceil(self.tile_height.max(1))
+    }
+
+    /// `rect` clipped to the image, or `None` when nothing of it is inside.
+    fn clip(&self, rect: Rect) -> Option<Rect> {
+        let right = u64::from(rect.x) + u64::from(rect.w);
+        let bottom = u64::from(rect.y) + u64::from(rect.h);
+        let right = right.min(u64::from(self.width)) as u32;
+        let bottom = bottom.min(u64::from(self.height)) as u32;
+        (rect.x < right && rect.y < bottom)
+            .then(|| Rect::new(rect.x, rect.y, right - rect.x, bottom - rect.y))
+    }
+
+    /// The file range of tile (`col`, `row`), if the level has such a tile.
+    fn tile_range(&self, col: u32, row: u32) -> Option<Range<u64>> {
+        let index =
+            usize::try_from(u64::from(row) * u64::from(self.tiles_across()) + u64::from(col))
+                .ok()?;
+        let offset = *self.tile_offsets.get(index)?;
+        let count = *self.tile_byte_counts.get(index)?;
+        if count == 0 {
+            return Some(offset..offset);
+        }
+        Some(offset..offset.checked_add(count)?)
+    }
+}
+
+/// One tile of a level that a rectangle needs: its column and row and its bytes in the file.
+///
+/// ```
+/// use tower_iiif::pyramid::TileRef;
+/// let t = TileRef { col: 1, row: 0, range: 100..164 };
+/// assert_eq!(t.range.end - t.range.start, 64);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TileRef {
+    /// Tile column, from 0 at the left.
+    pub col: u32,
+    /// Tile row, from 0 at the top.
+    pub row: u32,
+    /// The compressed bytes in the file (empty for an absent tile).
+    pub range: Range<u64>,
+}
+
+/// The levels of a tiled TIFF pyramid, largest first, as [`read_pyramid`] found them.
+///
+/// See the [module docs](crate::pyramid) for an example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TiffPyramid {
+    levels: Vec<Level>,
+    len: u64,
+    orientation: Orientation,
+}
+
+impl TiffPyramid {
+    /// The levels, largest (the full image, the first IFD) first, each strictly smaller than
+    /// the one before. Never empty.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
+    }
+
+    /// Level `index`, if there is one.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn level(&self, index: usize) -> Option<&Level> {
+        self.levels.get(index)
+    }
+
+    /// Length of the file the pyramid was read from, in bytes.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn file_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Width of the full image (level 0), as stored (before [`orientation`](Self::orientation)).
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn width(&self) -> u32 {
+        self.levels.first().map_or(0, |l| l.width)
+    }
+
+    /// Height of the full image (level 0), as stored.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn height(&self) -> u32 {
+        self.levels.first().map_or(0, |l| l.height)
+    }
+
+    /// The Orientation tag (274) of the first image. Pixels are read as stored; applying it is
+    /// the caller's job (the whole-file decoder applies it).
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn orientation(&self) -> Orientation {
+        self.orientation
+    }
+
+    /// How many full-image pixels one pixel of level `index` spans, across and down (1.0 for
+    /// level 0); `None` when there is no such level.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn downsample(&self, index: usize) -> Option<(f64, f64)> {
+        let level = self.level(index)?;
+        Some((
+            f64::from(self.width()) / f64::from(level.width.max(1)),
+            f64::from(self.height()) / f64::from(level.height.max(1)),
+        ))
+    }
+
+    /// The smallest level still at least `scale` times the full size in both directions: the
+    /// level to render an output of `scale` x the region's size from without upsampling.
+    /// `scale` >= 1 (or NaN) gives level 0, a tiny `scale` the smallest level.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn level_for(&self, scale: f64) -> usize {
+        if scale.is_nan() || scale >= 1.0 {
+            return 0;
+        }
+        let need_w = f64::from(self.width()) * scale;
+        let need_h = f64::from(self.height()) * scale;
+        // A relative slack of 1e-9 absorbs the rounding of `scale` = output / region.
+        let fits = |l: &Level| {
+            f64::from(l.width) * (1.0 + 1e-9) >= need_w
+                && f64::from(l.height) * (1.0 + 1e-9) >= need_h
+        };
+        self.levels.iter().rposition(fits).unwrap_or(0)
+    }
+
+    /// The tiles of level `index` that intersect `rect` (in that level's pixels), row by row:
+    /// exactly those, with their byte ranges. `rect` is clipped to the level; an empty or
+    /// outside rectangle, or a level that does not exist, gives no tiles.
+    ///
+    /// See the [module docs](crate::pyramid) for an example.
+    pub fn tiles(&self, index: usize, rect: Rect) -> Vec<TileRef> {
+        let Some(level) = self.level(index) else {
+            return Vec::new();
+        };
+        let Some(r) = level.clip(rect) else {
+            return Vec::new();
+        };
+        let (tw, th) = (level.tile_width.max(1), level.tile_height.max(1));
+        let (col0, col1) = (r.x / tw, (r.right() - 1) / tw);
+        let (row0, row1) = (r.y / th, (r.bottom() - 1) / th);
+        let count = (col1 - col0 + 1) as usize * (row1 - row0 + 1) as usize;
+        let mut out = Vec::with_capacity(count.min(level.tile_offsets.len()));
+        for row in row0..=row1 {
+            for col in col0..=col1 {
+                if let Some(range) = level.tile_range(col, row) {
+                    out.push(TileRef { col, row, range });
+                }
+            }
+        }
+        out
+    }
+}

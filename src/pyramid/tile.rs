@@ -1,0 +1,423 @@
+//! Decoding one tile of a [`Level`] to 8-bit [`Pixels`].
+
+use flate2::{Decompress, FlushDecompress, Status};
+use weezl::{BitOrder, LzwStatus};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use super::{Alpha, Compression, Level, Photometric};
+use crate::Error;
+use crate::codec::tiff::{jpeg_segments, ycbcr_to_rgb};
+use crate::pixels::{Budget, Layout, Pixels};
+
+/// A one-line source error about a tile.
+fn err(message: impl std::fmt::Display) -> Error {
+    Error::source(format!("TIFF tile: {message}"))
+}
+
+/// Decode one tile of `level` from its compressed `bytes` (as stored at its
+/// [`TileRef::range`](super::TileRef::range)) to a full `tile_width` x `tile_height` buffer of
+/// [`Level::layout`]: gray, gray + alpha, RGB or RGBA, 8 bits. Edge tiles keep their padding.
+/// Empty `bytes` (an absent, sparse tile) decode to zeros.
+///
+/// Uncompressed, LZW, Deflate (with or without the horizontal predictor) and JPEG tiles are
+/// read. A JPEG tile is spliced behind the level's `JPEGTables` when it has them; YCbCr is
+/// converted to RGB; a Photometric RGB level whose tiles declare no YCbCr (no JFIF marker, no
+/// Adobe transform) is taken as RGB stored as such. WhiteIsZero gray is inverted; premultiplied
+/// alpha is divided out.
+///
+/// # Errors
+///
+/// [`ErrorKind::Source`](crate::ErrorKind::Source) for an unsupported compression, broken or
+/// short data, a JPEG tile that does not match the level, or a tile over `budget` (checked
+/// before anything is allocated).
+///
+/// ```
+/// use tower_iiif::pixels::{Budget, Layout};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # // A 2x2 gray image in one 2x2 uncompressed tile at offset 8.
+/// # let mut f = b"II*\0\x0c\0\0\0\x01\x02\x03\x04".to_vec();
+/// # f.extend_from_slice(&8u16.to_le_bytes());
+/// # for (tag, value) in [(256u16, 2u32), (257, 2), (258, 8), (262, 1), (322, 2), (323, 2), (324, 8), (325, 4)] {
+/// #     f.extend_from_slice(&tag.to_le_bytes());
+/// #     f.extend_from_slice(&4u16.to_le_bytes());
+/// #     f.extend_from_slice(&1u32.to_le_bytes());
+/// #     f.extend_from_slice(&value.to_le_bytes());
+/// # }
+/// # f.extend_from_slice(&0u32.to_le_bytes());
+/// # let obj = Mem(tower_iiif::source::SourceMetadata::new(f.len() as u64, None, None), f.into());
+/// # struct Mem(tower_iiif::source::SourceMetadata, bytes::Bytes);
+/// # impl tower_iiif::source::SourceObject for Mem {
+/// #     fn metadata(&self) -> &tower_iiif::source::SourceMetadata { &self.0 }
+/// #     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<bytes::Bytes, tower_iiif::Error> {
+/// #         Ok(self.1.slice(r.start as usize..(r.end as usize).min(self.1.len())))
+/// #     }
+/// # }
+/// let pyramid = tower_iiif::pyramid::read_pyramid(&obj).await.unwrap();
+/// let level = &pyramid.levels()[0];
+/// let px = tower_iiif::pyramid::decode_tile(level, &[1, 2, 3, 4], Budget::default()).unwrap();
+/// assert_eq!((px.width(), px.height(), px.layout()), (2, 2, Layout::Gray));
+/// assert_eq!(px.data(), &[1, 2, 3, 4]);
+/// assert!(tower_iiif::pyramid::decode_tile(level, &[1, 2], Budget::default()).is_err());
+/// # });
+/// ```
+pub fn decode_tile(level: &Level, bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
+    let mut out = Pixels::try_new(level.tile_width, level.tile_height, level.layout(), budget)?;
+    let mut scratch = Scratch::default();
+    decode_into(level, bytes, budget, &mut out, &mut scratch)?;
+    Ok(out)
+}
+
+/// Buffers and decoder states reused from tile to tile.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Decompressed samples, when they are not the output as they are.
+    raw: Vec<u8>,
+    /// A JPEG tile spliced behind the tables.
+    jpeg: Vec<u8>,
+    lzw: Option<weezl::decode::Decoder>,
+    zlib: Option<Decompress>,
+}
+
+/// Resize `v` to `len` zeros, reserving fallibly.
+fn fill(v: &mut Vec<u8>, len: usize) -> Result<&mut [u8], Error> {
+    v.clear();
+    v.try_reserve_exact(len)
+        .map_err(|_| err(format!("cannot allocate {len} bytes")))?;
+    v.resize(len, 0);
+    Ok(v.as_mut_slice())
+}
+
+/// Decode one tile into `out`, a `tile_width` x `tile_height` buffer of `level.layout()`.
+pub(super) fn decode_into(
+    level: &Level,
+    bytes: &[u8],
+    budget: Budget,
+    out: &mut Pixels,
+    scratch: &mut Scratch,
+) -> Result<(), Error> {
+    if (out.width(), out.height(), out.layout())
+        != (level.tile_width, level.tile_height, level.layout())
+    {
+        return Err(Error::internal(
+            "TIFF tile: the output buffer does not fit the tile",
+        ));
+    }
+    if level.tile_width == 0 || level.tile_height == 0 {
+        return Err(err("the tile size is 0"));
+    }
+    if level.bits_per_sample != 8 {
+        return Err(err(format!(
+            "{}-bit samples are not supported",
+            level.bits_per_sample
+        )));
+    }
+    if bytes.is_empty() {
+        out.data_mut().fill(0);
+        return Ok(());
+    }
+    match level.compression {
+        Compression::Jpeg => jpeg(level, bytes, out, scratch),
+        Compression::None | Compression::Lzw | Compression::Deflate => {
+            samples(level, bytes, budget, out, scratch)
+        }
+        Compression::Other(c) => Err(err(format!("compression {c} is not supported"))),
+    }
+}
+
+/// Uncompressed, LZW or Deflate samples: decompress, undo the predictor, convert.
+fn samples(
+    level: &Level,
+    bytes: &[u8],
+    budget: Budget,
+    out: &mut Pixels,
+    scratch: &mut Scratch,
+) -> Result<(), Error> {
+    let spp = usize::from(level.samples_per_pixel);
+    let channels = out.layout().channels();
+    if spp < channels {
+        return Err(err(format!(
+            "{spp} samples per pixel for a {:?} image",
+            out.layout()
+        )));
+    }
+    // The decompressed size, against the budget before anything is allocated.
+    let raw_len = u64::from(level.tile_width)
+        .checked_mul(u64::from(level.tile_height))
+        .and_then(|px| px.checked_mul(spp as u64))
+        .filter(|&n| n <= budget.max_bytes())
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            err(format!(
+                "a {}x{} tile of {spp} samples is larger than the memory budget",
+                level.tile_width, level.tile_height
+            ))
+        })?;
+    // Decompress straight into the output when the samples are the output's channels.
+    let direct = spp == channels
+        && matches!(
+            level.photometric,
+            Photometric::BlackIsZero | Photometric::Rgb
+        )
+        && level.alpha != Alpha::Associated;
+    let Scratch { raw, lzw, zlib, .. } = scratch;
+    let buf = if direct {
+        out.data_mut()
+    } else {
+        fill(raw, raw_len)?
+    };
+    match level.compression {
+        Compression::Lzw => lzw_into(bytes, buf, lzw)?,
+        Compression::Deflate => deflate_into(bytes, buf, zlib)?,
+        _ => {
+            let src = bytes.get(..buf.len()).ok_or_else(|| {
+                err(format!(
+                    "an uncompressed tile has {} bytes, {} expected",
+                    bytes.len(),
+                    buf.len()
+                ))
+            })?;
+            buf.copy_from_slice(src);
+        }
+    }
+    if level.predictor == 2 {
+        let row = level.tile_width as usize * spp;
+        for row in buf.chunks_exact_mut(row) {
+            undo_predictor(row, spp);
+        }
+    }
+    if !direct {
+        convert(level, raw, out);
+    }
+    if level.alpha == Alpha::Associated {
+        unpremultiply(out);
+    }
+    Ok(())
+}
+
+/// Decode a TIFF-flavoured LZW stream into `out`, which it must fill.
+fn lzw_into(
+    mut input: &[u8],
+    out: &mut [u8],
+    state: &mut Option<weezl::decode::Decoder>,
+) -> Result<(), Error> {
+    let decoder = state
+        .get_or_insert_with(|| weezl::decode::Decoder::with_tiff_size_switch(BitOrder::Msb, 8));
+    decoder.reset();
+    let mut filled = 0;
+    while filled < out.len() {
+        let result = decoder.decode_bytes(input, &mut out[filled..]);
+        input = input.get(result.consumed_in..).unwrap_or_default();
+        filled += result.consumed_out;
+        match result.status {
+            Ok(LzwStatus::Ok) if result.consumed_in + result.consumed_out > 0 => {}
+            Ok(_) => break,
+            Err(e) => return Err(err(format!("broken LZW data: {e}"))),
+        }
+    }
+    if filled < out.len() {
+        return Err(err(format!(
+            "LZW data ends after {filled} of {} bytes",
+            out.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Decode a zlib (Deflate) stream into `out`, which it must fill; never more than `out`.
+fn deflate_into(
+    mut input: &[u8],
+    out: &mut [u8],
+    state: &mut Option<Decompress>,
+) -> Result<(), Error> {
+    let decoder = state.get_or_insert_with(|| Decompress::new(true));
+    decoder.reset(true);
+    let mut filled = 0;
+    while filled < out.len() {
+        let (in0, out0) = (decoder.total_in(), decoder.total_out());
+        let status = decoder
+            .decompress(input, &mut out[filled..], FlushDecompress::None)
+            .map_err(|e| err(format!("broken Deflate data: {e}")))?;
+        let used = (decoder.total_in() - in0) as usize;
+        let made = (decoder.total_out() - out0) as usize;
+        input = input.get(used..).unwrap_or_default();
+        filled += made;
+        if status == Status::StreamEnd || used + made == 0 {
+            break;
+        }
+    }
+    if filled < out.len() {
+        return Err(err(format!(
+            "Deflate data ends after {filled} of {} bytes",
+            out.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Undo horizontal differencing on one row of interleaved 8-bit samples.
+fn undo_predictor(row: &mut [u8], spp: usize) {
+    for sample in 0..spp {
+        let mut acc = 0u8;
+        for v in row.iter_mut().skip(sample).step_by(spp) {
+            acc = acc.wrapping_add(*v);
+            *v = acc;
+        }
+    }
+}
+
+/// Convert `spp` interleaved samples per pixel into the channels of `out`.
+fn convert(level: &Level, raw: &[u8], out: &mut Pixels) {
+    let spp = usize::from(level.samples_per_pixel);
+    let channels = out.layout().channels();
+    let pairs = raw
+        .chunks_exact(spp)
+        .zip(out.data_mut().chunks_exact_mut(channels));
+    match level.photometric {
+        Photometric::WhiteIsZero => {
+            for (s, d) in pairs {
+                for (d, s) in d.iter_mut().zip(s) {
+                    *d = *s;
+                }
+                if let Some(v) = d.first_mut() {
+                    *v = 255 - *v;
+                }
+            }
+        }
+        Photometric::BlackIsZero | Photometric::Rgb => {
+            for (s, d) in pairs {
+                d.copy_from_slice(&s[..channels]);
+            }
+        }
+        Photometric::YCbCr => {
+            for (s, d) in pairs {
+                if let ([y, cb, cr, alpha @ ..], [r, g, b, out_alpha @ ..]) = (s, d) {
+                    [*r, *g, *b] = ycbcr_to_rgb(*y, *cb, *cr);
+                    if let ([a, ..], [oa]) = (alpha, out_alpha) {
+                        *oa = *a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Divide premultiplied colour by alpha, in place.
+fn unpremultiply(px: &mut Pixels) {
+    let channels = px.layout().channels();
+    for p in px.data_mut().chunks_exact_mut(channels) {
+        if let Some((&mut a, colour)) = p.split_last_mut() {
+            for c in colour {
+                *c = if a == 0 {
+                    0
+                } else {
+                    ((u32::from(*c) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8
+                };
+            }
+        }
+    }
+}
+
+/// Whether the marker segments of a JPEG stream declare YCbCr: a JFIF (APP0) marker or an
+/// Adobe (APP14) marker with a colour transform.
+fn declares_ycbcr(jpeg: &[u8]) -> bool {
+    jpeg_segments(jpeg).into_iter().any(|(_, marker, payload)| {
+        (marker == 0xE0 && payload.starts_with(b"JFIF\0"))
+            || (marker == 0xEE
+                && payload.starts_with(b"Adobe")
+                && payload.get(11).is_some_and(|&t| t != 0))
+    })
+}
+
+/// A JPEG tile: splice it behind the tables, decode with zune-jpeg into `out`.
+fn jpeg(level: &Level, bytes: &[u8], out: &mut Pixels, scratch: &mut Scratch) -> Result<(), Error> {
+    const SOI: [u8; 2] = [0xFF, 0xD8];
+    const EOI: [u8; 2] = [0xFF, 0xD9];
+    if !bytes.starts_with(&SOI) {
+        return Err(err("a JPEG tile does not start with SOI"));
+    }
+    let stream: &[u8] = match level.jpeg_tables.as_deref() {
+        // Tables of SOI + EOI only hold nothing.
+        Some(tables) if tables.len() > 4 => {
+            if !tables.starts_with(&SOI) || !tables.ends_with(&EOI) {
+                return Err(err("JPEGTables is not an SOI ... EOI stream"));
+            }
+            let head = &tables[..tables.len() - 2];
+            let len = head.len() + bytes.len() - 2;
+            let spliced = &mut scratch.jpeg;
+            spliced.clear();
+            spliced
+                .try_reserve_exact(len)
+                .map_err(|_| err(format!("cannot allocate {len} bytes")))?;
+            spliced.extend_from_slice(head);
+            spliced.extend_from_slice(&bytes[2..]);
+            spliced.as_slice()
+        }
+        _ => bytes,
+    };
+
+    let (tw, th) = (level.tile_width, level.tile_height);
+    let max = u16::MAX as usize;
+    let options = DecoderOptions::default()
+        .set_max_width((tw as usize).min(max))
+        .set_max_height((th as usize).min(max));
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(stream), options);
+    let jpeg_err = |e: zune_jpeg::errors::DecodeErrors| err(format!("cannot decode JPEG: {e}"));
+    decoder.decode_headers().map_err(jpeg_err)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| err("cannot decode JPEG: no frame header"))?;
+    let colorspace = match (info.components, out.layout()) {
+        (1, Layout::Gray) => ColorSpace::Luma,
+        (3, Layout::Rgb) => {
+            // RGB stored as such with no marker: zune-jpeg assumes YCbCr; asking for YCbCr out
+            // copies the components unconverted.
+            let raw_rgb = level.photometric == Photometric::Rgb
+                && decoder.input_colorspace() == Some(ColorSpace::YCbCr)
+                && !declares_ycbcr(stream);
+            if raw_rgb {
+                ColorSpace::YCbCr
+            } else {
+                ColorSpace::RGB
+            }
+        }
+        (n, layout) => {
+            return Err(err(format!(
+                "a JPEG tile of {n} components in a {layout:?} image"
+            )));
+        }
+    };
+    decoder.set_options(options.jpeg_set_out_colorspace(colorspace));
+    let (fw, fh) = (u32::from(info.width), u32::from(info.height));
+    if (fw, fh) == (tw, th) {
+        if decoder.output_buffer_size() != Some(out.data().len()) {
+            return Err(err("cannot decode JPEG: unexpected output size"));
+        }
+        return decoder.decode_into(out.data_mut()).map_err(jpeg_err);
+    }
+    // A frame smaller than the tile (some writers crop edge tiles): decode it aside and copy
+    // it to the top left, the rest zero. Never larger: the decoder's limits are the tile's.
+    let size = decoder
+        .output_buffer_size()
+        .ok_or_else(|| err("cannot decode JPEG: unknown output size"))?;
+    let channels = out.layout().channels();
+    if size != fw as usize * fh as usize * channels {
+        return Err(err("cannot decode JPEG: unexpected output size"));
+    }
+    let raw = fill(&mut scratch.raw, size)?;
+    decoder.decode_into(raw).map_err(jpeg_err)?;
+    out.data_mut().fill(0);
+    let (src_stride, dst_stride) = (fw as usize * channels, out.stride());
+    let copy = src_stride.min(dst_stride);
+    if copy > 0 {
+        for (src, dst) in raw
+            .chunks_exact(src_stride)
+            .zip(out.data_mut().chunks_exact_mut(dst_stride))
+        {
+            dst[..copy].copy_from_slice(&src[..copy]);
+        }
+    }
+    Ok(())
+}
