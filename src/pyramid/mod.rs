@@ -99,7 +99,7 @@ mod region;
 mod tile;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::ops::Range;
@@ -107,7 +107,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 pub use self::ifd::read_pyramid;
-pub use self::region::{assemble, read_region};
+pub use self::region::{assemble, fetch_tiles, read_region};
 pub use self::tile::decode_tile;
 
 use crate::codec::Orientation;

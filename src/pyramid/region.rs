@@ -40,7 +40,7 @@ pub async fn read_region<O: SourceObject>(
         .ok_or_else(|| Error::internal(format!("TIFF pyramid: no level {level}")))?;
     let clipped = lv.clip(rect).ok_or_else(empty)?;
     budget.check(clipped.w, clipped.h, lv.layout())?;
-    let tiles = fetch(obj, pyramid.tiles(level, rect), budget).await?;
+    let tiles = fetch_tiles(obj, pyramid.tiles(level, rect), budget).await?;
     assemble(lv, rect, &tiles, budget)
 }
 
@@ -48,8 +48,10 @@ fn empty() -> Error {
     Error::internal("TIFF pyramid: the region has nothing inside the image")
 }
 
-/// The bytes of every tile of `refs`, in one read per run of tiles close to each other.
-async fn fetch<O: SourceObject>(
+/// The bytes of every tile of `refs` (from [`TiffPyramid::tiles`]), in one read per run of
+/// tiles close to each other in the file; the total must fit in `budget`. The async half of
+/// [`read_region`], for callers that run [`assemble`] on a blocking pool.
+pub async fn fetch_tiles<O: SourceObject>(
     obj: &O,
     mut refs: Vec<TileRef>,
     budget: Budget,

@@ -1392,3 +1392,10 @@ async fn corrupted_files_never_panic() {
         }
     }
 }
+
+/// A classic little-endian Deflate RGB pyramid (300x200, 150x100, 75x50 in 64-pixel tiles, each
+/// level its own pattern) and each level's pixels: a fixture for the service's tests.
+pub(crate) fn deflate_rgb_pyramid() -> (Vec<u8>, Vec<Pixels>) {
+    let (written, sources) = pyramid_file(Codec::Deflate, Layout::Rgb, CLASSIC);
+    (written.bytes, sources)
+}

@@ -49,10 +49,12 @@ pub use context::{IiifContext, ImageLookup, RequestParser};
 pub use health::Health;
 
 use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, DerivativeCache};
-use crate::codec::{self, EncodeOptions, Header};
+use crate::codec::{self, EncodeOptions, Header, SourceFormat};
 use crate::info::{ImageInfo, InfoOptions, InfoServices};
 use crate::pixels::Budget;
+use crate::pixels::Rect;
 use crate::plan::{Limits, OverLimit, PlanOptions};
+use crate::pyramid::TiffPyramid;
 use crate::request::{
     ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest,
 };
@@ -83,6 +85,8 @@ struct Config {
 #[derive(Debug)]
 struct Shared {
     info_cache: quick_cache::sync::Cache<InfoKey, Header>,
+    /// Tiled TIFF pyramids by source version; `None` remembers "not a usable pyramid".
+    pyramids: quick_cache::sync::Cache<InfoKey, Option<Arc<TiffPyramid>>>,
     renders: Arc<Semaphore>,
     /// The configured number of render permits (the semaphore only knows the free ones).
     render_permits: AtomicUsize,
@@ -98,6 +102,17 @@ struct InfoKey {
     len: u64,
     modified: Option<SystemTime>,
     etag: Option<String>,
+}
+
+impl InfoKey {
+    fn new(id: &Identifier, meta: &crate::source::SourceMetadata) -> Self {
+        Self {
+            id: id.clone(),
+            len: meta.len,
+            modified: meta.modified,
+            etag: meta.etag.clone(),
+        }
+    }
 }
 
 /// The IIIF Image API as a tower [`Service`]: base URI redirects, info.json and images, for one
@@ -155,6 +170,7 @@ impl<S: Source> IiifService<S> {
             }),
             shared: Arc::new(Shared {
                 info_cache: quick_cache::sync::Cache::new(10_000),
+                pyramids: quick_cache::sync::Cache::new(256),
                 renders: Arc::new(Semaphore::new(cores)),
                 render_permits: AtomicUsize::new(cores),
                 in_flight: AtomicUsize::new(0),
@@ -460,17 +476,20 @@ impl<S: Source> IiifService<S> {
             validators.apply(res.headers_mut());
             return Ok(res);
         }
-        if object.metadata().len > self.config.max_source_bytes {
-            return Err(Error::source(format!(
-                "the source file ({} bytes) is larger than this server reads whole",
-                object.metadata().len
-            )));
-        }
+        let pyramid = match header.format {
+            SourceFormat::Tiff => self.pyramid(&req.identifier, &object, &header).await,
+            _ => None,
+        };
         let job = {
             let shared = Arc::clone(&self.shared);
             let (plan, budget, encode) = (plan.clone(), self.config.budget, self.config.encode);
+            let max_source_bytes = self.config.max_source_bytes;
             move || async move {
-                let body = render_job(shared, object, &plan, budget, encode).await?;
+                let input = match pyramid {
+                    Some(p) => RenderInput::pyramid(p, &plan),
+                    None => RenderInput::Whole { max_source_bytes },
+                };
+                let body = render_job(shared, object, input, &plan, budget, encode).await?;
                 Ok(CachedDerivative::new(body, plan.format.media_type()))
             }
         };
@@ -553,15 +572,43 @@ impl<S: Source> IiifService<S> {
         self.shared.renders_done.load(Ordering::Relaxed)
     }
 
+    /// The tiled pyramid of a TIFF source, from the cache or read by range; `None` when the file
+    /// is not a tiled pyramid this reader handles (it is then decoded whole).
+    async fn pyramid(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        header: &Header,
+    ) -> Option<Arc<TiffPyramid>> {
+        let key = InfoKey::new(id, object.metadata());
+        if let Some(p) = self.shared.pyramids.get(&key) {
+            return p;
+        }
+        let read = crate::pyramid::read_pyramid(object)
+            .instrument(tracing::debug_span!("pyramid"))
+            .await;
+        let pyramid = match read {
+            // Orientation and a header that disagrees are left to the whole-file decoder.
+            Ok(p)
+                if p.orientation() == crate::codec::Orientation::NORMAL
+                    && (p.width(), p.height()) == (header.width, header.height) =>
+            {
+                Some(Arc::new(p))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!("not rendered as a pyramid: {}", e.message());
+                None
+            }
+        };
+        self.shared.pyramids.insert(key, pyramid.clone());
+        pyramid
+    }
+
     /// The image's header, from the info cache or read from the source.
     async fn header(&self, id: &Identifier, object: &S::Object) -> Result<Header, Error> {
         let meta = object.metadata();
-        let key = InfoKey {
-            id: id.clone(),
-            len: meta.len,
-            modified: meta.modified,
-            etag: meta.etag.clone(),
-        };
+        let key = InfoKey::new(id, meta);
         if let Some(h) = self.shared.info_cache.get(&key) {
             return Ok(h);
         }
@@ -659,18 +706,79 @@ fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Error> {
     Ok(guard)
 }
 
-/// Read the source and render `plan` on the blocking pool. The queue slot and the render permit
-/// move into the blocking task: they are released when the render really ends, even if the
-/// client has gone away meanwhile.
+/// What a render reads: the whole file, or the tiles of one pyramid level.
+enum RenderInput {
+    /// The whole file, decoded whole (refused past this size).
+    Whole { max_source_bytes: u64 },
+    /// `rect` of pyramid level `level`: only its tiles are read.
+    Level {
+        pyramid: Arc<TiffPyramid>,
+        level: usize,
+        rect: Rect,
+    },
+}
+
+impl RenderInput {
+    /// The smallest level that still covers the output size, and the plan's region in that
+    /// level's pixels (widened to whole pixels).
+    fn pyramid(pyramid: Arc<TiffPyramid>, plan: &crate::plan::Plan) -> Self {
+        let r = plan.region;
+        let scale =
+            (f64::from(plan.width) / f64::from(r.w)).max(f64::from(plan.height) / f64::from(r.h));
+        let level = pyramid.level_for(scale);
+        let (lw, lh) = pyramid
+            .level(level)
+            .map_or((pyramid.width(), pyramid.height()), |l| (l.width, l.height));
+        let sx = f64::from(lw) / f64::from(pyramid.width());
+        let sy = f64::from(lh) / f64::from(pyramid.height());
+        let x0 = ((f64::from(r.x) * sx).floor() as u32).min(lw - 1);
+        let y0 = ((f64::from(r.y) * sy).floor() as u32).min(lh - 1);
+        let x1 = ((f64::from(r.right()) * sx).ceil() as u32).clamp(x0 + 1, lw);
+        let y1 = ((f64::from(r.bottom()) * sy).ceil() as u32).clamp(y0 + 1, lh);
+        RenderInput::Level {
+            pyramid,
+            level,
+            rect: Rect::new(x0, y0, x1 - x0, y1 - y0),
+        }
+    }
+}
+
+/// Read what the render needs and render `plan` on the blocking pool. The queue slot and the
+/// render permit move into the blocking task: they are released when the render really ends,
+/// even if the client has gone away meanwhile.
 async fn render_job<O: SourceObject>(
     shared: Arc<Shared>,
     object: O,
+    input: RenderInput,
     plan: &crate::plan::Plan,
     budget: Budget,
     encode: EncodeOptions,
 ) -> Result<Bytes, Error> {
     let slot = reserve_render_slot(&shared)?;
-    let bytes = object.read_all().await?;
+    enum Fetched {
+        Whole(Bytes),
+        Tiles(Vec<(crate::pyramid::TileRef, Bytes)>),
+    }
+    let fetched = match &input {
+        RenderInput::Whole { max_source_bytes } => {
+            let len = object.metadata().len;
+            if len > *max_source_bytes {
+                return Err(Error::source(format!(
+                    "the source file ({len} bytes) is larger than this server reads whole"
+                )));
+            }
+            Fetched::Whole(object.read_all().await?)
+        }
+        RenderInput::Level {
+            pyramid,
+            level,
+            rect,
+        } => Fetched::Tiles(
+            crate::pyramid::fetch_tiles(&object, pyramid.tiles(*level, *rect), budget)
+                .instrument(tracing::debug_span!("fetch tiles", level = *level))
+                .await?,
+        ),
+    };
     let permit = Arc::clone(&shared.renders)
         .acquire_owned()
         .await
@@ -681,7 +789,28 @@ async fn render_job<O: SourceObject>(
     let body = tokio::task::spawn_blocking(move || {
         let _held = (slot, permit);
         let _span = span.entered();
-        render::render(&bytes, &plan, budget, &encode)
+        match (fetched, input) {
+            (
+                Fetched::Tiles(tiles),
+                RenderInput::Level {
+                    pyramid,
+                    level,
+                    rect,
+                },
+            ) => {
+                let lv = pyramid
+                    .level(level)
+                    .ok_or_else(|| Error::internal("pyramid level vanished"))?;
+                let px = tracing::debug_span!("assemble")
+                    .in_scope(|| crate::pyramid::assemble(lv, rect, &tiles, budget))?;
+                let whole = Rect::new(0, 0, px.width(), px.height());
+                render::finish(px, whole, &plan, budget, &encode)
+            }
+            (Fetched::Whole(bytes), _) => render::render(&bytes, &plan, budget, &encode),
+            (Fetched::Tiles(_), RenderInput::Whole { .. }) => {
+                Err(Error::internal("render input mismatch"))
+            }
+        }
     })
     .await
     .map_err(|e| Error::internal(format!("render task failed: {e}")))??;

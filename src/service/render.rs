@@ -4,7 +4,7 @@
 use crate::Error;
 use crate::codec::{self, EncodeOptions};
 use crate::ops::{self, Background};
-use crate::pixels::{Budget, Rect};
+use crate::pixels::{Budget, Pixels, Rect};
 use crate::plan::Plan;
 use crate::request::Quality;
 
@@ -16,17 +16,30 @@ pub(super) fn render(
     encode: &EncodeOptions,
 ) -> Result<Vec<u8>, Error> {
     let full = tracing::debug_span!("decode").in_scope(|| codec::decode(bytes, budget))?;
+    finish(full, plan.region, plan, budget, encode)
+}
+
+/// Render `plan` from `src`, whose pixels `region` hold the plan's region (the whole decoded
+/// image and the plan's region; or a pyramid level's crop and all of it): crop and scale to the
+/// plan's size, mirror, rotate, quality, encode.
+pub(super) fn finish(
+    src: Pixels,
+    region: Rect,
+    plan: &Plan,
+    budget: Budget,
+    encode: &EncodeOptions,
+) -> Result<Vec<u8>, Error> {
     let _ops = tracing::debug_span!("ops").entered();
-    let whole = Rect::new(0, 0, full.width(), full.height());
-    if plan.region.right() > whole.w || plan.region.bottom() > whole.h {
+    let whole = Rect::new(0, 0, src.width(), src.height());
+    if region.right() > whole.w || region.bottom() > whole.h {
         return Err(Error::source(
             "the decoded image is smaller than its header says",
         ));
     }
-    let mut px = if plan.region == whole && (plan.width, plan.height) == (whole.w, whole.h) {
-        full
+    let mut px = if region == whole && (plan.width, plan.height) == (whole.w, whole.h) {
+        src
     } else {
-        ops::crop_resize(&full, plan.region, plan.width, plan.height, budget)?
+        ops::crop_resize(&src, region, plan.width, plan.height, budget)?
     };
     if plan.rotation.mirror() {
         ops::mirror(&mut px);

@@ -9,7 +9,9 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::samples::{VALIDATOR_ID, square_color};
-use crate::source::FsSource;
+use crate::source::{FsSource, Source, SourceObject};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// A directory of generated samples, shared by the tests of this process.
 fn samples_dir() -> &'static PathBuf {
@@ -982,4 +984,98 @@ async fn a_changed_source_is_never_served_stale_and_purge_works() {
     get(&svc, path).await;
     assert_eq!(svc.renders(), 3, "purged entries render again");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An in-memory source that counts the bytes it is asked for.
+#[derive(Clone)]
+struct CountingSource {
+    files: Arc<std::collections::HashMap<String, bytes::Bytes>>,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct CountingObject {
+    data: bytes::Bytes,
+    meta: crate::source::SourceMetadata,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Source for CountingSource {
+    type Object = CountingObject;
+    async fn open(&self, id: &Identifier) -> Result<CountingObject, Error> {
+        let data = self
+            .files
+            .get(id.as_str())
+            .cloned()
+            .ok_or_else(|| Error::not_found("no"))?;
+        let meta = crate::source::SourceMetadata::new(
+            data.len() as u64,
+            Some(std::time::UNIX_EPOCH),
+            None,
+        );
+        Ok(CountingObject {
+            data,
+            meta,
+            read: Arc::clone(&self.read),
+        })
+    }
+}
+
+impl SourceObject for CountingObject {
+    fn metadata(&self) -> &crate::source::SourceMetadata {
+        &self.meta
+    }
+    async fn read_range(&self, range: std::ops::Range<u64>) -> Result<bytes::Bytes, Error> {
+        let end = range.end.min(self.data.len() as u64) as usize;
+        let start = (range.start as usize).min(end);
+        self.read.fetch_add((end - start) as u64, Ordering::Relaxed);
+        Ok(self.data.slice(start..end))
+    }
+}
+
+#[tokio::test]
+async fn pyramidal_tiff_renders_from_the_right_level_reading_only_its_tiles() {
+    let (file, levels) = crate::pyramid::tests::deflate_rgb_pyramid();
+    let file_len = file.len() as u64;
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let source = CountingSource {
+        files: Arc::new(
+            [("pyr".to_owned(), bytes::Bytes::from(file))]
+                .into_iter()
+                .collect(),
+        ),
+        read: Arc::clone(&read),
+    };
+    let svc = IiifService::new(source);
+    let fetch = |path: &'static str| {
+        let svc = svc.clone();
+        async move {
+            let res = svc
+                .oneshot(Request::get(path).body(()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            decode(&body, "image/png")
+        }
+    };
+    // Full size: level 0, exact (Deflate is lossless).
+    let full = fetch("/pyr/full/max/0/default.png").await;
+    assert_eq!((full.width(), full.height()), (300, 200));
+    assert_eq!(full.data(), levels[0].data());
+    // Half size: level 1's own pixels (each level of the fixture has its own pattern), so the
+    // smaller level was read, not level 0 scaled down.
+    let half = fetch("/pyr/full/150,/0/default.png").await;
+    assert_eq!(half.data(), levels[1].data());
+    // One tile's region, once the header and the pyramid are cached: only that tile is read.
+    read.store(0, Ordering::Relaxed);
+    let tile = fetch("/pyr/64,64,64,64/max/0/default.png").await;
+    let bytes_read = read.load(Ordering::Relaxed);
+    assert!(
+        bytes_read > 0 && bytes_read < file_len / 10,
+        "read {bytes_read} of {file_len}"
+    );
+    for (y, row) in tile.data().chunks_exact(64 * 3).enumerate() {
+        let src = &levels[0].data()[((64 + y) * 300 + 64) * 3..][..64 * 3];
+        assert_eq!(row, src, "row {y}");
+    }
 }
