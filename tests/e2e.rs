@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tower_iiif::codec;
-use tower_iiif::pixels::Budget;
+mod common;
+
+use common::Reply;
+use tokio::net::TcpListener;
+use tower_iiif::IiifService;
 use tower_iiif::request::ApiVersion;
 use tower_iiif::samples::{self, VALIDATOR_ID, square_color};
 use tower_iiif::source::FsSource;
-use tower_iiif::{IiifService, pixels::Pixels};
 
 fn samples_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -49,81 +49,9 @@ async fn spawn_axum(app: axum::Router) -> SocketAddr {
     addr
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn image(&self) -> Pixels {
-        codec::decode(&self.body, Budget::default()).unwrap()
-    }
-}
-
-/// Send one raw HTTP/1.1 request (the path is written exactly as given) and read the reply.
-async fn raw(addr: SocketAddr, method: &str, path: &str, extra: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8(buf[..split].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let mut body = buf[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked");
-    if chunked {
-        body = dechunk(&body);
-    }
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
-        data = &data[eol + 2 + size + 2..];
-    }
-}
-
+/// A GET with no extra headers.
 async fn get(addr: SocketAddr, path: &str) -> Reply {
-    raw(addr, "GET", path, "").await
+    common::get(addr, path, &[]).await
 }
 
 #[tokio::test]
@@ -189,11 +117,15 @@ async fn redirect_cors_and_link_over_the_wire() {
         Some(img.body.len().to_string().as_str())
     );
 
-    let pre = raw(
+    let pre = common::request(
         addr,
         "OPTIONS",
         &format!("/iiif/3/{VALIDATOR_ID}/info.json"),
-        "Origin: http://iiif.io\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: Authorization\r\n",
+        &[
+            ("Origin", "http://iiif.io"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "Authorization"),
+        ],
     )
     .await;
     assert_eq!(pre.status, 204);
@@ -203,11 +135,11 @@ async fn redirect_cors_and_link_over_the_wire() {
         Some("Authorization")
     );
 
-    let head = raw(
+    let head = common::request(
         addr,
         "HEAD",
         &format!("/iiif/3/{VALIDATOR_ID}/info.json"),
-        "",
+        &[],
     )
     .await;
     assert_eq!(head.status, 200);

@@ -9,8 +9,10 @@ use std::sync::OnceLock;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+mod common;
+
+use common::get;
+use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied, ResponseBody};
@@ -75,57 +77,6 @@ async fn server(trusted: &str) -> (SocketAddr, IiifService<FsSource>) {
         .unwrap()
     });
     (addr, svc)
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-async fn get(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in extra {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8(buf[..split].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: buf[split + 4..].to_vec(),
-    }
 }
 
 #[tokio::test]

@@ -194,7 +194,7 @@ fn valid_scheme(proto: &str) -> Option<&'static str> {
 
 /// `host[:port]` split into the host (IPv6 literals keep their brackets) and the port, or
 /// `None` when the value holds anything but host characters or is malformed.
-fn valid_host(value: &str) -> Option<(&str, Option<u16>)> {
+pub(super) fn valid_host(value: &str) -> Option<(&str, Option<u16>)> {
     let s = value.trim();
     if s.is_empty()
         || !s

@@ -120,24 +120,17 @@ impl BaseUri {
             .headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .filter(|h| is_plausible_host(h))
+            .filter(|h| forwarded::valid_host(h).is_some())
             .or_else(|| {
                 parts
                     .uri
                     .authority()
                     .map(|a| a.as_str())
-                    .filter(|h| is_plausible_host(h))
+                    .filter(|h| forwarded::valid_host(h).is_some())
             })
             .unwrap_or("localhost");
         Self::new(format!("{scheme}://{host}{path_prefix}"))
     }
-}
-
-/// A Host header that cannot inject anything into the URIs we write.
-fn is_plausible_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
 }
 
 #[cfg(test)]

@@ -236,6 +236,32 @@ fn header(
 pub(crate) mod testutil {
     use crate::pixels::{Budget, Layout, Pixels};
 
+    /// The full-size `tile` x `tile` tiles of `px`, row by row, as a tiled TIFF stores them.
+    /// Padding outside the image is `pad` when given, else a copy of the nearest edge pixel (so
+    /// JPEG tiles do not bleed into the image).
+    pub(crate) fn split_tiles(px: &Pixels, tile: u32, pad: Option<u8>) -> Vec<Vec<u8>> {
+        let c = px.layout().channels();
+        let mut tiles = Vec::new();
+        for ty in (0..px.height()).step_by(tile as usize) {
+            for tx in (0..px.width()).step_by(tile as usize) {
+                let mut out = Vec::with_capacity((tile * tile) as usize * c);
+                for y in ty..ty + tile {
+                    for x in tx..tx + tile {
+                        let inside = x < px.width() && y < px.height();
+                        match pad {
+                            Some(p) if !inside => out.extend(std::iter::repeat_n(p, c)),
+                            _ => out.extend_from_slice(
+                                px.pixel(x.min(px.width() - 1), y.min(px.height() - 1)),
+                            ),
+                        }
+                    }
+                }
+                tiles.push(out);
+            }
+        }
+        tiles
+    }
+
     /// Width of [`sample`].
     pub(crate) const W: u32 = 64;
     /// Height of [`sample`].

@@ -416,7 +416,7 @@ pub(super) fn encode(px: &Pixels) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::testutil::{H, W, sample};
+    use crate::codec::testutil::{H, W, sample, split_tiles};
 
     #[test]
     fn every_layout_round_trips_exactly() {
@@ -729,31 +729,6 @@ mod tests {
         v
     }
 
-    /// The full-size tiles of `px`, row by row. Padding outside the image is `pad` when given,
-    /// else a copy of the nearest edge pixel (so JPEG tiles do not bleed into the image).
-    fn split_tiles(px: &Pixels, pad: Option<u8>) -> Vec<Vec<u8>> {
-        let c = px.layout().channels();
-        let mut tiles = Vec::new();
-        for ty in (0..px.height()).step_by(TILE as usize) {
-            for tx in (0..px.width()).step_by(TILE as usize) {
-                let mut tile = Vec::with_capacity((TILE * TILE) as usize * c);
-                for y in ty..ty + TILE {
-                    for x in tx..tx + TILE {
-                        let inside = x < px.width() && y < px.height();
-                        match pad {
-                            Some(p) if !inside => tile.extend(std::iter::repeat_n(p, c)),
-                            _ => tile.extend_from_slice(
-                                px.pixel(x.min(px.width() - 1), y.min(px.height() - 1)),
-                            ),
-                        }
-                    }
-                }
-                tiles.push(tile);
-            }
-        }
-        tiles
-    }
-
     /// A 40x24 image in `layout` with a different value at every pixel.
     fn gradient(layout: Layout) -> Pixels {
         let c = layout.channels();
@@ -771,7 +746,7 @@ mod tests {
     fn uncompressed_tiles_are_assembled_and_cropped() {
         for (layout, samples, photometric) in [(Layout::Rgb, 3, 2), (Layout::Gray, 1, 1)] {
             let px = gradient(layout);
-            let tiles = split_tiles(&px, Some(0xEE));
+            let tiles = split_tiles(&px, TILE, Some(0xEE));
             assert_eq!(tiles.len(), 6);
             let bytes = tiled_tiff((TW, TH), samples, 1, photometric, &tiles);
             let h = read_header(&bytes).unwrap();
@@ -802,7 +777,7 @@ mod tests {
     /// Each tile of `px` as a complete 16x16 JPEG, stored as `color` (the data is taken as it
     /// is: `Rgb` is converted to YCbCr by the encoder, `Ycbcr` is not).
     fn jpeg_tiles(px: &Pixels, color: jpeg_encoder::ColorType) -> Vec<Vec<u8>> {
-        split_tiles(px, None)
+        split_tiles(px, TILE, None)
             .into_iter()
             .map(|tile| {
                 let mut out = Vec::new();

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::Error;
+use crate::codec::testutil::split_tiles;
 use crate::pixels::{Budget, Layout, Pixels, Rect};
 use crate::source::{SourceMetadata, SourceObject};
 
@@ -342,30 +343,6 @@ fn source(level: usize, (w, h): (u32, u32), layout: Layout, codec: Codec) -> Pix
     px
 }
 
-/// The full-size tiles of `px`, row by row; the padding is `pad`, or the nearest edge pixel.
-fn split(px: &Pixels, pad: Option<u8>) -> Vec<Vec<u8>> {
-    let c = px.layout().channels();
-    let mut tiles = Vec::new();
-    for ty in (0..px.height()).step_by(TILE as usize) {
-        for tx in (0..px.width()).step_by(TILE as usize) {
-            let mut tile = Vec::new();
-            for y in ty..ty + TILE {
-                for x in tx..tx + TILE {
-                    let inside = x < px.width() && y < px.height();
-                    match pad {
-                        Some(p) if !inside => tile.extend(std::iter::repeat_n(p, c)),
-                        _ => tile.extend_from_slice(
-                            px.pixel(x.min(px.width() - 1), y.min(px.height() - 1)),
-                        ),
-                    }
-                }
-            }
-            tiles.push(tile);
-        }
-    }
-    tiles
-}
-
 fn zlib(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
@@ -459,7 +436,7 @@ fn split_tables(tiles: &mut [Vec<u8>]) -> Vec<u8> {
 fn image(px: &Pixels, codec: Codec, reduced: bool) -> Image {
     let layout = px.layout();
     let spp = layout.channels();
-    let mut tiles = split(px, (!codec.is_jpeg()).then_some(PAD));
+    let mut tiles = split_tiles(px, TILE, (!codec.is_jpeg()).then_some(PAD));
     for t in &mut tiles {
         *t = match codec {
             Codec::None => t.clone(),
@@ -929,7 +906,7 @@ async fn broken_compressed_tiles_are_errors() {
 #[tokio::test]
 async fn photometric_variants_and_sparse_tiles() {
     let px = source(0, (100, 70), Layout::Rgba, Codec::None);
-    let tiles = split(&px, Some(0));
+    let tiles = split_tiles(&px, TILE, Some(0));
     // WhiteIsZero gray.
     let gray: Vec<Vec<u8>> = tiles
         .iter()
@@ -1062,7 +1039,11 @@ async fn photometric_variants_and_sparse_tiles() {
     assert!(e.message().contains("YCbCr"), "{e}");
 
     // A sparse tile (offset and count 0) reads as zeros.
-    let mut chunks = split(&source(0, (100, 70), Layout::Gray, Codec::None), Some(PAD));
+    let mut chunks = split_tiles(
+        &source(0, (100, 70), Layout::Gray, Codec::None),
+        TILE,
+        Some(PAD),
+    );
     chunks[1].clear();
     let img = Image {
         fields: base(1, 1),
