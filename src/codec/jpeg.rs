@@ -10,7 +10,7 @@ use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 use zune_jpeg::errors::DecodeErrors;
 
-use super::{Header, Orientation, SourceFormat, dimensions_u16, header, scratch};
+use super::{Header, Orientation, SourceFormat, dimensions_u16, header};
 use crate::Error;
 use crate::pixels::{Budget, Layout, Pixels};
 
@@ -121,26 +121,7 @@ pub(super) fn encode(px: &Pixels, quality: u8) -> Result<Vec<u8>, Error> {
 
 /// Composite an image with alpha onto white, dropping the alpha channel.
 fn flatten_on_white(px: &Pixels) -> Result<Pixels, Error> {
-    let layout = px.layout();
-    if !layout.has_alpha() {
-        return Ok(px.clone());
-    }
-    let c = layout.channels();
-    let mut out = scratch(px.width(), px.height(), layout.without_alpha())?;
-    for (src, dst) in px
-        .data()
-        .chunks_exact(c)
-        .zip(out.data_mut().chunks_exact_mut(c - 1))
-    {
-        let (colour, alpha) = src.split_at(c - 1);
-        let a = alpha.first().map_or(255, |&a| u32::from(a));
-        for (d, &s) in dst.iter_mut().zip(colour) {
-            // s * a + 255 * (255 - a), divided by 255 with rounding.
-            let v = u32::from(s) * a + 255 * (255 - a);
-            *d = ((v + 127) / 255) as u8;
-        }
-    }
-    Ok(out)
+    crate::ops::flatten_alpha(px.clone(), [255, 255, 255])
 }
 
 #[cfg(test)]
