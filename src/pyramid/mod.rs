@@ -125,6 +125,11 @@ pub enum Compression {
     Deflate,
     /// 7: "new-style" JPEG (TIFF Technical Note 2), with or without shared `JPEGTables`.
     Jpeg,
+    /// 50000: Zstandard (libtiff's `COMPRESSION_ZSTD`), with or without the predictor.
+    Zstd,
+    /// 50001: WebP (libtiff's `COMPRESSION_WEBP`): every tile a whole WebP image, lossy or
+    /// lossless, RGB or RGBA.
+    WebP,
     /// Any other value. [`decode_tile`] refuses it with a message naming the value.
     Other(u16),
 }
@@ -143,6 +148,8 @@ impl Compression {
             5 => Self::Lzw,
             7 => Self::Jpeg,
             8 | 32946 => Self::Deflate,
+            50000 => Self::Zstd,
+            50001 => Self::WebP,
             other => Self::Other(other),
         }
     }

@@ -289,6 +289,10 @@ enum Codec {
     JpegTables,
     /// JPEG tiles holding RGB components unconverted, with no JFIF marker, Photometric RGB.
     JpegRgb,
+    /// Compression 50000 with the horizontal predictor.
+    ZstdPredictor,
+    /// Compression 50001: lossless WebP tiles (RGB and RGBA only).
+    WebP,
 }
 
 impl Codec {
@@ -405,6 +409,20 @@ fn jpeg_tile(tile: &[u8], layout: Layout, codec: Codec) -> Vec<u8> {
     out
 }
 
+/// A lossless WebP tile of an RGB or RGBA tile.
+fn webp_tile(tile: &[u8], layout: Layout) -> Vec<u8> {
+    let color = match layout {
+        Layout::Rgb => image_webp::ColorType::Rgb8,
+        Layout::Rgba => image_webp::ColorType::Rgba8,
+        other => panic!("no WebP tiles of {other:?}"),
+    };
+    let mut out = Vec::new();
+    image_webp::WebPEncoder::new(&mut out)
+        .encode(tile, TILE, TILE, color)
+        .unwrap();
+    out
+}
+
 /// Move the DQT and DHT segments of every tile into one JPEGTables stream (they are the same
 /// in every tile at one quality).
 fn split_tables(tiles: &mut [Vec<u8>]) -> Vec<u8> {
@@ -447,6 +465,11 @@ fn image(px: &Pixels, codec: Codec, reduced: bool) -> Image {
                 zlib(t)
             }
             Codec::Jpeg | Codec::JpegTables | Codec::JpegRgb => jpeg_tile(t, layout, codec),
+            Codec::ZstdPredictor => {
+                predict(t, spp);
+                zstd::bulk::compress(t, 3).unwrap()
+            }
+            Codec::WebP => webp_tile(t, layout),
         };
     }
     let compression = match codec {
@@ -454,6 +477,8 @@ fn image(px: &Pixels, codec: Codec, reduced: bool) -> Image {
         Codec::Lzw => 5,
         Codec::Deflate => 8,
         Codec::DeflatePredictor => 32946,
+        Codec::ZstdPredictor => 50000,
+        Codec::WebP => 50001,
         _ => 7,
     };
     let photometric = match (layout.is_gray(), codec) {
@@ -473,7 +498,7 @@ fn image(px: &Pixels, codec: Codec, reduced: bool) -> Image {
         field(322, SHORT, &[u64::from(TILE)]),
         field(323, LONG, &[u64::from(TILE)]),
     ];
-    if codec == Codec::DeflatePredictor {
+    if matches!(codec, Codec::DeflatePredictor | Codec::ZstdPredictor) {
         fields.push(field(317, SHORT, &[2]));
     }
     if layout.has_alpha() {
@@ -753,10 +778,15 @@ async fn lossless_tiles_read_back_exactly() {
         Codec::Lzw,
         Codec::Deflate,
         Codec::DeflatePredictor,
+        Codec::ZstdPredictor,
+        Codec::WebP,
     ];
     let layouts = [Layout::Gray, Layout::GrayAlpha, Layout::Rgb, Layout::Rgba];
     for (k, codec) in codecs.into_iter().enumerate() {
         for layout in layouts {
+            if codec == Codec::WebP && layout.is_gray() {
+                continue;
+            }
             let o = LAYOUTS[k % LAYOUTS.len()];
             let (file, sources) = pyramid_file(codec, layout, o);
             let (obj, p) = read(file.bytes).await.unwrap();
@@ -870,7 +900,13 @@ async fn broken_jpeg_tiles_and_tables_are_errors() {
 
 #[tokio::test]
 async fn broken_compressed_tiles_are_errors() {
-    for codec in [Codec::Lzw, Codec::Deflate, Codec::None] {
+    for codec in [
+        Codec::Lzw,
+        Codec::Deflate,
+        Codec::None,
+        Codec::ZstdPredictor,
+        Codec::WebP,
+    ] {
         let (file, _) = pyramid_file(codec, Layout::Rgb, CLASSIC);
         let (obj, p) = read(file.bytes).await.unwrap();
         let level = &p.levels()[0];

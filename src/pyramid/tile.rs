@@ -120,7 +120,8 @@ pub(super) fn decode_into(
     }
     match level.compression {
         Compression::Jpeg => jpeg(level, bytes, out, scratch),
-        Compression::None | Compression::Lzw | Compression::Deflate => {
+        Compression::WebP => webp(level, bytes, out, scratch),
+        Compression::None | Compression::Lzw | Compression::Deflate | Compression::Zstd => {
             samples(level, bytes, budget, out, scratch)
         }
         Compression::Other(c) => Err(err(format!("compression {c} is not supported"))),
@@ -171,6 +172,7 @@ fn samples(
     match level.compression {
         Compression::Lzw => lzw_into(bytes, buf, lzw)?,
         Compression::Deflate => deflate_into(bytes, buf, zlib)?,
+        Compression::Zstd => zstd_into(bytes, buf)?,
         _ => {
             let src = bytes.get(..buf.len()).ok_or_else(|| {
                 err(format!(
@@ -253,6 +255,65 @@ fn deflate_into(
             "Deflate data ends after {filled} of {} bytes",
             out.len()
         )));
+    }
+    Ok(())
+}
+
+/// Decode a Zstandard frame into `out`, which it must fill exactly.
+fn zstd_into(input: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    // Only the first frame: bytes after it are not the tile's.
+    let frame = zstd::zstd_safe::find_frame_compressed_size(input)
+        .map_err(|_| err("broken Zstandard data: no frame"))?;
+    let input = input.get(..frame).unwrap_or(input);
+    let filled = zstd::bulk::decompress_to_buffer(input, out)
+        .map_err(|e| err(format!("broken Zstandard data: {e}")))?;
+    if filled < out.len() {
+        return Err(err(format!(
+            "Zstandard data ends after {filled} of {} bytes",
+            out.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A WebP tile (a whole WebP image of the tile's size): decode it, then move its RGB or RGBA
+/// samples into the level's layout.
+fn webp(level: &Level, bytes: &[u8], out: &mut Pixels, scratch: &mut Scratch) -> Result<(), Error> {
+    if level.photometric != Photometric::Rgb {
+        return Err(err("WebP tiles must be RGB"));
+    }
+    let mut decoder = image_webp::WebPDecoder::new(std::io::Cursor::new(bytes))
+        .map_err(|e| err(format!("broken WebP data: {e}")))?;
+    let (w, h) = decoder.dimensions();
+    if (w, h) != (level.tile_width, level.tile_height) {
+        return Err(err(format!(
+            "a {w}x{h} WebP tile in a level of {}x{} tiles",
+            level.tile_width, level.tile_height
+        )));
+    }
+    let alpha = decoder.has_alpha();
+    let len = decoder
+        .output_buffer_size()
+        .ok_or_else(|| err("WebP tile too large"))?;
+    let channels = out.layout().channels();
+    if len == out.data().len() && alpha == (channels == 4) {
+        return decoder
+            .read_image(out.data_mut())
+            .map_err(|e| err(format!("broken WebP data: {e}")));
+    }
+    let raw = fill(&mut scratch.raw, len)?;
+    decoder
+        .read_image(raw)
+        .map_err(|e| err(format!("broken WebP data: {e}")))?;
+    let spp = if alpha { 4 } else { 3 };
+    for (s, d) in raw
+        .chunks_exact(spp)
+        .zip(out.data_mut().chunks_exact_mut(channels))
+    {
+        d[..3].copy_from_slice(&s[..3]);
+        if let Some(a) = d.get_mut(3) {
+            *a = s.get(3).copied().unwrap_or(255);
+        }
     }
     Ok(())
 }
