@@ -23,8 +23,9 @@ use serde_json::{Map, Value, json};
 use crate::plan::Limits;
 use crate::request::{ApiVersion, Format, Quality};
 
-/// What the service knows of one image: its dimensions (after orientation) and colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What the service knows of one image: its dimensions (after orientation), colour, and the
+/// resolutions and tiles the source stores.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct ImageInfo {
     /// Width of the full image, in pixels.
@@ -33,10 +34,16 @@ pub struct ImageInfo {
     pub height: u32,
     /// Whether the image has no colour (then `color` is not advertised).
     pub gray: bool,
+    /// The reduced resolutions the source stores (pyramid levels, JPEG 2000 resolution
+    /// levels), in any order; advertised in `sizes` in place of the computed halvings they
+    /// are closest to. Empty for a flat image.
+    pub levels: Vec<(u32, u32)>,
+    /// The size of the tiles the source is stored in, when it is tiled.
+    pub tile: Option<(u32, u32)>,
 }
 
 impl ImageInfo {
-    /// Create a new [`ImageInfo`] for a colour image.
+    /// Create a new [`ImageInfo`] for a flat colour image.
     ///
     /// ```
     /// assert_eq!(tower_iiif::info::ImageInfo::new(3, 2).width, 3);
@@ -46,6 +53,8 @@ impl ImageInfo {
             width,
             height,
             gray: false,
+            levels: Vec::new(),
+            tile: None,
         }
     }
 
@@ -60,8 +69,37 @@ impl ImageInfo {
         self
     }
 
-    /// The preferred sizes: the full image halved again and again until the long side is under
-    /// 64 pixels, smallest first, each within the limits.
+    /// The same, with the reduced resolutions the source stores.
+    ///
+    /// ```
+    /// // A pyramid whose levels round down where plain halving rounds up.
+    /// let info = tower_iiif::info::ImageInfo::new(1001, 501).with_levels(vec![(500, 250), (250, 125)]);
+    /// let sizes = info.sizes(&Default::default());
+    /// assert_eq!(sizes, vec![(126, 63), (250, 125), (500, 250), (1001, 501)]);
+    /// ```
+    #[must_use]
+    pub fn with_levels(mut self, levels: Vec<(u32, u32)>) -> Self {
+        self.levels = levels;
+        self
+    }
+
+    /// The same, with the source's tile size.
+    ///
+    /// ```
+    /// let info = tower_iiif::info::ImageInfo::new(4000, 3000).with_tile(256, 256);
+    /// assert_eq!(info.tile_size(512), (512, 512));
+    /// assert_eq!(info.tile_size(200), (256, 256));
+    /// ```
+    #[must_use]
+    pub fn with_tile(mut self, width: u32, height: u32) -> Self {
+        self.tile = (width > 0 && height > 0).then_some((width, height));
+        self
+    }
+
+    /// The preferred sizes, smallest first, each within the limits: the full image halved
+    /// again and again (rounding up) until the long side is under 64 pixels, as Cantaloupe
+    /// lists them, where a stored level that is within a pixel of a halving replaces it, and
+    /// the other stored levels at least 64 pixels long added.
     ///
     /// ```
     /// let sizes = tower_iiif::info::ImageInfo::new(1000, 500).sizes(&Default::default());
@@ -74,15 +112,50 @@ impl ImageInfo {
             if k > 0 && w.max(h) < 64 {
                 break;
             }
-            if limits.allows(w, h) {
-                sizes.push((w, h));
-            }
+            let stored = self
+                .levels
+                .iter()
+                .find(|&&(lw, lh)| lw.abs_diff(w) <= 1 && lh.abs_diff(h) <= 1);
+            sizes.push(stored.copied().unwrap_or((w, h)));
             if w == 1 && h == 1 {
                 break;
             }
         }
-        sizes.reverse();
+        for &(w, h) in &self.levels {
+            let inside = w > 0 && h > 0 && w <= self.width && h <= self.height;
+            if inside && w.max(h) >= 64 && !sizes.contains(&(w, h)) {
+                sizes.push((w, h));
+            }
+        }
+        sizes.retain(|&(w, h)| limits.allows(w, h));
+        sizes.sort_unstable();
+        sizes.dedup();
         sizes
+    }
+
+    /// The advertised tile size for a wanted minimum side `min_side`: the stored tile size
+    /// doubled until both sides reach `min_side` (Cantaloupe's policy, so that a tile request
+    /// maps onto whole stored tiles), or `min_side` square for an untiled image.
+    ///
+    /// ```
+    /// let info = tower_iiif::info::ImageInfo::new(4000, 3000);
+    /// assert_eq!(info.tile_size(512), (512, 512));
+    /// assert_eq!(info.clone().with_tile(1024, 1024).tile_size(512), (1024, 1024));
+    /// assert_eq!(info.with_tile(128, 64).tile_size(512), (1024, 512));
+    /// ```
+    pub fn tile_size(&self, min_side: u32) -> (u32, u32) {
+        let min_side = min_side.max(1);
+        match self.tile {
+            // A "tile" as large as the image is no tiling at all.
+            Some((tw, th)) if tw < self.width || th < self.height => {
+                let (mut w, mut h) = (tw, th);
+                while (w < min_side || h < min_side) && w.max(h) < 1 << 20 {
+                    (w, h) = (w * 2, h * 2);
+                }
+                (w, h)
+            }
+            _ => (min_side, min_side),
+        }
     }
 
     /// The scale factors for tiles of side `tile`: powers of two until one tile covers the image.
@@ -93,10 +166,18 @@ impl ImageInfo {
     /// assert_eq!(info.scale_factors(256), vec![1, 2, 4]);
     /// ```
     pub fn scale_factors(&self, tile: u32) -> Vec<u32> {
-        let long = u64::from(self.width.max(self.height));
+        self.scale_factors_for(tile, tile)
+    }
+
+    /// The scale factors for tiles of `width` x `height`.
+    fn scale_factors_for(&self, width: u32, height: u32) -> Vec<u32> {
+        let covers = |sf: u32| {
+            u64::from(width) * u64::from(sf) >= u64::from(self.width)
+                && u64::from(height) * u64::from(sf) >= u64::from(self.height)
+        };
         let mut factors = vec![1u32];
         let mut sf = 1u32;
-        while u64::from(tile) * u64::from(sf) < long && sf < 1 << 30 {
+        while !covers(sf) && sf < 1 << 30 {
             sf *= 2;
             factors.push(sf);
         }
@@ -108,23 +189,26 @@ impl ImageInfo {
     /// See the [module docs](crate::info) for an example.
     pub fn to_json(&self, id: &str, opts: &InfoOptions) -> Value {
         let limits = &opts.limits;
-        let tile = limits
-            .width()
-            .map_or(opts.tile_size, |w| opts.tile_size.min(w));
-        let tile = limits.height().map_or(tile, |h| tile.min(h));
-        let tile = limits
-            .area()
-            .map_or(tile, |a| {
-                tile.min(u32::try_from(a.isqrt()).unwrap_or(u32::MAX))
-            })
-            .max(1);
+        let (mut tw, mut th) = self.tile_size(opts.tile_size);
+        if let Some(w) = limits.width() {
+            tw = tw.min(w);
+        }
+        if let Some(h) = limits.height() {
+            th = th.min(h);
+        }
+        if let Some(a) = limits.area()
+            && u64::from(tw) * u64::from(th) > a
+        {
+            let side = u32::try_from(a.isqrt()).unwrap_or(u32::MAX);
+            (tw, th) = (tw.min(side), th.min(side));
+        }
+        let (tw, th) = (tw.max(1), th.max(1));
         let sizes: Vec<Value> = self
             .sizes(limits)
             .into_iter()
             .map(|(w, h)| json!({"width": w, "height": h}))
             .collect();
-        let tiles =
-            json!([{"width": tile, "height": tile, "scaleFactors": self.scale_factors(tile)}]);
+        let tiles = json!([{"width": tw, "height": th, "scaleFactors": self.scale_factors_for(tw, th)}]);
         let formats: Vec<&str> = opts
             .formats
             .iter()
@@ -250,7 +334,8 @@ fn insert_limits(doc: &mut Map<String, Value>, limits: &Limits) {
 pub struct InfoOptions {
     /// The API version of the document.
     pub version: ApiVersion,
-    /// Side of the advertised square tiles.
+    /// The smallest side of the advertised tiles: the side of the square tiles of an untiled
+    /// image; a tiled source's tiles are doubled until they reach it.
     pub tile_size: u32,
     /// Output formats served.
     pub formats: Vec<Format>,

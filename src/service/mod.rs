@@ -224,7 +224,9 @@ impl<S: Source> IiifService<S> {
         self
     }
 
-    /// Side of the tiles advertised in info.json (512 by default).
+    /// The smallest side of the tiles advertised in info.json (512 by default): the tiles of an
+    /// untiled image are this square; a tiled source's own tiles are doubled until both sides
+    /// reach it (Cantaloupe's policy), so that a tile request covers whole stored tiles.
     pub fn tile_size(mut self, px: u32) -> Self {
         let c = self.config_mut();
         c.info = c.info.clone().tile_size(px);
@@ -407,8 +409,9 @@ impl<S: Source> IiifService<S> {
                 info_opts.limits = limits;
                 info_opts.upscaling &= limits.scale().is_none_or(|s| s > 1.0);
                 let image_id = self.image_base(parts, &base, &id);
-                let mut doc = ImageInfo::new(header.width, header.height)
-                    .with_gray(header.gray)
+                let mut doc = self
+                    .image_info(&id, &object, &header)
+                    .await
                     .to_json(&image_id, &info_opts);
                 if let Some(services) = parts.extensions.get::<InfoServices>() {
                     services.apply(&mut doc, &image_id, self.config.version);
@@ -605,6 +608,24 @@ impl<S: Source> IiifService<S> {
         pyramid
     }
 
+    /// What info.json says of an image: its header, and the levels and tile size of its
+    /// pyramid, if it has one.
+    async fn image_info(&self, id: &Identifier, object: &S::Object, header: &Header) -> ImageInfo {
+        let info = ImageInfo::new(header.width, header.height).with_gray(header.gray);
+        let pyramid = match header.format {
+            SourceFormat::Tiff => self.pyramid(id, object, header).await,
+            _ => None,
+        };
+        match pyramid.as_deref().and_then(|p| Some((p, p.levels().first()?))) {
+            Some((p, first)) => {
+                let levels = p.levels().iter().map(|l| (l.width, l.height)).collect();
+                info.with_levels(levels)
+                    .with_tile(first.tile_width, first.tile_height)
+            }
+            None => info,
+        }
+    }
+
     /// The image's header, from the info cache or read from the source.
     async fn header(&self, id: &Identifier, object: &S::Object) -> Result<Header, Error> {
         let meta = object.metadata();
@@ -682,7 +703,7 @@ impl<S: Source> IiifService<S> {
             Box::pin(async move {
                 let object = this.source.open(&id).await?;
                 let h = this.header(&id, &object).await?;
-                Ok(ImageInfo::new(h.width, h.height).with_gray(h.gray))
+                Ok(this.image_info(&id, &object, &h).await)
             })
         }));
         IiifContext {

@@ -1079,3 +1079,45 @@ async fn pyramidal_tiff_renders_from_the_right_level_reading_only_its_tiles() {
         assert_eq!(row, src, "row {y}");
     }
 }
+
+#[tokio::test]
+async fn pyramid_info_json_advertises_its_levels_and_whole_stored_tiles() {
+    let (file, _) = crate::pyramid::tests::deflate_rgb_pyramid();
+    let source = CountingSource {
+        files: Arc::new(
+            [("pyr".to_owned(), bytes::Bytes::from(file))]
+                .into_iter()
+                .collect(),
+        ),
+        read: Arc::default(),
+    };
+    let info = |svc: IiifService<CountingSource>| async move {
+        let res = svc
+            .oneshot(Request::get("/pyr/info.json").body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    };
+    // Stored tiles of 64, doubled up to the 512 minimum; levels 300x200, 150x100, 75x50.
+    let doc = info(IiifService::new(source.clone())).await;
+    assert_eq!(
+        doc["tiles"],
+        serde_json::json!([{"width": 512, "height": 512, "scaleFactors": [1]}])
+    );
+    assert_eq!(
+        doc["sizes"],
+        serde_json::json!([
+            {"width": 75, "height": 50},
+            {"width": 150, "height": 100},
+            {"width": 300, "height": 200}
+        ])
+    );
+    // A smaller minimum: two stored tiles across.
+    let doc = info(IiifService::new(source).tile_size(100)).await;
+    assert_eq!(
+        doc["tiles"],
+        serde_json::json!([{"width": 128, "height": 128, "scaleFactors": [1, 2, 4]}])
+    );
+}
