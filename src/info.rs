@@ -208,7 +208,8 @@ impl ImageInfo {
             .into_iter()
             .map(|(w, h)| json!({"width": w, "height": h}))
             .collect();
-        let tiles = json!([{"width": tw, "height": th, "scaleFactors": self.scale_factors_for(tw, th)}]);
+        let tiles =
+            json!([{"width": tw, "height": th, "scaleFactors": self.scale_factors_for(tw, th)}]);
         let formats: Vec<&str> = opts
             .formats
             .iter()

@@ -95,6 +95,7 @@
 //! ```
 
 mod ifd;
+mod passthrough;
 mod region;
 mod tile;
 
@@ -107,6 +108,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 pub use self::ifd::read_pyramid;
+pub use self::passthrough::{standalone_jpeg, stored_jpeg_tile};
 pub use self::region::{assemble, fetch_tiles, read_region};
 pub use self::tile::decode_tile;
 

@@ -1416,3 +1416,44 @@ pub(crate) fn deflate_rgb_pyramid() -> (Vec<u8>, Vec<Pixels>) {
     let (written, sources) = pyramid_file(Codec::Deflate, Layout::Rgb, CLASSIC);
     (written.bytes, sources)
 }
+
+/// JPEG RGB pyramids of the same shapes: YCbCr tiles behind shared `JPEGTables`, and (`raw`)
+/// RGB components stored unconverted with no marker. A fixture for the service's tests.
+pub(crate) fn jpeg_rgb_pyramid(raw: bool) -> (Vec<u8>, Vec<Pixels>) {
+    let codec = if raw {
+        Codec::JpegRgb
+    } else {
+        Codec::JpegTables
+    };
+    let (written, sources) = pyramid_file(codec, Layout::Rgb, CLASSIC);
+    (written.bytes, sources)
+}
+
+#[tokio::test]
+async fn stored_tiles_are_found_only_for_exact_whole_tile_requests() {
+    let (file, _) = jpeg_rgb_pyramid(false);
+    let (obj, p) = read(file).await.unwrap();
+    // Level 0 (300x200, 64 tiles): tile (1, 2).
+    let (level, t) = stored_jpeg_tile(&p, Rect::new(64, 128, 64, 64), 64, 64).unwrap();
+    assert_eq!((level, t.col, t.row), (0, 1, 2));
+    // Level 1 (150x100): tile (1, 0) is region 128,0,128,128 at half size.
+    let (level, t) = stored_jpeg_tile(&p, Rect::new(128, 0, 128, 128), 64, 64).unwrap();
+    assert_eq!((level, t.col, t.row), (1, 1, 0));
+    // A pixel off, another size, an edge tile (padded in the file): no.
+    assert!(stored_jpeg_tile(&p, Rect::new(65, 128, 64, 64), 64, 64).is_none());
+    assert!(stored_jpeg_tile(&p, Rect::new(64, 128, 64, 64), 63, 63).is_none());
+    assert!(stored_jpeg_tile(&p, Rect::new(256, 0, 44, 64), 44, 64).is_none());
+    assert!(stored_jpeg_tile(&p, Rect::new(0, 192, 64, 8), 64, 8).is_none());
+    // The standalone JPEG decodes as the tile decoder decodes the stored tile.
+    let (level, t) = stored_jpeg_tile(&p, Rect::new(0, 0, 64, 64), 64, 64).unwrap();
+    let lv = &p.levels()[level];
+    let stored = &obj.bytes[t.range.start as usize..t.range.end as usize];
+    let jpeg = standalone_jpeg(lv, stored).unwrap();
+    let via_tile = decode_tile(lv, stored, Budget::default()).unwrap();
+    let standalone = crate::codec::decode(&jpeg, Budget::default()).unwrap();
+    assert_eq!(standalone.data(), via_tile.data());
+    // Not JPEG: never.
+    let (file, _) = deflate_rgb_pyramid();
+    let (_, p) = read(file).await.unwrap();
+    assert!(stored_jpeg_tile(&p, Rect::new(0, 0, 64, 64), 64, 64).is_none());
+}

@@ -56,7 +56,7 @@ use crate::pixels::Rect;
 use crate::plan::{Limits, OverLimit, PlanOptions};
 use crate::pyramid::TiffPyramid;
 use crate::request::{
-    ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest,
+    ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest, Quality, Rotation,
 };
 use crate::source::{Source, SourceObject};
 use crate::{BaseUri, Error, ErrorKind, PublicIdentifier};
@@ -483,6 +483,14 @@ impl<S: Source> IiifService<S> {
             SourceFormat::Tiff => self.pyramid(&req.identifier, &object, &header).await,
             _ => None,
         };
+        if let Some(jpeg) = match &pyramid {
+            Some(p) => passthrough(p, &plan, &object).await?,
+            None => None,
+        } {
+            let mut res = respond::image(jpeg, plan.format, self.config.version, &canonical);
+            validators.apply(res.headers_mut());
+            return Ok(res);
+        }
         let job = {
             let shared = Arc::clone(&self.shared);
             let (plan, budget, encode) = (plan.clone(), self.config.budget, self.config.encode);
@@ -616,7 +624,10 @@ impl<S: Source> IiifService<S> {
             SourceFormat::Tiff => self.pyramid(id, object, header).await,
             _ => None,
         };
-        match pyramid.as_deref().and_then(|p| Some((p, p.levels().first()?))) {
+        match pyramid
+            .as_deref()
+            .and_then(|p| Some((p, p.levels().first()?)))
+        {
             Some((p, first)) => {
                 let levels = p.levels().iter().map(|l| (l.width, l.height)).collect();
                 info.with_levels(levels)
@@ -725,6 +736,41 @@ fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Error> {
         ));
     }
     Ok(guard)
+}
+
+/// The stored JPEG tile that `plan` asks for exactly, read and made a standalone JPEG: a JPEG
+/// without mirroring or rotation, in the colours the tile has.
+async fn passthrough<O: SourceObject>(
+    pyramid: &TiffPyramid,
+    plan: &crate::plan::Plan,
+    object: &O,
+) -> Result<Option<Bytes>, Error> {
+    if plan.format != Format::Jpg || plan.rotation != Rotation::NONE {
+        return Ok(None);
+    }
+    let Some((index, tile)) =
+        crate::pyramid::stored_jpeg_tile(pyramid, plan.region, plan.width, plan.height)
+    else {
+        return Ok(None);
+    };
+    let Some(level) = pyramid.level(index) else {
+        return Ok(None);
+    };
+    let gray = level.layout().is_gray();
+    let quality_kept = match plan.quality {
+        Quality::Default => true,
+        Quality::Color => !gray,
+        Quality::Gray => gray,
+        Quality::Bitonal => false,
+    };
+    if !quality_kept {
+        return Ok(None);
+    }
+    let stored = object
+        .read_range(tile.range.clone())
+        .instrument(tracing::debug_span!("passthrough", level = index))
+        .await?;
+    Ok(crate::pyramid::standalone_jpeg(level, &stored))
 }
 
 /// What a render reads: the whole file, or the tiles of one pyramid level.

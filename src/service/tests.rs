@@ -1121,3 +1121,72 @@ async fn pyramid_info_json_advertises_its_levels_and_whole_stored_tiles() {
         serde_json::json!([{"width": 128, "height": 128, "scaleFactors": [1, 2, 4]}])
     );
 }
+
+#[tokio::test]
+async fn a_request_for_exactly_one_stored_jpeg_tile_gets_its_bytes() {
+    for raw in [false, true] {
+        let (file, levels) = crate::pyramid::tests::jpeg_rgb_pyramid(raw);
+        let data = bytes::Bytes::from(file);
+        let source = CountingSource {
+            files: Arc::new([("pyr".to_owned(), data.clone())].into_iter().collect()),
+            read: Arc::default(),
+        };
+        let svc = IiifService::new(source);
+        let fetch = |path: String| {
+            let svc = svc.clone();
+            async move {
+                let res = svc
+                    .oneshot(Request::get(&path).body(()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK, "{path}");
+                res.into_body().collect().await.unwrap().to_bytes()
+            }
+        };
+        let pyramid = crate::pyramid::read_pyramid(&CountingObject {
+            meta: crate::source::SourceMetadata::new(data.len() as u64, None, None),
+            data: data.clone(),
+            read: Arc::default(),
+        })
+        .await
+        .unwrap();
+        // Tile (1, 0) of level 1 (150x100, 64-pixel tiles): region 128,0,128,128 at 64,64.
+        for path in [
+            "/pyr/128,0,128,128/64,64/0/default.jpg",
+            "/pyr/128,0,128,128/64,/0/color.jpg",
+        ] {
+            let body = fetch(path.to_owned()).await;
+            let (_, t) =
+                crate::pyramid::stored_jpeg_tile(&pyramid, Rect::new(128, 0, 128, 128), 64, 64)
+                    .unwrap();
+            let stored = &data[t.range.start as usize..t.range.end as usize];
+            let want = crate::pyramid::standalone_jpeg(&pyramid.levels()[1], stored).unwrap();
+            assert_eq!(body, want, "raw {raw} {path}");
+            // And it shows level 1's pixels of that tile.
+            let px = decode(&body, "image/jpeg");
+            assert_eq!((px.width(), px.height()), (64, 64));
+            let src = &levels[1];
+            let mut diff = 0u64;
+            for y in 0..64 {
+                for x in 0..64 {
+                    for (a, b) in px.pixel(x, y).iter().zip(src.pixel(64 + x, y)) {
+                        diff += u64::from(a.abs_diff(*b));
+                    }
+                }
+            }
+            let mean = diff as f64 / (64.0 * 64.0 * 3.0);
+            assert!(mean < 4.0, "raw {raw}: mean difference {mean}");
+        }
+        assert_eq!(svc.renders(), 0, "passthrough renders nothing");
+        // Mirrored, gray, PNG, or a size off by one: rendered.
+        for path in [
+            "/pyr/128,0,128,128/64,64/!0/default.jpg",
+            "/pyr/128,0,128,128/64,64/0/gray.jpg",
+            "/pyr/128,0,128,128/64,64/0/default.png",
+            "/pyr/128,0,128,128/63,63/0/default.jpg",
+        ] {
+            fetch(path.to_owned()).await;
+        }
+        assert_eq!(svc.renders(), 4);
+    }
+}
