@@ -63,7 +63,7 @@ use crate::{BaseUri, Error, ErrorKind, PublicIdentifier};
 
 /// How many bytes of a file are read first to find its header; the whole file is read only
 /// when the header is not within them.
-const HEADER_PREFIX: u64 = 256 * 1024;
+const HEADER_PREFIX: u64 = 64 * 1024;
 
 /// The service's configuration; cloned on write, so services built from one another share
 /// their caches but not their settings.
@@ -584,7 +584,8 @@ impl<S: Source> IiifService<S> {
     }
 
     /// The tiled pyramid of a TIFF source, from the cache or read by range; `None` when the file
-    /// is not a tiled pyramid this reader handles (it is then decoded whole).
+    /// is not a tiled pyramid this reader handles (it is then decoded whole). Concurrent first
+    /// requests read it once.
     async fn pyramid(
         &self,
         id: &Identifier,
@@ -592,28 +593,16 @@ impl<S: Source> IiifService<S> {
         header: &Header,
     ) -> Option<Arc<TiffPyramid>> {
         let key = InfoKey::new(id, object.metadata());
-        if let Some(p) = self.shared.pyramids.get(&key) {
-            return p;
-        }
-        let read = crate::pyramid::read_pyramid(object)
-            .instrument(tracing::debug_span!("pyramid"))
-            .await;
-        let pyramid = match read {
-            // Orientation and a header that disagrees are left to the whole-file decoder.
-            Ok(p)
-                if p.orientation() == crate::codec::Orientation::NORMAL
-                    && (p.width(), p.height()) == (header.width, header.height) =>
-            {
-                Some(Arc::new(p))
-            }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::debug!("not rendered as a pyramid: {}", e.message());
-                None
-            }
+        let read = async {
+            let pyramid = read_usable_pyramid(object).await;
+            Ok::<_, Infallible>(pyramid)
         };
-        self.shared.pyramids.insert(key, pyramid.clone());
-        pyramid
+        let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
+            Ok(p) => p,
+            Err(never) => match never {},
+        };
+        // A header that disagrees is left to the whole-file decoder.
+        pyramid.filter(|p| (p.width(), p.height()) == (header.width, header.height))
     }
 
     /// What info.json says of an image: its header, and the levels and tile size of its
@@ -637,21 +626,37 @@ impl<S: Source> IiifService<S> {
         }
     }
 
-    /// The image's header, from the info cache or read from the source.
+    /// The image's header, from the info cache or read from the source; concurrent first
+    /// requests read it once. A tiled TIFF's header comes from its pyramid, read by range (its
+    /// IFDs may be anywhere in the file).
     async fn header(&self, id: &Identifier, object: &S::Object) -> Result<Header, Error> {
-        let meta = object.metadata();
-        let key = InfoKey::new(id, meta);
-        if let Some(h) = self.shared.info_cache.get(&key) {
-            return Ok(h);
-        }
-        let prefix = object.read_range(0..HEADER_PREFIX.min(meta.len)).await?;
-        let header = match codec::read_header(&prefix) {
-            Ok(h) => h,
-            Err(_) if meta.len > HEADER_PREFIX => codec::read_header(&object.read_all().await?)?,
-            Err(e) => return Err(e),
+        let key = InfoKey::new(id, object.metadata());
+        let read = async {
+            let meta = object.metadata();
+            let prefix = object.read_range(0..HEADER_PREFIX.min(meta.len)).await?;
+            if codec::sniff(&prefix) == Some(SourceFormat::Tiff) {
+                let read = async { Ok::<_, Infallible>(read_usable_pyramid(object).await) };
+                let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
+                    Ok(p) => p,
+                    Err(never) => match never {},
+                };
+                if let Some(p) = pyramid {
+                    return Ok(Header {
+                        format: SourceFormat::Tiff,
+                        width: p.width(),
+                        height: p.height(),
+                        orientation: p.orientation(),
+                        gray: p.levels().first().is_some_and(|l| l.layout().is_gray()),
+                    });
+                }
+            }
+            match codec::read_header(&prefix) {
+                Ok(h) => Ok(h),
+                Err(_) if meta.len > HEADER_PREFIX => codec::read_header(&object.read_all().await?),
+                Err(e) => Err(e),
+            }
         };
-        self.shared.info_cache.insert(key, header);
-        Ok(header)
+        self.shared.info_cache.get_or_insert_async(&key, read).await
     }
 
     /// The configured limits, tightened by a [`Limits`] request extension if one is present.
@@ -720,6 +725,22 @@ impl<S: Source> IiifService<S> {
         IiifContext {
             parser: self.parser(),
             lookup,
+        }
+    }
+}
+
+/// The tiled pyramid of a TIFF file, read by range, when the render path can use it: stored
+/// upright (other orientations are left to the whole-file decoder, which applies them).
+async fn read_usable_pyramid<O: SourceObject>(object: &O) -> Option<Arc<TiffPyramid>> {
+    match crate::pyramid::read_pyramid(object)
+        .instrument(tracing::debug_span!("pyramid"))
+        .await
+    {
+        Ok(p) if p.orientation() == crate::codec::Orientation::NORMAL => Some(Arc::new(p)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!("not rendered as a pyramid: {}", e.message());
+            None
         }
     }
 }

@@ -1190,3 +1190,49 @@ async fn a_request_for_exactly_one_stored_jpeg_tile_gets_its_bytes() {
         assert_eq!(svc.renders(), 4);
     }
 }
+
+#[tokio::test]
+async fn concurrent_cold_requests_read_a_pyramid_once_and_never_whole() {
+    let (file, _) = crate::pyramid::tests::deflate_rgb_pyramid();
+    let file_len = file.len() as u64;
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let source = CountingSource {
+        files: Arc::new(
+            [("pyr".to_owned(), bytes::Bytes::from(file))]
+                .into_iter()
+                .collect(),
+        ),
+        read: Arc::clone(&read),
+    };
+    let burst = |svc: IiifService<CountingSource>, n: usize| {
+        let read = Arc::clone(&read);
+        async move {
+            read.store(0, Ordering::Relaxed);
+            let requests: Vec<_> = (0..n)
+                .map(|_| {
+                    let svc = svc.clone();
+                    tokio::spawn(async move {
+                        let req = Request::get("/pyr/64,64,64,64/max/0/default.png").body(());
+                        let res = svc.oneshot(req.unwrap()).await.unwrap();
+                        assert_eq!(res.status(), StatusCode::OK);
+                    })
+                })
+                .collect();
+            for r in requests {
+                r.await.unwrap();
+            }
+            read.load(Ordering::Relaxed)
+        }
+    };
+    // What one cold request reads (header, pyramid, one tile) and what a warm one reads (the
+    // tile): eight concurrent cold requests read the header and the pyramid once.
+    let svc = IiifService::new(source.clone());
+    let cold = burst(svc.clone(), 1).await;
+    let warm = burst(svc, 1).await;
+    let concurrent = burst(IiifService::new(source), 8).await;
+    assert!(
+        warm > 0 && warm < cold && cold < file_len,
+        "{warm} {cold} {file_len}"
+    );
+    assert_eq!(concurrent, cold + 7 * warm);
+}
