@@ -369,34 +369,48 @@ impl TiffPyramid {
     }
 
     /// How many full-image pixels one pixel of level `index` spans, across and down (1.0 for
-    /// level 0); `None` when there is no such level.
+    /// level 0); `None` when there is no such level. A level within a pixel of a power-of-two
+    /// reduction (writers round down or up: libvips makes 6291 of 25167 / 4) spans exactly that
+    /// power of two, so that tile grids line up with it.
     ///
     /// See the [module docs](crate::pyramid) for an example.
     pub fn downsample(&self, index: usize) -> Option<(f64, f64)> {
         let level = self.level(index)?;
+        let (w, h) = (self.width(), self.height());
+        for k in 0..32 {
+            let f = 1u64 << k;
+            let (nw, nh) = (f64::from(w) / f as f64, f64::from(h) / f as f64);
+            if (f64::from(level.width) - nw).abs() < 1.0
+                && (f64::from(level.height) - nh).abs() < 1.0
+            {
+                return Some((f as f64, f as f64));
+            }
+            if nw < f64::from(level.width) - 1.0 {
+                break;
+            }
+        }
         Some((
-            f64::from(self.width()) / f64::from(level.width.max(1)),
-            f64::from(self.height()) / f64::from(level.height.max(1)),
+            f64::from(w) / f64::from(level.width.max(1)),
+            f64::from(h) / f64::from(level.height.max(1)),
         ))
     }
 
-    /// The smallest level still at least `scale` times the full size in both directions: the
-    /// level to render an output of `scale` x the region's size from without upsampling.
-    /// `scale` >= 1 (or NaN) gives level 0, a tiny `scale` the smallest level.
+    /// The smallest level still at least `scale` times the full size in both directions (by
+    /// its [`downsample`](Self::downsample)): the level to render an output of `scale` x the
+    /// region's size from without upsampling. `scale` >= 1 (or NaN) gives level 0, a tiny
+    /// `scale` the smallest level.
     ///
     /// See the [module docs](crate::pyramid) for an example.
     pub fn level_for(&self, scale: f64) -> usize {
         if scale.is_nan() || scale >= 1.0 {
             return 0;
         }
-        let need_w = f64::from(self.width()) * scale;
-        let need_h = f64::from(self.height()) * scale;
         // A relative slack of 1e-9 absorbs the rounding of `scale` = output / region.
-        let fits = |l: &Level| {
-            f64::from(l.width) * (1.0 + 1e-9) >= need_w
-                && f64::from(l.height) * (1.0 + 1e-9) >= need_h
+        let fits = |i: usize| {
+            self.downsample(i)
+                .is_some_and(|(dx, dy)| (1.0 / dx).min(1.0 / dy) * (1.0 + 1e-9) >= scale)
         };
-        self.levels.iter().rposition(fits).unwrap_or(0)
+        (0..self.levels.len()).rev().find(|&i| fits(i)).unwrap_or(0)
     }
 
     /// The tiles of level `index` that intersect `rect` (in that level's pixels), row by row:

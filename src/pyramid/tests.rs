@@ -1457,3 +1457,35 @@ async fn stored_tiles_are_found_only_for_exact_whole_tile_requests() {
     let (_, p) = read(file).await.unwrap();
     assert!(stored_jpeg_tile(&p, Rect::new(0, 0, 64, 64), 64, 64).is_none());
 }
+
+#[tokio::test]
+async fn levels_rounded_down_by_the_writer_count_as_exact_halvings() {
+    let (file, _) = deflate_rgb_pyramid();
+    let (_, p) = read(file).await.unwrap();
+    // 301x201 with levels 150x100 and 75x50, as libvips rounds (down).
+    let mut levels = p.levels().to_vec();
+    (levels[0].width, levels[0].height) = (301, 201);
+    let odd = TiffPyramid {
+        levels: levels.clone(),
+        len: p.file_len(),
+        orientation: Orientation::NORMAL,
+    };
+    assert_eq!(odd.downsample(1), Some((2.0, 2.0)));
+    assert_eq!(odd.downsample(2), Some((4.0, 4.0)));
+    assert_eq!(odd.level_for(0.5), 1);
+    assert_eq!(odd.level_for(0.25), 2);
+    assert_eq!(odd.level_for(0.2), 2);
+    assert_eq!(odd.level_for(0.6), 0);
+    // A level that is no power of two keeps its real ratio.
+    (levels[1].width, levels[1].height) = (100, 67);
+    let thirds = TiffPyramid {
+        levels,
+        len: p.file_len(),
+        orientation: Orientation::NORMAL,
+    };
+    let (dx, dy) = thirds.downsample(1).unwrap();
+    assert_eq!(dx, 3.01);
+    assert!((dy - 3.0).abs() < 0.01, "{dy}");
+    assert_eq!(thirds.level_for(0.33), 1);
+    assert_eq!(thirds.level_for(0.34), 0);
+}

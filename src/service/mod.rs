@@ -817,8 +817,8 @@ impl RenderInput {
         let (lw, lh) = pyramid
             .level(level)
             .map_or((pyramid.width(), pyramid.height()), |l| (l.width, l.height));
-        let sx = f64::from(lw) / f64::from(pyramid.width());
-        let sy = f64::from(lh) / f64::from(pyramid.height());
+        let (dx, dy) = pyramid.downsample(level).unwrap_or((1.0, 1.0));
+        let (sx, sy) = (1.0 / dx, 1.0 / dy);
         let x0 = ((f64::from(r.x) * sx).floor() as u32).min(lw - 1);
         let y0 = ((f64::from(r.y) * sy).floor() as u32).min(lh - 1);
         let x1 = ((f64::from(r.right()) * sx).ceil() as u32).clamp(x0 + 1, lw);
