@@ -23,6 +23,7 @@ async fn main() -> std::io::Result<()> {
     eprintln!("listening on http://{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
         let svc = TowerToHyperService::new(svc.clone());
         tokio::spawn(async move {
             let conn = Builder::new(TokioExecutor::new());

@@ -253,6 +253,10 @@ async fn main() {
         "listening on http://{addr} (images in {}; open http://{addr}/ for the viewer)",
         args.images.display()
     );
+    // No Nagle delay between a response's head and body on keep-alive connections.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -38,6 +38,7 @@ async fn main() -> std::io::Result<()> {
     eprintln!("listening on http://{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
         let (iiif, warp_svc) = (iiif.clone(), warp_svc);
         let dispatch = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let (iiif, warp_svc) = (iiif.clone(), warp_svc);
