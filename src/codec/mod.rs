@@ -29,6 +29,8 @@ mod jpeg;
 pub mod orientation;
 mod png;
 pub(crate) mod tiff;
+#[cfg(feature = "turbojpeg")]
+pub(crate) mod turbo;
 mod webp;
 
 pub use self::orientation::Orientation;
