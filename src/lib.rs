@@ -47,6 +47,7 @@ pub mod ops;
 pub mod pixels;
 pub mod plan;
 pub mod pyramid;
+pub mod reduced;
 pub mod request;
 pub mod samples;
 pub mod service;

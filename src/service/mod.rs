@@ -23,6 +23,7 @@
 mod body;
 mod conditional;
 mod context;
+mod flat;
 mod health;
 mod negotiate;
 mod render;
@@ -79,6 +80,8 @@ struct Config {
     max_source_bytes: u64,
     encode: EncodeOptions,
     derivatives: Option<DerivativeCache<AnyCache>>,
+    /// Reduced pyramids of large flat sources; `None` turns them off.
+    reduced: Option<flat::ReducedCache>,
 }
 
 /// State shared by every clone of a service: caches and the render pool's bounds.
@@ -167,6 +170,7 @@ impl<S: Source> IiifService<S> {
                 max_source_bytes: 1 << 30,
                 derivatives: None,
                 encode: EncodeOptions::default(),
+                reduced: Some(flat::ReducedCache::new(256 << 20, 16_000_000)),
             }),
             shared: Arc::new(Shared {
                 info_cache: quick_cache::sync::Cache::new(10_000),
@@ -341,10 +345,36 @@ impl<S: Source> IiifService<S> {
         self.shared
             .info_cache
             .retain(|k, _| k.id.as_str() != identifier);
+        self.shared
+            .pyramids
+            .retain(|k, _| k.id.as_str() != identifier);
+        if let Some(r) = &self.config.reduced {
+            r.cache.retain(|k, _| k.id.as_str() != identifier);
+        }
         match &self.config.derivatives {
             Some(cache) => cache.purge_identifier(identifier).await,
             None => 0,
         }
+    }
+
+    /// Reduced-resolution pyramids of large flat JPEG and PNG sources: built on the first
+    /// request that a reduced copy can answer (one decode of the file), kept in a cache of at
+    /// most `max_bytes` (256 MiB by default; one image's pyramid takes at most half), and used
+    /// by later requests at those scales as a pyramidal TIFF's levels are. `0` turns them off.
+    /// Shared by the services built from this one.
+    ///
+    /// ```
+    /// # use tower_iiif::{IiifService, source::FsSource};
+    /// let svc = IiifService::new(FsSource::new(".").unwrap()).reduced_pyramids(512 << 20, 16_000_000);
+    /// # let _ = svc;
+    /// ```
+    ///
+    /// Sources of fewer than `min_pixels` pixels (16 million by default) are decoded whole
+    /// for every render, as before.
+    pub fn reduced_pyramids(mut self, max_bytes: u64, min_pixels: u64) -> Self {
+        self.config_mut().reduced =
+            (max_bytes > 0).then(|| flat::ReducedCache::new(max_bytes, min_pixels));
+        self
     }
 
     /// JPEG output quality, 1 to 100 (85 by default).
@@ -495,10 +525,24 @@ impl<S: Source> IiifService<S> {
             let shared = Arc::clone(&self.shared);
             let (plan, budget, encode) = (plan.clone(), self.config.budget, self.config.encode);
             let max_source_bytes = self.config.max_source_bytes;
+            let reduced = self.config.reduced.clone();
+            let key = InfoKey::new(&req.identifier, &meta);
             move || async move {
                 let input = match pyramid {
                     Some(p) => RenderInput::pyramid(p, &plan),
-                    None => RenderInput::Whole { max_source_bytes },
+                    None => {
+                        flat::input(
+                            reduced.as_ref(),
+                            key,
+                            &object,
+                            &header,
+                            &plan,
+                            &shared,
+                            budget,
+                            max_source_bytes,
+                        )
+                        .await?
+                    }
                 };
                 let body = render_job(shared, object, input, &plan, budget, encode).await?;
                 Ok(CachedDerivative::new(body, plan.format.media_type()))
@@ -804,6 +848,19 @@ enum RenderInput {
         level: usize,
         rect: Rect,
     },
+    /// `rect` of level `level` of a flat source's reduced pyramid, in memory.
+    Reduced {
+        pyramid: Arc<crate::reduced::ReducedPyramid>,
+        level: usize,
+        rect: Rect,
+    },
+    /// `rect` of a JPEG decoded at 1/2^`shift` (libjpeg-turbo), from the whole file.
+    #[cfg(feature = "turbojpeg")]
+    JpegRegion {
+        shift: u32,
+        rect: Rect,
+        max_source_bytes: u64,
+    },
 }
 
 impl RenderInput {
@@ -846,8 +903,22 @@ async fn render_job<O: SourceObject>(
     enum Fetched {
         Whole(Bytes),
         Tiles(Vec<(crate::pyramid::TileRef, Bytes)>),
+        Nothing,
     }
     let fetched = match &input {
+        RenderInput::Reduced { .. } => Fetched::Nothing,
+        #[cfg(feature = "turbojpeg")]
+        RenderInput::JpegRegion {
+            max_source_bytes, ..
+        } => {
+            let len = object.metadata().len;
+            if len > *max_source_bytes {
+                return Err(Error::source(format!(
+                    "the source file ({len} bytes) is larger than this server reads whole"
+                )));
+            }
+            Fetched::Whole(object.read_all().await?)
+        }
         RenderInput::Whole { max_source_bytes } => {
             let len = object.metadata().len;
             if len > *max_source_bytes {
@@ -894,10 +965,31 @@ async fn render_job<O: SourceObject>(
                 let whole = Rect::new(0, 0, px.width(), px.height());
                 render::finish(px, whole, &plan, budget, &encode)
             }
-            (Fetched::Whole(bytes), _) => render::render(&bytes, &plan, budget, &encode),
-            (Fetched::Tiles(_), RenderInput::Whole { .. }) => {
-                Err(Error::internal("render input mismatch"))
+            (
+                Fetched::Nothing,
+                RenderInput::Reduced {
+                    pyramid,
+                    level,
+                    rect,
+                },
+            ) => {
+                let px = pyramid
+                    .level(level)
+                    .ok_or_else(|| Error::internal("reduced level vanished"))?;
+                render::finish_ref(px, rect, &plan, budget, &encode)
             }
+            #[cfg(feature = "turbojpeg")]
+            (Fetched::Whole(bytes), RenderInput::JpegRegion { shift, rect, .. }) => {
+                match codec::turbo::decode(&bytes, shift, Some(rect), budget) {
+                    Ok(px) => {
+                        let whole = Rect::new(0, 0, px.width(), px.height());
+                        render::finish(px, whole, &plan, budget, &encode)
+                    }
+                    Err(_) => render::render(&bytes, &plan, budget, &encode),
+                }
+            }
+            (Fetched::Whole(bytes), _) => render::render(&bytes, &plan, budget, &encode),
+            _ => Err(Error::internal("render input mismatch")),
         }
     })
     .await

@@ -29,18 +29,40 @@ pub(super) fn finish(
     budget: Budget,
     encode: &EncodeOptions,
 ) -> Result<Vec<u8>, Error> {
-    let _ops = tracing::debug_span!("ops").entered();
     let whole = Rect::new(0, 0, src.width(), src.height());
-    if region.right() > whole.w || region.bottom() > whole.h {
+    if region == whole && (plan.width, plan.height) == (whole.w, whole.h) {
+        return after_scaling(src, plan, budget, encode);
+    }
+    finish_ref(&src, region, plan, budget, encode)
+}
+
+/// [`finish`] from pixels that stay where they are (a cached level): `region` of `src` is
+/// always copied or scaled first.
+pub(super) fn finish_ref(
+    src: &Pixels,
+    region: Rect,
+    plan: &Plan,
+    budget: Budget,
+    encode: &EncodeOptions,
+) -> Result<Vec<u8>, Error> {
+    if region.right() > src.width() || region.bottom() > src.height() {
         return Err(Error::source(
             "the decoded image is smaller than its header says",
         ));
     }
-    let mut px = if region == whole && (plan.width, plan.height) == (whole.w, whole.h) {
-        src
-    } else {
-        ops::crop_resize(&src, region, plan.width, plan.height, budget)?
-    };
+    let px = tracing::debug_span!("ops")
+        .in_scope(|| ops::crop_resize(src, region, plan.width, plan.height, budget))?;
+    after_scaling(px, plan, budget, encode)
+}
+
+/// Mirror, rotate, quality, encode.
+fn after_scaling(
+    mut px: Pixels,
+    plan: &Plan,
+    budget: Budget,
+    encode: &EncodeOptions,
+) -> Result<Vec<u8>, Error> {
+    let _ops = tracing::debug_span!("ops").entered();
     if plan.rotation.mirror() {
         ops::mirror(&mut px);
     }

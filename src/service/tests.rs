@@ -1236,3 +1236,100 @@ async fn concurrent_cold_requests_read_a_pyramid_once_and_never_whole() {
     );
     assert_eq!(concurrent, cold + 7 * warm);
 }
+
+/// A service over one in-memory file, counting the bytes read, and the counter.
+fn counting_service(
+    name: &str,
+    file: Vec<u8>,
+) -> (
+    IiifService<CountingSource>,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let source = CountingSource {
+        files: Arc::new(
+            [(name.to_owned(), bytes::Bytes::from(file))]
+                .into_iter()
+                .collect(),
+        ),
+        read: Arc::clone(&read),
+    };
+    (IiifService::new(source), read)
+}
+
+async fn fetch_png<S: Source>(svc: &IiifService<S>, path: &str) -> crate::pixels::Pixels {
+    let res = svc
+        .clone()
+        .oneshot(Request::get(path).body(()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    decode(&body, "image/png")
+}
+
+fn mean_abs_diff(a: &crate::pixels::Pixels, b: &crate::pixels::Pixels) -> f64 {
+    assert_eq!(
+        (a.width(), a.height(), a.layout()),
+        (b.width(), b.height(), b.layout())
+    );
+    let sum: u64 = a
+        .data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.data().len() as f64
+}
+
+#[tokio::test]
+async fn large_flat_images_are_rendered_from_a_reduced_pyramid_built_once() {
+    // landscape.jpg: 4000x2600. Pyramids from 1 Mpx, in 8 MiB (4 MiB per image: from 1/4).
+    let file = std::fs::read(samples_dir().join("landscape.jpg")).unwrap();
+    let file_len = file.len() as u64;
+    let (svc, read) = counting_service("big", file.clone());
+    let svc = svc.reduced_pyramids(8 << 20, 1_000_000);
+    let (plain, _) = counting_service("big", file);
+    let plain = plain.reduced_pyramids(0, 0);
+
+    // Eight concurrent cold requests at 1/4 scale: the file is read once, for the pyramid.
+    let paths: Vec<String> = (0..8)
+        .map(|i| format!("/big/{},0,500,500/125,/0/default.png", i * 500))
+        .collect();
+    let mut tasks = Vec::new();
+    for path in &paths {
+        let (svc, path) = (svc.clone(), path.clone());
+        tasks.push(tokio::spawn(async move { fetch_png(&svc, &path).await }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    let after_burst = read.load(Ordering::Relaxed);
+    assert!(
+        after_burst >= file_len && after_burst < file_len + (256 << 10),
+        "read {after_burst} of {file_len}"
+    );
+    // The same pixels as a whole decode renders, closely.
+    for (path, px) in paths.iter().zip(&got) {
+        let want = fetch_png(&plain, path).await;
+        let d = mean_abs_diff(px, &want);
+        assert!(d < 3.0, "{path}: mean difference {d}");
+    }
+    // Smaller scales and the thumbnail: no byte of the file read again.
+    read.store(0, Ordering::Relaxed);
+    for path in [
+        "/big/full/500,/0/default.png",
+        "/big/1000,1000,2000,1000/250,/0/default.png",
+    ] {
+        let px = fetch_png(&svc, path).await;
+        let d = mean_abs_diff(&px, &fetch_png(&plain, path).await);
+        assert!(d < 3.0, "{path}: mean difference {d}");
+    }
+    assert_eq!(read.load(Ordering::Relaxed), 0);
+    // Full scale is beyond the pyramid: read from the file, and right.
+    let path = "/big/1000,1000,300,200/max/0/default.png";
+    let px = fetch_png(&svc, path).await;
+    assert!(read.load(Ordering::Relaxed) > 0);
+    assert!(mean_abs_diff(&px, &fetch_png(&plain, path).await) < 1.5);
+}

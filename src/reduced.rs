@@ -1,0 +1,298 @@
+//! Reduced-resolution pyramids of flat images (JPEG, PNG), built once on first access.
+//!
+//! A flat 25,000-pixel JPEG has no smaller copies inside: every thumbnail or zoomed-out tile
+//! would decode the whole file. [`ReducedPyramid`] holds the image reduced by powers of two
+//! (the largest copy as large as a byte budget allows, then halvings down to a few hundred
+//! pixels), built from one decode; later requests at those scales crop and scale a level in
+//! memory, as they would a pyramidal TIFF's. Requests at larger scales than the largest level
+//! are decoded from the file as before.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_iiif::pixels::{Budget, Layout, Pixels};
+//! use tower_iiif::reduced::ReducedPyramid;
+//!
+//! // A 4000x3000 RGB image in at most 8 MB of levels: the largest level is 1/4 (1000x750).
+//! let shift = ReducedPyramid::base_shift(4000, 3000, Layout::Rgb, 8 << 20).unwrap();
+//! assert_eq!(shift, 2);
+//! let base = Pixels::try_new(1000, 750, Layout::Rgb, Budget::default()).unwrap();
+//! let p = ReducedPyramid::from_base(4000, 3000, shift, base, Budget::default()).unwrap();
+//! assert_eq!(p.level_sizes(), vec![(1000, 750), (500, 375), (250, 188)]);
+//! // A quarter-size request reads level 0 (1/4); an eighth, level 1; a half: not covered.
+//! assert_eq!(p.level_for(0.25).map(|(i, _)| i), Some(0));
+//! assert_eq!(p.level_for(0.125).map(|(i, _)| i), Some(1));
+//! assert!(p.level_for(0.5).is_none());
+//! ```
+
+use crate::Error;
+use crate::ops;
+use crate::pixels::{Budget, Layout, Pixels, Rect};
+
+/// Levels stop halving once their long side is at most this.
+const SMALLEST_SIDE: u32 = 256;
+
+/// An image reduced by powers of two, largest first: level `i` is the full image reduced by
+/// 2^(`shift` + `i`), each side rounded up.
+#[derive(Debug)]
+pub struct ReducedPyramid {
+    width: u32,
+    height: u32,
+    shift: u32,
+    levels: Vec<Pixels>,
+}
+
+/// The size of a `width` x `height` image reduced by 2^`shift`, rounded up (as JPEG DCT
+/// scaling rounds).
+fn reduced((width, height): (u32, u32), shift: u32) -> (u32, u32) {
+    let d = 1u64 << shift.min(40);
+    let side = |s: u32| u64::from(s).div_ceil(d) as u32;
+    (side(width).max(1), side(height).max(1))
+}
+
+impl ReducedPyramid {
+    /// The smallest reduction 2^`shift` (`shift` >= 1) whose levels, all of them, take at most
+    /// `max_bytes` in `layout`; `None` when even a tiny pyramid does not fit.
+    ///
+    /// See the [module docs](crate::reduced) for an example.
+    pub fn base_shift(width: u32, height: u32, layout: Layout, max_bytes: u64) -> Option<u32> {
+        (1..31).find(|&shift| Self::bytes_from(width, height, layout, shift) <= max_bytes)
+    }
+
+    /// The bytes of all levels from reduction 2^`shift` down.
+    fn bytes_from(width: u32, height: u32, layout: Layout, shift: u32) -> u64 {
+        let mut total = 0u64;
+        let mut k = shift;
+        loop {
+            let (w, h) = reduced((width, height), k);
+            total += u64::from(w) * u64::from(h) * layout.channels() as u64;
+            if w.max(h) <= SMALLEST_SIDE || k >= 40 {
+                return total;
+            }
+            k += 1;
+        }
+    }
+
+    /// Build the pyramid of a `width` x `height` image from `base`, the image reduced by
+    /// 2^`shift` (any size within a pixel of it is taken), halving it down to a few hundred
+    /// pixels.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Source`](crate::ErrorKind::Source) when `base` is not that size; budget
+    /// errors of the halvings.
+    pub fn from_base(
+        width: u32,
+        height: u32,
+        shift: u32,
+        base: Pixels,
+        budget: Budget,
+    ) -> Result<Self, Error> {
+        let (w, h) = reduced((width, height), shift);
+        if base.width().abs_diff(w) > 1 || base.height().abs_diff(h) > 1 {
+            return Err(Error::source(format!(
+                "a reduced level of {}x{} where {w}x{h} was expected",
+                base.width(),
+                base.height()
+            )));
+        }
+        let mut levels = vec![base];
+        let mut k = shift;
+        while let Some(last) = levels.last() {
+            if last.width().max(last.height()) <= SMALLEST_SIDE || k >= 40 {
+                break;
+            }
+            k += 1;
+            let (w, h) = reduced((width, height), k);
+            let whole = Rect::new(0, 0, last.width(), last.height());
+            let next = ops::crop_resize(last, whole, w, h, budget)?;
+            levels.push(next);
+        }
+        Ok(Self {
+            width,
+            height,
+            shift,
+            levels,
+        })
+    }
+
+    /// Build the pyramid from the `full` decoded image: scaled down to the base level (a
+    /// reduction by 2^`shift`), then halved.
+    ///
+    /// # Errors
+    ///
+    /// Budget errors of the scaling.
+    ///
+    /// ```
+    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
+    /// use tower_iiif::reduced::ReducedPyramid;
+    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+    /// let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
+    /// assert_eq!(p.level_sizes()[0], (600, 400));
+    /// ```
+    pub fn from_full(full: &Pixels, shift: u32, budget: Budget) -> Result<Self, Error> {
+        let (width, height) = (full.width(), full.height());
+        let (w, h) = reduced((width, height), shift);
+        let whole = Rect::new(0, 0, width, height);
+        let base = ops::crop_resize(full, whole, w, h, budget)?;
+        Self::from_base(width, height, shift, base, budget)
+    }
+
+    /// Width of the full image.
+    ///
+    /// See the [module docs](crate::reduced) for an example.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height of the full image.
+    ///
+    /// See the [module docs](crate::reduced) for an example.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The sizes of the levels, largest first.
+    ///
+    /// See the [module docs](crate::reduced) for an example.
+    pub fn level_sizes(&self) -> Vec<(u32, u32)> {
+        self.levels
+            .iter()
+            .map(|l| (l.width(), l.height()))
+            .collect()
+    }
+
+    /// The pixels of level `index`, if there is one.
+    ///
+    /// See the [module docs](crate::reduced) for an example.
+    pub fn level(&self, index: usize) -> Option<&Pixels> {
+        self.levels.get(index)
+    }
+
+    /// The bytes the levels hold.
+    ///
+    /// See the [module docs](crate::reduced) for an example.
+    pub fn bytes(&self) -> usize {
+        self.levels.iter().map(|l| l.data().len()).sum()
+    }
+
+    /// The reduction of level `index` (the full image is `factor` times its size).
+    fn factor(&self, index: usize) -> f64 {
+        (1u64 << (self.shift as usize + index).min(62)) as f64
+    }
+
+    /// The smallest level at least `scale` times the full size, and its pixels: the level to
+    /// render an output of `scale` x the region's size from; `None` when `scale` is larger
+    /// than the largest level (the file must be decoded).
+    ///
+    /// See the [module docs](crate::reduced) for an example.
+    pub fn level_for(&self, scale: f64) -> Option<(usize, &Pixels)> {
+        if scale.is_nan() {
+            return None;
+        }
+        let fits = |i: usize| (1.0 / self.factor(i)) * (1.0 + 1e-9) >= scale;
+        let index = (0..self.levels.len()).rev().find(|&i| fits(i))?;
+        Some((index, &self.levels[index]))
+    }
+
+    /// `region` of the full image in the pixels of level `index`, widened to whole pixels
+    /// and kept inside the level.
+    ///
+    /// ```
+    /// use tower_iiif::pixels::{Budget, Layout, Pixels, Rect};
+    /// use tower_iiif::reduced::ReducedPyramid;
+    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+    /// let p = ReducedPyramid::from_full(&full, 2, Budget::default()).unwrap();
+    /// assert_eq!(p.level_rect(0, Rect::new(400, 0, 800, 400)), Rect::new(100, 0, 200, 100));
+    /// assert_eq!(p.level_rect(0, Rect::new(1, 1, 2, 2)), Rect::new(0, 0, 1, 1));
+    /// ```
+    pub fn level_rect(&self, index: usize, region: Rect) -> Rect {
+        let f = self.factor(index);
+        let (lw, lh) = self
+            .levels
+            .get(index)
+            .map_or((1, 1), |l| (l.width().max(1), l.height().max(1)));
+        let x0 = ((f64::from(region.x) / f).floor() as u32).min(lw - 1);
+        let y0 = ((f64::from(region.y) / f).floor() as u32).min(lh - 1);
+        let x1 = ((f64::from(region.right()) / f).ceil() as u32).clamp(x0 + 1, lw);
+        let y1 = ((f64::from(region.bottom()) / f).ceil() as u32).clamp(y0 + 1, lh);
+        Rect::new(x0, y0, x1 - x0, y1 - y0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A smooth gradient, so that scaled copies keep their values.
+    fn gradient(w: u32, h: u32) -> Pixels {
+        let mut data = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 77]);
+            }
+        }
+        Pixels::from_vec(w, h, Layout::Rgb, data).unwrap()
+    }
+
+    #[test]
+    fn levels_halve_down_to_a_few_hundred_pixels_and_keep_the_picture() {
+        let full = gradient(3001, 1001);
+        let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
+        assert_eq!(
+            p.level_sizes(),
+            vec![(1501, 501), (751, 251), (376, 126), (188, 63)]
+        );
+        assert_eq!(
+            p.bytes(),
+            (1501 * 501 + 751 * 251 + 376 * 126 + 188 * 63) * 3
+        );
+        for (i, (w, h)) in p.level_sizes().into_iter().enumerate() {
+            let (_, level) = p.level_for(1.0 / p.factor(i)).unwrap();
+            assert_eq!((level.width(), level.height()), (w, h));
+            // The middle pixel: the full image's middle colour.
+            let got = level.pixel(w / 2, h / 2);
+            let want = full.pixel(1500, 500);
+            for (a, b) in got.iter().zip(want) {
+                assert!(a.abs_diff(*b) <= 2, "level {i}: {got:?} vs {want:?}");
+            }
+        }
+        assert!(p.level_for(0.6).is_none());
+        assert_eq!(p.level_for(0.5).unwrap().0, 0);
+        assert_eq!(p.level_for(0.3).unwrap().0, 0);
+        assert_eq!(p.level_for(0.001).unwrap().0, 3);
+        assert!(p.level_for(f64::NAN).is_none());
+    }
+
+    #[test]
+    fn the_base_shift_keeps_the_levels_within_the_bytes() {
+        // 25167x12483 RGB: 1/2 is 236 MB, 1/4 59 MB (+ 20 MB of smaller levels).
+        let (w, h) = (25167, 12483);
+        assert_eq!(
+            ReducedPyramid::base_shift(w, h, Layout::Rgb, 128 << 20),
+            Some(2)
+        );
+        assert_eq!(
+            ReducedPyramid::base_shift(w, h, Layout::Rgb, 512 << 20),
+            Some(1)
+        );
+        assert_eq!(
+            ReducedPyramid::base_shift(w, h, Layout::Rgb, 32 << 20),
+            Some(3)
+        );
+        assert_eq!(ReducedPyramid::base_shift(w, h, Layout::Rgb, 0), None);
+        for max in [1u64 << 20, 64 << 20, 300 << 20] {
+            let shift = ReducedPyramid::base_shift(w, h, Layout::Rgba, max).unwrap();
+            assert!(ReducedPyramid::bytes_from(w, h, Layout::Rgba, shift) <= max);
+            assert!(shift == 1 || ReducedPyramid::bytes_from(w, h, Layout::Rgba, shift - 1) > max);
+        }
+    }
+
+    #[test]
+    fn a_base_of_the_wrong_size_is_an_error() {
+        let base = gradient(100, 100);
+        assert!(ReducedPyramid::from_base(1000, 1000, 1, base, Budget::default()).is_err());
+        let base = gradient(501, 500);
+        assert!(ReducedPyramid::from_base(1000, 1000, 1, base, Budget::default()).is_ok());
+    }
+}
