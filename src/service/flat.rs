@@ -53,11 +53,15 @@ impl ReducedCache {
     }
 }
 
-/// How much smaller than its region a plan's output is (1.0 = full scale).
+/// How much smaller than its region a plan's output is (1.0 = full scale), less one output
+/// pixel: a level (or DCT scale) one pixel short of the exact size still serves it (an edge
+/// tile of 591 pixels at 148 wide is a quarter scale, not a little more), stretched by less
+/// than a pixel.
 pub(super) fn plan_scale(plan: &Plan) -> f64 {
     let r = plan.region;
-    (f64::from(plan.width) / f64::from(r.w.max(1)))
-        .max(f64::from(plan.height) / f64::from(r.h.max(1)))
+    let axis =
+        |out: u32, region: u32| f64::from(out.saturating_sub(1).max(1)) / f64::from(region.max(1));
+    axis(plan.width, r.w).max(axis(plan.height, r.h))
 }
 
 /// What a render of `plan` on a flat source reads.

@@ -868,9 +868,7 @@ impl RenderInput {
     /// level's pixels (widened to whole pixels).
     fn pyramid(pyramid: Arc<TiffPyramid>, plan: &crate::plan::Plan) -> Self {
         let r = plan.region;
-        let scale =
-            (f64::from(plan.width) / f64::from(r.w)).max(f64::from(plan.height) / f64::from(r.h));
-        let level = pyramid.level_for(scale);
+        let level = pyramid.level_for(flat::plan_scale(plan));
         let (lw, lh) = pyramid
             .level(level)
             .map_or((pyramid.width(), pyramid.height()), |l| (l.width, l.height));
