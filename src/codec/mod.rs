@@ -25,6 +25,7 @@
 //! ```
 
 mod gif;
+pub mod jp2;
 mod jpeg;
 pub mod orientation;
 mod png;
@@ -48,6 +49,8 @@ pub enum SourceFormat {
     Png,
     /// TIFF and BigTIFF (the first image; strips or tiles).
     Tiff,
+    /// JPEG 2000: JP2 files and raw codestreams, HTJ2K included.
+    Jp2,
 }
 
 /// Recognise a source format by its magic bytes: JPEG `FF D8 FF`, the PNG signature, TIFF
@@ -67,6 +70,8 @@ pub fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
         Some(SourceFormat::Png)
     } else if TIFF.iter().any(|magic| bytes.starts_with(magic)) {
         Some(SourceFormat::Tiff)
+    } else if jp2::sniff(bytes) {
+        Some(SourceFormat::Jp2)
     } else {
         None
     }
@@ -103,8 +108,37 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
         Some(SourceFormat::Jpeg) => self::jpeg::read_header(bytes),
         Some(SourceFormat::Png) => self::png::read_header(bytes),
         Some(SourceFormat::Tiff) => self::tiff::read_header(bytes),
+        Some(SourceFormat::Jp2) => jp2_header(&jp2::read_info(bytes).map_err(jp2_error)?),
         None => Err(Error::source("unsupported source format")),
     }
+}
+
+/// The [`Header`] of a JPEG 2000 image: stored upright (JPEG 2000 has no orientation tag).
+pub(crate) fn jp2_header(info: &jp2::Jp2Info) -> Result<Header, Error> {
+    Ok(Header {
+        format: SourceFormat::Jp2,
+        width: info.width,
+        height: info.height,
+        orientation: Orientation::NORMAL,
+        gray: info.gray,
+    })
+}
+
+/// A JPEG 2000 error as a one-line source error (500).
+pub(crate) fn jp2_error(e: jp2::Jp2Error) -> Error {
+    Error::source(e.to_string())
+}
+
+/// Decoded JPEG 2000 samples as [`Pixels`].
+pub(crate) fn jp2_pixels(d: jp2::Decoded) -> Result<Pixels, Error> {
+    let layout = match d.channels {
+        1 => Layout::Gray,
+        2 => Layout::GrayAlpha,
+        3 => Layout::Rgb,
+        4 => Layout::Rgba,
+        n => return Err(Error::source(format!("JPEG 2000 with {n} channels"))),
+    };
+    Pixels::from_vec(d.width, d.height, layout, d.data)
 }
 
 /// Decode a whole source file to 8-bit [`Pixels`] of the [`Header`]'s width and height, with its
@@ -128,6 +162,13 @@ pub fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
         Some(SourceFormat::Jpeg) => self::jpeg::decode(bytes, budget),
         Some(SourceFormat::Png) => self::png::decode(bytes, budget),
         Some(SourceFormat::Tiff) => self::tiff::decode(bytes, budget),
+        Some(SourceFormat::Jp2) => {
+            let req = jp2::DecodeRequest {
+                max_bytes: budget.max_bytes(),
+                ..jp2::DecodeRequest::default()
+            };
+            jp2_pixels(jp2::decode(bytes, &req).map_err(jp2_error)?)
+        }
         None => Err(Error::source("unsupported source format")),
     }
 }

@@ -25,6 +25,7 @@ mod conditional;
 mod context;
 mod flat;
 mod health;
+mod jp2;
 mod negotiate;
 mod render;
 mod respond;
@@ -90,6 +91,8 @@ struct Shared {
     info_cache: quick_cache::sync::Cache<InfoKey, Header>,
     /// Tiled TIFF pyramids by source version; `None` remembers "not a usable pyramid".
     pyramids: quick_cache::sync::Cache<InfoKey, Option<Arc<TiffPyramid>>>,
+    /// JPEG 2000 main headers by source version.
+    jp2_info: quick_cache::sync::Cache<InfoKey, crate::codec::jp2::Jp2Info>,
     renders: Arc<Semaphore>,
     /// The configured number of render permits (the semaphore only knows the free ones).
     render_permits: AtomicUsize,
@@ -175,6 +178,7 @@ impl<S: Source> IiifService<S> {
             shared: Arc::new(Shared {
                 info_cache: quick_cache::sync::Cache::new(10_000),
                 pyramids: quick_cache::sync::Cache::new(256),
+                jp2_info: quick_cache::sync::Cache::new(1024),
                 renders: Arc::new(Semaphore::new(cores)),
                 render_permits: AtomicUsize::new(cores),
                 in_flight: AtomicUsize::new(0),
@@ -348,6 +352,9 @@ impl<S: Source> IiifService<S> {
         self.shared
             .pyramids
             .retain(|k, _| k.id.as_str() != identifier);
+        self.shared
+            .jp2_info
+            .retain(|k, _| k.id.as_str() != identifier);
         if let Some(r) = &self.config.reduced {
             r.cache.retain(|k, _| k.id.as_str() != identifier);
         }
@@ -513,6 +520,10 @@ impl<S: Source> IiifService<S> {
             SourceFormat::Tiff => self.pyramid(&req.identifier, &object, &header).await,
             _ => None,
         };
+        let jp2 = match header.format {
+            SourceFormat::Jp2 => self.jp2_info(&req.identifier, &object).await,
+            _ => None,
+        };
         if let Some(jpeg) = match &pyramid {
             Some(p) => passthrough(p, &plan, &object).await?,
             None => None,
@@ -528,9 +539,10 @@ impl<S: Source> IiifService<S> {
             let reduced = self.config.reduced.clone();
             let key = InfoKey::new(&req.identifier, &meta);
             move || async move {
-                let input = match pyramid {
-                    Some(p) => RenderInput::pyramid(p, &plan),
-                    None => {
+                let input = match (pyramid, jp2) {
+                    (Some(p), _) => RenderInput::pyramid(p, &plan),
+                    (None, Some(info)) => jp2::input(&info, &plan),
+                    (None, None) => {
                         flat::input(
                             reduced.as_ref(),
                             key,
@@ -657,6 +669,15 @@ impl<S: Source> IiifService<S> {
             SourceFormat::Tiff => self.pyramid(id, object, header).await,
             _ => None,
         };
+        if header.format == SourceFormat::Jp2
+            && let Some(j) = self.jp2_info(id, object).await
+        {
+            let info = info.with_levels(jp2::levels(&j));
+            return match j.tiles_x.saturating_mul(j.tiles_y) > 1 {
+                true => info.with_tile(j.tile_width, j.tile_height),
+                false => info,
+            };
+        }
         match pyramid
             .as_deref()
             .and_then(|p| Some((p, p.levels().first()?)))
@@ -668,6 +689,22 @@ impl<S: Source> IiifService<S> {
             }
             None => info,
         }
+    }
+
+    /// The main header of a JPEG 2000 source (read with its [`Header`]).
+    async fn jp2_info(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+    ) -> Option<crate::codec::jp2::Jp2Info> {
+        let key = InfoKey::new(id, object.metadata());
+        if let Some(info) = self.shared.jp2_info.get(&key) {
+            return Some(info);
+        }
+        // Evicted: read the header again, which caches it.
+        self.shared.info_cache.remove(&key);
+        self.header(id, object).await.ok()?;
+        self.shared.jp2_info.get(&key)
     }
 
     /// The image's header, from the info cache or read from the source; concurrent first
@@ -693,6 +730,19 @@ impl<S: Source> IiifService<S> {
                         gray: p.levels().first().is_some_and(|l| l.layout().is_gray()),
                     });
                 }
+            }
+            if codec::sniff(&prefix) == Some(SourceFormat::Jp2) {
+                let info = match codec::jp2::read_info(prefix.as_ref()) {
+                    Ok(info) => info,
+                    // A main header past the prefix: read the file (once per version).
+                    Err(_) if meta.len > HEADER_PREFIX => {
+                        codec::jp2::read_info(object.read_all().await?.as_ref())
+                            .map_err(codec::jp2_error)?
+                    }
+                    Err(e) => return Err(codec::jp2_error(e)),
+                };
+                self.shared.jp2_info.insert(key.clone(), info);
+                return codec::jp2_header(&info);
             }
             match codec::read_header(&prefix) {
                 Ok(h) => Ok(h),
@@ -848,6 +898,13 @@ enum RenderInput {
         level: usize,
         rect: Rect,
     },
+    /// The plan's region of a JPEG 2000 source decoded at resolution reduction `reduce`,
+    /// reading only what OpenJPEG asks for.
+    Jp2 {
+        info: crate::codec::jp2::Jp2Info,
+        reduce: u32,
+        area: Rect,
+    },
     /// `rect` of level `level` of a flat source's reduced pyramid, in memory.
     Reduced {
         pyramid: Arc<crate::reduced::ReducedPyramid>,
@@ -904,7 +961,7 @@ async fn render_job<O: SourceObject>(
         Nothing,
     }
     let fetched = match &input {
-        RenderInput::Reduced { .. } => Fetched::Nothing,
+        RenderInput::Reduced { .. } | RenderInput::Jp2 { .. } => Fetched::Nothing,
         #[cfg(feature = "turbojpeg")]
         RenderInput::JpegRegion {
             max_source_bytes, ..
@@ -943,10 +1000,25 @@ async fn render_job<O: SourceObject>(
     let plan = plan.clone();
     shared.renders_done.fetch_add(1, Ordering::Relaxed);
     let span = tracing::debug_span!("render", canonical = %plan.canonical);
+    let handle = tokio::runtime::Handle::current();
     let body = tokio::task::spawn_blocking(move || {
         let _held = (slot, permit);
         let _span = span.entered();
         match (fetched, input) {
+            (Fetched::Nothing, RenderInput::Jp2 { info, reduce, area }) => {
+                let reader = jp2::SourceReader {
+                    object: &object,
+                    handle,
+                };
+                let req = jp2::request(&info, reduce, area, budget.max_bytes());
+                let px = tracing::debug_span!("decode", reduce).in_scope(|| {
+                    crate::codec::jp2::decode(&reader, &req)
+                        .map_err(codec::jp2_error)
+                        .and_then(codec::jp2_pixels)
+                })?;
+                let whole = Rect::new(0, 0, px.width(), px.height());
+                render::finish(px, whole, &plan, budget, &encode)
+            }
             (
                 Fetched::Tiles(tiles),
                 RenderInput::Level {

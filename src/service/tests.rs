@@ -1333,3 +1333,78 @@ async fn large_flat_images_are_rendered_from_a_reduced_pyramid_built_once() {
     assert!(read.load(Ordering::Relaxed) > 0);
     assert!(mean_abs_diff(&px, &fetch_png(&plain, path).await) < 1.5);
 }
+
+#[tokio::test]
+async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
+    let (file, src) = crate::codec::jp2::tests::tiled_rgb_fixture(1024, 768);
+    let file_len = file.len() as u64;
+    let (svc, read) = counting_service("j", file);
+    let source =
+        crate::pixels::Pixels::from_vec(1024, 768, crate::pixels::Layout::Rgb, src).unwrap();
+
+    // info.json: the resolution levels as sizes, the 128 tiles doubled to 512.
+    let res = svc
+        .clone()
+        .oneshot(Request::get("/j/info.json").body(()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(1024), Some(768))
+    );
+    assert_eq!(
+        doc["tiles"],
+        serde_json::json!([{"width": 512, "height": 512, "scaleFactors": [1, 2]}])
+    );
+    assert_eq!(
+        doc["sizes"],
+        serde_json::json!([
+            {"width": 64, "height": 48},
+            {"width": 128, "height": 96},
+            {"width": 256, "height": 192},
+            {"width": 512, "height": 384},
+            {"width": 1024, "height": 768}
+        ])
+    );
+
+    // Full size, lossless: the source exactly.
+    let full = fetch_png(&svc, "/j/full/max/0/default.png").await;
+    assert_eq!(full.data(), source.data());
+
+    // One 128 tile's region at full size: exact, and only a part of the file is read.
+    read.store(0, Ordering::Relaxed);
+    let tile = fetch_png(&svc, "/j/256,128,128,128/max/0/default.png").await;
+    let bytes_read = read.load(Ordering::Relaxed);
+    assert!(bytes_read < file_len / 2, "read {bytes_read} of {file_len}");
+    for y in 0..128 {
+        let row = &tile.data()[y * 128 * 3..][..128 * 3];
+        let want = &source.data()[((128 + y) * 1024 + 256) * 3..][..128 * 3];
+        assert_eq!(row, want, "row {y}");
+    }
+
+    // Reduced resolutions: close to the whole image scaled by our own resizer.
+    for path in [
+        "/j/full/128,/0/default.png",
+        "/j/256,0,256,256/64,/0/default.png",
+    ] {
+        let got = fetch_png(&svc, path).await;
+        let region = if path.contains("full") {
+            crate::pixels::Rect::new(0, 0, 1024, 768)
+        } else {
+            crate::pixels::Rect::new(256, 0, 256, 256)
+        };
+        let want = crate::ops::crop_resize(
+            &source,
+            region,
+            got.width(),
+            got.height(),
+            crate::pixels::Budget::default(),
+        )
+        .unwrap();
+        let d = mean_abs_diff(&got, &want);
+        assert!(d < 4.0, "{path}: mean difference {d}");
+    }
+}

@@ -1,0 +1,76 @@
+//! JPEG 2000 sources: the render input of a request (a region at a reduced resolution) and the
+//! bridge that lets OpenJPEG, which reads synchronously, read the source by byte range.
+
+use std::io;
+
+use super::RenderInput;
+use crate::codec::jp2::{Jp2Info, ReadAt};
+use crate::pixels::Rect;
+use crate::plan::Plan;
+use crate::source::SourceObject;
+
+/// A [`SourceObject`] read synchronously, for OpenJPEG's stream callbacks: every read is a
+/// [`SourceObject::read_range`] run to completion on the runtime of `handle`. Only for
+/// blocking threads (it blocks the calling thread).
+pub(super) struct SourceReader<'a, O> {
+    pub(super) object: &'a O,
+    pub(super) handle: tokio::runtime::Handle,
+}
+
+impl<O: SourceObject> ReadAt for SourceReader<'_, O> {
+    fn len(&self) -> u64 {
+        self.object.metadata().len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let end = offset.saturating_add(buf.len() as u64).min(self.len());
+        if offset >= end {
+            return Ok(0);
+        }
+        let bytes = self
+            .handle
+            .block_on(self.object.read_range(offset..end))
+            .map_err(|e| io::Error::other(e.message().to_owned()))?;
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+/// The sizes of a JPEG 2000 image's resolution levels, largest first.
+pub(super) fn levels(info: &Jp2Info) -> Vec<(u32, u32)> {
+    (0..info.resolutions.min(32))
+        .map(|r| (info.width.div_ceil(1 << r), info.height.div_ceil(1 << r)))
+        .collect()
+}
+
+/// Decode the plan's region at the most reduced resolution that still covers its output
+/// size (less one pixel, as for pyramid levels).
+pub(super) fn input(info: &Jp2Info, plan: &Plan) -> RenderInput {
+    let scale = super::flat::plan_scale(plan);
+    let reduce = (0..info.resolutions.clamp(1, 32))
+        .rev()
+        .find(|&r| (1.0 / f64::from(1u32 << r)) * (1.0 + 1e-9) >= scale)
+        .unwrap_or(0);
+    RenderInput::Jp2 {
+        info: *info,
+        reduce,
+        area: plan.region,
+    }
+}
+
+/// `area` decoded at `reduce` (the whole decode of `area` when it is the image).
+pub(super) fn request(
+    info: &Jp2Info,
+    reduce: u32,
+    area: Rect,
+    max_bytes: u64,
+) -> crate::codec::jp2::DecodeRequest {
+    let whole = area == Rect::new(0, 0, info.width, info.height);
+    crate::codec::jp2::DecodeRequest {
+        reduce,
+        area: (!whole).then_some((area.x, area.y, area.w, area.h)),
+        threads: 1,
+        max_bytes,
+    }
+}
