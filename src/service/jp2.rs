@@ -9,7 +9,8 @@ use crate::pixels::Rect;
 use crate::plan::Plan;
 use crate::source::SourceObject;
 
-/// A [`SourceObject`] read synchronously, for OpenJPEG's stream callbacks: every read is a
+/// A [`SourceObject`] read synchronously, for OpenJPEG's stream callbacks: with the object's
+/// own blocking read when it has one (a local file: no thread hand-off per read), else
 /// [`SourceObject::read_range`] run to completion on the runtime of `handle`. Only for
 /// blocking threads (it blocks the calling thread).
 pub(super) struct SourceReader<'a, O> {
@@ -23,6 +24,9 @@ impl<O: SourceObject> ReadAt for SourceReader<'_, O> {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(read) = self.object.read_at_blocking(offset, buf) {
+            return read.map_err(|e| io::Error::other(e.message().to_owned()));
+        }
         let end = offset.saturating_add(buf.len() as u64).min(self.len());
         if offset >= end {
             return Ok(0);

@@ -170,6 +170,25 @@ impl SourceObject for FsObject {
         .await
         .map_err(|e| Error::internal(format!("file read task failed: {e}")))?
     }
+
+    fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        Some(self.pread(offset, buf))
+    }
+}
+
+impl FsObject {
+    /// Read at `offset` into `buf`, clamped to the file's length; blocking.
+    fn pread(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let end = offset
+            .saturating_add(buf.len() as u64)
+            .min(self.metadata.len);
+        if offset >= end {
+            return Ok(0);
+        }
+        let n = (end - offset) as usize;
+        read_exact_at(&self.file, &mut buf[..n], offset)?;
+        Ok(n)
+    }
 }
 
 #[cfg(unix)]

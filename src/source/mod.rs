@@ -92,6 +92,16 @@ pub trait SourceObject: Send + Sync + 'static {
     /// Read `range` (clamped to the object's length).
     fn read_range(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send;
 
+    /// Read bytes at `offset` into `buf` on the calling thread, for decoders that pull bytes
+    /// synchronously from the blocking pool (JPEG 2000): `Some(bytes read)` (0 at the end)
+    /// when the object can read without its async runtime (a local file), `None` when it
+    /// cannot, and [`read_range`](Self::read_range) is run to completion instead. The default
+    /// is `None`.
+    fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        let _ = (offset, buf);
+        None
+    }
+
     /// Read the whole object.
     fn read_all(&self) -> impl Future<Output = Result<Bytes, Error>> + Send {
         self.read_range(0..self.metadata().len)
