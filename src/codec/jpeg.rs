@@ -3,7 +3,9 @@
 //! Gray (one-component) JPEGs decode to [`Layout::Gray`]; YCbCr, RGB, CMYK and YCCK ones to
 //! [`Layout::Rgb`]. The EXIF orientation in APP1 is applied after decoding.
 
-use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+use jpeg_encoder::ColorType;
+#[cfg(any(test, not(feature = "turbojpeg")))]
+use jpeg_encoder::{Encoder, SamplingFactor};
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
@@ -110,6 +112,31 @@ pub(super) fn encode(px: &Pixels, quality: u8) -> Result<Vec<u8>, Error> {
             (flat.data(), ColorType::Rgb)
         }
     };
+    encode_samples(data, w, h, color, quality)
+}
+
+/// libjpeg-turbo's SIMD encoder, with the `turbojpeg` feature.
+#[cfg(feature = "turbojpeg")]
+fn encode_samples(
+    data: &[u8],
+    w: u16,
+    h: u16,
+    color: ColorType,
+    quality: u8,
+) -> Result<Vec<u8>, Error> {
+    let gray = matches!(color, ColorType::Luma);
+    super::turbo::encode(data, u32::from(w), u32::from(h), gray, quality)
+}
+
+/// Baseline, 4:2:0, with jpeg-encoder.
+#[cfg(not(feature = "turbojpeg"))]
+fn encode_samples(
+    data: &[u8],
+    w: u16,
+    h: u16,
+    color: ColorType,
+    quality: u8,
+) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     let mut encoder = Encoder::new(&mut out, quality.clamp(1, 100));
     encoder.set_sampling_factor(SamplingFactor::F_2_2);

@@ -165,6 +165,74 @@ pub(crate) fn decode(
     )
 }
 
+/// A TurboJPEG compressor handle, destroyed when dropped.
+struct Compressor(tj::tjhandle);
+
+impl Drop for Compressor {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from tj3Init and is destroyed once.
+        unsafe { tj::tj3Destroy(self.0) }
+    }
+}
+
+/// Encode 8-bit RGB (or, with `gray`, gray) samples as a baseline JPEG at `quality`, 4:2:0
+/// (as the pure-Rust encoder does): libjpeg-turbo's SIMD encoder.
+///
+/// # Errors
+///
+/// [`ErrorKind::Internal`](crate::ErrorKind::Internal) when libjpeg-turbo fails or `data` is
+/// not `width * height` pixels.
+pub(crate) fn encode(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    gray: bool,
+    quality: u8,
+) -> Result<Vec<u8>, Error> {
+    let channels = if gray { 1 } else { 3 };
+    let fail = |what: &str| Error::internal(format!("cannot encode JPEG: {what}"));
+    let (Ok(w), Ok(h)) = (c_int::try_from(width), c_int::try_from(height)) else {
+        return Err(fail("too large"));
+    };
+    if data.len() != width as usize * height as usize * channels || w == 0 || h == 0 {
+        return Err(fail("the pixels do not match the size"));
+    }
+    // SAFETY: tj3Init has no preconditions; a null handle is checked.
+    let handle = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_COMPRESS as c_int) };
+    if handle.is_null() {
+        return Err(fail("no compressor"));
+    }
+    let c = Compressor(handle);
+    let (subsamp, format) = if gray {
+        (tj::TJSAMP_TJSAMP_GRAY, tj::TJPF_TJPF_GRAY)
+    } else {
+        (tj::TJSAMP_TJSAMP_420, tj::TJPF_TJPF_RGB)
+    };
+    let mut buf: *mut u8 = std::ptr::null_mut();
+    let mut size: tj::size_t = 0;
+    // SAFETY: a live handle; `data` holds `h` rows of `w * channels` bytes; libjpeg-turbo
+    // allocates `buf`, freed below with tj3Free.
+    let code = unsafe {
+        let q = c_int::from(quality.clamp(1, 100));
+        if tj::tj3Set(c.0, tj::TJPARAM_TJPARAM_QUALITY as c_int, q) != 0
+            || tj::tj3Set(c.0, tj::TJPARAM_TJPARAM_SUBSAMP as c_int, subsamp) != 0
+        {
+            -1
+        } else {
+            tj::tj3Compress8(c.0, data.as_ptr(), w, 0, h, format, &mut buf, &mut size)
+        }
+    };
+    let out = if code == 0 && !buf.is_null() {
+        // SAFETY: libjpeg-turbo wrote `size` bytes at `buf`.
+        Ok(unsafe { std::slice::from_raw_parts(buf, size as usize) }.to_vec())
+    } else {
+        Err(fail("libjpeg-turbo failed"))
+    };
+    // SAFETY: `buf` is null or was allocated by libjpeg-turbo.
+    unsafe { tj::tj3Free(buf.cast()) };
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +281,21 @@ mod tests {
                 "({x}, {y})"
             );
         }
+    }
+
+    #[test]
+    fn encoded_jpegs_decode_to_the_source() {
+        let (src, _) = sample();
+        let jpeg = encode(src.data(), 200, 120, false, 90).unwrap();
+        let back = decode(&jpeg, 0, None, Budget::default()).unwrap();
+        assert_eq!((back.width(), back.height()), (200, 120));
+        assert!(close(back.pixel(60, 60), src.pixel(60, 60), 6));
+        let gray = vec![100u8; 64 * 32];
+        let jpeg = encode(&gray, 64, 32, true, 80).unwrap();
+        let back = decode(&jpeg, 0, None, Budget::default()).unwrap();
+        assert_eq!(back.layout(), Layout::Gray);
+        assert!(close(back.pixel(10, 10), &[100], 2));
+        assert!(encode(&gray, 65, 32, true, 80).is_err());
     }
 
     #[test]
