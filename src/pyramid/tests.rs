@@ -1451,7 +1451,9 @@ async fn stored_tiles_are_found_only_for_exact_whole_tile_requests() {
     let jpeg = standalone_jpeg(lv, stored).unwrap();
     let via_tile = decode_tile(lv, stored, Budget::default()).unwrap();
     let standalone = crate::codec::decode(&jpeg, Budget::default()).unwrap();
-    assert_eq!(standalone.data(), via_tile.data());
+    // (Two decoders: zune-jpeg, and libjpeg-turbo for tiles with the turbojpeg feature.)
+    let d = mean_abs_diff(standalone.data(), via_tile.data());
+    assert!(d < 1.5, "mean difference {d}");
     // Not JPEG: never.
     let (file, _) = deflate_rgb_pyramid();
     let (_, p) = read(file).await.unwrap();

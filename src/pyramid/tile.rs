@@ -381,6 +381,44 @@ fn unpremultiply(px: &mut Pixels) {
     }
 }
 
+/// Decode a whole-frame JPEG tile with libjpeg-turbo (the `turbojpeg` feature); `false` leaves
+/// the tile to zune-jpeg (a frame of another size or layout, or a stream libjpeg-turbo
+/// refuses). RGB stored unconverted gets an Adobe marker saying so, as zune-jpeg is told.
+#[cfg(feature = "turbojpeg")]
+fn turbo(level: &Level, stream: &[u8], out: &mut Pixels, marked: &mut Vec<u8>) -> bool {
+    /// APP14 "Adobe", version 100, flags 0, 0, transform 0: the components are RGB.
+    const ADOBE_RGB: [u8; 16] = [
+        0xFF, 0xEE, 0x00, 0x0E, b'A', b'd', b'o', b'b', b'e', 0x00, 0x64, 0x00, 0x00, 0x00, 0x00,
+        0x00,
+    ];
+    let stream = if level.photometric == Photometric::Rgb && !declares_ycbcr(stream) {
+        marked.clear();
+        if marked
+            .try_reserve_exact(stream.len() + ADOBE_RGB.len())
+            .is_err()
+        {
+            return false;
+        }
+        marked.extend_from_slice(&stream[..2]);
+        marked.extend_from_slice(&ADOBE_RGB);
+        marked.extend_from_slice(&stream[2..]);
+        marked.as_slice()
+    } else {
+        stream
+    };
+    let budget = Budget::new(out.data().len() as u64);
+    match crate::codec::turbo::decode(stream, 0, None, budget) {
+        Ok(px)
+            if (px.width(), px.height(), px.layout())
+                == (out.width(), out.height(), out.layout()) =>
+        {
+            out.data_mut().copy_from_slice(px.data());
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Whether the marker segments of a JPEG stream declare YCbCr: a JFIF (APP0) marker or an
 /// Adobe (APP14) marker with a colour transform.
 fn declares_ycbcr(jpeg: &[u8]) -> bool {
@@ -418,6 +456,10 @@ fn jpeg(level: &Level, bytes: &[u8], out: &mut Pixels, scratch: &mut Scratch) ->
         }
         _ => bytes,
     };
+    #[cfg(feature = "turbojpeg")]
+    if turbo(level, stream, out, &mut scratch.raw) {
+        return Ok(());
+    }
 
     let (tw, th) = (level.tile_width, level.tile_height);
     let max = u16::MAX as usize;
