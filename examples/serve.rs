@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example serve -- [--addr 127.0.0.1:8080] [--images samples]
 //!     [--trusted-proxy CIDR]... [--base-uri URI] [--cache-control VALUE] [--max-pixels N]
-//!     [--cache-mem BYTES] [--cache-dir DIR] [--demo-auth]
+//!     [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--demo-auth]
 //! ```
 //!
 //! The sample images (among them the IIIF validator's test image) are generated into the
@@ -33,7 +33,7 @@ use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer, samples};
 
 const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR] [--trusted-proxy CIDR]... \
 [--base-uri URI] [--cache-control VALUE] [--max-pixels N] [--cache-mem BYTES] [--cache-dir DIR] \
-[--demo-auth]";
+[--pyramid-mem BYTES] [--demo-auth]";
 
 #[derive(Clone)]
 struct Args {
@@ -45,6 +45,8 @@ struct Args {
     max_pixels: u64,
     cache_mem: u64,
     cache_dir: Option<PathBuf>,
+    /// Bytes of reduced pyramids of large flat images (0: none).
+    pyramid_mem: u64,
     demo_auth: bool,
 }
 
@@ -58,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         max_pixels: 0,
         cache_mem: 256 << 20,
         cache_dir: None,
+        pyramid_mem: 256 << 20,
         demo_auth: false,
     };
     let mut it = std::env::args().skip(1);
@@ -80,6 +83,11 @@ fn parse_args() -> Result<Args, String> {
                 args.cache_mem = value()?.parse().map_err(|e| format!("--cache-mem: {e}"))?
             }
             "--cache-dir" => args.cache_dir = Some(PathBuf::from(value()?)),
+            "--pyramid-mem" => {
+                args.pyramid_mem = value()?
+                    .parse()
+                    .map_err(|e| format!("--pyramid-mem: {e}"))?
+            }
             "--demo-auth" => args.demo_auth = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -214,7 +222,9 @@ async fn main() {
         std::process::exit(1);
     });
 
-    let mut v3 = IiifService::new(source).path_prefix("/iiif/3");
+    let mut v3 = IiifService::new(source)
+        .path_prefix("/iiif/3")
+        .reduced_pyramids(args.pyramid_mem, 16_000_000);
     if let Some(dir) = &args.cache_dir {
         let cache = FsCache::new(dir).unwrap_or_else(|e| {
             eprintln!("cannot use cache directory {}: {e}", dir.display());

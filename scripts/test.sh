@@ -4,6 +4,7 @@
 #
 # Usage: scripts/test.sh               (from any directory)
 # Env:   SKIP_VALIDATOR=1   skip the validator step (quick local runs)
+#        SKIP_TURBOJPEG=1   skip the `turbojpeg` feature's lints and tests
 #        VALIDATE_ROUNDS=N  passed on to scripts/validate.sh (default 3)
 set -euo pipefail
 
@@ -26,6 +27,29 @@ cargo test --all-targets
 
 echo "==> cargo test --doc"
 cargo test --doc
+
+# The optional `turbojpeg` feature builds libjpeg-turbo from source: cmake and nasm (apt when
+# missing and root).
+if [[ "${SKIP_TURBOJPEG:-0}" == "1" ]]; then
+    echo "==> --features turbojpeg (skipped: SKIP_TURBOJPEG=1)"
+else
+    if ! command -v cmake >/dev/null 2>&1 || ! command -v nasm >/dev/null 2>&1; then
+        if [[ "$(id -u)" -eq 0 ]]; then
+            echo "==> apt-get install cmake nasm (for the turbojpeg feature)"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq
+            apt-get install -y -qq cmake nasm >/dev/null
+        else
+            echo "test.sh: the turbojpeg feature needs cmake and nasm; install them" >&2
+            echo "         (sudo apt-get install cmake nasm) or set SKIP_TURBOJPEG=1" >&2
+            exit 1
+        fi
+    fi
+    echo "==> cargo clippy --all-targets --features turbojpeg -- -D warnings"
+    cargo clippy --all-targets --features turbojpeg -- -D warnings
+    echo "==> cargo test --lib --tests --features turbojpeg"
+    cargo test --lib --tests --features turbojpeg
+fi
 
 if [[ "${SKIP_VALIDATOR:-0}" == "1" ]]; then
     echo "==> scripts/validate.sh (skipped: SKIP_VALIDATOR=1)"

@@ -27,14 +27,21 @@ impl Handle {
         Ok(Self(h))
     }
 
+    fn set(&self, param: tj::TJPARAM, value: c_int) -> Result<(), Error> {
+        // SAFETY: a live handle.
+        self.check(unsafe { tj::tj3Set(self.0, param as c_int, value) })
+    }
+
     fn get(&self, param: tj::TJPARAM) -> c_int {
         // SAFETY: a live handle; tj3Get only reads.
         unsafe { tj::tj3Get(self.0, param as c_int) }
     }
 
-    /// `Ok` for a 0 return code, else the handle's error message.
+    /// `Ok` for a 0 return code or a warning (e.g. extraneous bytes before a marker, common in
+    /// real files), else the handle's error message.
     fn check(&self, code: c_int) -> Result<(), Error> {
-        if code == 0 {
+        // SAFETY: a live handle; tj3GetErrorCode only reads.
+        if code == 0 || unsafe { tj::tj3GetErrorCode(self.0) } == tj::TJERR_TJERR_WARNING as c_int {
             return Ok(());
         }
         // SAFETY: a live handle; the string is owned by the handle and copied at once.
@@ -95,11 +102,13 @@ pub(crate) fn decode(
         tj::TJCS_TJCS_RGB | tj::TJCS_TJCS_YCbCr => (Layout::Rgb, tj::TJPF_TJPF_RGB),
         _ => return Err(Error::source("CMYK and YCCK JPEGs are not decoded scaled")),
     };
-    // A progressive JPEG keeps every coefficient of the frame: 2 bytes per sample.
-    if h.get(tj::TJPARAM_TJPARAM_PROGRESSIVE) != 0 {
-        budget.check(w, ht, layout)?;
-        budget.check(w, ht.saturating_mul(2), layout)?;
-    }
+    // A progressive (or multi-scan) JPEG keeps every coefficient of the frame: libjpeg's own
+    // memory is capped at the budget, and hostile files with thousands of scans are refused.
+    let mib = c_int::try_from(budget.max_bytes() >> 20)
+        .unwrap_or(c_int::MAX)
+        .max(1);
+    h.set(tj::TJPARAM_TJPARAM_MAXMEMORY, mib)?;
+    h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, 500)?;
     let shift = shift.min(3);
     let factor = tj::tjscalingfactor {
         num: 1,

@@ -160,11 +160,12 @@ async fn build<O: SourceObject>(
             "the source file ({len} bytes) is larger than this server reads whole"
         )));
     }
-    let bytes = object.read_all().await?;
+    // The permit first: the file is not held while waiting (as for whole-file renders).
     let permit = Arc::clone(&shared.renders)
         .acquire_owned()
         .await
         .map_err(|_| Error::internal("render pool closed"))?;
+    let bytes = object.read_all().await?;
     shared.renders_done.fetch_add(1, Ordering::Relaxed);
     let header = *header;
     let span = tracing::Span::current();

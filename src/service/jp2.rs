@@ -4,8 +4,9 @@
 use std::io;
 
 use super::RenderInput;
+use crate::Error;
 use crate::codec::jp2::{Jp2Info, ReadAt};
-use crate::pixels::Rect;
+use crate::pixels::{Budget, Rect};
 use crate::plan::Plan;
 use crate::source::SourceObject;
 
@@ -50,17 +51,40 @@ pub(super) fn levels(info: &Jp2Info) -> Vec<(u32, u32)> {
 
 /// Decode the plan's region at the most reduced resolution that still covers its output
 /// size (less one pixel, as for pyramid levels).
-pub(super) fn input(info: &Jp2Info, plan: &Plan) -> RenderInput {
+///
+/// # Errors
+///
+/// OpenJPEG reads every tile-part the region touches whole, whatever the reduction: when those
+/// (estimated from the file's length, evenly spread over its tiles) exceed the budget, the
+/// request is refused rather than read into memory.
+pub(super) fn input(
+    info: &Jp2Info,
+    plan: &Plan,
+    file_len: u64,
+    budget: Budget,
+) -> Result<RenderInput, Error> {
     let scale = super::flat::plan_scale(plan);
     let reduce = (0..info.resolutions.clamp(1, 32))
         .rev()
         .find(|&r| (1.0 / f64::from(1u32 << r)) * (1.0 + 1e-9) >= scale)
         .unwrap_or(0);
-    RenderInput::Jp2 {
+    let r = plan.region;
+    let (tw, th) = (info.tile_width.max(1), info.tile_height.max(1));
+    let across = (r.right().div_ceil(tw) - r.x / tw).max(1);
+    let down = (r.bottom().div_ceil(th) - r.y / th).max(1);
+    let tiles = u64::from(info.tiles_x.max(1)) * u64::from(info.tiles_y.max(1));
+    let touched = (u64::from(across) * u64::from(down)).min(tiles);
+    let compressed = file_len / tiles * touched;
+    if compressed > budget.max_bytes() / 2 {
+        return Err(Error::source(format!(
+            "this region of the JPEG 2000 file needs {compressed} bytes of codestream, more than the memory budget allows"
+        )));
+    }
+    Ok(RenderInput::Jp2 {
         info: *info,
         reduce,
         area: plan.region,
-    }
+    })
 }
 
 /// `area` decoded at `reduce` (the whole decode of `area` when it is the image).

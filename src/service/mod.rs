@@ -67,6 +67,14 @@ use crate::{BaseUri, Error, ErrorKind, PublicIdentifier};
 /// when the header is not within them.
 const HEADER_PREFIX: u64 = 64 * 1024;
 
+/// What makes the bytes of a render besides the request and the source, in cache keys and
+/// entity tags: the crate version, a revision of the render paths (bumped when they change the
+/// output), and the JPEG codec.
+#[cfg(feature = "turbojpeg")]
+const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r2/libjpeg-turbo");
+#[cfg(not(feature = "turbojpeg"))]
+const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r2");
+
 /// The service's configuration; cloned on write, so services built from one another share
 /// their caches but not their settings.
 #[derive(Debug, Clone)]
@@ -178,7 +186,7 @@ impl<S: Source> IiifService<S> {
             shared: Arc::new(Shared {
                 info_cache: quick_cache::sync::Cache::new(10_000),
                 pyramids: quick_cache::sync::Cache::new(256),
-                jp2_info: quick_cache::sync::Cache::new(1024),
+                jp2_info: quick_cache::sync::Cache::new(10_000),
                 renders: Arc::new(Semaphore::new(cores)),
                 render_permits: AtomicUsize::new(cores),
                 in_flight: AtomicUsize::new(0),
@@ -521,7 +529,11 @@ impl<S: Source> IiifService<S> {
             _ => None,
         };
         let jp2 = match header.format {
-            SourceFormat::Jp2 => self.jp2_info(&req.identifier, &object).await,
+            SourceFormat::Jp2 => Some(
+                self.jp2_info(&req.identifier, &object)
+                    .await
+                    .ok_or_else(|| Error::internal("the JPEG 2000 header could not be kept"))?,
+            ),
             _ => None,
         };
         if let Some(jpeg) = match &pyramid {
@@ -541,7 +553,7 @@ impl<S: Source> IiifService<S> {
             move || async move {
                 let input = match (pyramid, jp2) {
                     (Some(p), _) => RenderInput::pyramid(p, &plan),
-                    (None, Some(info)) => jp2::input(&info, &plan),
+                    (None, Some(info)) => jp2::input(&info, &plan, object.metadata().len, budget)?,
                     (None, None) => {
                         flat::input(
                             reduced.as_ref(),
@@ -592,7 +604,7 @@ impl<S: Source> IiifService<S> {
             req.identifier.as_str(),
             format!(
                 "{}|{}|{modified}|{}|q{}|{}",
-                env!("CARGO_PKG_VERSION"),
+                RENDERER,
                 meta.len,
                 meta.etag.as_deref().unwrap_or(""),
                 self.config.encode.jpeg_quality,
@@ -615,7 +627,7 @@ impl<S: Source> IiifService<S> {
             .map_or(0, |d| d.as_nanos());
         conditional::Validators::new(
             &[
-                env!("CARGO_PKG_VERSION").as_bytes(),
+                RENDERER.as_bytes(),
                 req.identifier.as_str().as_bytes(),
                 &meta.len.to_le_bytes(),
                 &modified.to_le_bytes(),
@@ -732,25 +744,43 @@ impl<S: Source> IiifService<S> {
                 }
             }
             if codec::sniff(&prefix) == Some(SourceFormat::Jp2) {
-                let info = match codec::jp2::read_info(prefix.as_ref()) {
-                    Ok(info) => info,
-                    // A main header past the prefix: read the file (once per version).
-                    Err(_) if meta.len > HEADER_PREFIX => {
-                        codec::jp2::read_info(object.read_all().await?.as_ref())
-                            .map_err(codec::jp2_error)?
-                    }
-                    Err(e) => return Err(codec::jp2_error(e)),
-                };
+                let parse = |b: &[u8]| codec::jp2::read_info(b).map_err(codec::jp2_error);
+                let info = self.parse_header(object, prefix, parse).await?;
                 self.shared.jp2_info.insert(key.clone(), info);
                 return codec::jp2_header(&info);
             }
-            match codec::read_header(&prefix) {
-                Ok(h) => Ok(h),
-                Err(_) if meta.len > HEADER_PREFIX => codec::read_header(&object.read_all().await?),
-                Err(e) => Err(e),
-            }
+            self.parse_header(object, prefix, codec::read_header).await
         };
         self.shared.info_cache.get_or_insert_async(&key, read).await
+    }
+
+    /// `parse` the header from `prefix` (the first [`HEADER_PREFIX`] bytes), else from the first
+    /// MiB, else from the whole file (refused past `max_source_bytes`).
+    async fn parse_header<T>(
+        &self,
+        object: &S::Object,
+        prefix: Bytes,
+        parse: impl Fn(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        const WIDER: u64 = 1 << 20;
+        let len = object.metadata().len;
+        let err = match parse(&prefix) {
+            Ok(v) => return Ok(v),
+            Err(e) if len <= prefix.len() as u64 => return Err(e),
+            Err(e) => e,
+        };
+        let wider = object.read_range(0..WIDER.min(len)).await?;
+        match parse(&wider) {
+            Ok(v) => Ok(v),
+            Err(_) if len > WIDER && len <= self.config.max_source_bytes => {
+                parse(&object.read_all().await?)
+            }
+            Err(e) if len <= WIDER => Err(e),
+            Err(_) => Err(Error::source(format!(
+                "no header in the first MiB ({}) and the file is larger than this server reads whole",
+                err.message()
+            ))),
+        }
     }
 
     /// The configured limits, tightened by a [`Limits`] request extension if one is present.
@@ -885,6 +915,10 @@ async fn passthrough<O: SourceObject>(
         .read_range(tile.range.clone())
         .instrument(tracing::debug_span!("passthrough", level = index))
         .await?;
+    // A file cut short (or shrinking under us): render instead, which reports it.
+    if stored.len() as u64 != tile.range.end - tile.range.start {
+        return Ok(None);
+    }
     Ok(crate::pyramid::standalone_jpeg(level, &stored))
 }
 
@@ -955,6 +989,26 @@ async fn render_job<O: SourceObject>(
     encode: EncodeOptions,
 ) -> Result<Bytes, Error> {
     let slot = reserve_render_slot(&shared)?;
+    let acquire = || async {
+        Arc::clone(&shared.renders)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::internal("render pool closed"))
+    };
+    // A whole-file read takes its render permit first: requests waiting for a permit then hold
+    // no file in memory (at most `render_concurrency` whole files at once). Tile reads are
+    // small and overlap the renders in progress.
+    #[cfg(feature = "turbojpeg")]
+    let reads_whole = matches!(
+        input,
+        RenderInput::Whole { .. } | RenderInput::JpegRegion { .. }
+    );
+    #[cfg(not(feature = "turbojpeg"))]
+    let reads_whole = matches!(input, RenderInput::Whole { .. });
+    let early = match reads_whole {
+        true => Some(acquire().await?),
+        false => None,
+    };
     enum Fetched {
         Whole(Bytes),
         Tiles(Vec<(crate::pyramid::TileRef, Bytes)>),
@@ -993,10 +1047,10 @@ async fn render_job<O: SourceObject>(
                 .await?,
         ),
     };
-    let permit = Arc::clone(&shared.renders)
-        .acquire_owned()
-        .await
-        .map_err(|_| Error::internal("render pool closed"))?;
+    let permit = match early {
+        Some(p) => p,
+        None => acquire().await?,
+    };
     let plan = plan.clone();
     shared.renders_done.fetch_add(1, Ordering::Relaxed);
     let span = tracing::debug_span!("render", canonical = %plan.canonical);

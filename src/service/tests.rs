@@ -1408,3 +1408,35 @@ async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
         assert!(d < 4.0, "{path}: mean difference {d}");
     }
 }
+
+#[tokio::test]
+async fn a_header_past_the_first_64_kib_is_read_from_the_first_mib_not_the_whole_file() {
+    // landscape.jpg with 130 KB of APP15 segments in front of its frame header, and 1.5 MB of
+    // trailing bytes after its end.
+    let jpeg = std::fs::read(samples_dir().join("landscape.jpg")).unwrap();
+    let mut file = jpeg[..2].to_vec();
+    for _ in 0..2 {
+        file.extend_from_slice(&[0xFF, 0xEF, 0xFD, 0xE8]);
+        file.extend(std::iter::repeat_n(0x55, 0xFDE8 - 2));
+    }
+    file.extend_from_slice(&jpeg[2..]);
+    file.extend(std::iter::repeat_n(0u8, 1_500_000));
+    let file_len = file.len() as u64;
+    let (svc, read) = counting_service("big-app", file);
+    let res = svc
+        .oneshot(Request::get("/big-app/info.json").body(()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(4000), Some(2600))
+    );
+    let bytes_read = read.load(Ordering::Relaxed);
+    assert!(
+        bytes_read <= (64 << 10) + (1 << 20) && bytes_read < file_len,
+        "read {bytes_read} of {file_len}"
+    );
+}
