@@ -373,4 +373,24 @@ impl Rect {
     pub const fn bottom(self) -> u32 {
         self.y + self.h
     }
+
+    /// This rectangle of a full image in the pixels of a copy `dx` x `dy` times smaller
+    /// (a pyramid level, a DCT-scaled decode): widened to whole pixels, kept inside the
+    /// copy's `width` x `height`, never empty.
+    ///
+    /// ```
+    /// use tower_iiif::pixels::Rect;
+    /// let r = Rect::new(400, 0, 800, 400);
+    /// assert_eq!(r.scaled_cover(4.0, 4.0, (300, 200)), Rect::new(100, 0, 200, 100));
+    /// assert_eq!(Rect::new(1, 1, 2, 2).scaled_cover(4.0, 4.0, (300, 200)), Rect::new(0, 0, 1, 1));
+    /// assert_eq!(Rect::new(1190, 0, 10, 10).scaled_cover(4.0, 4.0, (298, 200)), Rect::new(297, 0, 1, 3));
+    /// ```
+    pub fn scaled_cover(self, dx: f64, dy: f64, (width, height): (u32, u32)) -> Rect {
+        let (w, h) = (width.max(1), height.max(1));
+        let x0 = ((f64::from(self.x) / dx).floor() as u32).min(w - 1);
+        let y0 = ((f64::from(self.y) / dy).floor() as u32).min(h - 1);
+        let x1 = ((f64::from(self.right()) / dx).ceil() as u32).clamp(x0 + 1, w);
+        let y1 = ((f64::from(self.bottom()) / dy).ceil() as u32).clamp(y0 + 1, h);
+        Rect::new(x0, y0, x1 - x0, y1 - y0)
+    }
 }

@@ -212,11 +212,7 @@ impl ReducedPyramid {
             .levels
             .get(index)
             .map_or((1, 1), |l| (l.width().max(1), l.height().max(1)));
-        let x0 = ((f64::from(region.x) / f).floor() as u32).min(lw - 1);
-        let y0 = ((f64::from(region.y) / f).floor() as u32).min(lh - 1);
-        let x1 = ((f64::from(region.right()) / f).ceil() as u32).clamp(x0 + 1, lw);
-        let y1 = ((f64::from(region.bottom()) / f).ceil() as u32).clamp(y0 + 1, lh);
-        Rect::new(x0, y0, x1 - x0, y1 - y0)
+        region.scaled_cover(f, f, (lw, lh))
     }
 }
 

@@ -125,14 +125,9 @@ fn region_input(
         .unwrap_or(0);
     let (sw, sh) = codec::turbo::scaled_size((header.width, header.height), shift);
     let f = f64::from(1u32 << shift);
-    let r = plan.region;
-    let x0 = ((f64::from(r.x) / f).floor() as u32).min(sw.saturating_sub(1));
-    let y0 = ((f64::from(r.y) / f).floor() as u32).min(sh.saturating_sub(1));
-    let x1 = ((f64::from(r.right()) / f).ceil() as u32).clamp(x0 + 1, sw);
-    let y1 = ((f64::from(r.bottom()) / f).ceil() as u32).clamp(y0 + 1, sh);
     Some(RenderInput::JpegRegion {
         shift,
-        rect: crate::pixels::Rect::new(x0, y0, x1 - x0, y1 - y0),
+        rect: plan.region.scaled_cover(f, f, (sw, sh)),
         max_source_bytes,
     })
 }

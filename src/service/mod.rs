@@ -964,15 +964,11 @@ impl RenderInput {
             .level(level)
             .map_or((pyramid.width(), pyramid.height()), |l| (l.width, l.height));
         let (dx, dy) = pyramid.downsample(level).unwrap_or((1.0, 1.0));
-        let (sx, sy) = (1.0 / dx, 1.0 / dy);
-        let x0 = ((f64::from(r.x) * sx).floor() as u32).min(lw - 1);
-        let y0 = ((f64::from(r.y) * sy).floor() as u32).min(lh - 1);
-        let x1 = ((f64::from(r.right()) * sx).ceil() as u32).clamp(x0 + 1, lw);
-        let y1 = ((f64::from(r.bottom()) * sy).ceil() as u32).clamp(y0 + 1, lh);
+        let rect = r.scaled_cover(dx, dy, (lw, lh));
         RenderInput::Level {
             pyramid,
             level,
-            rect: Rect::new(x0, y0, x1 - x0, y1 - y0),
+            rect,
         }
     }
 }
