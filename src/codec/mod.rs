@@ -29,6 +29,7 @@ pub mod jp2;
 mod jpeg;
 pub mod orientation;
 mod png;
+pub(crate) mod png_reduce;
 pub(crate) mod tiff;
 #[cfg(feature = "turbojpeg")]
 pub(crate) mod turbo;

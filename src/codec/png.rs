@@ -4,15 +4,16 @@
 //! colour type and bit depth comes out as 8-bit gray, gray + alpha, RGB or RGBA. Of an animated
 //! PNG only the default image is decoded.
 
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Seek};
 
-use ::png::{BitDepth, ColorType, Compression, Decoder, Encoder, Limits, Transformations};
+use ::png::{BitDepth, ColorType, Compression, Decoder, Encoder, Limits, Reader, Transformations};
 
 use super::{Header, Orientation, SourceFormat, header};
 use crate::Error;
 use crate::pixels::{Budget, Layout, Pixels};
 
-fn source_error(e: ::png::DecodingError) -> Error {
+/// A png decoding error as the crate's: a source error (the file is broken or unsupported).
+pub(super) fn source_error(e: ::png::DecodingError) -> Error {
     Error::source(format!("cannot decode PNG: {e}"))
 }
 
@@ -35,11 +36,7 @@ pub(super) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
 /// Decode a PNG file to 8-bit pixels, checking the output against `budget` first. The
 /// decoder's own allocations are limited to the budget too.
 pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
-    let limits = Limits {
-        bytes: usize::try_from(budget.max_bytes()).unwrap_or(usize::MAX),
-    };
-    let mut decoder = Decoder::new_with_limits(Cursor::new(bytes), limits);
-    decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
+    let mut decoder = decoder(Cursor::new(bytes), budget);
     let (width, height) = {
         let info = decoder.read_header_info().map_err(source_error)?;
         (info.width, info.height)
@@ -47,17 +44,7 @@ pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     // The smallest possible output; the exact layout is known after `read_info`.
     budget.check(width, height, Layout::Gray)?;
     let mut reader = decoder.read_info().map_err(source_error)?;
-    let layout = match reader.output_color_type() {
-        (ColorType::Grayscale, BitDepth::Eight) => Layout::Gray,
-        (ColorType::GrayscaleAlpha, BitDepth::Eight) => Layout::GrayAlpha,
-        (ColorType::Rgb, BitDepth::Eight) => Layout::Rgb,
-        (ColorType::Rgba, BitDepth::Eight) => Layout::Rgba,
-        (color, depth) => {
-            return Err(Error::source(format!(
-                "cannot decode PNG: unexpected output {color:?} at {depth:?}"
-            )));
-        }
-    };
+    let layout = output_layout(&reader)?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| Error::source("cannot decode PNG: image too large"))?;
@@ -68,6 +55,32 @@ pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     }
     reader.next_frame(px.data_mut()).map_err(source_error)?;
     Ok(px)
+}
+
+/// A decoder of `input` that expands palettes and `tRNS` and strips 16-bit samples, its own
+/// allocations limited to `budget`: what every PNG decode here starts from, so that whole and
+/// row-by-row decodes give the same layout.
+pub(super) fn decoder<R: BufRead + Seek>(input: R, budget: Budget) -> Decoder<R> {
+    let limits = Limits {
+        bytes: usize::try_from(budget.max_bytes()).unwrap_or(usize::MAX),
+    };
+    let mut decoder = Decoder::new_with_limits(input, limits);
+    decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
+    decoder
+}
+
+/// The layout of the rows `reader` (made by [`decoder`]) gives: gray, gray + alpha (gray with
+/// `tRNS` too), RGB (palette too) or RGBA (RGB or palette with `tRNS` too), 8 bits each.
+pub(super) fn output_layout<R: BufRead + Seek>(reader: &Reader<R>) -> Result<Layout, Error> {
+    match reader.output_color_type() {
+        (ColorType::Grayscale, BitDepth::Eight) => Ok(Layout::Gray),
+        (ColorType::GrayscaleAlpha, BitDepth::Eight) => Ok(Layout::GrayAlpha),
+        (ColorType::Rgb, BitDepth::Eight) => Ok(Layout::Rgb),
+        (ColorType::Rgba, BitDepth::Eight) => Ok(Layout::Rgba),
+        (color, depth) => Err(Error::source(format!(
+            "cannot decode PNG: unexpected output {color:?} at {depth:?}"
+        ))),
+    }
 }
 
 /// Encode as an 8-bit PNG of the same layout, with fast compression.

@@ -1440,3 +1440,62 @@ async fn a_header_past_the_first_64_kib_is_read_from_the_first_mib_not_the_whole
         "read {bytes_read} of {file_len}"
     );
 }
+
+#[tokio::test]
+async fn large_flat_pngs_are_streamed_into_their_reduced_pyramid() {
+    use crate::codec::png_reduce::tests::{Kind, gradient, interlaced_rgb, png_file};
+    use ::png::{BitDepth, ColorType};
+    // 1001x517 RGB: 1.55 MB decoded whole. Pyramids from 100 kpx in 600 KB (300 KB an image,
+    // reckoned as RGBA: from 1/4, 251x130), 400 KB a buffer, 1000 bytes read whole: the whole
+    // decode is refused on both counts, the streamed one is not.
+    let file = png_file(
+        Kind::new(ColorType::Rgb, BitDepth::Eight, false),
+        (1001, 517),
+    );
+    let file_len = file.len() as u64;
+    let (svc, read) = counting_service("big", file.clone());
+    let svc = svc
+        .reduced_pyramids(600_000, 100_000)
+        .memory_budget(400_000)
+        .max_source_bytes(1000);
+    let (plain, _) = counting_service("big", file);
+    let plain = plain.reduced_pyramids(0, 0);
+    let path = "/big/0,0,512,512/128,/0/default.png";
+    let refused = plain.clone().memory_budget(400_000);
+    let res = refused.oneshot(Request::get(path).body(()).unwrap()).await;
+    assert_eq!(res.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    let px = fetch_png(&svc, path).await;
+    assert_eq!((px.width(), px.height()), (128, 128));
+    assert!(read.load(Ordering::Relaxed) >= file_len);
+    // Output pixel (x, y) is the full image's (4x + 1.5, 4y + 1.5).
+    for (x, y) in [(0, 0), (64, 32), (127, 127), (100, 10)] {
+        let want = gradient(4 * x + 2, 4 * y + 2, (1001, 517));
+        assert_color(&px, x, y, [want[0], want[1], want[2]], 2, path);
+    }
+    let d = mean_abs_diff(&px, &fetch_png(&plain, path).await);
+    assert!(d < 1.0, "{path}: mean difference {d}");
+    // Built once: the next requests at its scales read nothing.
+    read.store(0, Ordering::Relaxed);
+    let thumb = fetch_png(&svc, "/big/full/251,/0/default.png").await;
+    assert_eq!((thumb.width(), thumb.height()), (251, 130));
+    let want = gradient(500, 258, (1001, 517));
+    assert_color(&thumb, 125, 64, [want[0], want[1], want[2]], 2, "thumbnail");
+    assert_eq!(read.load(Ordering::Relaxed), 0);
+
+    // Interlaced: decoded whole, within the whole-file bounds only.
+    let file = interlaced_rgb(1001, 517);
+    let service = || counting_service("il", file.clone()).0;
+    let svc = service().reduced_pyramids(600_000, 100_000);
+    let plain = service().reduced_pyramids(0, 0);
+    let path = "/il/0,0,512,512/128,/0/default.png";
+    let px = fetch_png(&svc, path).await;
+    let d = mean_abs_diff(&px, &fetch_png(&plain, path).await);
+    assert!(d < 1.5, "interlaced: mean difference {d}");
+    // (A service of its own: clones share the pyramid built above.)
+    let small = service()
+        .reduced_pyramids(600_000, 100_000)
+        .max_source_bytes(1000);
+    let res = small.oneshot(Request::get(path).body(()).unwrap()).await;
+    assert_eq!(res.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
