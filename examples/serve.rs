@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example serve -- [--addr 127.0.0.1:8080] [--images samples]
 //!     [--trusted-proxy CIDR]... [--base-uri URI] [--cache-control VALUE] [--max-pixels N]
-//!     [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--demo-auth]
+//!     [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--jpeg-quality Q] [--demo-auth]
 //! ```
 //!
 //! The sample images (among them the IIIF validator's test image) are generated into the
@@ -33,7 +33,7 @@ use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer, samples};
 
 const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR] [--trusted-proxy CIDR]... \
 [--base-uri URI] [--cache-control VALUE] [--max-pixels N] [--cache-mem BYTES] [--cache-dir DIR] \
-[--pyramid-mem BYTES] [--demo-auth]";
+[--pyramid-mem BYTES] [--jpeg-quality Q] [--demo-auth]";
 
 #[derive(Clone)]
 struct Args {
@@ -47,6 +47,8 @@ struct Args {
     cache_dir: Option<PathBuf>,
     /// Bytes of reduced pyramids of large flat images (0: none).
     pyramid_mem: u64,
+    /// JPEG output quality, 1 to 100.
+    jpeg_quality: u8,
     demo_auth: bool,
 }
 
@@ -61,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         cache_mem: 256 << 20,
         cache_dir: None,
         pyramid_mem: 256 << 20,
+        jpeg_quality: 85,
         demo_auth: false,
     };
     let mut it = std::env::args().skip(1);
@@ -87,6 +90,13 @@ fn parse_args() -> Result<Args, String> {
                 args.pyramid_mem = value()?
                     .parse()
                     .map_err(|e| format!("--pyramid-mem: {e}"))?
+            }
+            "--jpeg-quality" => {
+                args.jpeg_quality = value()?
+                    .parse()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or("--jpeg-quality: a number from 1 to 100")?
             }
             "--demo-auth" => args.demo_auth = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -224,7 +234,8 @@ async fn main() {
 
     let mut v3 = IiifService::new(source)
         .path_prefix("/iiif/3")
-        .reduced_pyramids(args.pyramid_mem, 16_000_000);
+        .reduced_pyramids(args.pyramid_mem, 16_000_000)
+        .jpeg_quality(args.jpeg_quality);
     if let Some(dir) = &args.cache_dir {
         let cache = FsCache::new(dir).unwrap_or_else(|e| {
             eprintln!("cannot use cache directory {}: {e}", dir.display());

@@ -38,6 +38,7 @@
 #           invocations stay in the summary until overwritten)
 #   BUILD=0 skip `cargo build --release --example serve`; CARGO_LOCK=<file> build under flock
 #   FEATURES  cargo features for our server (e.g. turbojpeg)
+#   SERVE_ARGS  more arguments for our server, e.g. "--jpeg-quality 75" (iipsrv's default)
 #   BENCH_KIT  the benchmark kit (default: <repo>/../shared/bench)
 # Peak RSS: VmHWM from /proc/<pid>/status, read just before each server process is stopped
 # (ours: the serve process; iipsrv: lighttpd + its iipsrv children, summed; iiif-processor:
@@ -81,15 +82,19 @@ tree_pids() {
   echo $all
 }
 
-# Sum of VmHWM (KiB) over a process tree; empty when the process is gone.
+# Sum of VmHWM (KiB) over a process tree, its process count and the CPU time (user + system,
+# clock ticks, reaped children included) it has used; empty when the process is gone.
 tree_hwm_kib() {
-  local pid=$1 p sum=0 n=0 v
+  local pid=$1 p sum=0 n=0 v t ticks=0
   kill -0 "$pid" 2>/dev/null || return 0
   for p in $(tree_pids "$pid"); do
     v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
     [ -n "$v" ] && { sum=$((sum + v)); n=$((n + 1)); }
+    # Fields 14-17 of stat (utime stime cutime cstime), counted after the ") " that ends comm.
+    t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}' || true)
+    [ -n "$t" ] && ticks=$((ticks + t))
   done
-  echo "$sum $n"
+  echo "$sum $n $ticks"
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -106,6 +111,8 @@ serve_start() { # cold|warm
   port_busy "$OUR_PORT" && die "127.0.0.1:$OUR_PORT is taken by another process"
   mkdir -p "$RUNDIR"
   [ "$cache" = cold ] && args=(--cache-mem 0)
+  # shellcheck disable=SC2206 # SERVE_ARGS is split on purpose
+  args+=(${SERVE_ARGS:-})
   nohup "$SERVE_BIN" --addr "127.0.0.1:$OUR_PORT" --images "$BENCH_KIT/images" "${args[@]}" \
     >> "$RUNDIR/serve.log" 2>&1 &
   echo $! > "$(serve_pidfile)"
@@ -158,7 +165,7 @@ peer_ctl() { # peer cache start|stop
   esac
 }
 
-# Append "<kib> <nprocs>" of the peer's process tree to the file, if it is running.
+# Append "<kib> <nprocs> <cpu ticks>" of the peer's process tree to the file, if it is running.
 peer_snapshot() { # peer file
   local f pid s; f=$(peer_pidfile "$1")
   [ -f "$f" ] || return 0
@@ -239,9 +246,15 @@ bench_cell() { # peer id cache tile
   elif [ "$rc" != 0 ]; then
     echo "!!! $name had errors (see above)"
   fi
-  read -r peak nproc < <(sort -n "$rss" | tail -1; echo "0 0") || true   # max, or 0 0
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$label" "$cache" "${peak:-0}" "${nproc:-0}" \
-    "$(wc -l < "$rss")" "$peer" > "$OUT/$name.rss.tsv"
+  read -r peak nproc _ < <(sort -n "$rss" | tail -1; echo "0 0") || true   # max, or 0 0
+  # Server CPU per measured run: all the cell's processes' CPU time over the runs (cold: the
+  # process started before the first restart only answered info.json; warm: one process did
+  # the priming pass too, counted as a run).
+  local runs=$RUNS cpu
+  [ "$cache" = warm ] && runs=$((RUNS + 1))
+  cpu=$(awk -v hz="$(getconf CLK_TCK)" -v r="$runs" '{t += $3} END {printf "%.2f", t / hz / r}' "$rss")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$label" "$cache" "${peak:-0}" "${nproc:-0}" \
+    "$(wc -l < "$rss")" "$peer" "$cpu" > "$OUT/$name.rss.tsv"
   log "peak RSS $label ($cache): $(( ${peak:-0} / 1024 )) MiB over $(wc -l < "$rss") process(es)"
 }
 
@@ -283,7 +296,7 @@ wrk_cell() { # peer id
   p50=$(awk '$1 == "50%" {print $2}' "$out")
   p99=$(awk '$1 == "99%" {print $2}' "$out")
   non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
-  read -r peak nproc < <(sort -n "$rss" | tail -1; echo "0 0") || true
+  read -r peak nproc _ < <(sort -n "$rss" | tail -1; echo "0 0") || true
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(peer_label "$peer")" "$id" "${rps:-}" \
     "${reqs:-}" "${lat:-}" "${p50:-}" "${p99:-}" "${non2xx:-0}" "${peak:-0}" "$bad" > "$OUT/$name.tsv"
   log "wrk $(peer_label "$peer") $id: ${rps:-?} req/s (${non2xx:-0} non-2xx), peak RSS $(( ${peak:-0} / 1024 )) MiB"
@@ -297,7 +310,7 @@ summary() {
     echo "# Side-by-side load benchmark (tower-iiif vs IIIF peers)"; echo
     echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), " \
       "tower-iiif $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')," \
-      "this invocation: RUNS=$RUNS MODE=$MODE CACHES=\"$CACHES\" PEERS=\"$PEERS\" IMAGES=\"$IDS\"."
+      "this invocation: RUNS=$RUNS MODE=$MODE CACHES=\"$CACHES\" PEERS=\"$PEERS\" IMAGES=\"$IDS\" SERVE_ARGS=\"${SERVE_ARGS:-}\"."
     echo "Client: the kit's tiles.py (bulk = the article's 91 tiles at scaleFactor 4 with 512 tiles,"
     echo "10 concurrent; mirador = 4 phases). Cold: server restarted before every run (ours with"
     echo "--cache-mem 0); warm: one priming pass, then measured passes (ours with its 256 MiB memory"
@@ -306,12 +319,14 @@ summary() {
     if [ -e "${jsons[0]}" ]; then "$TILES" summarize --compact --markdown "${jsons[@]}"; else echo "(no cells)"; fi
     echo; echo "## Peak RSS per cell"; echo
     echo "VmHWM read just before each server process is stopped; max over the processes of the cell"
-    echo "(cold: one process per run). iipsrv: lighttpd + its iipsrv processes, summed."; echo
-    echo "| target | cache | peak RSS MiB | processes in tree | processes sampled |"
-    echo "|---|---|---|---|---|"
+    echo "(cold: one process per run). iipsrv: lighttpd + its iipsrv processes, summed. Server CPU:"
+    echo "user + system time of those processes per measured run (mean; warm: priming counted as a"
+    echo "run); the client's CPU is not in it, and on a 2-core machine it shares the cores."; echo
+    echo "| target | cache | peak RSS MiB | server CPU s per run | processes in tree | processes sampled |"
+    echo "|---|---|---|---|---|---|"
     for f in "$OUT"/*.rss.tsv; do
       [ -e "$f" ] || continue
-      awk -F'\t' '{printf "| %s | %s | %.0f | %s | %s |\n", $2, $3, $4 / 1024, $5, $6}' "$f"
+      awk -F'\t' '{printf "| %s | %s | %.0f | %s | %s | %s |\n", $2, $3, $4 / 1024, ($8 == "" ? "?" : $8), $5, $6}' "$f"
     done
     echo; echo "## Cached-tile throughput (wrk)"; echo
     echo "Warm server, cache primed with the 91 bulk URLs (scaleFactor 4, tile 512), then"

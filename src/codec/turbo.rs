@@ -174,6 +174,76 @@ pub(crate) fn decode(
     )
 }
 
+/// Decode the whole JPEG `bytes` at full size straight into `dst`, `height` rows of `pitch`
+/// bytes (the last row may be just `width` pixels long), when the frame is exactly `width` x
+/// `height` and decodes to `layout` (RGB or gray): a tile written in place into a larger
+/// canvas. `Ok(false)`, with `dst` untouched, when the frame is another size or layout, or a
+/// CMYK/YCCK or lossless JPEG.
+///
+/// # Errors
+///
+/// [`ErrorKind::Source`](crate::ErrorKind::Source) for a broken file (`dst` may then be partly
+/// written); [`ErrorKind::Internal`](crate::ErrorKind::Internal) when `dst` is too short.
+pub(crate) fn decode_to(
+    bytes: &[u8],
+    dst: &mut [u8],
+    pitch: usize,
+    (width, height): (u32, u32),
+    layout: Layout,
+) -> Result<bool, Error> {
+    let pixel_format = match layout {
+        Layout::Rgb => tj::TJPF_TJPF_RGB,
+        Layout::Gray => tj::TJPF_TJPF_GRAY,
+        _ => return Ok(false),
+    };
+    let row = width as usize * layout.channels();
+    let need = (height as usize).saturating_sub(1) * pitch + row;
+    let Ok(c_pitch) = c_int::try_from(pitch) else {
+        return Ok(false);
+    };
+    if width == 0 || height == 0 || pitch < row || dst.len() < need {
+        return Err(Error::internal("JPEG decode: the destination does not fit"));
+    }
+    let h = Handle::decompressor()?;
+    // SAFETY: a live handle and a readable slice of the given length.
+    h.check(unsafe { tj::tj3DecompressHeader(h.0, bytes.as_ptr(), bytes.len() as tj::size_t) })?;
+    let size = (
+        h.get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
+        h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
+    );
+    if size != (width as c_int, height as c_int) || h.get(tj::TJPARAM_TJPARAM_LOSSLESS) != 0 {
+        return Ok(false);
+    }
+    let decodes_to = match h.get(tj::TJPARAM_TJPARAM_COLORSPACE) as tj::TJCS {
+        tj::TJCS_TJCS_GRAY => Layout::Gray,
+        tj::TJCS_TJCS_RGB | tj::TJCS_TJCS_YCbCr => Layout::Rgb,
+        _ => return Ok(false),
+    };
+    if decodes_to != layout {
+        return Ok(false);
+    }
+    // As in `decode`: libjpeg's own memory capped (a tile's frame at most a few times its
+    // pixels), hostile scan counts refused.
+    let mib = c_int::try_from((need as u64 * 4) >> 20)
+        .unwrap_or(c_int::MAX)
+        .max(1);
+    h.set(tj::TJPARAM_TJPARAM_MAXMEMORY, mib)?;
+    h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, 500)?;
+    // SAFETY: `dst` holds `height` rows of `pitch` bytes (the last at least `row`), exactly
+    // what a `width` x `height` frame decodes to in this pixel format at this pitch.
+    h.check(unsafe {
+        tj::tj3Decompress8(
+            h.0,
+            bytes.as_ptr(),
+            bytes.len() as tj::size_t,
+            dst.as_mut_ptr(),
+            c_pitch,
+            pixel_format,
+        )
+    })?;
+    Ok(true)
+}
+
 /// A TurboJPEG compressor handle, destroyed when dropped.
 struct Compressor(tj::tjhandle);
 

@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+#[cfg(feature = "turbojpeg")]
+use super::tile::decode_jpeg_in_place;
 use super::tile::{Scratch, decode_into};
 use super::{Level, TiffPyramid, TileRef};
 use crate::Error;
@@ -175,10 +177,18 @@ pub fn assemble(
         if x0 >= x1 || y0 >= y1 {
             continue;
         }
-        decode_into(level, bytes, budget, &mut tile, &mut scratch)?;
         // All below are inside the tile and the output: they fit usize.
         let (sx, sy) = ((x0 - tx) as usize * c, (y0 - ty) as usize);
         let (dx, dy) = ((x0 - rx) as usize * c, (y0 - ry) as usize);
+        // A tile wholly inside the region goes straight into place when libjpeg-turbo can.
+        #[cfg(feature = "turbojpeg")]
+        if (x0, y0, x1, y1) == (tx, ty, tx + tw, ty + th) {
+            let dst = &mut out.data_mut()[dy * dst_stride + dx..];
+            if decode_jpeg_in_place(level, bytes, dst, dst_stride, &mut scratch)? {
+                continue;
+            }
+        }
+        decode_into(level, bytes, budget, &mut tile, &mut scratch)?;
         let (w, h) = ((x1 - x0) as usize * c, (y1 - y0) as usize);
         let src = tile.data().chunks_exact(tile.stride()).skip(sy).take(h);
         let dst = out.data_mut().chunks_exact_mut(dst_stride).skip(dy).take(h);

@@ -324,8 +324,8 @@ fn undo_predictor(row: &mut [u8], spp: usize) {
     // compiler keeps the sums in registers (the strided loop below re-reads the row per sample).
     match spp {
         1 => return undo_predictor_n::<1>(row),
-        3 if row.len() % 3 == 0 => return undo_predictor_n::<3>(row),
-        4 if row.len() % 4 == 0 => return undo_predictor_n::<4>(row),
+        3 if row.len().is_multiple_of(3) => return undo_predictor_n::<3>(row),
+        4 if row.len().is_multiple_of(4) => return undo_predictor_n::<4>(row),
         _ => {}
     }
     for sample in 0..spp {
@@ -400,11 +400,62 @@ fn unpremultiply(px: &mut Pixels) {
     }
 }
 
+/// The JPEG stream of a tile: its bytes behind the level's `JPEGTables` (spliced into
+/// `spliced`) when it has any.
+fn jpeg_stream<'a>(
+    level: &Level,
+    bytes: &'a [u8],
+    spliced: &'a mut Vec<u8>,
+) -> Result<&'a [u8], Error> {
+    const SOI: [u8; 2] = [0xFF, 0xD8];
+    const EOI: [u8; 2] = [0xFF, 0xD9];
+    if !bytes.starts_with(&SOI) {
+        return Err(err("a JPEG tile does not start with SOI"));
+    }
+    match level.jpeg_tables.as_deref() {
+        // Tables of SOI + EOI only hold nothing.
+        Some(tables) if tables.len() > 4 => {
+            if !tables.starts_with(&SOI) || !tables.ends_with(&EOI) {
+                return Err(err("JPEGTables is not an SOI ... EOI stream"));
+            }
+            let head = &tables[..tables.len() - 2];
+            let len = head.len() + bytes.len() - 2;
+            spliced.clear();
+            spliced
+                .try_reserve_exact(len)
+                .map_err(|_| err(format!("cannot allocate {len} bytes")))?;
+            spliced.extend_from_slice(head);
+            spliced.extend_from_slice(&bytes[2..]);
+            Ok(spliced.as_slice())
+        }
+        _ => Ok(bytes),
+    }
+}
+
+/// Decode a JPEG tile of `level` with libjpeg-turbo straight into `dst`, the place of the
+/// tile's top-left pixel in a canvas of rows of `pitch` bytes that holds the whole tile: no
+/// tile buffer, no copy. `Ok(false)` when it was not decoded there (not a JPEG level, or a
+/// tile libjpeg-turbo leaves to [`decode_into`]).
+#[cfg(feature = "turbojpeg")]
+pub(super) fn decode_jpeg_in_place(
+    level: &Level,
+    bytes: &[u8],
+    dst: &mut [u8],
+    pitch: usize,
+    scratch: &mut Scratch,
+) -> Result<bool, Error> {
+    if level.compression != Compression::Jpeg || bytes.is_empty() || level.bits_per_sample != 8 {
+        return Ok(false);
+    }
+    let stream = jpeg_stream(level, bytes, &mut scratch.jpeg)?;
+    Ok(turbo(level, stream, dst, pitch, &mut scratch.raw))
+}
+
 /// Decode a whole-frame JPEG tile with libjpeg-turbo (the `turbojpeg` feature); `false` leaves
 /// the tile to zune-jpeg (a frame of another size or layout, or a stream libjpeg-turbo
 /// refuses). RGB stored unconverted gets an Adobe marker saying so, as zune-jpeg is told.
 #[cfg(feature = "turbojpeg")]
-fn turbo(level: &Level, stream: &[u8], out: &mut Pixels, marked: &mut Vec<u8>) -> bool {
+fn turbo(level: &Level, stream: &[u8], dst: &mut [u8], pitch: usize, marked: &mut Vec<u8>) -> bool {
     /// APP14 "Adobe", version 100, flags 0, 0, transform 0: the components are RGB.
     const ADOBE_RGB: [u8; 16] = [
         0xFF, 0xEE, 0x00, 0x0E, b'A', b'd', b'o', b'b', b'e', 0x00, 0x64, 0x00, 0x00, 0x00, 0x00,
@@ -425,17 +476,11 @@ fn turbo(level: &Level, stream: &[u8], out: &mut Pixels, marked: &mut Vec<u8>) -
     } else {
         stream
     };
-    let budget = Budget::new(out.data().len() as u64);
-    match crate::codec::turbo::decode(stream, 0, None, budget) {
-        Ok(px)
-            if (px.width(), px.height(), px.layout())
-                == (out.width(), out.height(), out.layout()) =>
-        {
-            out.data_mut().copy_from_slice(px.data());
-            true
-        }
-        _ => false,
-    }
+    let size = (level.tile_width, level.tile_height);
+    matches!(
+        crate::codec::turbo::decode_to(stream, dst, pitch, size, level.layout()),
+        Ok(true)
+    )
 }
 
 /// Whether the marker segments of a JPEG stream declare YCbCr: a JFIF (APP0) marker or an
@@ -451,33 +496,13 @@ fn declares_ycbcr(jpeg: &[u8]) -> bool {
 
 /// A JPEG tile: splice it behind the tables, decode with zune-jpeg into `out`.
 fn jpeg(level: &Level, bytes: &[u8], out: &mut Pixels, scratch: &mut Scratch) -> Result<(), Error> {
-    const SOI: [u8; 2] = [0xFF, 0xD8];
-    const EOI: [u8; 2] = [0xFF, 0xD9];
-    if !bytes.starts_with(&SOI) {
-        return Err(err("a JPEG tile does not start with SOI"));
-    }
-    let stream: &[u8] = match level.jpeg_tables.as_deref() {
-        // Tables of SOI + EOI only hold nothing.
-        Some(tables) if tables.len() > 4 => {
-            if !tables.starts_with(&SOI) || !tables.ends_with(&EOI) {
-                return Err(err("JPEGTables is not an SOI ... EOI stream"));
-            }
-            let head = &tables[..tables.len() - 2];
-            let len = head.len() + bytes.len() - 2;
-            let spliced = &mut scratch.jpeg;
-            spliced.clear();
-            spliced
-                .try_reserve_exact(len)
-                .map_err(|_| err(format!("cannot allocate {len} bytes")))?;
-            spliced.extend_from_slice(head);
-            spliced.extend_from_slice(&bytes[2..]);
-            spliced.as_slice()
-        }
-        _ => bytes,
-    };
+    let stream = jpeg_stream(level, bytes, &mut scratch.jpeg)?;
     #[cfg(feature = "turbojpeg")]
-    if turbo(level, stream, out, &mut scratch.raw) {
-        return Ok(());
+    {
+        let pitch = out.stride();
+        if turbo(level, stream, out.data_mut(), pitch, &mut scratch.raw) {
+            return Ok(());
+        }
     }
 
     let (tw, th) = (level.tile_width, level.tile_height);
