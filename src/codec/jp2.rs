@@ -987,6 +987,11 @@ impl Depth {
         ((v * 255 + self.max / 2) / self.max).clamp(0, 255) as u8
     }
 
+    /// Unsigned 8-bit samples: mapped by clamping alone.
+    fn is_u8(&self) -> bool {
+        self.offset == 0 && self.max == 255
+    }
+
     #[inline]
     fn map(&self, sample: i32) -> u8 {
         let v = (i64::from(sample) + self.offset).clamp(0, self.max);
@@ -1005,6 +1010,8 @@ struct Plane<'a> {
     /// Offset of the component row for each output row.
     ymap: Vec<usize>,
     depth: Depth,
+    /// `xmap` is consecutive columns.
+    contiguous: bool,
 }
 
 fn reserve<T>(v: &mut Vec<T>, n: usize) -> Result<(), Jp2Error> {
@@ -1126,21 +1133,47 @@ unsafe fn convert(
         for y in &mut ymap {
             *y *= cw;
         }
+        // At full resolution on the grid (no subsampling) the columns are consecutive.
+        let contiguous = c.dx == c0.dx && xmap[width - 1] == xmap[0] + width - 1;
         planes.push(Plane {
             data,
             xmap,
             ymap,
             depth: Depth::new(c.prec, c.sgnd != 0),
+            contiguous,
         });
     }
 
     let mut pixels = Vec::new();
     reserve(&mut pixels, out_len)?;
-    for y in 0..height {
-        for x in 0..width {
-            for p in &planes {
-                let s = p.data.get(p.ymap[y] + p.xmap[x]).copied().unwrap_or(0);
-                pixels.push(p.depth.map(s));
+    if planes.iter().all(|p| p.contiguous) {
+        // Rows of consecutive samples: sliced once per row and plane, no per-sample lookups.
+        pixels.resize(out_len, 0);
+        for (y, row) in pixels.chunks_exact_mut(width * channels).enumerate() {
+            for (k, p) in planes.iter().enumerate() {
+                let start = p.ymap[y] + p.xmap[0];
+                let Some(src) = p.data.get(start..start + width) else {
+                    continue;
+                };
+                let dst = row[k..].iter_mut().step_by(channels);
+                if p.depth.is_u8() {
+                    for (d, &s) in dst.zip(src) {
+                        *d = s.clamp(0, 255) as u8;
+                    }
+                } else {
+                    for (d, &s) in dst.zip(src) {
+                        *d = p.depth.map(s);
+                    }
+                }
+            }
+        }
+    } else {
+        for y in 0..height {
+            for x in 0..width {
+                for p in &planes {
+                    let s = p.data.get(p.ymap[y] + p.xmap[x]).copied().unwrap_or(0);
+                    pixels.push(p.depth.map(s));
+                }
             }
         }
     }
