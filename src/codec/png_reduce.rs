@@ -17,7 +17,7 @@ use std::io::{BufRead, Seek};
 
 use super::png::{decoder, output_layout, source_error};
 use crate::Error;
-use crate::pixels::{Budget, Layout, Pixels};
+use crate::pixels::{Budget, Layout, Pixels, Rect};
 
 /// The largest reduction [`decode_reduced`] makes: 2^8. Its `u32` sums hold a 256 x 256 block
 /// of alpha-weighted samples (255 x 255 x 65,536 < 2^32); larger reductions are made from this
@@ -95,6 +95,69 @@ pub(crate) fn decode_reduced<R: BufRead + Seek>(
         return Err(Error::source(
             "cannot decode PNG: more rows than its height",
         ));
+    }
+    Ok(Some(out))
+}
+
+/// Decode `rect` of the PNG file read from `input` at full size, in the layout a whole decode
+/// gives, reading its rows only down to the region's last one: a zoomed-in tile of a PNG too
+/// large for its reduced pyramid to serve, without the file or its full-size pixels in memory.
+/// `Ok(None)` when the file must be decoded whole instead (interlaced, or an animated PNG whose
+/// default image is smaller than the canvas).
+///
+/// # Errors
+///
+/// [`ErrorKind::Source`](crate::ErrorKind::Source) for a broken, truncated or unsupported file,
+/// a region outside the image, and buffers over `budget`.
+pub(crate) fn decode_region<R: BufRead + Seek>(
+    input: R,
+    rect: Rect,
+    budget: Budget,
+) -> Result<Option<Pixels>, Error> {
+    let mut decoder = decoder(input, budget);
+    decoder.set_ignore_text_chunk(true);
+    let (width, height, interlaced) = {
+        let info = decoder.read_header_info().map_err(source_error)?;
+        (info.width, info.height, info.interlaced)
+    };
+    if interlaced {
+        return Ok(None);
+    }
+    if rect.w == 0 || rect.h == 0 || rect.right() > width || rect.bottom() > height {
+        return Err(Error::source(format!(
+            "cannot decode PNG: region {},{},{},{} outside {width}x{height}",
+            rect.x, rect.y, rect.w, rect.h
+        )));
+    }
+    budget.check(rect.w, rect.h, Layout::Gray)?;
+    let mut reader = decoder.read_info().map_err(source_error)?;
+    if let Some(frame) = &reader.info().frame_control
+        && (frame.width, frame.height) != (width, height)
+    {
+        return Ok(None);
+    }
+    let layout = output_layout(&reader)?;
+    let row_len = budget.check(width, 1, layout)?;
+    if reader.output_line_size(width) != Some(row_len) {
+        return Err(Error::source("cannot decode PNG: unexpected row size"));
+    }
+    let mut out = Pixels::try_new(rect.w, rect.h, layout, budget)?;
+    let mut row = zeroed(row_len)?;
+    let c = layout.channels();
+    let (x0, x1) = (rect.x as usize * c, rect.right() as usize * c);
+    let stride = out.stride();
+    let mut out_rows = out.data_mut().chunks_exact_mut(stride);
+    for y in 0..rect.bottom() {
+        if reader.read_row(&mut row).map_err(source_error)?.is_none() {
+            return Err(Error::source(format!(
+                "cannot decode PNG: the image data ends at row {y} of {height}"
+            )));
+        }
+        if y >= rect.y
+            && let Some(o) = out_rows.next()
+        {
+            o.copy_from_slice(&row[x0..x1]);
+        }
     }
     Ok(Some(out))
 }
@@ -476,6 +539,71 @@ pub(crate) mod tests {
                 assert!(diff < 1.5, "{kind:?} at 1/{d}: mean difference {diff}");
             }
         }
+    }
+
+    #[test]
+    fn regions_read_row_by_row_are_the_crops_of_the_whole_decode() {
+        let size = (301, 157);
+        for (kind, layout) in KINDS {
+            let file = png_file(kind, size);
+            let full = super::super::decode(&file, Budget::default()).unwrap();
+            for rect in [
+                Rect::new(0, 0, 301, 157),
+                Rect::new(0, 0, 1, 1),
+                Rect::new(100, 40, 64, 32),
+                Rect::new(300, 156, 1, 1),
+                Rect::new(7, 150, 294, 7),
+            ] {
+                let got = decode_region(Cursor::new(&file), rect, Budget::default())
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (got.width(), got.height(), got.layout()),
+                    (rect.w, rect.h, layout),
+                    "{kind:?} {rect:?}"
+                );
+                let want = crate::ops::crop_resize(&full, rect, rect.w, rect.h, Budget::default())
+                    .unwrap();
+                assert!(got == want, "{kind:?} {rect:?}: not the crop");
+            }
+        }
+        let file = png_file(KINDS[0].0, size);
+        for outside in [
+            Rect::new(0, 0, 302, 1),
+            Rect::new(0, 157, 1, 1),
+            Rect::new(5, 5, 0, 3),
+        ] {
+            let err = decode_region(Cursor::new(&file), outside, Budget::default()).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Source, "{outside:?}");
+        }
+        // Only the rows down to the region are needed: a file cut after them still serves it.
+        let cut = &file[..file.len() / 2];
+        let top = decode_region(
+            Cursor::new(cut),
+            Rect::new(0, 0, 301, 10),
+            Budget::default(),
+        );
+        assert!(top.unwrap().is_some());
+        assert!(
+            decode_region(
+                Cursor::new(cut),
+                Rect::new(0, 150, 301, 7),
+                Budget::default()
+            )
+            .is_err()
+        );
+        // Interlaced: left to the whole decode.
+        let file = interlaced_rgb(101, 53);
+        let got = decode_region(Cursor::new(&file), Rect::new(0, 0, 5, 5), Budget::default());
+        assert!(got.unwrap().is_none());
+        // The region's buffer is checked against the budget.
+        let file = png_file(KINDS[0].0, size);
+        let err = decode_region(
+            Cursor::new(&file),
+            Rect::new(0, 0, 301, 157),
+            Budget::new(1000),
+        );
+        assert_eq!(err.unwrap_err().kind(), crate::ErrorKind::Source);
     }
 
     #[test]

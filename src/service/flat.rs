@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::{InfoKey, RenderInput, Shared, reserve_render_slot};
 use crate::Error;
+use crate::codec::jp2::ReadAt;
 use crate::codec::{self, Header, SourceFormat};
 use crate::pixels::{Budget, Layout, Pixels};
 use crate::plan::Plan;
@@ -111,7 +112,81 @@ pub(super) async fn input<O: SourceObject>(
             });
         }
     }
+    // A PNG has no random access, but its rows can be read down to the region's last one.
+    if header.format == SourceFormat::Png && header.orientation == codec::Orientation::NORMAL {
+        return Ok(RenderInput::PngRegion {
+            rect: plan.region,
+            max_source_bytes,
+        });
+    }
     Ok(region_input(header, plan, scale, max_source_bytes).unwrap_or(whole))
+}
+
+/// Render `plan` from `rect` of a PNG read through `reader` on the blocking pool, its rows
+/// decoded only down to the region's last one and only the region's columns kept (see
+/// [`codec::png_reduce::decode_region`]); an interlaced PNG is read and decoded whole, within
+/// `max_source_bytes`.
+pub(super) fn render_png_region<R: ReadAt>(
+    reader: &R,
+    rect: crate::pixels::Rect,
+    max_source_bytes: u64,
+    plan: &Plan,
+    budget: Budget,
+    encode: &codec::EncodeOptions,
+) -> Result<Vec<u8>, Error> {
+    let stream = std::io::BufReader::with_capacity(CHUNK as usize, ReadAtStream { reader, pos: 0 });
+    let decoded = tracing::debug_span!("decode", rows = rect.bottom())
+        .in_scope(|| codec::png_reduce::decode_region(stream, rect, budget))?;
+    if let Some(px) = decoded {
+        let whole = crate::pixels::Rect::new(0, 0, px.width(), px.height());
+        return super::render::finish(px, whole, plan, budget, encode);
+    }
+    let len = reader.len();
+    if len > max_source_bytes {
+        return Err(Error::source(format!(
+            "the interlaced PNG file ({len} bytes) is larger than this server reads whole"
+        )));
+    }
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(len as usize)
+        .map_err(|_| Error::source(format!("cannot allocate {len} bytes for the file")))?;
+    let mut stream = ReadAtStream { reader, pos: 0 };
+    std::io::Read::read_to_end(&mut stream, &mut bytes)
+        .map_err(|e| Error::source(format!("cannot read the source: {e}")))?;
+    if (bytes.len() as u64) < len {
+        return Err(Error::source(format!(
+            "the source ended at byte {} of {len}",
+            bytes.len()
+        )));
+    }
+    super::render::render(&bytes, plan, budget, encode)
+}
+
+/// A [`ReadAt`] read from its start as a `Read + Seek` stream, on a blocking thread.
+struct ReadAtStream<'a, R> {
+    reader: &'a R,
+    pos: u64,
+}
+
+impl<R: ReadAt> std::io::Read for ReadAtStream<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read_at(self.pos, buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: ReadAt> std::io::Seek for ReadAtStream<'_, R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            std::io::SeekFrom::End(d) => self.reader.len().checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| std::io::Error::other("seek before the start"))?;
+        Ok(self.pos)
+    }
 }
 
 /// With libjpeg-turbo: a JPEG region decoded at the DCT scale that still covers the output.

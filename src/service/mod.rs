@@ -945,6 +945,8 @@ enum RenderInput {
         level: usize,
         rect: Rect,
     },
+    /// `rect` of a PNG (stored upright), its rows decoded down to the region's last one.
+    PngRegion { rect: Rect, max_source_bytes: u64 },
     /// `rect` of a JPEG decoded at 1/2^`shift` (libjpeg-turbo), from the whole file.
     #[cfg(feature = "turbojpeg")]
     JpegRegion {
@@ -1011,7 +1013,9 @@ async fn render_job<O: SourceObject>(
         Nothing,
     }
     let fetched = match &input {
-        RenderInput::Reduced { .. } | RenderInput::Jp2 { .. } => Fetched::Nothing,
+        RenderInput::Reduced { .. } | RenderInput::Jp2 { .. } | RenderInput::PngRegion { .. } => {
+            Fetched::Nothing
+        }
         #[cfg(feature = "turbojpeg")]
         RenderInput::JpegRegion {
             max_source_bytes, ..
@@ -1097,6 +1101,19 @@ async fn render_job<O: SourceObject>(
                     .level(level)
                     .ok_or_else(|| Error::internal("reduced level vanished"))?;
                 render::finish_ref(px, rect, &plan, budget, &encode)
+            }
+            (
+                Fetched::Nothing,
+                RenderInput::PngRegion {
+                    rect,
+                    max_source_bytes,
+                },
+            ) => {
+                let reader = jp2::SourceReader {
+                    object: &object,
+                    handle,
+                };
+                flat::render_png_region(&reader, rect, max_source_bytes, &plan, budget, &encode)
             }
             #[cfg(feature = "turbojpeg")]
             (Fetched::Whole(bytes), RenderInput::JpegRegion { shift, rect, .. }) => {

@@ -1499,3 +1499,61 @@ async fn large_flat_pngs_are_streamed_into_their_reduced_pyramid() {
     let res = small.oneshot(Request::get(path).body(()).unwrap()).await;
     assert_eq!(res.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+#[tokio::test]
+async fn zoomed_in_png_tiles_decode_only_the_rows_down_to_their_region() {
+    use crate::codec::png_reduce::tests::{Kind, interlaced_rgb, png_file};
+    use ::png::{BitDepth, ColorType};
+    // 1001x517 RGBA: 2 MB decoded whole. Pyramids from 100 kpx (their largest level a quarter,
+    // 600 KB reckoned as RGBA), 400 KB a buffer, 1000 bytes read whole: full-size tiles are
+    // beyond the pyramid and a whole read or decode is refused, so they must be streamed.
+    let size = (1001, 517);
+    let file = png_file(Kind::new(ColorType::Rgba, BitDepth::Eight, false), size);
+    let (svc, read) = counting_service("big", file.clone());
+    let svc = svc
+        .reduced_pyramids(600_000, 100_000)
+        .memory_budget(400_000)
+        .max_source_bytes(1000);
+    let (plain, _) = counting_service("big", file.clone());
+    let plain = plain.reduced_pyramids(0, 0);
+    for path in [
+        "/big/512,0,256,64/max/0/default.png",
+        "/big/0,200,256,256/max/0/default.png",
+        "/big/768,256,233,261/max/0/default.png",
+        "/big/900,500,101,17/^202,/0/default.png",
+    ] {
+        read.store(0, Ordering::Relaxed);
+        let px = fetch_png(&svc, path).await;
+        assert!(read.load(Ordering::Relaxed) > 0, "{path}");
+        assert!(
+            px == fetch_png(&plain, path).await,
+            "{path}: not the whole decode's pixels"
+        );
+    }
+    // A file cut short below a region still serves it; one whose rows end inside does not.
+    let (cut, _) = counting_service("cut", file[..file.len() * 3 / 4].to_vec());
+    let cut = cut.reduced_pyramids(600_000, 100_000);
+    let top = fetch_png(&cut, "/cut/0,0,256,32/max/0/default.png").await;
+    assert_eq!((top.width(), top.height()), (256, 32));
+    let res = cut
+        .oneshot(
+            Request::get("/cut/0,480,256,32/max/0/default.png")
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(res.status().is_server_error() || res.status().is_client_error());
+
+    // Interlaced: decoded whole, within the whole-file bounds only.
+    let file = interlaced_rgb(1001, 517);
+    let service = || counting_service("il", file.clone()).0;
+    let path = "/il/512,0,256,64/max/0/default.png";
+    let px = fetch_png(&service().reduced_pyramids(600_000, 100_000), path).await;
+    assert!(px == fetch_png(&service().reduced_pyramids(0, 0), path).await);
+    let small = service()
+        .reduced_pyramids(600_000, 100_000)
+        .max_source_bytes(1000);
+    let res = small.oneshot(Request::get(path).body(()).unwrap()).await;
+    assert_eq!(res.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
