@@ -280,6 +280,26 @@ fn header(
 pub(crate) mod testutil {
     use crate::pixels::{Budget, Layout, Pixels};
 
+    /// The mean absolute difference of two sample buffers of one length.
+    pub(crate) fn mean_abs_diff_bytes(a: &[u8], b: &[u8]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let sum: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
+        sum as f64 / a.len() as f64
+    }
+
+    /// The mean absolute difference of two images of one size and layout.
+    pub(crate) fn mean_abs_diff(a: &Pixels, b: &Pixels) -> f64 {
+        assert_eq!(
+            (a.width(), a.height(), a.layout()),
+            (b.width(), b.height(), b.layout())
+        );
+        mean_abs_diff_bytes(a.data(), b.data())
+    }
+
     /// The full-size `tile` x `tile` tiles of `px`, row by row, as a tiled TIFF stores them.
     /// Padding outside the image is `pad` when given, else a copy of the nearest edge pixel (so
     /// JPEG tiles do not bleed into the image).

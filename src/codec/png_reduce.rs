@@ -267,6 +267,7 @@ pub(crate) mod tests {
     use ::png::{BitDepth, ColorType, Encoder};
 
     use super::*;
+    use crate::codec::testutil::mean_abs_diff;
     use crate::reduced::ReducedPyramid;
 
     /// One kind of generated PNG: colour type, bit depth, palette and `tRNS`.
@@ -495,21 +496,6 @@ pub(crate) mod tests {
             }
         }
         Pixels::from_vec(ow, oh, layout, data).unwrap()
-    }
-
-    /// The mean absolute difference of two images of one size and layout.
-    fn mean_abs_diff(a: &Pixels, b: &Pixels) -> f64 {
-        assert_eq!(
-            (a.width(), a.height(), a.layout()),
-            (b.width(), b.height(), b.layout())
-        );
-        let sum: u64 = a
-            .data()
-            .iter()
-            .zip(b.data())
-            .map(|(x, y)| u64::from(x.abs_diff(*y)))
-            .sum();
-        sum as f64 / a.data().len() as f64
     }
 
     #[test]

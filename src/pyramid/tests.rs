@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::Error;
-use crate::codec::testutil::split_tiles;
+use crate::codec::testutil::{mean_abs_diff_bytes as mean_abs_diff, split_tiles};
 use crate::pixels::{Budget, Layout, Pixels, Rect};
 use crate::source::{SourceMetadata, SourceObject};
 
@@ -545,16 +545,6 @@ fn crop(px: &Pixels, r: Rect) -> Vec<u8> {
         }
     }
     out
-}
-
-fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let sum: u64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / a.len() as f64
 }
 
 /// Rectangles of every kind, in the pixels of a level of `w` x `h`.

@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use super::*;
+use crate::codec::testutil::mean_abs_diff;
 use crate::samples::{VALIDATOR_ID, square_color};
 use crate::source::{FsSource, Source, SourceObject};
 use std::sync::Arc;
@@ -1266,20 +1267,6 @@ async fn fetch_png<S: Source>(svc: &IiifService<S>, path: &str) -> crate::pixels
     assert_eq!(res.status(), StatusCode::OK, "{path}");
     let body = res.into_body().collect().await.unwrap().to_bytes();
     decode(&body, "image/png")
-}
-
-fn mean_abs_diff(a: &crate::pixels::Pixels, b: &crate::pixels::Pixels) -> f64 {
-    assert_eq!(
-        (a.width(), a.height(), a.layout()),
-        (b.width(), b.height(), b.layout())
-    );
-    let sum: u64 = a
-        .data()
-        .iter()
-        .zip(b.data())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / a.data().len() as f64
 }
 
 #[tokio::test]
