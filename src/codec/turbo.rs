@@ -59,6 +59,56 @@ impl Drop for Handle {
     }
 }
 
+/// A JPEG whose header a decompressor has read: its frame size and what it decodes to.
+struct Frame {
+    h: Handle,
+    width: u32,
+    height: u32,
+    layout: Layout,
+    pixel_format: tj::TJPF,
+}
+
+/// Read the header of the JPEG `bytes` into a new decompressor, with libjpeg's own memory
+/// capped at `max_bytes` (a progressive or multi-scan JPEG keeps every coefficient of the
+/// frame) and hostile files with thousands of scans refused.
+///
+/// # Errors
+///
+/// [`ErrorKind::Source`](crate::ErrorKind::Source) for a broken header, a lossless or a
+/// CMYK/YCCK JPEG (the caller's other decoder reads those).
+fn open(bytes: &[u8], max_bytes: u64) -> Result<Frame, Error> {
+    let h = Handle::decompressor()?;
+    // SAFETY: a live handle and a readable slice of the given length.
+    h.check(unsafe { tj::tj3DecompressHeader(h.0, bytes.as_ptr(), bytes.len() as tj::size_t) })?;
+    let (w, ht) = (
+        h.get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
+        h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
+    );
+    let (Ok(width), Ok(height)) = (u32::try_from(w), u32::try_from(ht)) else {
+        return Err(Error::source("cannot decode JPEG: no frame size"));
+    };
+    if h.get(tj::TJPARAM_TJPARAM_LOSSLESS) != 0 {
+        return Err(Error::source("lossless JPEG cannot be decoded scaled"));
+    }
+    let (layout, pixel_format) = match h.get(tj::TJPARAM_TJPARAM_COLORSPACE) as tj::TJCS {
+        tj::TJCS_TJCS_GRAY => (Layout::Gray, tj::TJPF_TJPF_GRAY),
+        tj::TJCS_TJCS_RGB | tj::TJCS_TJCS_YCbCr => (Layout::Rgb, tj::TJPF_TJPF_RGB),
+        _ => return Err(Error::source("CMYK and YCCK JPEGs are not decoded scaled")),
+    };
+    let mib = c_int::try_from(max_bytes >> 20)
+        .unwrap_or(c_int::MAX)
+        .max(1);
+    h.set(tj::TJPARAM_TJPARAM_MAXMEMORY, mib)?;
+    h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, 500)?;
+    Ok(Frame {
+        h,
+        width,
+        height,
+        layout,
+        pixel_format,
+    })
+}
+
 /// The size of an image of `full` pixels decoded at 1/2^`shift` (libjpeg rounds up).
 ///
 /// ```ignore
@@ -84,31 +134,13 @@ pub(crate) fn decode(
     crop: Option<Rect>,
     budget: Budget,
 ) -> Result<Pixels, Error> {
-    let h = Handle::decompressor()?;
-    // SAFETY: a live handle and a readable slice of the given length.
-    h.check(unsafe { tj::tj3DecompressHeader(h.0, bytes.as_ptr(), bytes.len() as tj::size_t) })?;
-    let (w, ht) = (
-        h.get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
-        h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
-    );
-    let (Ok(w), Ok(ht)) = (u32::try_from(w), u32::try_from(ht)) else {
-        return Err(Error::source("cannot decode JPEG: no frame size"));
-    };
-    if h.get(tj::TJPARAM_TJPARAM_LOSSLESS) != 0 {
-        return Err(Error::source("lossless JPEG cannot be decoded scaled"));
-    }
-    let (layout, pixel_format) = match h.get(tj::TJPARAM_TJPARAM_COLORSPACE) as tj::TJCS {
-        tj::TJCS_TJCS_GRAY => (Layout::Gray, tj::TJPF_TJPF_GRAY),
-        tj::TJCS_TJCS_RGB | tj::TJCS_TJCS_YCbCr => (Layout::Rgb, tj::TJPF_TJPF_RGB),
-        _ => return Err(Error::source("CMYK and YCCK JPEGs are not decoded scaled")),
-    };
-    // A progressive (or multi-scan) JPEG keeps every coefficient of the frame: libjpeg's own
-    // memory is capped at the budget, and hostile files with thousands of scans are refused.
-    let mib = c_int::try_from(budget.max_bytes() >> 20)
-        .unwrap_or(c_int::MAX)
-        .max(1);
-    h.set(tj::TJPARAM_TJPARAM_MAXMEMORY, mib)?;
-    h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, 500)?;
+    let Frame {
+        h,
+        width: w,
+        height: ht,
+        layout,
+        pixel_format,
+    } = open(bytes, budget.max_bytes())?;
     let shift = shift.min(3);
     let factor = tj::tjscalingfactor {
         num: 1,
@@ -177,13 +209,13 @@ pub(crate) fn decode(
 /// Decode the whole JPEG `bytes` at full size straight into `dst`, `height` rows of `pitch`
 /// bytes (the last row may be just `width` pixels long), when the frame is exactly `width` x
 /// `height` and decodes to `layout` (RGB or gray): a tile written in place into a larger
-/// canvas. `Ok(false)`, with `dst` untouched, when the frame is another size or layout, or a
-/// CMYK/YCCK or lossless JPEG.
+/// canvas. `Ok(false)`, with `dst` untouched, when the frame is another size or layout.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::Source`](crate::ErrorKind::Source) for a broken file (`dst` may then be partly
-/// written); [`ErrorKind::Internal`](crate::ErrorKind::Internal) when `dst` is too short.
+/// written) and, as [`decode`], a CMYK/YCCK or lossless JPEG;
+/// [`ErrorKind::Internal`](crate::ErrorKind::Internal) when `dst` is too short.
 pub(crate) fn decode_to(
     bytes: &[u8],
     dst: &mut [u8],
@@ -191,11 +223,9 @@ pub(crate) fn decode_to(
     (width, height): (u32, u32),
     layout: Layout,
 ) -> Result<bool, Error> {
-    let pixel_format = match layout {
-        Layout::Rgb => tj::TJPF_TJPF_RGB,
-        Layout::Gray => tj::TJPF_TJPF_GRAY,
-        _ => return Ok(false),
-    };
+    if !matches!(layout, Layout::Rgb | Layout::Gray) {
+        return Ok(false);
+    }
     let row = width as usize * layout.channels();
     let need = (height as usize).saturating_sub(1) * pitch + row;
     let Ok(c_pitch) = c_int::try_from(pitch) else {
@@ -204,31 +234,12 @@ pub(crate) fn decode_to(
     if width == 0 || height == 0 || pitch < row || dst.len() < need {
         return Err(Error::internal("JPEG decode: the destination does not fit"));
     }
-    let h = Handle::decompressor()?;
-    // SAFETY: a live handle and a readable slice of the given length.
-    h.check(unsafe { tj::tj3DecompressHeader(h.0, bytes.as_ptr(), bytes.len() as tj::size_t) })?;
-    let size = (
-        h.get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
-        h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
-    );
-    if size != (width as c_int, height as c_int) || h.get(tj::TJPARAM_TJPARAM_LOSSLESS) != 0 {
+    // A tile's frame needs at most a few times its pixels.
+    let frame = open(bytes, need as u64 * 4)?;
+    if (frame.width, frame.height, frame.layout) != (width, height, layout) {
         return Ok(false);
     }
-    let decodes_to = match h.get(tj::TJPARAM_TJPARAM_COLORSPACE) as tj::TJCS {
-        tj::TJCS_TJCS_GRAY => Layout::Gray,
-        tj::TJCS_TJCS_RGB | tj::TJCS_TJCS_YCbCr => Layout::Rgb,
-        _ => return Ok(false),
-    };
-    if decodes_to != layout {
-        return Ok(false);
-    }
-    // As in `decode`: libjpeg's own memory capped (a tile's frame at most a few times its
-    // pixels), hostile scan counts refused.
-    let mib = c_int::try_from((need as u64 * 4) >> 20)
-        .unwrap_or(c_int::MAX)
-        .max(1);
-    h.set(tj::TJPARAM_TJPARAM_MAXMEMORY, mib)?;
-    h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, 500)?;
+    let h = frame.h;
     // SAFETY: `dst` holds `height` rows of `pitch` bytes (the last at least `row`), exactly
     // what a `width` x `height` frame decodes to in this pixel format at this pitch.
     h.check(unsafe {
@@ -238,7 +249,7 @@ pub(crate) fn decode_to(
             bytes.len() as tj::size_t,
             dst.as_mut_ptr(),
             c_pitch,
-            pixel_format,
+            frame.pixel_format,
         )
     })?;
     Ok(true)
