@@ -40,6 +40,7 @@ pub mod base_uri;
 pub mod cache;
 pub mod cache_control;
 pub mod codec;
+pub mod codestream;
 pub mod error;
 pub mod info;
 pub mod limit;

@@ -1222,23 +1222,25 @@ pub(crate) mod tests {
 
     /// Encoder options for [`encode_fixture`].
     #[derive(Clone)]
-    struct Opts {
-        tiled: Option<(u32, u32)>,
-        resolutions: u32,
-        lossless: bool,
-        precincts: Option<(u32, u32)>,
-        jp2_container: bool,
-        irreversible: bool,
+    pub(crate) struct Opts {
+        pub(crate) tiled: Option<(u32, u32)>,
+        pub(crate) resolutions: u32,
+        pub(crate) lossless: bool,
+        pub(crate) precincts: Option<(u32, u32)>,
+        pub(crate) jp2_container: bool,
+        pub(crate) irreversible: bool,
         /// Compression ratio when lossy.
-        rate: f32,
-        prec: u32,
-        signed: bool,
+        pub(crate) rate: f32,
+        pub(crate) prec: u32,
+        pub(crate) signed: bool,
         /// Image origin on the reference grid.
-        origin: (u32, u32),
-        tlm: bool,
+        pub(crate) origin: (u32, u32),
+        pub(crate) tlm: bool,
         /// Mark the last component as alpha (2 or 4 channels).
-        alpha: bool,
-        color_space: Option<opj::COLOR_SPACE>,
+        pub(crate) alpha: bool,
+        pub(crate) color_space: Option<opj::COLOR_SPACE>,
+        /// Split each tile into tile-parts by resolution (OpenJPEG's `-TP R`).
+        pub(crate) tile_parts_by_resolution: bool,
     }
 
     impl Default for Opts {
@@ -1257,6 +1259,7 @@ pub(crate) mod tests {
                 tlm: false,
                 alpha: false,
                 color_space: None,
+                tile_parts_by_resolution: false,
             }
         }
     }
@@ -1297,7 +1300,7 @@ pub(crate) mod tests {
     }
 
     /// Encode interleaved samples (`channels` per pixel, values in the `opts.prec` range).
-    fn encode_fixture(
+    pub(crate) fn encode_fixture(
         width: u32,
         height: u32,
         channels: u32,
@@ -1374,6 +1377,10 @@ pub(crate) mod tests {
                 params.prcw_init[0] = pw as c_int;
                 params.prch_init[0] = ph as c_int;
             }
+            if opts.tile_parts_by_resolution {
+                params.tp_on = 1;
+                params.tp_flag = b'R' as c_char;
+            }
             let same = planes.iter().all(|p| p.dx == 1 && p.dy == 1);
             params.tcp_mct = (n >= 3 && same) as c_char;
 
@@ -1420,7 +1427,7 @@ pub(crate) mod tests {
     // -----------------------------------------------------------------------------------------
 
     /// A gradient with coloured squares and a 16-pixel checker, 8-bit, `channels` interleaved.
-    fn pattern(w: u32, h: u32, channels: u32) -> Vec<i32> {
+    pub(crate) fn pattern(w: u32, h: u32, channels: u32) -> Vec<i32> {
         let mut v = Vec::with_capacity((w * h * channels) as usize);
         for y in 0..h {
             for x in 0..w {

@@ -2,12 +2,16 @@
 //! bridge that lets OpenJPEG, which reads synchronously, read the source by byte range.
 
 use std::io;
+use std::sync::Arc;
 
+use super::InfoKey;
 use super::RenderInput;
 use crate::Error;
 use crate::codec::jp2::{Jp2Info, ReadAt};
+use crate::codestream::{CodestreamIndex, read_index};
 use crate::pixels::{Budget, Rect};
 use crate::plan::Plan;
+use crate::request::Identifier;
 use crate::source::SourceObject;
 
 /// A [`SourceObject`] read synchronously, for OpenJPEG's stream callbacks: with the object's
@@ -59,6 +63,7 @@ pub(super) fn levels(info: &Jp2Info) -> Vec<(u32, u32)> {
 /// request is refused rather than read into memory.
 pub(super) fn input(
     info: &Jp2Info,
+    index: Option<Arc<CodestreamIndex>>,
     plan: &Plan,
     file_len: u64,
     budget: Budget,
@@ -69,12 +74,17 @@ pub(super) fn input(
         .find(|&r| (1.0 / f64::from(1u32 << r)) * (1.0 + 1e-9) >= scale)
         .unwrap_or(0);
     let r = plan.region;
-    let (tw, th) = (info.tile_width.max(1), info.tile_height.max(1));
-    let across = (r.right().div_ceil(tw) - r.x / tw).max(1);
-    let down = (r.bottom().div_ceil(th) - r.y / th).max(1);
-    let tiles = u64::from(info.tiles_x.max(1)) * u64::from(info.tiles_y.max(1));
-    let touched = (u64::from(across) * u64::from(down)).min(tiles);
-    let compressed = file_len / tiles * touched;
+    let compressed = match &index {
+        Some(index) => index.region_bytes(r.x, r.y, r.w, r.h),
+        None => {
+            let (tw, th) = (info.tile_width.max(1), info.tile_height.max(1));
+            let across = (r.right().div_ceil(tw) - r.x / tw).max(1);
+            let down = (r.bottom().div_ceil(th) - r.y / th).max(1);
+            let tiles = u64::from(info.tiles_x.max(1)) * u64::from(info.tiles_y.max(1));
+            let touched = (u64::from(across) * u64::from(down)).min(tiles);
+            file_len / tiles * touched
+        }
+    };
     if compressed > budget.max_bytes() / 2 {
         return Err(Error::source(format!(
             "this region of the JPEG 2000 file needs {compressed} bytes of codestream, more than the memory budget allows"
@@ -82,9 +92,15 @@ pub(super) fn input(
     }
     Ok(RenderInput::Jp2 {
         info: *info,
+        index,
         reduce,
         area: plan.region,
     })
+}
+
+/// Whether `area` is the whole image (decoded whole, from the whole file).
+pub(super) fn is_whole(info: &Jp2Info, area: Rect) -> bool {
+    area == Rect::new(0, 0, info.width, info.height)
 }
 
 /// `area` decoded at `reduce` (the whole decode of `area` when it is the image).
@@ -94,11 +110,46 @@ pub(super) fn request(
     area: Rect,
     max_bytes: u64,
 ) -> crate::codec::jp2::DecodeRequest {
-    let whole = area == Rect::new(0, 0, info.width, info.height);
     crate::codec::jp2::DecodeRequest {
         reduce,
-        area: (!whole).then_some((area.x, area.y, area.w, area.h)),
+        area: (!is_whole(info, area)).then_some((area.x, area.y, area.w, area.h)),
         threads: 1,
         max_bytes,
     }
+}
+
+/// Weighs a cached tile-part index by the bytes it keeps.
+#[derive(Debug, Clone)]
+pub(super) struct IndexBytes;
+
+impl quick_cache::Weighter<InfoKey, Option<Arc<CodestreamIndex>>> for IndexBytes {
+    fn weight(&self, _key: &InfoKey, index: &Option<Arc<CodestreamIndex>>) -> u64 {
+        index.as_ref().map_or(1, |i| i.heap_bytes().max(1))
+    }
+}
+
+/// The tile-part indexes of JPEG 2000 sources, by source version.
+pub(super) type IndexCache =
+    quick_cache::sync::Cache<InfoKey, Option<Arc<CodestreamIndex>>, IndexBytes>;
+
+/// An index cache of 64 MiB (an index takes ~16 bytes per tile-part: a 25,000-pixel image in
+/// 1024-pixel tiles and 7 tile-parts per tile, ~40 KB).
+pub(super) fn index_cache() -> IndexCache {
+    quick_cache::sync::Cache::with_weighter(1024, 64 << 20, IndexBytes)
+}
+
+/// The tile-part index of a JPEG 2000 source, read once per source version (concurrent first
+/// requests share the read); `None` when it has none (see [`read_index`]).
+///
+/// # Errors
+///
+/// The source's read errors (not cached).
+pub(super) async fn index<O: SourceObject>(
+    cache: &IndexCache,
+    id: &Identifier,
+    object: &O,
+) -> Result<Option<Arc<CodestreamIndex>>, Error> {
+    let key = InfoKey::new(id, object.metadata());
+    let read = async { Ok(read_index(object).await?.map(Arc::new)) };
+    cache.get_or_insert_async(&key, read).await
 }

@@ -101,6 +101,9 @@ struct Shared {
     pyramids: quick_cache::sync::Cache<InfoKey, Option<Arc<TiffPyramid>>>,
     /// JPEG 2000 main headers by source version.
     jp2_info: quick_cache::sync::Cache<InfoKey, crate::codec::jp2::Jp2Info>,
+    /// JPEG 2000 tile-part indexes by source version, weighed by bytes; `None` remembers "no
+    /// usable index".
+    codestreams: jp2::IndexCache,
     renders: Arc<Semaphore>,
     /// The configured number of render permits (the semaphore only knows the free ones).
     render_permits: AtomicUsize,
@@ -187,6 +190,7 @@ impl<S: Source> IiifService<S> {
                 info_cache: quick_cache::sync::Cache::new(10_000),
                 pyramids: quick_cache::sync::Cache::new(256),
                 jp2_info: quick_cache::sync::Cache::new(10_000),
+                codestreams: jp2::index_cache(),
                 renders: Arc::new(Semaphore::new(cores)),
                 render_permits: AtomicUsize::new(cores),
                 in_flight: AtomicUsize::new(0),
@@ -363,6 +367,9 @@ impl<S: Source> IiifService<S> {
         self.shared
             .jp2_info
             .retain(|k, _| k.id.as_str() != identifier);
+        self.shared
+            .codestreams
+            .retain(|k, _| k.id.as_str() != identifier);
         if let Some(r) = &self.config.reduced {
             r.cache.retain(|k, _| k.id.as_str() != identifier);
         }
@@ -529,11 +536,12 @@ impl<S: Source> IiifService<S> {
             _ => None,
         };
         let jp2 = match header.format {
-            SourceFormat::Jp2 => Some(
+            SourceFormat::Jp2 => Some((
                 self.jp2_info(&req.identifier, &object)
                     .await
                     .ok_or_else(|| Error::internal("the JPEG 2000 header could not be kept"))?,
-            ),
+                jp2::index(&self.shared.codestreams, &req.identifier, &object).await?,
+            )),
             _ => None,
         };
         if let Some(jpeg) = match &pyramid {
@@ -553,7 +561,9 @@ impl<S: Source> IiifService<S> {
             move || async move {
                 let input = match (pyramid, jp2) {
                     (Some(p), _) => RenderInput::pyramid(p, &plan),
-                    (None, Some(info)) => jp2::input(&info, &plan, object.metadata().len, budget)?,
+                    (None, Some((info, index))) => {
+                        jp2::input(&info, index, &plan, object.metadata().len, budget)?
+                    }
                     (None, None) => {
                         flat::input(
                             reduced.as_ref(),
@@ -932,10 +942,12 @@ enum RenderInput {
         level: usize,
         rect: Rect,
     },
-    /// The plan's region of a JPEG 2000 source decoded at resolution reduction `reduce`,
-    /// reading only what OpenJPEG asks for.
+    /// The plan's region of a JPEG 2000 source decoded at resolution reduction `reduce`: with
+    /// a tile-part index, from a codestream of the region's tiles only (fetched first); else
+    /// reading what OpenJPEG asks for.
     Jp2 {
         info: crate::codec::jp2::Jp2Info,
+        index: Option<Arc<crate::codestream::CodestreamIndex>>,
         reduce: u32,
         area: Rect,
     },
@@ -1009,10 +1021,29 @@ async fn render_job<O: SourceObject>(
     };
     enum Fetched {
         Whole(Bytes),
+        Codestream(Vec<u8>),
         Tiles(Vec<(crate::pyramid::TileRef, Bytes)>),
         Nothing,
     }
     let fetched = match &input {
+        RenderInput::Jp2 {
+            info,
+            index: Some(index),
+            area,
+            ..
+        } if !jp2::is_whole(info, *area) => Fetched::Codestream(
+            index
+                .read_region(
+                    &object,
+                    area.x,
+                    area.y,
+                    area.w,
+                    area.h,
+                    budget.max_bytes() / 2,
+                )
+                .instrument(tracing::debug_span!("fetch tile-parts"))
+                .await?,
+        ),
         RenderInput::Reduced { .. } | RenderInput::Jp2 { .. } | RenderInput::PngRegion { .. } => {
             Fetched::Nothing
         }
@@ -1059,17 +1090,27 @@ async fn render_job<O: SourceObject>(
         let _held = (slot, permit);
         let _span = span.entered();
         match (fetched, input) {
-            (Fetched::Nothing, RenderInput::Jp2 { info, reduce, area }) => {
-                let reader = jp2::SourceReader {
-                    object: &object,
-                    handle,
-                };
+            (
+                fetched @ (Fetched::Nothing | Fetched::Codestream(_)),
+                RenderInput::Jp2 {
+                    info, reduce, area, ..
+                },
+            ) => {
                 let req = jp2::request(&info, reduce, area, budget.max_bytes());
-                let px = tracing::debug_span!("decode", reduce).in_scope(|| {
-                    crate::codec::jp2::decode(&reader, &req)
-                        .map_err(codec::jp2_error)
-                        .and_then(codec::jp2_pixels)
-                })?;
+                let decode = |src: &dyn crate::codec::jp2::ReadAt| {
+                    tracing::debug_span!("decode", reduce).in_scope(|| {
+                        crate::codec::jp2::decode(src, &req)
+                            .map_err(codec::jp2_error)
+                            .and_then(codec::jp2_pixels)
+                    })
+                };
+                let px = match fetched {
+                    Fetched::Codestream(cs) => decode(&cs)?,
+                    _ => decode(&jp2::SourceReader {
+                        object: &object,
+                        handle,
+                    })?,
+                };
                 let whole = Rect::new(0, 0, px.width(), px.height());
                 render::finish(px, whole, &plan, budget, &encode)
             }

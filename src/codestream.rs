@@ -1,0 +1,634 @@
+//! The tile-parts of a JPEG 2000 codestream, found from its TLM markers, and the smaller
+//! codestream of a region's tiles.
+//!
+//! Handed a whole file and a decode area, OpenJPEG 2.5 reads far past the tiles of the area: to
+//! check a tile's tile-part count it walks the header of every later tile-part of the file, one
+//! stream-buffer read each. For a 512-pixel tile of a 25,000-pixel image in 1024-pixel tiles that
+//! is about 20 MB in over a thousand reads, where the tiles hold about 1 MB: slow from a disk,
+//! hundreds of round trips from an HTTP or S3 source.
+//!
+//! [`read_index`] reads a file's main header by range, once: where each tile-part of each tile
+//! lies (from the TLM marker segments) and the header bytes a decoder needs.
+//! [`CodestreamIndex::read_region`] then fetches the tile-parts of the tiles an area touches (one
+//! read per run of adjacent tile-parts) and joins them into a valid codestream of those tiles only:
+//! the JP2 boxes a decoder needs (signature, file type, header: colour, palette, channel
+//! definitions), the main header without its TLM markers, the tile-parts as stored, EOC. Decoded
+//! with the same area, it gives the same pixels as the whole file.
+//!
+//! A file without TLM markers, of a single tile, with packed packet headers in its main header
+//! (PPM, numbered across the whole codestream) or whose structure does not add up has no index
+//! (`Ok(None)`): the caller lets OpenJPEG read the whole file. Hostile files are bounded: at most
+//! 64 boxes before the codestream, 4 MiB of kept boxes, a 16 MiB main header, 2^20 tile-parts,
+//! every tile-part inside the file and every fetched one checked against its SOT marker.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use tower_iiif::Error;
+//! use tower_iiif::codestream::read_index;
+//! use tower_iiif::source::{SourceMetadata, SourceObject};
+//!
+//! struct Mem(SourceMetadata, Bytes);
+//! impl SourceObject for Mem {
+//!     fn metadata(&self) -> &SourceMetadata {
+//!         &self.0
+//!     }
+//!     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<Bytes, Error> {
+//!         let end = r.end.min(self.1.len() as u64) as usize;
+//!         Ok(self.1.slice((r.start as usize).min(end)..end))
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! // A codestream without TLM markers has no index.
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c");
+//! let file = Bytes::from(std::fs::read(path).unwrap());
+//! let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), file);
+//! assert!(read_index(&obj).await.unwrap().is_none());
+//! # });
+//! ```
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use crate::Error;
+use crate::source::SourceObject;
+
+const SOC: u16 = 0xFF4F;
+const SIZ: u16 = 0xFF51;
+const TLM: u16 = 0xFF55;
+const PPM: u16 = 0xFF60;
+const SOT: u16 = 0xFF90;
+const EOC: [u8; 2] = [0xFF, 0xD9];
+
+const JP2_SIGNATURE: [u8; 12] = [
+    0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20, 0x0D, 0x0A, 0x87, 0x0A,
+];
+
+/// Boxes a decoder needs before the codestream; the others (XML, UUID, ...) are left out.
+const KEPT_BOXES: [&[u8; 4]; 3] = [b"jP  ", b"ftyp", b"jp2h"];
+const MAX_BOXES: usize = 64;
+const MAX_KEPT_BYTES: u64 = 4 << 20;
+const MAX_MAIN_HEADER: u64 = 16 << 20;
+const MAX_TILE_PARTS: usize = 1 << 20;
+/// The first read of the main header; it grows by doubling.
+const FIRST_READ: u64 = 64 << 10;
+
+/// Where each tile-part of a JPEG 2000 codestream lies, and the header bytes that make a
+/// codestream of some of its tiles decodable on their own. Made by [`read_index`].
+#[derive(Debug, Clone)]
+pub struct CodestreamIndex {
+    /// The boxes before the codestream a decoder needs (empty for a raw codestream).
+    boxes: Vec<u8>,
+    jp2: bool,
+    /// The main header, SOC to the first SOT, without its TLM marker segments.
+    main: Vec<u8>,
+    grid: Grid,
+    /// Every tile-part, in file order.
+    parts: Vec<TilePart>,
+}
+
+/// One tile-part: its tile's index (raster order) and its bytes in the file, SOT marker first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TilePart {
+    /// The tile's index, in raster order.
+    pub tile: u32,
+    /// The file offset of its SOT marker.
+    pub start: u64,
+    /// Its length in bytes (TLM's `Ptlm`).
+    pub len: u32,
+}
+
+impl TilePart {
+    fn range(&self) -> Range<u64> {
+        self.start..self.start + u64::from(self.len)
+    }
+}
+
+/// The image area and the tile grid on the reference grid (the SIZ marker).
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+    tx0: u32,
+    ty0: u32,
+    tw: u32,
+    th: u32,
+    across: u32,
+    down: u32,
+}
+
+/// Read the tile-part index of a JPEG 2000 file (a JP2 file or a raw codestream) by range:
+/// the boxes before the codestream, then its main header up to the first tile-part.
+///
+/// `Ok(None)` when there is nothing to gain or no safe way to do it: not JPEG 2000, no TLM
+/// marker, a single tile, PPM, or a structure that does not add up (the whole-file decoder then
+/// reports what is wrong).
+///
+/// # Errors
+///
+/// Only the source's read errors.
+///
+/// See the [module docs](self) for an example.
+pub async fn read_index<O: SourceObject>(obj: &O) -> Result<Option<CodestreamIndex>, Error> {
+    let len = obj.metadata().len;
+    let first = obj.read_range(0..len.min(FIRST_READ)).await?;
+    let (boxes, jp2, cs, cs_end) = if first.starts_with(&JP2_SIGNATURE) {
+        match find_codestream(obj, len, &first).await? {
+            Some((boxes, cs, cs_end)) => (boxes, true, cs, cs_end),
+            None => return Ok(None),
+        }
+    } else if first.starts_with(&SOC.to_be_bytes()) {
+        (Vec::new(), false, 0, len)
+    } else {
+        return Ok(None);
+    };
+    let Some(head) = read_main_header(obj, cs, cs_end, &first).await? else {
+        return Ok(None);
+    };
+    Ok(head.into_index(boxes, jp2, cs_end))
+}
+
+/// Walk the boxes of a JP2 file to its codestream: the kept boxes' bytes, and the codestream's
+/// start and end.
+async fn find_codestream<O: SourceObject>(
+    obj: &O,
+    len: u64,
+    first: &Bytes,
+) -> Result<Option<(Vec<u8>, u64, u64)>, Error> {
+    let mut kept = Vec::new();
+    let mut off = 0u64;
+    for _ in 0..MAX_BOXES {
+        if len.saturating_sub(off) < 8 {
+            return Ok(None);
+        }
+        let hdr = bytes_at(obj, first, off, 16.min(len - off)).await?;
+        if hdr.len() < 8 {
+            return Ok(None);
+        }
+        let lbox = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let kind: [u8; 4] = [hdr[4], hdr[5], hdr[6], hdr[7]];
+        let (hlen, blen) = match lbox {
+            0 => (8, len - off),
+            1 if hdr.len() >= 16 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&hdr[8..16]);
+                (16, u64::from_be_bytes(b))
+            }
+            n if n >= 8 => (8, u64::from(n)),
+            _ => return Ok(None),
+        };
+        let Some(end) = off.checked_add(blen).filter(|&e| e <= len && blen >= hlen) else {
+            return Ok(None);
+        };
+        if &kind == b"jp2c" {
+            return Ok(Some((kept, off + hlen, end)));
+        }
+        if KEPT_BOXES.contains(&&kind) {
+            if kept.len() as u64 + blen > MAX_KEPT_BYTES {
+                return Ok(None);
+            }
+            kept.extend_from_slice(&bytes_at(obj, first, off, blen).await?);
+        }
+        if lbox == 0 {
+            return Ok(None);
+        }
+        off = end;
+    }
+    Ok(None)
+}
+
+/// `n` bytes at `off`, from `first` (the file's first bytes) when it holds them. Fewer when the
+/// file is shorter.
+async fn bytes_at<O: SourceObject>(
+    obj: &O,
+    first: &Bytes,
+    off: u64,
+    n: u64,
+) -> Result<Bytes, Error> {
+    let end = off.saturating_add(n);
+    if end <= first.len() as u64 {
+        return Ok(first.slice(off as usize..end as usize));
+    }
+    obj.read_range(off..end).await
+}
+
+/// What the main header says.
+struct MainHeader {
+    /// The main header without TLM segments.
+    main: Vec<u8>,
+    /// The file offset of the first SOT.
+    first_part: u64,
+    grid: Grid,
+    /// TLM entries in file order: (tile index, length).
+    entries: Vec<(u32, u32)>,
+}
+
+/// Read and parse the main header from `cs` (SOC) to the first SOT, growing the read as needed.
+async fn read_main_header<O: SourceObject>(
+    obj: &O,
+    cs: u64,
+    cs_end: u64,
+    first: &Bytes,
+) -> Result<Option<MainHeader>, Error> {
+    let mut want = FIRST_READ.min(cs_end - cs);
+    let mut buf = bytes_at(obj, first, cs, want).await?;
+    loop {
+        match parse_main_header(&buf) {
+            Parse::Done(mut head) => {
+                head.first_part += cs;
+                return Ok(Some(head));
+            }
+            Parse::Invalid => return Ok(None),
+            Parse::NeedMore => {
+                let more = want.saturating_mul(2).min(cs_end - cs);
+                if more <= want || more > MAX_MAIN_HEADER || (buf.len() as u64) < want {
+                    return Ok(None);
+                }
+                want = more;
+                buf = obj.read_range(cs..cs + want).await?;
+            }
+        }
+    }
+}
+
+enum Parse {
+    Done(MainHeader),
+    NeedMore,
+    Invalid,
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Parse a main header from its first bytes (`buf` starts at SOC).
+fn parse_main_header(buf: &[u8]) -> Parse {
+    if be16(buf, 0) != Some(SOC) {
+        return Parse::Invalid;
+    }
+    let mut main = buf[..2].to_vec();
+    let mut grid = None;
+    let mut entries = Vec::new();
+    let mut pos = 2usize;
+    loop {
+        let (Some(marker), Some(seg_len)) = (be16(buf, pos), be16(buf, pos + 2)) else {
+            return Parse::NeedMore;
+        };
+        if marker == SOT {
+            let Some(grid) = grid else {
+                return Parse::Invalid;
+            };
+            return Parse::Done(MainHeader {
+                main,
+                first_part: pos as u64,
+                grid,
+                entries,
+            });
+        }
+        if marker >> 8 != 0xFF || seg_len < 2 {
+            return Parse::Invalid;
+        }
+        let end = pos + 2 + usize::from(seg_len);
+        let Some(seg) = buf.get(pos + 4..end) else {
+            return Parse::NeedMore;
+        };
+        match marker {
+            SIZ => match parse_siz(seg) {
+                Some(g) => grid = Some(g),
+                None => return Parse::Invalid,
+            },
+            TLM => {
+                // The tile count is known: SIZ comes first in every main header.
+                let Some(g) = grid else {
+                    return Parse::Invalid;
+                };
+                if !parse_tlm(seg, g.tiles(), &mut entries) {
+                    return Parse::Invalid;
+                }
+            }
+            PPM => return Parse::Invalid,
+            _ => {}
+        }
+        if marker != TLM {
+            main.extend_from_slice(&buf[pos..end]);
+        }
+        pos = end;
+    }
+}
+
+/// The image area and tile grid of a SIZ segment (without its marker and length).
+fn parse_siz(seg: &[u8]) -> Option<Grid> {
+    let v = |i: usize| be32(seg, 2 + 4 * i);
+    let (xsiz, ysiz, x0, y0) = (v(0)?, v(1)?, v(2)?, v(3)?);
+    let (tw, th, tx0, ty0) = (v(4)?, v(5)?, v(6)?, v(7)?);
+    if tw == 0 || th == 0 || x0 >= xsiz || y0 >= ysiz || tx0 > x0 || ty0 > y0 {
+        return None;
+    }
+    // The first tile must contain the image origin (A.5.1).
+    if u64::from(tx0) + u64::from(tw) <= u64::from(x0)
+        || u64::from(ty0) + u64::from(th) <= u64::from(y0)
+    {
+        return None;
+    }
+    let across = (xsiz - tx0).div_ceil(tw);
+    let down = (ysiz - ty0).div_ceil(th);
+    Some(Grid {
+        x0,
+        y0,
+        x1: xsiz,
+        y1: ysiz,
+        tx0,
+        ty0,
+        tw,
+        th,
+        across,
+        down,
+    })
+}
+
+/// Append the entries of a TLM segment (without its marker and length); false if it is not
+/// valid. As OpenJPEG reads them: segments in file order, an absent tile index (ST = 0) meaning
+/// one tile-part per tile in order.
+fn parse_tlm(seg: &[u8], tiles: u64, entries: &mut Vec<(u32, u32)>) -> bool {
+    let (Some(&_ztlm), Some(&stlm)) = (seg.first(), seg.get(1)) else {
+        return false;
+    };
+    let st = usize::from((stlm >> 4) & 3);
+    let sp = if (stlm >> 6) & 1 == 1 { 4 } else { 2 };
+    if st == 3 {
+        return false;
+    }
+    let body = &seg[2..];
+    let size = st + sp;
+    if !body.len().is_multiple_of(size) || entries.len() + body.len() / size > MAX_TILE_PARTS {
+        return false;
+    }
+    for e in body.chunks_exact(size) {
+        let tile = match st {
+            0 => entries.len() as u32,
+            1 => u32::from(e[0]),
+            _ => u32::from(u16::from_be_bytes([e[0], e[1]])),
+        };
+        let len = match sp {
+            2 => u32::from(u16::from_be_bytes([e[st], e[st + 1]])),
+            _ => u32::from_be_bytes([e[st], e[st + 1], e[st + 2], e[st + 3]]),
+        };
+        if u64::from(tile) >= tiles {
+            return false;
+        }
+        entries.push((tile, len));
+    }
+    true
+}
+
+impl Grid {
+    fn tiles(&self) -> u64 {
+        u64::from(self.across) * u64::from(self.down)
+    }
+}
+
+impl MainHeader {
+    /// The index, when the TLM entries describe a codestream that fits in the file.
+    fn into_index(self, boxes: Vec<u8>, jp2: bool, cs_end: u64) -> Option<CodestreamIndex> {
+        let tiles = self.grid.tiles();
+        if self.entries.is_empty() || tiles < 2 {
+            return None;
+        }
+        let mut seen = vec![false; usize::try_from(tiles).ok()?];
+        let mut parts = Vec::with_capacity(self.entries.len());
+        let mut at = self.first_part;
+        for (tile, len) in self.entries {
+            // SOT (12 bytes) and SOD (2) at least.
+            if len < 14 {
+                return None;
+            }
+            let end = at.checked_add(u64::from(len)).filter(|&e| e <= cs_end)?;
+            seen[tile as usize] = true;
+            parts.push(TilePart {
+                tile,
+                start: at,
+                len,
+            });
+            at = end;
+        }
+        // As OpenJPEG: every tile must have a tile-part.
+        if !seen.iter().all(|&s| s) {
+            return None;
+        }
+        Some(CodestreamIndex {
+            boxes,
+            jp2,
+            main: self.main,
+            grid: self.grid,
+            parts,
+        })
+    }
+}
+
+impl CodestreamIndex {
+    /// The number of tiles across and down.
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
+    /// let (across, down) = index.tile_grid();
+    /// assert!(u64::from(across) * u64::from(down) >= 2);
+    /// # }
+    /// ```
+    pub fn tile_grid(&self) -> (u32, u32) {
+        (self.grid.across, self.grid.down)
+    }
+
+    /// Every tile-part, in file order.
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
+    /// let total: u64 = index.parts().iter().map(|p| u64::from(p.len)).sum();
+    /// # let _ = total;
+    /// # }
+    /// ```
+    pub fn parts(&self) -> &[TilePart] {
+        &self.parts
+    }
+
+    /// The bytes this index keeps in memory (for cache weights).
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
+    /// assert!(index.heap_bytes() > 0);
+    /// # }
+    /// ```
+    pub fn heap_bytes(&self) -> u64 {
+        (self.boxes.len()
+            + self.main.len()
+            + self.parts.len() * std::mem::size_of::<TilePart>()
+            + std::mem::size_of::<Self>()) as u64
+    }
+
+    /// The tile-parts, in file order, of the tiles that the area `x, y, w, h` (in image pixels
+    /// at full resolution, clipped to the image) touches; empty when it is outside the image.
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
+    /// let parts = index.region(0, 0, 1, 1);
+    /// assert!(parts.iter().all(|p| p.tile == 0));
+    /// # }
+    /// ```
+    pub fn region(&self, x: u32, y: u32, w: u32, h: u32) -> Vec<TilePart> {
+        let g = &self.grid;
+        let ax0 = u64::from(g.x0) + u64::from(x);
+        let ay0 = u64::from(g.y0) + u64::from(y);
+        let ax1 = (ax0 + u64::from(w)).min(u64::from(g.x1));
+        let ay1 = (ay0 + u64::from(h)).min(u64::from(g.y1));
+        if w == 0 || h == 0 || ax0 >= ax1 || ay0 >= ay1 {
+            return Vec::new();
+        }
+        // As OpenJPEG's opj_set_decode_area picks its tiles.
+        let (tx0, ty0, tw, th) = (
+            u64::from(g.tx0),
+            u64::from(g.ty0),
+            u64::from(g.tw),
+            u64::from(g.th),
+        );
+        let p0 = (ax0 - tx0) / tw;
+        let p1 = (ax1 - tx0).div_ceil(tw).min(u64::from(g.across));
+        let q0 = (ay0 - ty0) / th;
+        let q1 = (ay1 - ty0).div_ceil(th).min(u64::from(g.down));
+        let across = u64::from(g.across);
+        self.parts
+            .iter()
+            .filter(|p| {
+                let (px, py) = (u64::from(p.tile) % across, u64::from(p.tile) / across);
+                (p0..p1).contains(&px) && (q0..q1).contains(&py)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// The bytes [`read_region`](Self::read_region) would fetch for this area.
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
+    /// assert_eq!(index.region_bytes(0, 0, 0, 0), 0);
+    /// # }
+    /// ```
+    pub fn region_bytes(&self, x: u32, y: u32, w: u32, h: u32) -> u64 {
+        self.region(x, y, w, h)
+            .iter()
+            .map(|p| u64::from(p.len))
+            .sum()
+    }
+
+    /// Fetch the tile-parts of the tiles the area `x, y, w, h` touches (one read per run of
+    /// adjacent tile-parts) and join them into a codestream of those tiles only, in the file's
+    /// container (JP2 or raw): the kept boxes, the main header without TLM, the tile-parts,
+    /// EOC. Decode it with the same area.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Source`](crate::ErrorKind::Source) when the tile-parts take more than
+    /// `max_bytes`, the file is shorter than its index says, or a fetched tile-part does not
+    /// start with the SOT marker of its tile and length; [`ErrorKind::Internal`](crate::ErrorKind::Internal)
+    /// for an area outside the image. Plus the source's read errors.
+    ///
+    /// ```
+    /// # async fn demo<O: tower_iiif::source::SourceObject>(obj: &O) -> Result<(), tower_iiif::Error> {
+    /// if let Some(index) = tower_iiif::codestream::read_index(obj).await? {
+    ///     let codestream = index.read_region(obj, 0, 0, 512, 512, 64 << 20).await?;
+    ///     // Decode `codestream` with the area 0,0,512,512.
+    ///     # let _ = codestream;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_region<O: SourceObject>(
+        &self,
+        obj: &O,
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let parts = self.region(x, y, w, h);
+        if parts.is_empty() {
+            return Err(Error::internal(format!(
+                "JPEG 2000: the region {x},{y},{w},{h} is outside the image"
+            )));
+        }
+        let data: u64 = parts.iter().map(|p| u64::from(p.len)).sum();
+        let total = data + (self.boxes.len() + self.main.len() + 10) as u64;
+        if total > max_bytes {
+            return Err(Error::source(format!(
+                "this region of the JPEG 2000 file needs {data} bytes of codestream, more than the memory budget allows"
+            )));
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(total as usize)
+            .map_err(|_| Error::source("out of memory for the JPEG 2000 tile-parts"))?;
+        out.extend_from_slice(&self.boxes);
+        if self.jp2 {
+            let cs_len = total - self.boxes.len() as u64 - 8;
+            let lbox = u32::try_from(cs_len + 8)
+                .map_err(|_| Error::source("JPEG 2000: the region's codestream is too large"))?;
+            out.extend_from_slice(&lbox.to_be_bytes());
+            out.extend_from_slice(b"jp2c");
+        }
+        out.extend_from_slice(&self.main);
+        let mut i = 0;
+        while i < parts.len() {
+            // A run of tile-parts that follow each other in the file: one read.
+            let mut j = i + 1;
+            while j < parts.len() && parts[j].start == parts[j - 1].range().end {
+                j += 1;
+            }
+            let run = parts[i].start..parts[j - 1].range().end;
+            let bytes = obj.read_range(run.clone()).await?;
+            if (bytes.len() as u64) < run.end - run.start {
+                return Err(Error::source(format!(
+                    "JPEG 2000: the file is truncated: {} of {} tile-part bytes at offset {}",
+                    bytes.len(),
+                    run.end - run.start,
+                    run.start
+                )));
+            }
+            for p in &parts[i..j] {
+                let from = (p.start - run.start) as usize;
+                let part = &bytes[from..from + p.len as usize];
+                check_sot(part, p)?;
+                out.extend_from_slice(part);
+            }
+            i = j;
+        }
+        out.extend_from_slice(&EOC);
+        Ok(out)
+    }
+}
+
+/// A tile-part must start with its SOT marker segment: its tile and its length (or 0, "to the
+/// end of the codestream", allowed for the last one).
+fn check_sot(part: &[u8], p: &TilePart) -> Result<(), Error> {
+    let ok = be16(part, 0) == Some(SOT)
+        && be16(part, 2) == Some(10)
+        && be16(part, 4).map(u32::from) == Some(p.tile)
+        && matches!(be32(part, 6), Some(l) if l == p.len || l == 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::source(format!(
+            "JPEG 2000: the tile-part at offset {} is not the one the TLM marker lists",
+            p.start
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;

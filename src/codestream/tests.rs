@@ -1,0 +1,231 @@
+//! Tests of the tile-part index, on JPEG 2000 files written by OpenJPEG's own encoder.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::codec::jp2::tests::{Opts, encode_fixture, pattern};
+use crate::codec::jp2::{self, DecodeRequest};
+use crate::source::SourceMetadata;
+
+/// A file in memory that records every range read from it.
+struct Counting {
+    meta: SourceMetadata,
+    bytes: Bytes,
+    reads: Mutex<Vec<Range<u64>>>,
+}
+
+impl Counting {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            meta: SourceMetadata::new(bytes.len() as u64, None, None),
+            bytes: Bytes::from(bytes),
+            reads: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Vec<Range<u64>> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
+    }
+}
+
+impl SourceObject for Counting {
+    fn metadata(&self) -> &SourceMetadata {
+        &self.meta
+    }
+
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes, Error> {
+        self.reads.lock().unwrap().push(range.clone());
+        let end = range.end.min(self.bytes.len() as u64) as usize;
+        let start = (range.start as usize).min(end);
+        Ok(self.bytes.slice(start..end))
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A 300x200 RGB pattern in 64x64 tiles (5 x 4), 4 resolutions, TLM, split into tile-parts by
+/// resolution.
+fn fixture(jp2_container: bool, lossless: bool) -> Vec<u8> {
+    let opts = Opts {
+        tiled: Some((64, 64)),
+        resolutions: 4,
+        lossless,
+        irreversible: !lossless,
+        jp2_container,
+        tlm: true,
+        tile_parts_by_resolution: true,
+        ..Opts::default()
+    };
+    encode_fixture(300, 200, 3, &pattern(300, 200, 3), &opts)
+}
+
+fn decode(file: &[u8], reduce: u32, area: (u32, u32, u32, u32)) -> jp2::Decoded {
+    let req = DecodeRequest {
+        reduce,
+        area: Some(area),
+        ..DecodeRequest::default()
+    };
+    jp2::decode(file, &req).unwrap()
+}
+
+#[test]
+fn index_lists_every_tile_part_in_file_order() {
+    for jp2_container in [true, false] {
+        let file = fixture(jp2_container, true);
+        let obj = Counting::new(file.clone());
+        let index = block_on(read_index(&obj)).unwrap().expect("an index");
+        assert_eq!(index.tile_grid(), (5, 4));
+        // One tile-part per resolution of each tile.
+        assert_eq!(index.parts().len(), 20 * 4);
+        for tile in 0..20 {
+            assert_eq!(index.parts().iter().filter(|p| p.tile == tile).count(), 4);
+        }
+        // Contiguous from the first SOT, each starting with its SOT marker.
+        for pair in index.parts().windows(2) {
+            assert_eq!(pair[0].start + u64::from(pair[0].len), pair[1].start);
+        }
+        for p in index.parts() {
+            let at = p.start as usize;
+            assert_eq!(&file[at..at + 2], &[0xFF, 0x90]);
+            assert_eq!(
+                u16::from_be_bytes([file[at + 4], file[at + 5]]) as u32,
+                p.tile
+            );
+        }
+        // The main header only: the tile data is not read.
+        let read: u64 = obj.take().iter().map(|r| r.end - r.start).sum();
+        assert!(read <= 64 << 10, "{read}");
+    }
+}
+
+#[test]
+fn region_picks_the_tiles_the_area_touches() {
+    let obj = Counting::new(fixture(true, true));
+    let index = block_on(read_index(&obj)).unwrap().unwrap();
+    let tiles = |x, y, w, h| {
+        let mut t: Vec<u32> = index.region(x, y, w, h).iter().map(|p| p.tile).collect();
+        t.dedup();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    assert_eq!(tiles(0, 0, 64, 64), vec![0]);
+    assert_eq!(tiles(63, 63, 2, 2), vec![0, 1, 5, 6]);
+    assert_eq!(tiles(256, 192, 100, 100), vec![19]);
+    assert_eq!(tiles(0, 0, 300, 200), (0..20).collect::<Vec<_>>());
+    assert!(tiles(300, 0, 10, 10).is_empty());
+    assert!(tiles(0, 0, 0, 10).is_empty());
+    assert_eq!(index.region_bytes(0, 0, 64, 64), {
+        index
+            .parts()
+            .iter()
+            .filter(|p| p.tile == 0)
+            .map(|p| u64::from(p.len))
+            .sum::<u64>()
+    });
+}
+
+#[test]
+fn region_codestream_decodes_to_the_same_pixels_reading_only_its_tiles() {
+    for (jp2_container, lossless) in [(true, true), (false, true), (true, false)] {
+        let file = fixture(jp2_container, lossless);
+        let obj = Counting::new(file.clone());
+        let index = block_on(read_index(&obj)).unwrap().unwrap();
+        obj.take();
+        for (reduce, area) in [
+            (0, (10, 20, 50, 40)),
+            (1, (60, 60, 130, 70)),
+            (2, (128, 64, 172, 136)),
+            (0, (256, 192, 44, 8)),
+        ] {
+            let (x, y, w, h) = area;
+            let small = block_on(index.read_region(&obj, x, y, w, h, 1 << 30)).unwrap();
+            let reads = obj.take();
+            let parts = index.region(x, y, w, h);
+            let want: u64 = parts.iter().map(|p| u64::from(p.len)).sum();
+            let read: u64 = reads.iter().map(|r| r.end - r.start).sum();
+            assert_eq!(read, want, "{area:?}: only the tile-parts of its tiles");
+            // The tile-parts of one row of tiles follow each other in the file: one read per row.
+            let rows = (y + h).div_ceil(64) - y / 64;
+            assert_eq!(reads.len() as u32, rows, "{area:?}");
+            assert!(small.len() < file.len());
+            let a = decode(&file, reduce, area);
+            let b = decode(&small, reduce, area);
+            assert_eq!(
+                (a.width, a.height, a.channels),
+                (b.width, b.height, b.channels)
+            );
+            assert!(a.data == b.data, "{area:?} at reduce {reduce}: same pixels");
+        }
+    }
+}
+
+#[test]
+fn files_without_a_useful_index_have_none() {
+    let src = pattern(100, 80, 3);
+    let no_tlm = Opts {
+        tiled: Some((32, 32)),
+        ..Opts::default()
+    };
+    let one_tile = Opts {
+        tlm: true,
+        jp2_container: true,
+        ..Opts::default()
+    };
+    for opts in [no_tlm, one_tile] {
+        let file = encode_fixture(100, 80, 3, &src, &opts);
+        assert!(
+            block_on(read_index(&Counting::new(file)))
+                .unwrap()
+                .is_none()
+        );
+    }
+    for junk in [
+        b"".to_vec(),
+        b"not a jpeg 2000 file".to_vec(),
+        vec![0xFF, 0x4F],
+    ] {
+        assert!(
+            block_on(read_index(&Counting::new(junk)))
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn damaged_files_are_errors_or_no_index_never_panics() {
+    let file = fixture(true, true);
+    let index = block_on(read_index(&Counting::new(file.clone())))
+        .unwrap()
+        .unwrap();
+    let first = index.parts()[0].start as usize;
+    // Every truncation of the header: no index or an index, never a panic.
+    for cut in (0..first + 4).step_by(7) {
+        let _ = block_on(read_index(&Counting::new(file[..cut].to_vec()))).unwrap();
+    }
+    // Cut inside the tile data: the TLM lengths run past the end.
+    let cut = file[..file.len() / 2].to_vec();
+    assert!(block_on(read_index(&Counting::new(cut))).unwrap().is_none());
+    // A tile-part that is not where the TLM says: the fetched bytes are refused.
+    let mut moved = file.clone();
+    let p = index.parts()[0];
+    moved[p.start as usize] = 0;
+    let obj = Counting::new(moved);
+    let e = block_on(index.read_region(&obj, 0, 0, 10, 10, 1 << 30)).unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::Source);
+    assert!(e.message().contains("TLM"), "{e}");
+    // Over the budget: refused before reading.
+    let obj = Counting::new(file);
+    let e = block_on(index.read_region(&obj, 0, 0, 300, 200, 1000)).unwrap_err();
+    assert!(e.message().contains("budget"), "{e}");
+    assert!(obj.take().is_empty());
+}
