@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release --example serve -- [--addr 127.0.0.1:8080] [--images samples]
 //!     [--trusted-proxy CIDR]... [--base-uri URI] [--cache-control VALUE] [--max-pixels N]
-//!     [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--jpeg-quality Q] [--demo-auth]
+//!     [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--pyramid-dir DIR]
+//!     [--jpeg-quality Q] [--demo-auth]
 //! ```
 //!
 //! The sample images (among them the IIIF validator's test image) are generated into the
@@ -33,7 +34,7 @@ use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer, samples};
 
 const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR] [--trusted-proxy CIDR]... \
 [--base-uri URI] [--cache-control VALUE] [--max-pixels N] [--cache-mem BYTES] [--cache-dir DIR] \
-[--pyramid-mem BYTES] [--jpeg-quality Q] [--demo-auth]";
+[--pyramid-mem BYTES] [--pyramid-dir DIR] [--jpeg-quality Q] [--demo-auth]";
 
 #[derive(Clone)]
 struct Args {
@@ -47,6 +48,8 @@ struct Args {
     cache_dir: Option<PathBuf>,
     /// Bytes of reduced pyramids of large flat images (0: none).
     pyramid_mem: u64,
+    /// A directory that keeps the reduced pyramids across restarts.
+    pyramid_dir: Option<PathBuf>,
     /// JPEG output quality, 1 to 100.
     jpeg_quality: u8,
     demo_auth: bool,
@@ -63,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         cache_mem: 256 << 20,
         cache_dir: None,
         pyramid_mem: 256 << 20,
+        pyramid_dir: None,
         jpeg_quality: 85,
         demo_auth: false,
     };
@@ -98,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|q| (1..=100).contains(q))
                     .ok_or("--jpeg-quality: a number from 1 to 100")?
             }
+            "--pyramid-dir" => args.pyramid_dir = Some(PathBuf::from(value()?)),
             "--demo-auth" => args.demo_auth = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -236,6 +241,13 @@ async fn main() {
         .path_prefix("/iiif/3")
         .reduced_pyramids(args.pyramid_mem, 16_000_000)
         .jpeg_quality(args.jpeg_quality);
+    if let Some(dir) = &args.pyramid_dir {
+        let store = FsCache::new(dir).unwrap_or_else(|e| {
+            eprintln!("cannot use pyramid directory {}: {e}", dir.display());
+            std::process::exit(1);
+        });
+        v3 = v3.reduced_pyramid_store(store.max_bytes(8 << 30));
+    }
     if let Some(dir) = &args.cache_dir {
         let cache = FsCache::new(dir).unwrap_or_else(|e| {
             eprintln!("cannot use cache directory {}: {e}", dir.display());

@@ -214,6 +214,130 @@ impl ReducedPyramid {
             .map_or((1, 1), |l| (l.width().max(1), l.height().max(1)));
         region.scaled_cover(f, f, (lw, lh))
     }
+
+    /// The pyramid as bytes, for a store that outlives the process (see
+    /// [`from_bytes`](Self::from_bytes)): a small little-endian header (format tag, full size,
+    /// shift, layout, level sizes), then each level's pixels.
+    ///
+    /// ```
+    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
+    /// use tower_iiif::reduced::ReducedPyramid;
+    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+    /// let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
+    /// let back = ReducedPyramid::from_bytes(&p.to_bytes(), Budget::default()).unwrap();
+    /// assert_eq!(back.level_sizes(), p.level_sizes());
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let layout = self.levels.first().map_or(Layout::Gray, Pixels::layout);
+        let header = STORED_TAG.len() + 4 * 5 + 8 * self.levels.len();
+        let mut out = Vec::with_capacity(header + self.bytes());
+        out.extend_from_slice(STORED_TAG);
+        for v in [
+            self.width,
+            self.height,
+            self.shift,
+            layout_code(layout),
+            self.levels.len() as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for l in &self.levels {
+            out.extend_from_slice(&l.width().to_le_bytes());
+            out.extend_from_slice(&l.height().to_le_bytes());
+        }
+        for l in &self.levels {
+            out.extend_from_slice(l.data());
+        }
+        out
+    }
+
+    /// A pyramid from the bytes [`to_bytes`](Self::to_bytes) made. Everything is checked before
+    /// anything is allocated: the format tag, the level sizes (those this full size and shift
+    /// give), the length, each level against `budget`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Source`](crate::ErrorKind::Source) for bytes that are not a pyramid of
+    /// this format (truncated, another version, sizes that do not add up) or over `budget`.
+    ///
+    /// See [`to_bytes`](Self::to_bytes) for an example.
+    pub fn from_bytes(bytes: &[u8], budget: Budget) -> Result<Self, Error> {
+        let bad = |what: &str| Error::source(format!("not a stored reduced pyramid: {what}"));
+        let rest = bytes
+            .strip_prefix(STORED_TAG)
+            .ok_or_else(|| bad("unknown format"))?;
+        let word = |i: usize| -> Result<u32, Error> {
+            rest.get(4 * i..4 * i + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| bad("truncated header"))
+        };
+        let (width, height, shift) = (word(0)?, word(1)?, word(2)?);
+        let layout = layout_from_code(word(3)?).ok_or_else(|| bad("unknown layout"))?;
+        let count = word(4)? as usize;
+        if width == 0 || height == 0 || !(1..=40).contains(&shift) || !(1..=41).contains(&count) {
+            return Err(bad("bad sizes"));
+        }
+        let mut sizes = Vec::with_capacity(count);
+        let mut total = 0u64;
+        for i in 0..count {
+            let (w, h) = (word(5 + 2 * i)?, word(6 + 2 * i)?);
+            let (ew, eh) = reduced((width, height), shift + i as u32);
+            // The base level may be within a pixel of its size (as from_base takes it).
+            let close = if i == 0 {
+                w.abs_diff(ew) <= 1 && h.abs_diff(eh) <= 1
+            } else {
+                (w, h) == (ew, eh)
+            };
+            if !close || w == 0 || h == 0 {
+                return Err(bad("level sizes do not match the image"));
+            }
+            total += budget.check(w, h, layout)? as u64;
+            sizes.push((w, h));
+        }
+        // Every header word was read above: the header is there.
+        let mut data = rest.get(4 * (5 + 2 * count)..).unwrap_or_default();
+        if data.len() as u64 != total {
+            return Err(bad("the pixels do not match the level sizes"));
+        }
+        let mut levels = Vec::with_capacity(count);
+        for (w, h) in sizes {
+            let n = w as usize * h as usize * layout.channels();
+            let mut px = Vec::new();
+            px.try_reserve_exact(n)
+                .map_err(|_| Error::source("out of memory for a stored reduced pyramid"))?;
+            px.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            levels.push(Pixels::from_vec(w, h, layout, px)?);
+        }
+        Ok(Self {
+            width,
+            height,
+            shift,
+            levels,
+        })
+    }
+}
+
+/// The format tag of a stored pyramid; a new layout of the bytes gets a new tag.
+const STORED_TAG: &[u8; 8] = b"TIRP\x00\x00\x00\x01";
+
+fn layout_code(layout: Layout) -> u32 {
+    match layout {
+        Layout::Gray => 1,
+        Layout::GrayAlpha => 2,
+        Layout::Rgb => 3,
+        Layout::Rgba => 4,
+    }
+}
+
+fn layout_from_code(code: u32) -> Option<Layout> {
+    Some(match code {
+        1 => Layout::Gray,
+        2 => Layout::GrayAlpha,
+        3 => Layout::Rgb,
+        4 => Layout::Rgba,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -282,6 +406,38 @@ mod tests {
             assert!(ReducedPyramid::bytes_from(w, h, Layout::Rgba, shift) <= max);
             assert!(shift == 1 || ReducedPyramid::bytes_from(w, h, Layout::Rgba, shift - 1) > max);
         }
+    }
+
+    #[test]
+    fn stored_pyramids_come_back_the_same_and_damaged_ones_are_errors() {
+        let p = ReducedPyramid::from_full(&gradient(3001, 1001), 1, Budget::default()).unwrap();
+        let bytes = p.to_bytes();
+        let back = ReducedPyramid::from_bytes(&bytes, Budget::default()).unwrap();
+        assert_eq!((back.width(), back.height()), (3001, 1001));
+        assert_eq!(back.level_sizes(), p.level_sizes());
+        for i in 0..p.level_sizes().len() {
+            assert_eq!(back.level(i).unwrap().data(), p.level(i).unwrap().data());
+        }
+        assert_eq!(
+            back.level_for(0.25).unwrap().0,
+            p.level_for(0.25).unwrap().0
+        );
+        // Every truncation, a flipped header byte, a trailing byte, an over-budget level.
+        for cut in (0..bytes.len()).step_by(4099).chain([bytes.len() - 1]) {
+            assert!(ReducedPyramid::from_bytes(&bytes[..cut], Budget::default()).is_err());
+        }
+        for at in 0..48 {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            assert!(
+                ReducedPyramid::from_bytes(&bad, Budget::default()).is_err(),
+                "byte {at}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(ReducedPyramid::from_bytes(&longer, Budget::default()).is_err());
+        assert!(ReducedPyramid::from_bytes(&bytes, Budget::new(1000)).is_err());
     }
 
     #[test]

@@ -713,15 +713,15 @@ fn check_found(path: &Path, digest: u128) -> io::Result<Option<Found>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A directory under the system's temp dir, unique to this process and test, removed on
     /// drop (also when the test fails).
-    struct TempDir(PathBuf);
+    pub(crate) struct TempDir(pub(crate) PathBuf);
 
     impl TempDir {
-        fn new(test: &str) -> Self {
+        pub(crate) fn new(test: &str) -> Self {
             let path = std::env::temp_dir()
                 .join(format!("tower-iiif-fscache-{}-{test}", std::process::id()));
             let _ = fs::remove_dir_all(&path);

@@ -54,7 +54,7 @@
 //! ```
 
 mod flight;
-mod fs;
+pub(crate) mod fs;
 mod memory;
 
 use std::fmt;

@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::{InfoKey, RenderInput, Shared, reserve_render_slot};
 use crate::Error;
+use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative};
 use crate::codec::jp2::ReadAt;
 use crate::codec::{self, Header, SourceFormat};
 use crate::pixels::{Budget, Layout, Pixels};
@@ -42,6 +43,9 @@ pub(super) struct ReducedCache {
     pub(super) max_bytes: u64,
     /// Flat sources of fewer pixels are decoded whole, as small files are.
     pub(super) min_pixels: u64,
+    /// A second tier that outlives the process (or the memory cache's evictions): pyramids are
+    /// stored there when built and loaded from it before building.
+    pub(super) store: Option<AnyCache>,
 }
 
 impl ReducedCache {
@@ -56,6 +60,7 @@ impl ReducedCache {
             )),
             max_bytes,
             min_pixels,
+            store: None,
         }
     }
 }
@@ -100,8 +105,19 @@ pub(super) async fn input<O: SourceObject>(
     let shift =
         ReducedPyramid::base_shift(header.width, header.height, layout, reduced.max_bytes / 2);
     if let Some(shift) = shift.filter(|&s| scale <= (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9)) {
-        let build = build(object, header, shift, shared, budget, max_source_bytes)
-            .instrument(tracing::debug_span!("reduced pyramid", shift));
+        let store = reduced.store.clone();
+        let store_key = store_key(&key, shift, layout);
+        let build = async move {
+            if let Some(p) = load(store.as_ref(), &store_key, header, budget).await {
+                return Ok::<_, Error>(p);
+            }
+            let p = build(object, header, shift, shared, budget, max_source_bytes).await?;
+            if let Some(store) = store {
+                keep(store, store_key, Arc::clone(&p));
+            }
+            Ok(p)
+        }
+        .instrument(tracing::debug_span!("reduced pyramid", shift));
         let pyramid = reduced.cache.get_or_insert_async(&key, build).await?;
         if let Some((level, _)) = pyramid.level_for(scale) {
             let rect = pyramid.level_rect(level, plan.region);
@@ -120,6 +136,62 @@ pub(super) async fn input<O: SourceObject>(
         });
     }
     Ok(region_input(header, plan, scale, max_source_bytes).unwrap_or(whole))
+}
+
+/// The key of a source version's pyramid in the store: the pyramid depends on the crate
+/// version (its format and filters), the source's version, the base reduction and the layout.
+fn store_key(key: &InfoKey, shift: u32, layout: Layout) -> CacheKey {
+    let modified = key
+        .modified
+        .and_then(|m| m.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    CacheKey::new(
+        key.id.as_str(),
+        format!(
+            "reduced-pyramid|{}|{}|{modified}|{}|{shift}|{layout:?}",
+            env!("CARGO_PKG_VERSION"),
+            key.len,
+            key.etag.as_deref().unwrap_or(""),
+        ),
+    )
+}
+
+/// The media type of a stored pyramid.
+const STORED_TYPE: &str = "application/x-tower-iiif-reduced-pyramid";
+
+/// The pyramid kept in `store` under `key`, if there is one and it is of this image; read back
+/// on the blocking pool (a copy of its bytes).
+async fn load(
+    store: Option<&AnyCache>,
+    key: &CacheKey,
+    header: &Header,
+    budget: Budget,
+) -> Option<Arc<ReducedPyramid>> {
+    let hit = store?.get(key).await?;
+    if hit.content_type != STORED_TYPE {
+        return None;
+    }
+    let (w, h) = (header.width, header.height);
+    let loaded = tokio::task::spawn_blocking(move || {
+        ReducedPyramid::from_bytes(&hit.body, budget)
+            .ok()
+            .filter(|p| (p.width(), p.height()) == (w, h))
+    })
+    .await
+    .ok()??;
+    Some(Arc::new(loaded))
+}
+
+/// Store a freshly built pyramid in the background (serialized on the blocking pool); the
+/// request does not wait for it.
+fn keep(store: AnyCache, key: CacheKey, pyramid: Arc<ReducedPyramid>) {
+    tokio::spawn(async move {
+        let bytes = tokio::task::spawn_blocking(move || pyramid.to_bytes()).await;
+        if let Ok(bytes) = bytes {
+            let value = CachedDerivative::new(Bytes::from(bytes), STORED_TYPE);
+            store.put(key, value).await;
+        }
+    });
 }
 
 /// Render `plan` from `rect` of a PNG read through `reader` on the blocking pool, its rows

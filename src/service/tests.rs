@@ -1270,6 +1270,90 @@ async fn fetch_png<S: Source>(svc: &IiifService<S>, path: &str) -> crate::pixels
 }
 
 #[tokio::test]
+async fn reduced_pyramids_are_kept_in_a_store_and_read_back_by_a_new_service() {
+    let file = std::fs::read(samples_dir().join("landscape.jpg")).unwrap();
+    let file_len = file.len() as u64;
+    let dir = crate::cache::fs::tests::TempDir::new("pyramid-store");
+    let store = || {
+        crate::cache::FsCache::new(&dir.0)
+            .unwrap()
+            .max_bytes(1 << 30)
+    };
+    let path = "/big/500,500,1000,1000/250,/0/default.png";
+
+    // The first service builds the pyramid from the file and stores it in the background.
+    let (first, read) = counting_service("big", file.clone());
+    let first = first
+        .reduced_pyramids(8 << 20, 1_000_000)
+        .reduced_pyramid_store(store());
+    let built = fetch_png(&first, path).await;
+    assert!(read.load(Ordering::Relaxed) >= file_len);
+    let mut stored = 0;
+    for _ in 0..500 {
+        // Finished entries only (a write in progress is a dot-file).
+        stored = walk(&dir.0)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+            .count();
+        if stored > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(stored, 1, "the pyramid was written to the store");
+
+    // A new service (a restart): the pyramid comes from the store, the file is not read but
+    // for its header; the pixels are the same.
+    let (second, read) = counting_service("big", file.clone());
+    let second = second
+        .reduced_pyramids(8 << 20, 1_000_000)
+        .reduced_pyramid_store(store());
+    let again = fetch_png(&second, path).await;
+    assert!(read.load(Ordering::Relaxed) <= 64 << 10, "header only");
+    assert_eq!((again.width(), again.height()), (250, 250));
+    assert_eq!(again.data(), built.data());
+
+    // A changed source (another length) does not use the stored pyramid.
+    let mut changed = file;
+    changed.extend_from_slice(&[0; 16]);
+    let changed_len = changed.len() as u64;
+    let (third, read) = counting_service("big", changed);
+    let third = third
+        .reduced_pyramids(8 << 20, 1_000_000)
+        .reduced_pyramid_store(store());
+    fetch_png(&third, path).await;
+    assert!(read.load(Ordering::Relaxed) >= changed_len);
+
+    // A damaged store entry is a miss, not an error: the pyramid is built again.
+    for entry in walk(&dir.0) {
+        std::fs::write(&entry, b"junk").unwrap();
+    }
+    let (fourth, read) = counting_service(
+        "big",
+        std::fs::read(samples_dir().join("landscape.jpg")).unwrap(),
+    );
+    let fourth = fourth
+        .reduced_pyramids(8 << 20, 1_000_000)
+        .reduced_pyramid_store(store());
+    assert_eq!(fetch_png(&fourth, path).await.data(), built.data());
+    assert!(read.load(Ordering::Relaxed) >= file_len);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
 async fn large_flat_images_are_rendered_from_a_reduced_pyramid_built_once() {
     // landscape.jpg: 4000x2600. Pyramids from 1 Mpx, in 8 MiB (4 MiB per image: from 1/4).
     let file = std::fs::read(samples_dir().join("landscape.jpg")).unwrap();
@@ -1330,7 +1414,10 @@ async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
         meta: crate::source::SourceMetadata::new(file_len, None, None),
         read: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     };
-    let index = crate::codestream::read_index(&whole).await.unwrap().unwrap();
+    let index = crate::codestream::read_index(&whole)
+        .await
+        .unwrap()
+        .unwrap();
     let (svc, read) = counting_service("j", file);
     let source =
         crate::pixels::Pixels::from_vec(1024, 768, crate::pixels::Layout::Rgb, src).unwrap();
@@ -1373,7 +1460,10 @@ async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
     let bytes_read = read.load(Ordering::Relaxed);
     // Exactly its tile's tile-parts (the first request read the tile-part index).
     assert_eq!(bytes_read, index.region_bytes(256, 128, 128, 128));
-    assert!(bytes_read < file_len / 20, "read {bytes_read} of {file_len}");
+    assert!(
+        bytes_read < file_len / 20,
+        "read {bytes_read} of {file_len}"
+    );
     for y in 0..128 {
         let row = &tile.data()[y * 128 * 3..][..128 * 3];
         let want = &source.data()[((128 + y) * 1024 + 256) * 3..][..128 * 3];
