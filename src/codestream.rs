@@ -8,18 +8,20 @@
 //! hundreds of round trips from an HTTP or S3 source.
 //!
 //! [`read_index`] reads a file's main header by range, once: where each tile-part of each tile
-//! lies (from the TLM marker segments) and the header bytes a decoder needs.
+//! lies (from the TLM marker segments, or, without them, from the SOT marker of each tile-part,
+//! one small read each) and the header bytes a decoder needs.
 //! [`CodestreamIndex::read_region`] then fetches the tile-parts of the tiles an area touches (one
 //! read per run of adjacent tile-parts) and joins them into a valid codestream of those tiles only:
 //! the JP2 boxes a decoder needs (signature, file type, header: colour, palette, channel
 //! definitions), the main header without its TLM markers, the tile-parts as stored, EOC. Decoded
 //! with the same area, it gives the same pixels as the whole file.
 //!
-//! A file without TLM markers, of a single tile, with packed packet headers in its main header
-//! (PPM, numbered across the whole codestream) or whose structure does not add up has no index
-//! (`Ok(None)`): the caller lets OpenJPEG read the whole file. Hostile files are bounded: at most
-//! 64 boxes before the codestream, 4 MiB of kept boxes, a 16 MiB main header, 2^20 tile-parts,
-//! every tile-part inside the file and every fetched one checked against its SOT marker.
+//! A file of a single tile, with packed packet headers in its main header (PPM, numbered across
+//! the whole codestream) or whose structure does not add up has no index (`Ok(None)`): the
+//! caller lets OpenJPEG read the file. Hostile files are bounded: at most 64 boxes before the
+//! codestream, 4 MiB of kept boxes, a 16 MiB main header, 2^20 tile-parts listed by TLM or 2^16
+//! walked without, every tile-part inside the file and every fetched one checked against its
+//! SOT marker.
 //!
 //! # Example
 //!
@@ -41,7 +43,7 @@
 //! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! // A codestream without TLM markers has no index.
+//! // A codestream of a single tile has no index.
 //! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c");
 //! let file = Bytes::from(std::fs::read(path).unwrap());
 //! let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), file);
@@ -73,6 +75,8 @@ const MAX_BOXES: usize = 64;
 const MAX_KEPT_BYTES: u64 = 4 << 20;
 const MAX_MAIN_HEADER: u64 = 16 << 20;
 const MAX_TILE_PARTS: usize = 1 << 20;
+/// Without TLM markers, the tile-parts are found by reading each SOT marker: at most this many.
+const MAX_WALKED_PARTS: usize = 1 << 16;
 /// The first read of the main header; it grows by doubling.
 const FIRST_READ: u64 = 64 << 10;
 
@@ -125,9 +129,9 @@ struct Grid {
 /// Read the tile-part index of a JPEG 2000 file (a JP2 file or a raw codestream) by range:
 /// the boxes before the codestream, then its main header up to the first tile-part.
 ///
-/// `Ok(None)` when there is nothing to gain or no safe way to do it: not JPEG 2000, no TLM
-/// marker, a single tile, PPM, or a structure that does not add up (the whole-file decoder then
-/// reports what is wrong).
+/// `Ok(None)` when there is nothing to gain or no safe way to do it: not JPEG 2000, a single
+/// tile, PPM, more than 2^16 tile-parts without TLM, or a structure that does not add up (the
+/// whole-file decoder then reports what is wrong).
 ///
 /// # Errors
 ///
@@ -147,10 +151,59 @@ pub async fn read_index<O: SourceObject>(obj: &O) -> Result<Option<CodestreamInd
     } else {
         return Ok(None);
     };
-    let Some(head) = read_main_header(obj, cs, cs_end, &first).await? else {
+    let Some(mut head) = read_main_header(obj, cs, cs_end, &first).await? else {
         return Ok(None);
     };
+    if head.entries.is_empty() && head.grid.tiles() >= 2 {
+        match walk_tile_parts(obj, head.first_part, cs_end, head.grid.tiles()).await? {
+            Some(entries) => head.entries = entries,
+            None => return Ok(None),
+        }
+    }
     Ok(head.into_index(boxes, jp2, cs_end))
+}
+
+/// The tile-parts of a codestream without TLM markers, from their SOT marker segments: one
+/// 12-byte read per tile-part, once per file (OpenJPEG would walk them on every request).
+/// `None` past [`MAX_WALKED_PARTS`] or when the chain of SOT markers breaks before EOC.
+async fn walk_tile_parts<O: SourceObject>(
+    obj: &O,
+    first_part: u64,
+    cs_end: u64,
+    tiles: u64,
+) -> Result<Option<Vec<(u32, u32)>>, Error> {
+    let mut entries = Vec::new();
+    let mut at = first_part;
+    loop {
+        if entries.len() >= MAX_WALKED_PARTS || at.saturating_add(2) > cs_end {
+            return Ok(None);
+        }
+        let sot = obj.read_range(at..(at + 12).min(cs_end)).await?;
+        if sot.starts_with(&EOC) {
+            return Ok(Some(entries));
+        }
+        let (Some(SOT), Some(10), Some(tile), Some(psot)) =
+            (be16(&sot, 0), be16(&sot, 2), be16(&sot, 4), be32(&sot, 6))
+        else {
+            return Ok(None);
+        };
+        // Psot 0: the last tile-part, up to the codestream's EOC.
+        let len = match psot {
+            0 => cs_end.saturating_sub(2).saturating_sub(at),
+            n => u64::from(n),
+        };
+        let Ok(len32) = u32::try_from(len) else {
+            return Ok(None);
+        };
+        if u64::from(tile) >= tiles || len < 14 || at + len > cs_end {
+            return Ok(None);
+        }
+        entries.push((u32::from(tile), len32));
+        if psot == 0 {
+            return Ok(Some(entries));
+        }
+        at += len;
+    }
 }
 
 /// Walk the boxes of a JP2 file to its codestream: the kept boxes' bytes, and the codestream's
@@ -624,7 +677,7 @@ fn check_sot(part: &[u8], p: &TilePart) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::source(format!(
-            "JPEG 2000: the tile-part at offset {} is not the one the TLM marker lists",
+            "JPEG 2000: the tile-part at offset {} is not the one the file's index lists",
             p.start
         )))
     }

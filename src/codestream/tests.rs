@@ -54,13 +54,17 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// A 300x200 RGB pattern in 64x64 tiles (5 x 4), 4 resolutions, TLM, split into tile-parts by
 /// resolution.
 fn fixture(jp2_container: bool, lossless: bool) -> Vec<u8> {
+    fixture_tlm(jp2_container, lossless, true)
+}
+
+fn fixture_tlm(jp2_container: bool, lossless: bool, tlm: bool) -> Vec<u8> {
     let opts = Opts {
         tiled: Some((64, 64)),
         resolutions: 4,
         lossless,
         irreversible: !lossless,
         jp2_container,
-        tlm: true,
+        tlm,
         tile_parts_by_resolution: true,
         ..Opts::default()
     };
@@ -78,8 +82,8 @@ fn decode(file: &[u8], reduce: u32, area: (u32, u32, u32, u32)) -> jp2::Decoded 
 
 #[test]
 fn index_lists_every_tile_part_in_file_order() {
-    for jp2_container in [true, false] {
-        let file = fixture(jp2_container, true);
+    for (jp2_container, tlm) in [(true, true), (false, true), (true, false), (false, false)] {
+        let file = fixture_tlm(jp2_container, true, tlm);
         let obj = Counting::new(file.clone());
         let index = block_on(read_index(&obj)).unwrap().expect("an index");
         assert_eq!(index.tile_grid(), (5, 4));
@@ -100,9 +104,18 @@ fn index_lists_every_tile_part_in_file_order() {
                 p.tile
             );
         }
-        // The main header only: the tile data is not read.
-        let read: u64 = obj.take().iter().map(|r| r.end - r.start).sum();
-        assert!(read <= 64 << 10, "{read}");
+        // The main header, and without TLM each SOT marker segment: never the tile data.
+        let reads = obj.take();
+        let read: u64 = reads.iter().map(|r| r.end - r.start).sum();
+        let parts = index.parts().len() as u64;
+        match tlm {
+            true => assert!(read <= 64 << 10, "{read}"),
+            false => {
+                let small = reads.iter().filter(|r| r.end - r.start <= 12).count() as u64;
+                assert_eq!(small, parts + 1, "one read per SOT and one for EOC");
+                assert!(read <= (64 << 10) + 12 * (parts + 1), "{read}");
+            }
+        }
     }
 }
 
@@ -135,8 +148,13 @@ fn region_picks_the_tiles_the_area_touches() {
 
 #[test]
 fn region_codestream_decodes_to_the_same_pixels_reading_only_its_tiles() {
-    for (jp2_container, lossless) in [(true, true), (false, true), (true, false)] {
-        let file = fixture(jp2_container, lossless);
+    for (jp2_container, lossless, tlm) in [
+        (true, true, true),
+        (false, true, true),
+        (true, false, true),
+        (true, true, false),
+    ] {
+        let file = fixture_tlm(jp2_container, lossless, tlm);
         let obj = Counting::new(file.clone());
         let index = block_on(read_index(&obj)).unwrap().unwrap();
         obj.take();
@@ -171,23 +189,27 @@ fn region_codestream_decodes_to_the_same_pixels_reading_only_its_tiles() {
 #[test]
 fn files_without_a_useful_index_have_none() {
     let src = pattern(100, 80, 3);
-    let no_tlm = Opts {
-        tiled: Some((32, 32)),
-        ..Opts::default()
-    };
     let one_tile = Opts {
         tlm: true,
         jp2_container: true,
         ..Opts::default()
     };
-    for opts in [no_tlm, one_tile] {
-        let file = encode_fixture(100, 80, 3, &src, &opts);
-        assert!(
-            block_on(read_index(&Counting::new(file)))
-                .unwrap()
-                .is_none()
-        );
-    }
+    let file = encode_fixture(100, 80, 3, &src, &one_tile);
+    assert!(
+        block_on(read_index(&Counting::new(file)))
+            .unwrap()
+            .is_none()
+    );
+    // Without TLM, a broken chain of SOT markers: no index.
+    let mut file = fixture_tlm(false, true, false);
+    let obj = Counting::new(file.clone());
+    let second = block_on(read_index(&obj)).unwrap().unwrap().parts()[1].start as usize;
+    file[second + 1] = 0x91;
+    assert!(
+        block_on(read_index(&Counting::new(file)))
+            .unwrap()
+            .is_none()
+    );
     for junk in [
         b"".to_vec(),
         b"not a jpeg 2000 file".to_vec(),
@@ -215,14 +237,18 @@ fn damaged_files_are_errors_or_no_index_never_panics() {
     // Cut inside the tile data: the TLM lengths run past the end.
     let cut = file[..file.len() / 2].to_vec();
     assert!(block_on(read_index(&Counting::new(cut))).unwrap().is_none());
-    // A tile-part that is not where the TLM says: the fetched bytes are refused.
+    // Without TLM too: the chain of SOT markers runs past the end.
+    let raw = fixture_tlm(false, true, false);
+    let cut = raw[..raw.len() / 2].to_vec();
+    assert!(block_on(read_index(&Counting::new(cut))).unwrap().is_none());
+    // A tile-part that is not where the index says: the fetched bytes are refused.
     let mut moved = file.clone();
     let p = index.parts()[0];
     moved[p.start as usize] = 0;
     let obj = Counting::new(moved);
     let e = block_on(index.read_region(&obj, 0, 0, 10, 10, 1 << 30)).unwrap_err();
     assert_eq!(e.kind(), crate::ErrorKind::Source);
-    assert!(e.message().contains("TLM"), "{e}");
+    assert!(e.message().contains("index"), "{e}");
     // Over the budget: refused before reading.
     let obj = Counting::new(file);
     let e = block_on(index.read_region(&obj, 0, 0, 300, 200, 1000)).unwrap_err();
