@@ -282,7 +282,53 @@ pub fn read_info<R: ReadAt + ?Sized>(src: &R) -> Result<Jp2Info, Jp2Error> {
 fn read_info_dyn(src: &dyn ReadAt) -> Result<Jp2Info, Jp2Error> {
     let session = Session::open(src, 0)?;
     let header = session.header()?;
-    Ok(header.info())
+    let mut info = header.info();
+    // A palette (JP2 `pclr` box) of three or more columns maps the one codestream component to
+    // colour: OpenJPEG applies it while decoding.
+    if info.components == 1 && palette_columns(src).is_some_and(|n| n >= 3) {
+        info.gray = false;
+    }
+    Ok(info)
+}
+
+/// The number of columns of the JP2 palette (`pclr` box inside `jp2h`), if the file has one
+/// within its first 64 KiB (where the JP2 header box is).
+fn palette_columns(src: &dyn ReadAt) -> Option<u8> {
+    let mut head = vec![0u8; src.len().min(64 << 10) as usize];
+    let n = src.read_at(0, &mut head).ok()?;
+    let head = &head[..n];
+    if !head.starts_with(&JP2_MAGIC) {
+        return None;
+    }
+    let jp2h = find_box(head, b"jp2h")?;
+    let pclr = find_box(jp2h, b"pclr")?;
+    // NE (2 bytes), then NPC.
+    pclr.get(2).copied()
+}
+
+/// The contents of the first box of type `kind` among the boxes that fill `bytes` (only boxes
+/// whole inside `bytes`).
+fn find_box<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let lbox = u32::from_be_bytes(bytes[at..at + 4].try_into().ok()?) as usize;
+        let (header, len) = match lbox {
+            0 => (8, bytes.len() - at),
+            1 => {
+                let x = u64::from_be_bytes(bytes.get(at + 8..at + 16)?.try_into().ok()?);
+                (16, usize::try_from(x).ok()?)
+            }
+            n => (8, n),
+        };
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len() && len >= header)?;
+        if &bytes[at + 4..at + 8] == kind {
+            return Some(&bytes[at + header..end]);
+        }
+        at = end;
+    }
+    None
 }
 
 /// Decode a region of `src` at a reduced resolution into 8-bit interleaved pixels.
@@ -1782,6 +1828,54 @@ pub(crate) mod tests {
             assert_eq!(out.channels, ch as u8);
             assert!(out.data == to_u8(&px));
         }
+    }
+
+    /// `jp2` (one 8-bit component) with a palette of `colours` and its component mapping added
+    /// to the JP2 header box, and its colour space made sRGB.
+    fn with_palette(jp2: &[u8], colours: &[[u8; 3]]) -> Vec<u8> {
+        let at = jp2.windows(4).position(|w| w == b"jp2h").unwrap() - 4;
+        let len = u32::from_be_bytes(jp2[at..at + 4].try_into().unwrap()) as usize;
+        let mut inner = jp2[at + 8..at + len].to_vec();
+        let colr = inner.windows(4).position(|w| w == b"colr").unwrap();
+        inner[colr + 7..colr + 11].copy_from_slice(&16u32.to_be_bytes());
+        let mut pclr = (colours.len() as u16).to_be_bytes().to_vec();
+        pclr.extend_from_slice(&[3, 7, 7, 7]);
+        pclr.extend(colours.iter().flatten());
+        let cmap: Vec<u8> = (0..3u8).flat_map(|i| [0, 0, 1, i]).collect();
+        for (kind, body) in [(b"pclr", pclr), (b"cmap", cmap)] {
+            inner.extend_from_slice(&(8 + body.len() as u32).to_be_bytes());
+            inner.extend_from_slice(kind);
+            inner.extend_from_slice(&body);
+        }
+        let mut out = jp2[..at].to_vec();
+        out.extend_from_slice(&(8 + inner.len() as u32).to_be_bytes());
+        out.extend_from_slice(b"jp2h");
+        out.extend_from_slice(&inner);
+        out.extend_from_slice(&jp2[at + len..]);
+        out
+    }
+
+    #[test]
+    fn palette_images_are_colour() {
+        let (w, h) = (40, 30);
+        let colours = [[255, 0, 0], [0, 128, 255], [10, 200, 30], [250, 250, 250]];
+        let indices: Vec<i32> = (0..w * h).map(|i| ((i % w) / 10) as i32).collect();
+        let opts = Opts {
+            jp2_container: true,
+            ..Opts::default()
+        };
+        let file = with_palette(&encode_fixture(w, h, 1, &indices, &opts), &colours);
+        let info = read_info(file.as_slice()).unwrap();
+        assert_eq!(info.components, 1);
+        assert!(!info.gray, "a palette of colours is not gray");
+        let out = decode(file.as_slice(), &req(0, None)).unwrap();
+        assert_eq!(out.channels, 3);
+        for (i, px) in out.data.chunks(3).enumerate() {
+            assert_eq!(px, colours[indices[i] as usize], "pixel {i}");
+        }
+        // Without the palette: gray.
+        let gray = encode_fixture(w, h, 1, &indices, &opts);
+        assert!(read_info(gray.as_slice()).unwrap().gray);
     }
 
     #[test]
