@@ -75,6 +75,7 @@ const MAX_BOXES: usize = 64;
 const MAX_KEPT_BYTES: u64 = 4 << 20;
 const MAX_MAIN_HEADER: u64 = 16 << 20;
 const MAX_TILE_PARTS: usize = 1 << 20;
+const MAX_TILES: u64 = 65_535;
 /// Without TLM markers, the tile-parts are found by reading each SOT marker: at most this many.
 const MAX_WALKED_PARTS: usize = 1 << 16;
 /// The first read of the main header; it grows by doubling.
@@ -103,6 +104,10 @@ pub struct TilePart {
     pub start: u64,
     /// Its length in bytes (TLM's `Ptlm`).
     pub len: u32,
+    /// Its place among its tile's tile-parts (the SOT's `TPsot`).
+    pub part: u8,
+    /// How many tile-parts its tile has (the SOT's `TNsot`, when not 0).
+    pub parts: u8,
 }
 
 impl TilePart {
@@ -160,7 +165,15 @@ pub async fn read_index<O: SourceObject>(obj: &O) -> Result<Option<CodestreamInd
             None => return Ok(None),
         }
     }
-    Ok(head.into_index(boxes, jp2, cs_end))
+    let Some(index) = head.into_index(boxes, jp2, cs_end) else {
+        return Ok(None);
+    };
+    // The tile-parts must run up to the codestream's end: EOC right after the last one.
+    let end = index.end();
+    let eoc = obj
+        .read_range(end..end.saturating_add(2).min(cs_end))
+        .await?;
+    Ok((eoc[..] == EOC).then_some(index))
 }
 
 /// The tile-parts of a codestream without TLM markers, from their SOT marker segments: one
@@ -288,7 +301,9 @@ async fn read_main_header<O: SourceObject>(
     cs_end: u64,
     first: &Bytes,
 ) -> Result<Option<MainHeader>, Error> {
-    let mut want = FIRST_READ.min(cs_end - cs);
+    // Start with what the first read holds of it, if anything.
+    let held = (first.len() as u64).saturating_sub(cs);
+    let mut want = if held >= 1024 { held } else { FIRST_READ }.min(cs_end - cs);
     let mut buf = bytes_at(obj, first, cs, want).await?;
     loop {
         match parse_main_header(&buf) {
@@ -394,6 +409,10 @@ fn parse_siz(seg: &[u8]) -> Option<Grid> {
     }
     let across = (xsiz - tx0).div_ceil(tw);
     let down = (ysiz - ty0).div_ceil(th);
+    // Isot is 0 to 65534 (as OpenJPEG refuses more tiles).
+    if u64::from(across) * u64::from(down) > MAX_TILES {
+        return None;
+    }
     Some(Grid {
         x0,
         y0,
@@ -456,7 +475,8 @@ impl MainHeader {
         if self.entries.is_empty() || tiles < 2 {
             return None;
         }
-        let mut seen = vec![false; usize::try_from(tiles).ok()?];
+        // Tile-parts seen so far, per tile (at most 255: TPsot is a byte).
+        let mut seen = vec![0u16; usize::try_from(tiles).ok()?];
         let mut parts = Vec::with_capacity(self.entries.len());
         let mut at = self.first_part;
         for (tile, len) in self.entries {
@@ -465,17 +485,24 @@ impl MainHeader {
                 return None;
             }
             let end = at.checked_add(u64::from(len)).filter(|&e| e <= cs_end)?;
-            seen[tile as usize] = true;
+            let count = &mut seen[tile as usize];
+            let part = u8::try_from(*count).ok()?;
+            *count += 1;
             parts.push(TilePart {
                 tile,
                 start: at,
                 len,
+                part,
+                parts: 0,
             });
             at = end;
         }
         // As OpenJPEG: every tile must have a tile-part.
-        if !seen.iter().all(|&s| s) {
+        if seen.contains(&0) {
             return None;
+        }
+        for p in &mut parts {
+            p.parts = u8::try_from(seen[p.tile as usize]).ok()?;
         }
         Some(CodestreamIndex {
             boxes,
@@ -488,6 +515,11 @@ impl MainHeader {
 }
 
 impl CodestreamIndex {
+    /// Where the last tile-part ends (EOC follows).
+    fn end(&self) -> u64 {
+        self.parts.last().map_or(0, |p| p.range().end)
+    }
+
     /// The number of tiles across and down.
     ///
     /// ```
@@ -656,7 +688,7 @@ impl CodestreamIndex {
             for p in &parts[i..j] {
                 let from = (p.start - run.start) as usize;
                 let part = &bytes[from..from + p.len as usize];
-                check_sot(part, p)?;
+                check_sot(part, p, p.range().end == self.end())?;
                 out.extend_from_slice(part);
             }
             i = j;
@@ -666,13 +698,16 @@ impl CodestreamIndex {
     }
 }
 
-/// A tile-part must start with its SOT marker segment: its tile and its length (or 0, "to the
-/// end of the codestream", allowed for the last one).
-fn check_sot(part: &[u8], p: &TilePart) -> Result<(), Error> {
+/// A tile-part must start with its SOT marker segment: its tile, its length (or 0, "to the end
+/// of the codestream", for the codestream's last one), its place among its tile's parts and
+/// their number (or 0, not stated). A TLM that leaves tile-parts out is caught here.
+fn check_sot(part: &[u8], p: &TilePart, last: bool) -> Result<(), Error> {
     let ok = be16(part, 0) == Some(SOT)
         && be16(part, 2) == Some(10)
         && be16(part, 4).map(u32::from) == Some(p.tile)
-        && matches!(be32(part, 6), Some(l) if l == p.len || l == 0);
+        && matches!(be32(part, 6), Some(l) if l == p.len || (l == 0 && last))
+        && part.get(10) == Some(&p.part)
+        && matches!(part.get(11), Some(&n) if n == 0 || n == p.parts);
     if ok {
         Ok(())
     } else {

@@ -251,6 +251,28 @@ impl ReducedPyramid {
         out
     }
 
+    /// The full size and base reduction (`width`, `height`, `shift`) that bytes made by
+    /// [`to_bytes`](Self::to_bytes) state, read from their header only; `None` for bytes of
+    /// another format.
+    ///
+    /// ```
+    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
+    /// use tower_iiif::reduced::ReducedPyramid;
+    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+    /// let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
+    /// assert_eq!(ReducedPyramid::stored_size(&p.to_bytes()), Some((1200, 800, 1)));
+    /// assert_eq!(ReducedPyramid::stored_size(b"junk"), None);
+    /// ```
+    pub fn stored_size(bytes: &[u8]) -> Option<(u32, u32, u32)> {
+        let rest = bytes.strip_prefix(STORED_TAG)?;
+        let word = |i: usize| {
+            Some(u32::from_le_bytes(
+                rest.get(4 * i..4 * i + 4)?.try_into().ok()?,
+            ))
+        };
+        Some((word(0)?, word(1)?, word(2)?))
+    }
+
     /// A pyramid from the bytes [`to_bytes`](Self::to_bytes) made. Everything is checked before
     /// anything is allocated: the format tag, the level sizes (those this full size and shift
     /// give), the length, each level against `budget`.

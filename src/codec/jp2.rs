@@ -302,6 +302,8 @@ fn palette_columns(src: &dyn ReadAt) -> Option<u8> {
     }
     let jp2h = find_box(head, b"jp2h")?;
     let pclr = find_box(jp2h, b"pclr")?;
+    // OpenJPEG drops a palette without its component mapping and decodes gray.
+    find_box(jp2h, b"cmap")?;
     // NE (2 bytes), then NPC.
     pclr.get(2).copied()
 }
@@ -1832,7 +1834,7 @@ pub(crate) mod tests {
 
     /// `jp2` (one 8-bit component) with a palette of `colours` and its component mapping added
     /// to the JP2 header box, and its colour space made sRGB.
-    fn with_palette(jp2: &[u8], colours: &[[u8; 3]]) -> Vec<u8> {
+    fn with_palette(jp2: &[u8], colours: &[[u8; 3]], cmap: bool) -> Vec<u8> {
         let at = jp2.windows(4).position(|w| w == b"jp2h").unwrap() - 4;
         let len = u32::from_be_bytes(jp2[at..at + 4].try_into().unwrap()) as usize;
         let mut inner = jp2[at + 8..at + len].to_vec();
@@ -1841,8 +1843,12 @@ pub(crate) mod tests {
         let mut pclr = (colours.len() as u16).to_be_bytes().to_vec();
         pclr.extend_from_slice(&[3, 7, 7, 7]);
         pclr.extend(colours.iter().flatten());
-        let cmap: Vec<u8> = (0..3u8).flat_map(|i| [0, 0, 1, i]).collect();
-        for (kind, body) in [(b"pclr", pclr), (b"cmap", cmap)] {
+        let mapping: Vec<u8> = (0..3u8).flat_map(|i| [0, 0, 1, i]).collect();
+        let mut boxes = vec![(b"pclr", pclr)];
+        if cmap {
+            boxes.push((b"cmap", mapping));
+        }
+        for (kind, body) in boxes {
             inner.extend_from_slice(&(8 + body.len() as u32).to_be_bytes());
             inner.extend_from_slice(kind);
             inner.extend_from_slice(&body);
@@ -1864,7 +1870,7 @@ pub(crate) mod tests {
             jp2_container: true,
             ..Opts::default()
         };
-        let file = with_palette(&encode_fixture(w, h, 1, &indices, &opts), &colours);
+        let file = with_palette(&encode_fixture(w, h, 1, &indices, &opts), &colours, true);
         let info = read_info(file.as_slice()).unwrap();
         assert_eq!(info.components, 1);
         assert!(!info.gray, "a palette of colours is not gray");
@@ -1873,9 +1879,16 @@ pub(crate) mod tests {
         for (i, px) in out.data.chunks(3).enumerate() {
             assert_eq!(px, colours[indices[i] as usize], "pixel {i}");
         }
-        // Without the palette: gray.
+        // Without the palette: gray. A palette without its component mapping is dropped by
+        // OpenJPEG: gray too.
         let gray = encode_fixture(w, h, 1, &indices, &opts);
         assert!(read_info(gray.as_slice()).unwrap().gray);
+        let no_cmap = with_palette(&gray, &colours, false);
+        assert!(read_info(no_cmap.as_slice()).unwrap().gray);
+        assert_eq!(
+            decode(no_cmap.as_slice(), &req(0, None)).unwrap().channels,
+            1
+        );
     }
 
     #[test]

@@ -109,11 +109,14 @@ fn index_lists_every_tile_part_in_file_order() {
         let read: u64 = reads.iter().map(|r| r.end - r.start).sum();
         let parts = index.parts().len() as u64;
         match tlm {
-            true => assert!(read <= 64 << 10, "{read}"),
+            true => {
+                assert!(read <= (64 << 10) + 2, "{read}");
+                assert_eq!(reads.len(), 2, "the file's first bytes, then its EOC");
+            }
             false => {
                 let small = reads.iter().filter(|r| r.end - r.start <= 12).count() as u64;
-                assert_eq!(small, parts + 1, "one read per SOT and one for EOC");
-                assert!(read <= (64 << 10) + 12 * (parts + 1), "{read}");
+                assert_eq!(small, parts + 2, "one read per SOT, EOC, and EOC again");
+                assert!(read <= (64 << 10) + 12 * (parts + 2), "{read}");
             }
         }
     }
@@ -281,4 +284,43 @@ fn every_header_byte_mutated_never_panics() {
             }
         }
     }
+}
+
+#[test]
+fn a_tlm_that_leaves_tile_parts_out_gives_no_index() {
+    let file = fixture(false, true);
+    let tlm = file.windows(2).position(|w| w == [0xFF, 0x55]).unwrap();
+    let ltlm = u16::from_be_bytes([file[tlm + 2], file[tlm + 3]]) as usize;
+    let stlm = file[tlm + 5];
+    let size = usize::from((stlm >> 4) & 3) + if (stlm >> 6) & 1 == 1 { 4 } else { 2 };
+    // The last entry dropped: the listed tile-parts no longer reach EOC.
+    let mut short = file[..tlm + 2].to_vec();
+    short.extend_from_slice(&((ltlm - size) as u16).to_be_bytes());
+    short.extend_from_slice(&file[tlm + 4..tlm + 2 + ltlm - size]);
+    short.extend_from_slice(&file[tlm + 2 + ltlm..]);
+    assert!(
+        block_on(read_index(&Counting::new(short)))
+            .unwrap()
+            .is_none()
+    );
+    // The file as written has one.
+    assert!(
+        block_on(read_index(&Counting::new(file)))
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn more_tiles_than_a_codestream_may_have_give_no_index() {
+    // SIZ of 70000 x 2 one-pixel tiles (Isot only goes to 65534).
+    let mut cs = vec![0xFF, 0x4F, 0xFF, 0x51, 0x00, 41, 0, 0];
+    for v in [70_000u32, 2, 0, 0, 1, 1, 0, 0] {
+        cs.extend_from_slice(&v.to_be_bytes());
+    }
+    cs.extend_from_slice(&[0, 1, 7, 1, 1]);
+    cs.extend_from_slice(&[
+        0xFF, 0x90, 0, 10, 0, 0, 0, 0, 0, 14, 0, 1, 0xFF, 0x93, 0xFF, 0xD9,
+    ]);
+    assert!(block_on(read_index(&Counting::new(cs))).unwrap().is_none());
 }

@@ -105,15 +105,16 @@ pub(super) async fn input<O: SourceObject>(
     let shift =
         ReducedPyramid::base_shift(header.width, header.height, layout, reduced.max_bytes / 2);
     if let Some(shift) = shift.filter(|&s| scale <= (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9)) {
-        let store = reduced.store.clone();
-        let store_key = store_key(&key, shift, layout);
+        let store = store_key(&key, shift, layout).and_then(|k| Some((reduced.store.clone()?, k)));
         let build = async move {
-            if let Some(p) = load(store.as_ref(), &store_key, header, budget).await {
+            if let Some((s, k)) = &store
+                && let Some(p) = load(s, k, header, shift, budget).await
+            {
                 return Ok::<_, Error>(p);
             }
             let p = build(object, header, shift, shared, budget, max_source_bytes).await?;
-            if let Some(store) = store {
-                keep(store, store_key, Arc::clone(&p));
+            if let Some((s, k)) = store {
+                keep(s, k, Arc::clone(&p));
             }
             Ok(p)
         }
@@ -138,22 +139,33 @@ pub(super) async fn input<O: SourceObject>(
     Ok(region_input(header, plan, scale, max_source_bytes).unwrap_or(whole))
 }
 
-/// The key of a source version's pyramid in the store: the pyramid depends on the crate
-/// version (its format and filters), the source's version, the base reduction and the layout.
-fn store_key(key: &InfoKey, shift: u32, layout: Layout) -> CacheKey {
-    let modified = key
-        .modified
-        .and_then(|m| m.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    CacheKey::new(
+/// The key of a source version's pyramid in the store: the pyramid depends on the renderer
+/// (crate version and decoder revision), the source's version, the base reduction and the
+/// layout. `None` for a source that states neither a modification time nor an ETag: a file
+/// replaced by another of the same length could not be told apart, so nothing is stored.
+fn store_key(key: &InfoKey, shift: u32, layout: Layout) -> Option<CacheKey> {
+    if key.modified.is_none() && key.etag.is_none() {
+        return None;
+    }
+    let modified = match key.modified {
+        None => "-".to_owned(),
+        Some(m) => match m.duration_since(std::time::SystemTime::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos().to_string(),
+            Err(e) => format!("-{}", e.duration().as_nanos()),
+        },
+    };
+    let etag = key
+        .etag
+        .as_deref()
+        .map_or("-".to_owned(), |e| format!("\"{e}\""));
+    Some(CacheKey::new(
         key.id.as_str(),
         format!(
-            "reduced-pyramid|{}|{}|{modified}|{}|{shift}|{layout:?}",
-            env!("CARGO_PKG_VERSION"),
+            "reduced-pyramid|{}|{}|{modified}|{etag}|{shift}|{layout:?}",
+            super::RENDERER,
             key.len,
-            key.etag.as_deref().unwrap_or(""),
         ),
-    )
+    ))
 }
 
 /// The media type of a stored pyramid.
@@ -162,30 +174,35 @@ const STORED_TYPE: &str = "application/x-tower-iiif-reduced-pyramid";
 /// The pyramid kept in `store` under `key`, if there is one and it is of this image; read back
 /// on the blocking pool (a copy of its bytes).
 async fn load(
-    store: Option<&AnyCache>,
+    store: &AnyCache,
     key: &CacheKey,
     header: &Header,
+    shift: u32,
     budget: Budget,
 ) -> Option<Arc<ReducedPyramid>> {
-    let hit = store?.get(key).await?;
-    if hit.content_type != STORED_TYPE {
+    let hit = store.get(key).await?;
+    // Of this image and base reduction, checked before anything is copied.
+    let expected = (header.width, header.height, shift);
+    if hit.content_type != STORED_TYPE || ReducedPyramid::stored_size(&hit.body) != Some(expected) {
         return None;
     }
-    let (w, h) = (header.width, header.height);
-    let loaded = tokio::task::spawn_blocking(move || {
-        ReducedPyramid::from_bytes(&hit.body, budget)
-            .ok()
-            .filter(|p| (p.width(), p.height()) == (w, h))
-    })
-    .await
-    .ok()??;
+    let loaded =
+        tokio::task::spawn_blocking(move || ReducedPyramid::from_bytes(&hit.body, budget).ok())
+            .await
+            .ok()??;
     Some(Arc::new(loaded))
 }
 
-/// Store a freshly built pyramid in the background (serialized on the blocking pool); the
-/// request does not wait for it.
+/// One pyramid serialized for the store at a time: each is a copy of its levels.
+static STORE_WRITES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Store a freshly built pyramid in the background (serialized on the blocking pool, one at a
+/// time); the request does not wait for it.
 fn keep(store: AnyCache, key: CacheKey, pyramid: Arc<ReducedPyramid>) {
     tokio::spawn(async move {
+        let Ok(_one) = STORE_WRITES.acquire().await else {
+            return;
+        };
         let bytes = tokio::task::spawn_blocking(move || pyramid.to_bytes()).await;
         if let Ok(bytes) = bytes {
             let value = CachedDerivative::new(Bytes::from(bytes), STORED_TYPE);
@@ -726,5 +743,37 @@ mod tests {
         let raw = 1001 * 517 * 8 + 517;
         assert_eq!(png_read_limit(&header, 1000), raw + raw / 64 + (64 << 20));
         assert_eq!(png_read_limit(&header, 1 << 40), 1 << 40);
+    }
+
+    #[test]
+    fn store_keys_tell_source_versions_apart_and_need_one() {
+        let id = crate::request::Identifier::new("big").unwrap();
+        let at = |modified, etag: Option<&str>| {
+            let meta = SourceMetadata::new(100, modified, etag.map(str::to_owned));
+            store_key(&InfoKey::new(&id, &meta), 2, Layout::Rgb).map(|k| k.as_str().to_owned())
+        };
+        let epoch = Some(std::time::UNIX_EPOCH);
+        let later = Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+        // Neither a time nor an ETag: a same-length replacement could not be told apart.
+        assert_eq!(at(None, None), None);
+        let keys = [
+            at(epoch, None),
+            at(later, None),
+            at(None, Some("a")),
+            at(epoch, Some("a")),
+            at(epoch, Some("b")),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            assert!(a.is_some());
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let meta = SourceMetadata::new(100, epoch, None);
+        let key = InfoKey::new(&id, &meta);
+        assert_ne!(
+            store_key(&key, 2, Layout::Rgb),
+            store_key(&key, 3, Layout::Rgb)
+        );
     }
 }

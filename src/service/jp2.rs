@@ -132,24 +132,39 @@ impl quick_cache::Weighter<InfoKey, Option<Arc<CodestreamIndex>>> for IndexBytes
 pub(super) type IndexCache =
     quick_cache::sync::Cache<InfoKey, Option<Arc<CodestreamIndex>>, IndexBytes>;
 
-/// An index cache of 64 MiB (an index takes ~16 bytes per tile-part: a 25,000-pixel image in
-/// 1024-pixel tiles and 7 tile-parts per tile, ~40 KB).
+/// An index cache of 128 MiB (an index takes ~24 bytes per tile-part: a 25,000-pixel image in
+/// 1024-pixel tiles and 7 tile-parts per tile, ~55 KB). quick_cache admits no entry larger than
+/// a shard's share: 4 shards of 32 MiB hold the largest index (2^20 tile-parts).
 pub(super) fn index_cache() -> IndexCache {
-    quick_cache::sync::Cache::with_weighter(1024, 64 << 20, IndexBytes)
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(1024)
+        .weight_capacity(128 << 20)
+        .shards(4)
+        .build()
+        .expect("both capacities are set");
+    quick_cache::sync::Cache::with_options(
+        options,
+        IndexBytes,
+        quick_cache::DefaultHashBuilder::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    )
 }
 
 /// The tile-part index of a JPEG 2000 source, read once per source version (concurrent first
-/// requests share the read); `None` when it has none (see [`read_index`]).
-///
-/// # Errors
-///
-/// The source's read errors (not cached).
+/// requests share the read); `None` when it has none (see [`read_index`]) or when reading it
+/// failed (not cached: the next request tries again; this one lets OpenJPEG read the file).
 pub(super) async fn index<O: SourceObject>(
     cache: &IndexCache,
     id: &Identifier,
     object: &O,
-) -> Result<Option<Arc<CodestreamIndex>>, Error> {
+) -> Option<Arc<CodestreamIndex>> {
     let key = InfoKey::new(id, object.metadata());
-    let read = async { Ok(read_index(object).await?.map(Arc::new)) };
-    cache.get_or_insert_async(&key, read).await
+    let read = async { Ok::<_, Error>(read_index(object).await?.map(Arc::new)) };
+    match cache.get_or_insert_async(&key, read).await {
+        Ok(index) => index,
+        Err(e) => {
+            tracing::warn!(identifier = %id.as_str(), error = %e, "JPEG 2000 tile-part index not read");
+            None
+        }
+    }
 }

@@ -568,12 +568,18 @@ impl<S: Source> IiifService<S> {
             _ => None,
         };
         let jp2 = match header.format {
-            SourceFormat::Jp2 => Some((
-                self.jp2_info(&req.identifier, &object)
+            SourceFormat::Jp2 => {
+                let info = self
+                    .jp2_info(&req.identifier, &object)
                     .await
-                    .ok_or_else(|| Error::internal("the JPEG 2000 header could not be kept"))?,
-                jp2::index(&self.shared.codestreams, &req.identifier, &object).await?,
-            )),
+                    .ok_or_else(|| Error::internal("the JPEG 2000 header could not be kept"))?;
+                // The whole image is decoded from the whole file: no index needed.
+                let index = match jp2::is_whole(&info, plan.region) {
+                    true => None,
+                    false => jp2::index(&self.shared.codestreams, &req.identifier, &object).await,
+                };
+                Some((info, index))
+            }
             _ => None,
         };
         if let Some(jpeg) = match &pyramid {
