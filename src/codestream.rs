@@ -56,6 +56,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use crate::Error;
+use crate::codec::jp2::ReadAt;
 use crate::source::SourceObject;
 
 const SOC: u16 = 0xFF4F;
@@ -643,6 +644,70 @@ impl CodestreamIndex {
         h: u32,
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
+        let (parts, mut out) = self.begin(x, y, w, h, max_bytes)?;
+        for (some, run) in runs(&parts) {
+            let bytes = obj.read_range(run.clone()).await?;
+            let bytes = check_run(&parts[some], run, &bytes, self.end())?;
+            out.extend_from_slice(bytes);
+        }
+        out.extend_from_slice(&EOC);
+        Ok(out)
+    }
+
+    /// [`read_region`](Self::read_region) from a source read synchronously on the calling
+    /// thread (a blocking pool's), each run read straight into the codestream.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_region`](Self::read_region).
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex, file: &[u8]) {
+    /// let codestream = index.read_region_at(&file, 0, 0, 512, 512, 64 << 20);
+    /// # let _ = codestream;
+    /// # }
+    /// ```
+    pub fn read_region_at<R: ReadAt + ?Sized>(
+        &self,
+        src: &R,
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let (parts, mut out) = self.begin(x, y, w, h, max_bytes)?;
+        for (some, run) in runs(&parts) {
+            let at = out.len();
+            // Within the capacity reserved for the whole codestream.
+            out.resize(at + (run.end - run.start) as usize, 0);
+            let mut filled = 0;
+            while filled < out.len() - at {
+                let n = src
+                    .read_at(run.start + filled as u64, &mut out[at + filled..])
+                    .map_err(|e| Error::source(format!("JPEG 2000: cannot read: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            out.truncate(at + filled);
+            check_run(&parts[some], run, &out[at..], self.end())?;
+        }
+        out.extend_from_slice(&EOC);
+        Ok(out)
+    }
+
+    /// The tile-parts of the area and the codestream's first bytes (kept boxes, `jp2c` box
+    /// header, main header), with room reserved for the rest.
+    fn begin(
+        &self,
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+        max_bytes: u64,
+    ) -> Result<(Vec<TilePart>, Vec<u8>), Error> {
         let parts = self.region(x, y, w, h);
         if parts.is_empty() {
             return Err(Error::internal(format!(
@@ -668,34 +733,47 @@ impl CodestreamIndex {
             out.extend_from_slice(b"jp2c");
         }
         out.extend_from_slice(&self.main);
-        let mut i = 0;
-        while i < parts.len() {
-            // A run of tile-parts that follow each other in the file: one read.
-            let mut j = i + 1;
-            while j < parts.len() && parts[j].start == parts[j - 1].range().end {
-                j += 1;
-            }
-            let run = parts[i].start..parts[j - 1].range().end;
-            let bytes = obj.read_range(run.clone()).await?;
-            if (bytes.len() as u64) < run.end - run.start {
-                return Err(Error::source(format!(
-                    "JPEG 2000: the file is truncated: {} of {} tile-part bytes at offset {}",
-                    bytes.len(),
-                    run.end - run.start,
-                    run.start
-                )));
-            }
-            for p in &parts[i..j] {
-                let from = (p.start - run.start) as usize;
-                let part = &bytes[from..from + p.len as usize];
-                check_sot(part, p, p.range().end == self.end())?;
-                out.extend_from_slice(part);
-            }
-            i = j;
-        }
-        out.extend_from_slice(&EOC);
-        Ok(out)
+        Ok((parts, out))
     }
+}
+
+/// The runs of tile-parts that follow each other in the file (one read each): the range of
+/// `parts` and the file bytes.
+fn runs(parts: &[TilePart]) -> Vec<(Range<usize>, Range<u64>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < parts.len() {
+        let mut j = i + 1;
+        while j < parts.len() && parts[j].start == parts[j - 1].range().end {
+            j += 1;
+        }
+        out.push((i..j, parts[i].start..parts[j - 1].range().end));
+        i = j;
+    }
+    out
+}
+
+/// The bytes of a run, read at `run.start`: all there, each tile-part starting with its SOT.
+/// `end` is where the codestream's last tile-part ends.
+fn check_run<'a>(
+    parts: &[TilePart],
+    run: Range<u64>,
+    bytes: &'a [u8],
+    end: u64,
+) -> Result<&'a [u8], Error> {
+    let len = (run.end - run.start) as usize;
+    if bytes.len() < len {
+        return Err(Error::source(format!(
+            "JPEG 2000: the file is truncated: {} of {len} tile-part bytes at offset {}",
+            bytes.len(),
+            run.start
+        )));
+    }
+    for p in parts {
+        let from = (p.start - run.start) as usize;
+        check_sot(&bytes[from..from + p.len as usize], p, p.range().end == end)?;
+    }
+    Ok(&bytes[..len])
 }
 
 /// A tile-part must start with its SOT marker segment: its tile, its length (or 0, "to the end

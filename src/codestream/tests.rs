@@ -324,3 +324,25 @@ fn more_tiles_than_a_codestream_may_have_give_no_index() {
     ]);
     assert!(block_on(read_index(&Counting::new(cs))).unwrap().is_none());
 }
+
+#[test]
+fn regions_read_synchronously_are_the_same_codestream() {
+    for tlm in [true, false] {
+        let file = fixture_tlm(true, true, tlm);
+        let obj = Counting::new(file.clone());
+        let index = block_on(read_index(&obj)).unwrap().unwrap();
+        for (x, y, w, h) in [(10, 20, 50, 40), (60, 60, 130, 70), (0, 0, 300, 200)] {
+            let a = block_on(index.read_region(&obj, x, y, w, h, 1 << 30)).unwrap();
+            let b = index
+                .read_region_at(file.as_slice(), x, y, w, h, 1 << 30)
+                .unwrap();
+            assert!(a == b, "{x},{y},{w},{h}");
+        }
+        // A source shorter than its index: an error, not a panic or a short codestream.
+        let short = &file[..file.len() - 40];
+        let e = index
+            .read_region_at(short, 0, 0, 300, 200, 1 << 30)
+            .unwrap_err();
+        assert!(e.message().contains("truncated"), "{e}");
+    }
+}

@@ -1064,24 +1064,28 @@ async fn render_job<O: SourceObject>(
         Nothing,
     }
     let fetched = match &input {
+        // A remote source: the tile-parts are fetched here. A local file is read on the
+        // render's own blocking thread (no extra thread, no extra copy).
         RenderInput::Jp2 {
             info,
             index: Some(index),
             area,
             ..
-        } if !jp2::is_whole(info, *area) => Fetched::Codestream(
-            index
-                .read_region(
-                    &object,
-                    area.x,
-                    area.y,
-                    area.w,
-                    area.h,
-                    budget.max_bytes() / 2,
-                )
-                .instrument(tracing::debug_span!("fetch tile-parts"))
-                .await?,
-        ),
+        } if !jp2::is_whole(info, *area) && object.read_at_blocking(0, &mut []).is_none() => {
+            Fetched::Codestream(
+                index
+                    .read_region(
+                        &object,
+                        area.x,
+                        area.y,
+                        area.w,
+                        area.h,
+                        budget.max_bytes() / 2,
+                    )
+                    .instrument(tracing::debug_span!("fetch tile-parts"))
+                    .await?,
+            )
+        }
         RenderInput::Reduced { .. } | RenderInput::Jp2 { .. } | RenderInput::PngRegion { .. } => {
             Fetched::Nothing
         }
@@ -1131,7 +1135,10 @@ async fn render_job<O: SourceObject>(
             (
                 fetched @ (Fetched::Nothing | Fetched::Codestream(_)),
                 RenderInput::Jp2 {
-                    info, reduce, area, ..
+                    info,
+                    index,
+                    reduce,
+                    area,
                 },
             ) => {
                 let req = jp2::request(&info, reduce, area, budget.max_bytes());
@@ -1142,12 +1149,19 @@ async fn render_job<O: SourceObject>(
                             .and_then(codec::jp2_pixels)
                     })
                 };
-                let px = match fetched {
-                    Fetched::Codestream(cs) => decode(&cs)?,
-                    _ => decode(&jp2::SourceReader {
-                        object: &object,
-                        handle,
-                    })?,
+                let reader = jp2::SourceReader {
+                    object: &object,
+                    handle,
+                };
+                let px = match (fetched, index) {
+                    (Fetched::Codestream(cs), _) => decode(&cs)?,
+                    (_, Some(index)) if !jp2::is_whole(&info, area) => {
+                        let (a, max) = (area, budget.max_bytes() / 2);
+                        let cs = tracing::debug_span!("read tile-parts")
+                            .in_scope(|| index.read_region_at(&reader, a.x, a.y, a.w, a.h, max))?;
+                        decode(&cs)?
+                    }
+                    _ => decode(&reader)?,
                 };
                 let whole = Rect::new(0, 0, px.width(), px.height());
                 render::finish(px, whole, &plan, budget, &encode)

@@ -1644,3 +1644,23 @@ async fn zoomed_in_png_tiles_decode_only_the_rows_down_to_their_region() {
     let res = small.oneshot(Request::get(path).body(()).unwrap()).await;
     assert_eq!(res.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+#[tokio::test]
+async fn jpeg_2000_regions_of_a_local_file_are_read_on_the_render_thread() {
+    let (file, src) = crate::codec::jp2::tests::tiled_rgb_fixture(1024, 768);
+    let dir = crate::cache::fs::tests::TempDir::new("jp2-local");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(dir.0.join("j.jp2"), &file).unwrap();
+    let svc = IiifService::new(crate::source::FsSource::new(&dir.0).unwrap());
+    // Tiles of the index's path (read synchronously) and the whole image (OpenJPEG's own
+    // reads): both exact.
+    for (x, y, w, h) in [(256, 128, 128, 128), (100, 700, 300, 68), (0, 0, 1024, 768)] {
+        let got = fetch_png(&svc, &format!("/j.jp2/{x},{y},{w},{h}/max/0/default.png")).await;
+        assert_eq!((got.width(), got.height()), (w, h));
+        for row in 0..h as usize {
+            let have = &got.data()[row * w as usize * 3..][..w as usize * 3];
+            let want = &src[((y as usize + row) * 1024 + x as usize) * 3..][..w as usize * 3];
+            assert_eq!(have, want, "{x},{y},{w},{h} row {row}");
+        }
+    }
+}
