@@ -403,7 +403,19 @@ fn decode_dyn(src: &dyn ReadAt, req: &DecodeRequest) -> Result<Decoded, Jp2Error
         y1: at(area.y1, c0.dy),
     };
 
-    let need = header.budget_bytes(&window, &area, reduce);
+    let mut need = header.budget_bytes(&window, &area, reduce);
+    // A palette: OpenJPEG expands the one component into one i32 component per column, and
+    // the output has that many channels.
+    if header.comps.len() == 1
+        && let Some(n) = palette_columns(src)
+    {
+        let c0 = &header.comps[0];
+        let region = comp_samples(&window, c0.dx, c0.dy, reduce);
+        let pixels = comp_samples(&area, c0.dx, c0.dy, reduce);
+        need = need
+            .saturating_add(region.saturating_mul(4 * u64::from(n)))
+            .saturating_add(pixels.saturating_mul(u64::from(n.clamp(1, 4)) - 1));
+    }
     if need > req.max_bytes {
         return Err(Jp2Error::TooLarge(format!(
             "decoding {}x{} at reduce {reduce} needs about {need} bytes, over the budget of {}",
@@ -1883,6 +1895,17 @@ pub(crate) mod tests {
         // OpenJPEG: gray too.
         let gray = encode_fixture(w, h, 1, &indices, &opts);
         assert!(read_info(gray.as_slice()).unwrap().gray);
+        // The palette's expansion counts against the memory budget: 40x30 is 10,800 bytes as
+        // one component, 27,600 with three columns.
+        let tight = |max_bytes| DecodeRequest {
+            max_bytes,
+            ..req(0, None)
+        };
+        assert!(matches!(
+            decode(file.as_slice(), &tight(20_000)),
+            Err(Jp2Error::TooLarge(_))
+        ));
+        assert!(decode(file.as_slice(), &tight(30_000)).is_ok());
         let no_cmap = with_palette(&gray, &colours, false);
         assert!(read_info(no_cmap.as_slice()).unwrap().gray);
         assert_eq!(
