@@ -1,48 +1,9 @@
 //! Tests of the tile-part index, on JPEG 2000 files written by OpenJPEG's own encoder.
 
-use std::ops::Range;
-use std::sync::Mutex;
-
-use bytes::Bytes;
-
 use super::*;
 use crate::codec::jp2::tests::{Opts, encode_fixture, pattern};
 use crate::codec::jp2::{self, DecodeRequest};
-use crate::source::SourceMetadata;
-
-/// A file in memory that records every range read from it.
-struct Counting {
-    meta: SourceMetadata,
-    bytes: Bytes,
-    reads: Mutex<Vec<Range<u64>>>,
-}
-
-impl Counting {
-    fn new(bytes: Vec<u8>) -> Self {
-        Self {
-            meta: SourceMetadata::new(bytes.len() as u64, None, None),
-            bytes: Bytes::from(bytes),
-            reads: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn take(&self) -> Vec<Range<u64>> {
-        std::mem::take(&mut *self.reads.lock().unwrap())
-    }
-}
-
-impl SourceObject for Counting {
-    fn metadata(&self) -> &SourceMetadata {
-        &self.meta
-    }
-
-    async fn read_range(&self, range: Range<u64>) -> Result<Bytes, Error> {
-        self.reads.lock().unwrap().push(range.clone());
-        let end = range.end.min(self.bytes.len() as u64) as usize;
-        let start = (range.start as usize).min(end);
-        Ok(self.bytes.slice(start..end))
-    }
-}
+use crate::pyramid::tests::Counting;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()

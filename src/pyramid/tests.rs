@@ -16,14 +16,14 @@ use crate::source::{SourceMetadata, SourceObject};
 
 /// A file in memory that records every range read from it.
 #[derive(Debug)]
-struct Counting {
+pub(crate) struct Counting {
     meta: SourceMetadata,
     bytes: Bytes,
     reads: Mutex<Vec<Range<u64>>>,
 }
 
 impl Counting {
-    fn new(bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
         Self {
             meta: SourceMetadata::new(bytes.len() as u64, None, None),
             bytes: Bytes::from(bytes),
@@ -32,7 +32,7 @@ impl Counting {
     }
 
     /// The reads so far, forgetting them.
-    fn take(&self) -> Vec<Range<u64>> {
+    pub(crate) fn take(&self) -> Vec<Range<u64>> {
         std::mem::take(&mut *self.reads.lock().unwrap())
     }
 }

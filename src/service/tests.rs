@@ -1281,11 +1281,17 @@ async fn reduced_pyramids_are_kept_in_a_store_and_read_back_by_a_new_service() {
     };
     let path = "/big/500,500,1000,1000/250,/0/default.png";
 
+    // A service with pyramids from 1 Mpx and the store, over `file`, and its read counter.
+    let with_store = |file: Vec<u8>| {
+        let (svc, read) = counting_service("big", file);
+        let svc = svc
+            .reduced_pyramids(8 << 20, 1_000_000)
+            .reduced_pyramid_store(store());
+        (svc, read)
+    };
+
     // The first service builds the pyramid from the file and stores it in the background.
-    let (first, read) = counting_service("big", file.clone());
-    let first = first
-        .reduced_pyramids(8 << 20, 1_000_000)
-        .reduced_pyramid_store(store());
+    let (first, read) = with_store(file.clone());
     let built = fetch_png(&first, path).await;
     assert!(read.load(Ordering::Relaxed) >= file_len);
     let mut stored = 0;
@@ -1304,10 +1310,7 @@ async fn reduced_pyramids_are_kept_in_a_store_and_read_back_by_a_new_service() {
 
     // A new service (a restart): the pyramid comes from the store, the file is not read but
     // for its header; the pixels are the same.
-    let (second, read) = counting_service("big", file.clone());
-    let second = second
-        .reduced_pyramids(8 << 20, 1_000_000)
-        .reduced_pyramid_store(store());
+    let (second, read) = with_store(file.clone());
     let again = fetch_png(&second, path).await;
     assert!(read.load(Ordering::Relaxed) <= 64 << 10, "header only");
     assert_eq!((again.width(), again.height()), (250, 250));
@@ -1317,10 +1320,7 @@ async fn reduced_pyramids_are_kept_in_a_store_and_read_back_by_a_new_service() {
     let mut changed = file;
     changed.extend_from_slice(&[0; 16]);
     let changed_len = changed.len() as u64;
-    let (third, read) = counting_service("big", changed);
-    let third = third
-        .reduced_pyramids(8 << 20, 1_000_000)
-        .reduced_pyramid_store(store());
+    let (third, read) = with_store(changed);
     fetch_png(&third, path).await;
     assert!(read.load(Ordering::Relaxed) >= changed_len);
 
@@ -1328,13 +1328,7 @@ async fn reduced_pyramids_are_kept_in_a_store_and_read_back_by_a_new_service() {
     for entry in walk(&dir.0) {
         std::fs::write(&entry, b"junk").unwrap();
     }
-    let (fourth, read) = counting_service(
-        "big",
-        std::fs::read(samples_dir().join("landscape.jpg")).unwrap(),
-    );
-    let fourth = fourth
-        .reduced_pyramids(8 << 20, 1_000_000)
-        .reduced_pyramid_store(store());
+    let (fourth, read) = with_store(std::fs::read(samples_dir().join("landscape.jpg")).unwrap());
     assert_eq!(fetch_png(&fourth, path).await.data(), built.data());
     assert!(read.load(Ordering::Relaxed) >= file_len);
 }
