@@ -200,6 +200,10 @@ pub struct Jp2Info {
     pub has_alpha: bool,
     /// Whether [`decode`] will output gray (1 or 2 channels).
     pub gray: bool,
+    /// Columns of the JP2 palette (`pclr` with `cmap`) that [`decode`] expands the one
+    /// component into; 0 without a palette. Pass it on in
+    /// [`DecodeRequest::palette_columns`] so that decoding need not look again.
+    pub palette_columns: u8,
 }
 
 /// What to decode: a region at a resolution, with a thread count and a memory budget.
@@ -223,6 +227,10 @@ pub struct DecodeRequest {
     /// at that resolution (4 bytes per sample, every component), one tile's working buffers
     /// of the same kind, and the 8-bit output. Over it, [`Jp2Error::TooLarge`].
     pub max_bytes: u64,
+    /// The palette's column count from an earlier [`read_info`] ([`Jp2Info::palette_columns`],
+    /// 0 for none), counted in the budget. `None` makes [`decode`] read the JP2 header boxes
+    /// again (the first 64 KiB of the file) to find it.
+    pub palette_columns: Option<u8>,
 }
 
 impl Default for DecodeRequest {
@@ -233,6 +241,7 @@ impl Default for DecodeRequest {
             area: None,
             threads: 1,
             max_bytes: DEFAULT_MAX_BYTES,
+            palette_columns: None,
         }
     }
 }
@@ -285,8 +294,11 @@ fn read_info_dyn(src: &dyn ReadAt) -> Result<Jp2Info, Jp2Error> {
     let mut info = header.info();
     // A palette (JP2 `pclr` box) of three or more columns maps the one codestream component to
     // colour: OpenJPEG applies it while decoding.
-    if info.components == 1 && palette_columns(src).is_some_and(|n| n >= 3) {
-        info.gray = false;
+    if info.components == 1 {
+        info.palette_columns = palette_columns(src).unwrap_or(0);
+        if info.palette_columns >= 3 {
+            info.gray = false;
+        }
     }
     Ok(info)
 }
@@ -406,8 +418,13 @@ fn decode_dyn(src: &dyn ReadAt, req: &DecodeRequest) -> Result<Decoded, Jp2Error
     let mut need = header.budget_bytes(&window, &area, reduce);
     // A palette: OpenJPEG expands the one component into one i32 component per column, and
     // the output has that many channels.
+    let palette = || match req.palette_columns {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => palette_columns(src),
+    };
     if header.comps.len() == 1
-        && let Some(n) = palette_columns(src)
+        && let Some(n) = palette()
     {
         let c0 = &header.comps[0];
         let region = comp_samples(&window, c0.dx, c0.dy, reduce);
@@ -972,6 +989,7 @@ impl Header {
             tiles_y: self.th,
             has_alpha: channels == 2 || channels == 4,
             gray: channels <= 2,
+            palette_columns: 0,
         }
     }
 
@@ -1884,7 +1902,7 @@ pub(crate) mod tests {
         };
         let file = with_palette(&encode_fixture(w, h, 1, &indices, &opts), &colours, true);
         let info = read_info(file.as_slice()).unwrap();
-        assert_eq!(info.components, 1);
+        assert_eq!((info.components, info.palette_columns), (1, 3));
         assert!(!info.gray, "a palette of colours is not gray");
         let out = decode(file.as_slice(), &req(0, None)).unwrap();
         assert_eq!(out.channels, 3);
@@ -1894,7 +1912,9 @@ pub(crate) mod tests {
         // Without the palette: gray. A palette without its component mapping is dropped by
         // OpenJPEG: gray too.
         let gray = encode_fixture(w, h, 1, &indices, &opts);
-        assert!(read_info(gray.as_slice()).unwrap().gray);
+        let gray_info = read_info(gray.as_slice()).unwrap();
+        assert!(gray_info.gray);
+        assert_eq!(gray_info.palette_columns, 0);
         // The palette's expansion counts against the memory budget: 40x30 is 10,800 bytes as
         // one component, 27,600 with three columns.
         let tight = |max_bytes| DecodeRequest {
@@ -1906,8 +1926,21 @@ pub(crate) mod tests {
             Err(Jp2Error::TooLarge(_))
         ));
         assert!(decode(file.as_slice(), &tight(30_000)).is_ok());
+        // Told the column count (from read_info), decode budgets with it and does not look at
+        // the file's boxes: told none, the same file fits 20,000.
+        let told = |palette_columns| DecodeRequest {
+            palette_columns: Some(palette_columns),
+            ..tight(20_000)
+        };
+        assert!(matches!(
+            decode(file.as_slice(), &told(info.palette_columns)),
+            Err(Jp2Error::TooLarge(_))
+        ));
+        assert!(decode(file.as_slice(), &told(0)).is_ok());
         let no_cmap = with_palette(&gray, &colours, false);
-        assert!(read_info(no_cmap.as_slice()).unwrap().gray);
+        let no_cmap_info = read_info(no_cmap.as_slice()).unwrap();
+        assert!(no_cmap_info.gray);
+        assert_eq!(no_cmap_info.palette_columns, 0);
         assert_eq!(
             decode(no_cmap.as_slice(), &req(0, None)).unwrap().channels,
             1
@@ -2168,6 +2201,7 @@ pub(crate) mod tests {
                 tiles_y: 7,
                 has_alpha: false,
                 gray: false,
+                palette_columns: 0,
             }
         );
         let untiled = encode_fixture(w, h, 3, &px, &Opts::default());

@@ -115,6 +115,7 @@ pub(super) fn request(
         area: (!is_whole(info, area)).then_some((area.x, area.y, area.w, area.h)),
         threads: 1,
         max_bytes,
+        palette_columns: Some(info.palette_columns),
     }
 }
 
