@@ -81,7 +81,7 @@ pub(super) fn plan_scale(plan: &Plan) -> f64 {
 pub(super) async fn input<O: SourceObject>(
     reduced: Option<&ReducedCache>,
     key: InfoKey,
-    object: &O,
+    object: &Arc<O>,
     header: &Header,
     plan: &Plan,
     shared: &Arc<Shared>,
@@ -105,21 +105,27 @@ pub(super) async fn input<O: SourceObject>(
     let shift =
         ReducedPyramid::base_shift(header.width, header.height, layout, reduced.max_bytes / 2);
     if let Some(shift) = shift.filter(|&s| scale <= (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9)) {
-        let store = store_key(&key, shift, layout).and_then(|k| Some((reduced.store.clone()?, k)));
-        let build = async move {
-            if let Some((s, k)) = &store
-                && let Some(p) = load(s, k, header, shift, budget).await
-            {
-                return Ok::<_, Error>(p);
+        let pyramid = match reduced.cache.get(&key) {
+            Some(pyramid) => pyramid,
+            None => {
+                let task = tokio::spawn(
+                    get_or_build(
+                        reduced.clone(),
+                        key,
+                        Arc::clone(object),
+                        *header,
+                        shift,
+                        layout,
+                        Arc::clone(shared),
+                        budget,
+                        max_source_bytes,
+                    )
+                    .instrument(tracing::debug_span!("reduced pyramid", shift)),
+                );
+                task.await
+                    .map_err(|e| Error::internal(format!("pyramid task failed: {e}")))??
             }
-            let p = build(object, header, shift, shared, budget, max_source_bytes).await?;
-            if let Some((s, k)) = store {
-                keep(s, k, Arc::clone(&p));
-            }
-            Ok(p)
-        }
-        .instrument(tracing::debug_span!("reduced pyramid", shift));
-        let pyramid = reduced.cache.get_or_insert_async(&key, build).await?;
+        };
         if let Some((level, _)) = pyramid.level_for(scale) {
             let rect = pyramid.level_rect(level, plan.region);
             return Ok(RenderInput::Reduced {
@@ -137,6 +143,37 @@ pub(super) async fn input<O: SourceObject>(
         });
     }
     Ok(region_input(header, plan, scale, max_source_bytes).unwrap_or(whole))
+}
+
+/// The reduced pyramid of a source version from the memory cache, else from the store, else
+/// built; concurrent callers share one build. Run in a task of its own: a build (seconds, on
+/// a large image) is finished and cached even when every request that waits for it is gone.
+#[allow(clippy::too_many_arguments)]
+async fn get_or_build<O: SourceObject>(
+    reduced: ReducedCache,
+    key: InfoKey,
+    object: Arc<O>,
+    header: Header,
+    shift: u32,
+    layout: Layout,
+    shared: Arc<Shared>,
+    budget: Budget,
+    max_source_bytes: u64,
+) -> Result<Arc<ReducedPyramid>, Error> {
+    let store = store_key(&key, shift, layout).and_then(|k| Some((reduced.store.clone()?, k)));
+    let build = async {
+        if let Some((s, k)) = &store
+            && let Some(p) = load(s, k, &header, shift, budget).await
+        {
+            return Ok::<_, Error>(p);
+        }
+        let p = build(&object, &header, shift, &shared, budget, max_source_bytes).await?;
+        if let Some((s, k)) = store {
+            keep(s, k, Arc::clone(&p));
+        }
+        Ok(p)
+    };
+    reduced.cache.get_or_insert_async(&key, build).await
 }
 
 /// The key of a source version's pyramid in the store: the pyramid depends on the renderer

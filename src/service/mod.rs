@@ -597,6 +597,8 @@ impl<S: Source> IiifService<S> {
             let reduced = self.config.reduced.clone();
             let key = InfoKey::new(&req.identifier, &meta);
             move || async move {
+                // Shared: a reduced pyramid's build holds it in a task of its own.
+                let object = Arc::new(object);
                 let input = match (pyramid, jp2) {
                     (Some(p), _) => RenderInput::pyramid(p, &plan),
                     (None, Some((info, index))) => {

@@ -1399,6 +1399,70 @@ async fn large_flat_images_are_rendered_from_a_reduced_pyramid_built_once() {
     assert!(mean_abs_diff(&px, &fetch_png(&plain, path).await) < 1.5);
 }
 
+/// An in-memory source whose whole-file reads (a reduced pyramid's build) are counted,
+/// announced on `started` and held until `gate` has permits.
+#[derive(Clone)]
+struct GatedSource {
+    data: bytes::Bytes,
+    meta: crate::source::SourceMetadata,
+    whole_reads: Arc<std::sync::atomic::AtomicU64>,
+    started: Arc<tokio::sync::Notify>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Source for GatedSource {
+    type Object = GatedSource;
+    async fn open(&self, _: &Identifier) -> Result<GatedSource, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl SourceObject for GatedSource {
+    fn metadata(&self) -> &crate::source::SourceMetadata {
+        &self.meta
+    }
+    async fn read_range(&self, range: std::ops::Range<u64>) -> Result<bytes::Bytes, Error> {
+        let len = self.data.len() as u64;
+        if range.start == 0 && range.end >= len {
+            self.whole_reads.fetch_add(1, Ordering::Relaxed);
+            self.started.notify_one();
+            drop(self.gate.acquire().await.unwrap());
+        }
+        let end = range.end.min(len) as usize;
+        Ok(self.data.slice((range.start as usize).min(end)..end))
+    }
+}
+
+#[tokio::test]
+async fn a_reduced_pyramid_build_outlives_the_request_that_started_it() {
+    // No derivative cache: the pyramid's build is the only work that outlives a request.
+    let file = std::fs::read(samples_dir().join("landscape.jpg")).unwrap();
+    let source = GatedSource {
+        meta: crate::source::SourceMetadata::new(file.len() as u64, None, None),
+        data: bytes::Bytes::from(file.clone()),
+        whole_reads: Arc::default(),
+        started: Arc::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let svc = IiifService::new(source.clone()).reduced_pyramids(8 << 20, 1_000_000);
+    let path = "/big/full/500,/0/default.png";
+    // The first request starts the build; its client goes away while the file is read.
+    let first = fetch_png(&svc, path);
+    tokio::select! {
+        _ = first => panic!("rendered before the file was read"),
+        _ = source.started.notified() => {}
+    }
+    source.gate.add_permits(1 << 20);
+    // The build goes on without it: the next request is rendered from that pyramid, and the
+    // file was read once.
+    let px = fetch_png(&svc, path).await;
+    assert_eq!((px.width(), px.height()), (500, 325));
+    assert_eq!(source.whole_reads.load(Ordering::Relaxed), 1);
+    let (plain, _) = counting_service("big", file);
+    let want = fetch_png(&plain.reduced_pyramids(0, 0), path).await;
+    assert!(mean_abs_diff(&px, &want) < 3.0);
+}
+
 #[tokio::test]
 async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
     let (file, src) = crate::codec::jp2::tests::tiled_rgb_fixture(1024, 768);

@@ -107,3 +107,39 @@ pub trait SourceObject: Send + Sync + 'static {
         self.read_range(0..self.metadata().len)
     }
 }
+
+/// A shared object reads as the object: work that must outlive a request (a reduced pyramid's
+/// build, spawned so that a client going away does not cancel it) holds the object this way.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_iiif::source::{SourceMetadata, SourceObject};
+/// # struct Mem(SourceMetadata, bytes::Bytes);
+/// # impl SourceObject for Mem {
+/// #     fn metadata(&self) -> &SourceMetadata { &self.0 }
+/// #     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<bytes::Bytes, tower_iiif::Error> {
+/// #         Ok(self.1.slice(r.start as usize..(r.end as usize).min(self.1.len())))
+/// #     }
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let object = Arc::new(Mem(SourceMetadata::new(3, None, None), bytes::Bytes::from_static(b"abc")));
+/// assert_eq!(&object.read_range(1..3).await.unwrap()[..], b"bc");
+/// # });
+/// ```
+impl<O: SourceObject> SourceObject for std::sync::Arc<O> {
+    fn metadata(&self) -> &SourceMetadata {
+        (**self).metadata()
+    }
+
+    fn read_range(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send {
+        (**self).read_range(range)
+    }
+
+    fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        (**self).read_at_blocking(offset, buf)
+    }
+
+    fn read_all(&self) -> impl Future<Output = Result<Bytes, Error>> + Send {
+        (**self).read_all()
+    }
+}
