@@ -6,7 +6,7 @@
 //! cargo run --release --example serve -- [--addr 127.0.0.1:8080] [--images samples]
 //!     [--trusted-proxy CIDR]... [--base-uri URI] [--cache-control VALUE] [--max-pixels N]
 //!     [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--pyramid-dir DIR]
-//!     [--jpeg-quality Q] [--demo-auth]
+//!     [--jpeg-quality Q] [--no-stored-tiles] [--demo-auth]
 //! ```
 //!
 //! The sample images (among them the IIIF validator's test image) are generated into the
@@ -34,7 +34,7 @@ use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer, samples};
 
 const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR] [--trusted-proxy CIDR]... \
 [--base-uri URI] [--cache-control VALUE] [--max-pixels N] [--cache-mem BYTES] [--cache-dir DIR] \
-[--pyramid-mem BYTES] [--pyramid-dir DIR] [--jpeg-quality Q] [--demo-auth]";
+[--pyramid-mem BYTES] [--pyramid-dir DIR] [--jpeg-quality Q] [--no-stored-tiles] [--demo-auth]";
 
 #[derive(Clone)]
 struct Args {
@@ -52,6 +52,8 @@ struct Args {
     pyramid_dir: Option<PathBuf>,
     /// JPEG output quality, 1 to 100.
     jpeg_quality: u8,
+    /// `--no-stored-tiles`: re-encode whole stored JPEG tiles instead of sending them.
+    stored_tiles: bool,
     demo_auth: bool,
 }
 
@@ -68,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         pyramid_mem: 256 << 20,
         pyramid_dir: None,
         jpeg_quality: 85,
+        stored_tiles: true,
         demo_auth: false,
     };
     let mut it = std::env::args().skip(1);
@@ -103,6 +106,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--jpeg-quality: a number from 1 to 100")?
             }
             "--pyramid-dir" => args.pyramid_dir = Some(PathBuf::from(value()?)),
+            "--no-stored-tiles" => args.stored_tiles = false,
             "--demo-auth" => args.demo_auth = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -240,7 +244,8 @@ async fn main() {
     let mut v3 = IiifService::new(source)
         .path_prefix("/iiif/3")
         .reduced_pyramids(args.pyramid_mem, 16_000_000)
-        .jpeg_quality(args.jpeg_quality);
+        .jpeg_quality(args.jpeg_quality)
+        .stored_tiles(args.stored_tiles);
     if let Some(dir) = &args.pyramid_dir {
         let store = FsCache::new(dir).unwrap_or_else(|e| {
             eprintln!("cannot use pyramid directory {}: {e}", dir.display());

@@ -95,6 +95,7 @@
 //! ```
 
 mod ifd;
+mod mosaic;
 mod passthrough;
 mod region;
 mod tile;
@@ -108,6 +109,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 pub use self::ifd::read_pyramid;
+pub use self::mosaic::join_jpeg_tiles;
 pub use self::passthrough::{standalone_jpeg, stored_jpeg_tile};
 pub use self::region::{assemble, fetch_tiles, read_region};
 pub use self::tile::decode_tile;

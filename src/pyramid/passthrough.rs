@@ -71,7 +71,7 @@ pub fn stored_jpeg_tile(
 
 /// Whether a level's tiles can be sent as they are stored: 8-bit JPEG, gray or colour, no
 /// alpha.
-fn sendable(level: &Level) -> bool {
+pub(super) fn sendable(level: &Level) -> bool {
     let colour = match level.photometric {
         Photometric::BlackIsZero => level.samples_per_pixel == 1,
         Photometric::Rgb | Photometric::YCbCr => level.samples_per_pixel == 3,

@@ -1481,3 +1481,137 @@ async fn levels_rounded_down_by_the_writer_count_as_exact_halvings() {
     assert_eq!(thirds.level_for(0.33), 1);
     assert_eq!(thirds.level_for(0.34), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stored JPEG tiles joined without decoding.
+
+/// The tiles of `rect` of level `level` with their bytes.
+fn tiles_of(obj: &Counting, p: &TiffPyramid, level: usize, rect: Rect) -> Vec<(TileRef, Bytes)> {
+    p.tiles(level, rect)
+        .into_iter()
+        .map(|t| {
+            let bytes = obj
+                .bytes
+                .slice(t.range.start as usize..t.range.end as usize);
+            (t, bytes)
+        })
+        .collect()
+}
+
+/// `rect` of level `level` as its stored tiles decode one at a time (each made a standalone
+/// JPEG, decoded by the decoder `codec::decode` uses), cropped and put side by side.
+fn stored_pixels(obj: &Counting, p: &TiffPyramid, level: usize, rect: Rect) -> Vec<u8> {
+    let lv = &p.levels()[level];
+    let c = lv.layout().channels();
+    let mut out = vec![0u8; (rect.w * rect.h) as usize * c];
+    for (t, bytes) in tiles_of(obj, p, level, rect) {
+        let jpeg = standalone_jpeg(lv, &bytes).unwrap();
+        let px = crate::codec::decode(&jpeg, Budget::default()).unwrap();
+        let (tx, ty) = (t.col * lv.tile_width, t.row * lv.tile_height);
+        for y in ty.max(rect.y)..(ty + lv.tile_height).min(rect.bottom()) {
+            for x in tx.max(rect.x)..(tx + lv.tile_width).min(rect.right()) {
+                let at = (((y - rect.y) * rect.w + (x - rect.x)) as usize) * c;
+                out[at..at + c].copy_from_slice(px.pixel(x - tx, y - ty));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn whole_stored_jpeg_tiles_are_joined_into_one_jpeg_without_decoding() {
+    // RGB 4:4:4 and gray decode to exactly the stored tiles' pixels (blocks are independent);
+    // YCbCr 4:2:0 differs along the tile edges only, where chroma upsampling now sees the
+    // neighbour tile.
+    for (codec, layout, exact) in [
+        (Codec::JpegRgb, Layout::Rgb, true),
+        (Codec::Jpeg, Layout::Gray, true),
+        (Codec::JpegTables, Layout::Rgb, false),
+    ] {
+        let (written, _) = pyramid_file(codec, layout, CLASSIC);
+        let (obj, p) = read(written.bytes).await.unwrap();
+        // Level 0 is 300x200 and level 1 150x100, in tiles of 64.
+        for (level, rect) in [
+            (0, Rect::new(0, 0, 128, 128)),
+            (0, Rect::new(64, 64, 128, 64)),
+            (0, Rect::new(128, 0, 64, 64)),
+            (0, Rect::new(256, 128, 44, 72)),
+            (0, Rect::new(0, 0, 300, 200)),
+            (0, Rect::new(192, 64, 100, 61)),
+            (1, Rect::new(64, 0, 86, 100)),
+        ] {
+            let lv = &p.levels()[level];
+            let what = format!("{codec:?} {layout:?} level {level} {rect:?}");
+            let jpeg = join_jpeg_tiles(lv, rect, &tiles_of(&obj, &p, level, rect))
+                .unwrap_or_else(|| panic!("{what}: not joined"));
+            let got = crate::codec::decode(&jpeg, Budget::default()).unwrap();
+            assert_eq!(
+                (got.width(), got.height(), got.layout()),
+                (rect.w, rect.h, layout),
+                "{what}"
+            );
+            let want = stored_pixels(&obj, &p, level, rect);
+            if exact {
+                assert!(got.data() == want.as_slice(), "{what}: pixels differ");
+            } else {
+                let d = mean_abs_diff(got.data(), &want);
+                assert!(d < 1.0, "{what}: mean difference {d}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn tiles_that_cannot_be_joined_are_left_to_the_decoder() {
+    let (written, _) = pyramid_file(Codec::JpegRgb, Layout::Rgb, CLASSIC);
+    let (obj, p) = read(written.bytes).await.unwrap();
+    let lv = &p.levels()[0];
+    let rect = Rect::new(0, 0, 128, 128);
+    let tiles = tiles_of(&obj, &p, 0, rect);
+    assert!(join_jpeg_tiles(lv, rect, &tiles).is_some());
+    // Not on a tile's corner; past the level.
+    let off = Rect::new(8, 0, 120, 128);
+    assert!(join_jpeg_tiles(lv, off, &tiles_of(&obj, &p, 0, off)).is_none());
+    let past = Rect::new(256, 0, 64, 64);
+    assert!(join_jpeg_tiles(lv, past, &tiles_of(&obj, &p, 0, past)).is_none());
+    // A tile missing.
+    assert!(join_jpeg_tiles(lv, rect, &tiles[1..]).is_none());
+    // A restart interval in one tile.
+    let mut dri = tiles.clone();
+    let mut t = vec![0xFF, 0xD8, 0xFF, 0xDD, 0x00, 0x04, 0x00, 0x10];
+    t.extend_from_slice(&dri[2].1[2..]);
+    dri[2].1 = Bytes::from(t);
+    assert!(join_jpeg_tiles(lv, rect, &dri).is_none());
+    // Another compression.
+    let (written, _) = deflate_rgb_pyramid();
+    let (obj, p) = read(written).await.unwrap();
+    assert!(join_jpeg_tiles(&p.levels()[0], rect, &tiles_of(&obj, &p, 0, rect)).is_none());
+}
+
+#[tokio::test]
+async fn broken_tiles_never_panic_the_join() {
+    for codec in [Codec::JpegRgb, Codec::JpegTables] {
+        let (written, _) = pyramid_file(codec, Layout::Rgb, CLASSIC);
+        let (obj, p) = read(written.bytes).await.unwrap();
+        let lv = &p.levels()[0];
+        let rect = Rect::new(0, 0, 128, 128);
+        let tiles = tiles_of(&obj, &p, 0, rect);
+        let len = tiles[1].1.len();
+        for cut in (0..len).step_by(5) {
+            let mut t = tiles.clone();
+            t[1].1 = t[1].1.slice(..cut);
+            let _ = join_jpeg_tiles(lv, rect, &t);
+        }
+        for at in (0..len).step_by(3) {
+            for v in [0x00, 0xFF, 0xD0, 0x7F] {
+                let mut t = tiles.clone();
+                let mut b = t[1].1.to_vec();
+                b[at] = v;
+                t[1].1 = Bytes::from(b);
+                if let Some(jpeg) = join_jpeg_tiles(lv, rect, &t) {
+                    assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]));
+                }
+            }
+        }
+    }
+}

@@ -88,6 +88,9 @@ struct Config {
     budget: Budget,
     max_source_bytes: u64,
     encode: EncodeOptions,
+    /// Whether requests for whole stored JPEG tiles at their size get the stored bytes
+    /// (one tile: passthrough; several: joined) instead of a decode and an encode.
+    stored_tiles: bool,
     derivatives: Option<DerivativeCache<AnyCache>>,
     /// Reduced pyramids of large flat sources; `None` turns them off.
     reduced: Option<flat::ReducedCache>,
@@ -184,6 +187,7 @@ impl<S: Source> IiifService<S> {
                 max_source_bytes: 1 << 30,
                 derivatives: None,
                 encode: EncodeOptions::default(),
+                stored_tiles: true,
                 reduced: Some(flat::ReducedCache::new(256 << 20, 16_000_000)),
             }),
             shared: Arc::new(Shared {
@@ -437,6 +441,25 @@ impl<S: Source> IiifService<S> {
         self
     }
 
+    /// Whether a request for whole stored JPEG tiles of a pyramid level, at their own size (a
+    /// JPEG, upright, in the quality the level is stored in), is answered from the stored
+    /// bytes: one tile sent as it is stored, several joined into one JPEG without decoding
+    /// (see [`join_jpeg_tiles`](crate::pyramid::join_jpeg_tiles)). On by default: it costs a
+    /// fraction of a decode and an encode, and the pixels are the stored ones. The bytes are
+    /// at the file's quality, not [`jpeg_quality`](Self::jpeg_quality): turn it off to
+    /// re-encode every tile when the files are stored at a much higher quality than clients
+    /// need.
+    ///
+    /// ```
+    /// # use tower_iiif::{IiifService, source::FsSource};
+    /// let svc = IiifService::new(FsSource::new(".").unwrap()).stored_tiles(false);
+    /// # let _ = svc;
+    /// ```
+    pub fn stored_tiles(mut self, on: bool) -> Self {
+        self.config_mut().stored_tiles = on;
+        self
+    }
+
     /// How many renders run at once on the blocking pool (the number of cores by default),
     /// and how many more may wait (64 by default); past that the service answers 503 with
     /// `Retry-After`. Shared by every clone of this service.
@@ -583,8 +606,8 @@ impl<S: Source> IiifService<S> {
             _ => None,
         };
         if let Some(jpeg) = match &pyramid {
-            Some(p) => passthrough(p, &plan, &object).await?,
-            None => None,
+            Some(p) if self.config.stored_tiles => passthrough(p, &plan, &object).await?,
+            _ => None,
         } {
             let mut res = respond::image(jpeg, plan.format, self.config.version, &canonical);
             validators.apply(res.headers_mut());
@@ -596,11 +619,12 @@ impl<S: Source> IiifService<S> {
             let max_source_bytes = self.config.max_source_bytes;
             let reduced = self.config.reduced.clone();
             let key = InfoKey::new(&req.identifier, &meta);
+            let stored_tiles = self.config.stored_tiles;
             move || async move {
                 // Shared: a reduced pyramid's build holds it in a task of its own.
                 let object = Arc::new(object);
                 let input = match (pyramid, jp2) {
-                    (Some(p), _) => RenderInput::pyramid(p, &plan),
+                    (Some(p), _) => RenderInput::pyramid(p, &plan, stored_tiles),
                     (None, Some((info, index))) => {
                         jp2::input(&info, index, &plan, object.metadata().len, budget)?
                     }
@@ -653,11 +677,16 @@ impl<S: Source> IiifService<S> {
         CacheKey::new(
             req.identifier.as_str(),
             format!(
-                "{}|{}|{modified}|{}|q{}|{}",
+                "{}|{}|{modified}|{}|q{}{}|{}",
                 RENDERER,
                 meta.len,
                 meta.etag.as_deref().unwrap_or(""),
                 self.config.encode.jpeg_quality,
+                if self.config.stored_tiles {
+                    ""
+                } else {
+                    "|encoded"
+                },
                 plan.resolved(),
             ),
         )
@@ -683,7 +712,10 @@ impl<S: Source> IiifService<S> {
                 &modified.to_le_bytes(),
                 meta.etag.as_deref().unwrap_or("").as_bytes(),
                 plan.resolved().as_bytes(),
-                &[self.config.encode.jpeg_quality],
+                &[
+                    self.config.encode.jpeg_quality,
+                    self.config.stored_tiles.into(),
+                ],
             ],
             meta.modified,
         )
@@ -951,14 +983,7 @@ async fn passthrough<O: SourceObject>(
     let Some(level) = pyramid.level(index) else {
         return Ok(None);
     };
-    let gray = level.layout().is_gray();
-    let quality_kept = match plan.quality {
-        Quality::Default => true,
-        Quality::Color => !gray,
-        Quality::Gray => gray,
-        Quality::Bitonal => false,
-    };
-    if !quality_kept {
+    if !stored_quality(plan, level) {
         return Ok(None);
     }
     let stored = object
@@ -972,15 +997,30 @@ async fn passthrough<O: SourceObject>(
     Ok(crate::pyramid::standalone_jpeg(level, &stored))
 }
 
+/// Whether `plan` asks for a level's stored JPEG tiles as they are: JPEG, upright, unmirrored,
+/// in the quality the level is stored in (default, or colour / gray matching it).
+fn stored_quality(plan: &crate::plan::Plan, level: &crate::pyramid::Level) -> bool {
+    let gray = level.layout().is_gray();
+    let quality = match plan.quality {
+        Quality::Default => true,
+        Quality::Color => !gray,
+        Quality::Gray => gray,
+        Quality::Bitonal => false,
+    };
+    quality && plan.format == Format::Jpg && plan.rotation == Rotation::NONE
+}
+
 /// What a render reads: the whole file, or the tiles of one pyramid level.
 enum RenderInput {
     /// The whole file, decoded whole (refused past this size).
     Whole { max_source_bytes: u64 },
-    /// `rect` of pyramid level `level`: only its tiles are read.
+    /// `rect` of pyramid level `level`: only its tiles are read. `join`: whole stored JPEG
+    /// tiles at their size are joined, not decoded.
     Level {
         pyramid: Arc<TiffPyramid>,
         level: usize,
         rect: Rect,
+        join: bool,
     },
     /// The plan's region of a JPEG 2000 source decoded at resolution reduction `reduce`: with
     /// a tile-part index, from a codestream of the region's tiles only (fetched first); else
@@ -1011,7 +1051,7 @@ enum RenderInput {
 impl RenderInput {
     /// The smallest level that still covers the output size, and the plan's region in that
     /// level's pixels (widened to whole pixels).
-    fn pyramid(pyramid: Arc<TiffPyramid>, plan: &crate::plan::Plan) -> Self {
+    fn pyramid(pyramid: Arc<TiffPyramid>, plan: &crate::plan::Plan, join: bool) -> Self {
         let r = plan.region;
         let level = pyramid.level_for(flat::plan_scale(plan));
         let (lw, lh) = pyramid
@@ -1023,6 +1063,7 @@ impl RenderInput {
             pyramid,
             level,
             rect,
+            join,
         }
     }
 }
@@ -1116,6 +1157,7 @@ async fn render_job<O: SourceObject>(
             pyramid,
             level,
             rect,
+            ..
         } => Fetched::Tiles(
             crate::pyramid::fetch_tiles(&object, pyramid.tiles(*level, *rect), budget)
                 .instrument(tracing::debug_span!("fetch tiles", level = *level))
@@ -1174,11 +1216,21 @@ async fn render_job<O: SourceObject>(
                     pyramid,
                     level,
                     rect,
+                    join,
                 },
             ) => {
                 let lv = pyramid
                     .level(level)
                     .ok_or_else(|| Error::internal("pyramid level vanished"))?;
+                // Whole stored JPEG tiles at their own size: joined, not decoded.
+                if join
+                    && (plan.width, plan.height) == (rect.w, rect.h)
+                    && stored_quality(&plan, lv)
+                    && let Some(jpeg) = tracing::debug_span!("join")
+                        .in_scope(|| crate::pyramid::join_jpeg_tiles(lv, rect, &tiles))
+                {
+                    return Ok(jpeg);
+                }
                 let px = tracing::debug_span!("assemble")
                     .in_scope(|| crate::pyramid::assemble(lv, rect, &tiles, budget))?;
                 let whole = Rect::new(0, 0, px.width(), px.height());

@@ -1193,6 +1193,111 @@ async fn a_request_for_exactly_one_stored_jpeg_tile_gets_its_bytes() {
 }
 
 #[tokio::test]
+async fn a_request_for_several_whole_stored_jpeg_tiles_gets_them_joined() {
+    for raw in [false, true] {
+        let (file, levels) = crate::pyramid::tests::jpeg_rgb_pyramid(raw);
+        let (svc, _) = counting_service("pyr", file.clone());
+        let pyramid = crate::pyramid::read_pyramid(&CountingObject {
+            meta: crate::source::SourceMetadata::new(file.len() as u64, None, None),
+            data: bytes::Bytes::from(file.clone()),
+            read: Arc::default(),
+        })
+        .await
+        .unwrap();
+        // The tiles of `rect` of level 0 joined, as the service should send them.
+        let joined = |rect: Rect| {
+            let tiles: Vec<_> = pyramid
+                .tiles(0, rect)
+                .into_iter()
+                .map(|t| {
+                    let range = t.range.start as usize..t.range.end as usize;
+                    (t, bytes::Bytes::copy_from_slice(&file[range]))
+                })
+                .collect();
+            crate::pyramid::join_jpeg_tiles(&pyramid.levels()[0], rect, &tiles).unwrap()
+        };
+        let fetch = |path: &'static str| {
+            let svc = svc.clone();
+            async move {
+                let res = svc
+                    .oneshot(Request::get(path).body(()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK, "{path}");
+                assert_eq!(res.headers()["content-type"], "image/jpeg");
+                res.into_body().collect().await.unwrap().to_bytes()
+            }
+        };
+        // Level 0 is 300x200 in 64-pixel tiles: 2x2 tiles, and the bottom-right corner (an
+        // edge tile cut to the image).
+        for (path, rect) in [
+            (
+                "/pyr/64,64,128,128/128,128/0/default.jpg",
+                Rect::new(64, 64, 128, 128),
+            ),
+            (
+                "/pyr/256,128,44,72/44,/0/color.jpg",
+                Rect::new(256, 128, 44, 72),
+            ),
+        ] {
+            let body = fetch(path).await;
+            assert!(
+                body == joined(rect),
+                "raw {raw} {path}: not the joined tiles"
+            );
+            let px = decode(&body, "image/jpeg");
+            assert_eq!((px.width(), px.height()), (rect.w, rect.h));
+            let mut diff = 0u64;
+            for y in 0..rect.h {
+                for x in 0..rect.w {
+                    let src = levels[0].pixel(rect.x + x, rect.y + y);
+                    for (a, b) in px.pixel(x, y).iter().zip(src) {
+                        diff += u64::from(a.abs_diff(*b));
+                    }
+                }
+            }
+            let mean = diff as f64 / f64::from(rect.w * rect.h * 3);
+            assert!(mean < 4.0, "raw {raw} {path}: mean difference {mean}");
+        }
+        // Mirrored, or scaled: decoded and encoded, not joined.
+        for path in [
+            "/pyr/64,64,128,128/128,128/!0/default.jpg",
+            "/pyr/64,64,128,128/127,127/0/default.jpg",
+        ] {
+            assert!(
+                fetch(path).await != joined(Rect::new(64, 64, 128, 128)),
+                "{path}"
+            );
+        }
+        // Turned off: encoded at the service's quality, for several tiles and for one.
+        let off = svc.clone().stored_tiles(false);
+        let renders = off.renders();
+        for (path, rect) in [
+            (
+                "/pyr/64,64,128,128/128,128/0/default.jpg",
+                Rect::new(64, 64, 128, 128),
+            ),
+            (
+                "/pyr/64,64,64,64/64,64/0/default.jpg",
+                Rect::new(64, 64, 64, 64),
+            ),
+        ] {
+            let res = off
+                .clone()
+                .oneshot(Request::get(path).body(()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert!(body != joined(rect), "{path}");
+            let px = decode(&body, "image/jpeg");
+            assert_eq!((px.width(), px.height()), (rect.w, rect.h));
+        }
+        assert_eq!(off.renders(), renders + 2, "the one tile is rendered too");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_cold_requests_read_a_pyramid_once_and_never_whole() {
     let (file, _) = crate::pyramid::tests::deflate_rgb_pyramid();
     let file_len = file.len() as u64;
