@@ -86,53 +86,40 @@ pub fn join_jpeg_tiles(level: &Level, rect: Rect, tiles: &[(TileRef, Bytes)]) ->
     let last_rows = ((rect.bottom() - (row0 + down as u32 - 1) * th).div_ceil(frame.mcu_h))
         .min(frame.mcus_y) as usize;
 
-    let mut parsed = Vec::with_capacity(grid.len());
-    for (i, tile) in grid.iter().enumerate() {
-        let stream = match i {
-            0 => first.clone(),
-            _ => Stream::parse(head, (*tile)?)?,
-        };
-        // Same tables, frame and scan as the first: its codes decode them all.
-        if stream.header != first.header {
-            return None;
-        }
-        let (c, r) = (i % across, i / across);
-        let cols = if c + 1 == across {
-            last_cols
-        } else {
-            frame.mcus_x as usize
-        };
-        let rows = if r + 1 == down {
-            last_rows
-        } else {
-            frame.mcus_y as usize
-        };
-        parsed.push(Parsed::scan(&stream, &frame, rows, cols)?);
-    }
+    let cols_of = |c: usize| match c + 1 == across {
+        true => last_cols,
+        false => frame.mcus_x as usize,
+    };
+    let rows_of = |r: usize| match r + 1 == down {
+        true => last_rows,
+        false => frame.mcus_y as usize,
+    };
 
-    // The new file: the stored markers with the frame resized, then the joined scan.
-    let data_len: usize = parsed.iter().map(|p| p.data.len()).sum();
+    // The new file: the stored markers with the frame resized, then the joined scan, one row
+    // of tiles read at a time.
+    let stored: usize = grid.iter().map(|t| t.map_or(0, <[u8]>::len)).sum();
     let mut out = Vec::new();
-    out.try_reserve(first.header_bytes_len() + data_len + data_len / 64 + 64)
+    out.try_reserve(first.header_bytes_len() + stored + stored / 64 + 64)
         .ok()?;
     first.write_header(&mut out, level, rect.w as u16, rect.h as u16);
     let mut bits = BitWriter::new(out);
     let mut pred = [0i32; 4];
-    for r in 0..down {
-        let rows = if r + 1 == down {
-            last_rows
-        } else {
-            frame.mcus_y as usize
-        };
-        for lr in 0..rows {
-            for c in 0..across {
-                let p = &parsed[r * across + c];
-                let cols = if c + 1 == across {
-                    last_cols
-                } else {
-                    frame.mcus_x as usize
-                };
-                p.segment(lr, cols, &frame, &mut pred, &mut bits)?;
+    for (r, row) in grid.chunks_exact(across).enumerate() {
+        let mut parsed = Vec::with_capacity(across);
+        for (c, tile) in row.iter().enumerate() {
+            let stream = match (r, c) {
+                (0, 0) => first.clone(),
+                _ => Stream::parse(head, (*tile)?)?,
+            };
+            // Same tables, frame and scan as the first: its codes decode them all.
+            if stream.header != first.header {
+                return None;
+            }
+            parsed.push(Parsed::scan(&stream, &frame, rows_of(r), cols_of(c))?);
+        }
+        for lr in 0..rows_of(r) {
+            for (c, p) in parsed.iter().enumerate() {
+                p.segment(lr, cols_of(c), &frame, &mut pred, &mut bits)?;
             }
         }
     }
@@ -515,6 +502,11 @@ impl Parsed {
         let bits = data.len() * 8;
         let per_row = frame.mcus_x as usize;
         let count = (rows - 1) * per_row + cols;
+        // Every block takes at least two bits (a DC code and an end of block): more MCUs than
+        // the data can hold is a broken tile, refused before anything is allocated for them.
+        if count > bits / (2 * frame.blocks.len()) + 1 {
+            return None;
+        }
         let mut p = Parsed {
             data,
             starts: Vec::with_capacity(count + 1),
