@@ -336,6 +336,42 @@ fn tile_decode(c: &mut Criterion) {
     }
 }
 
+/// A 512 tile made of the four stored 256 JPEG tiles of the fixture: joined without decoding,
+/// against decoded, assembled and encoded at the default quality (what a render does).
+fn tile_join(c: &mut Criterion) {
+    let px = photo(SIZE, SIZE);
+    let file = Bytes::from(tiff_fixture(&px, 7));
+    let obj = Mem(
+        SourceMetadata::new(file.len() as u64, None, None),
+        file.clone(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let pyr = rt.block_on(pyramid::read_pyramid(&obj)).unwrap();
+    let level = &pyr.levels()[0];
+    let rect = Rect::new(0, 0, SIZE, SIZE);
+    let tiles: Vec<_> = pyr
+        .tiles(0, rect)
+        .into_iter()
+        .map(|t| {
+            let b = file.slice(t.range.start as usize..t.range.end as usize);
+            (t, b)
+        })
+        .collect();
+    assert!(pyramid::join_jpeg_tiles(level, rect, &tiles).is_some());
+    c.bench_function("2x2 JPEG tiles to a 512 JPEG: joined", |b| {
+        b.iter(|| pyramid::join_jpeg_tiles(level, rect, black_box(&tiles)).unwrap())
+    });
+    let opts = tower_iiif::codec::EncodeOptions::default();
+    c.bench_function("2x2 JPEG tiles to a 512 JPEG: decoded and encoded", |b| {
+        b.iter(|| {
+            let px = pyramid::assemble(level, rect, black_box(&tiles), Budget::default()).unwrap();
+            tower_iiif::codec::encode(&px, tower_iiif::request::Format::Jpg, &opts).unwrap()
+        })
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // JPEG 2000 fixture (OpenJPEG's encoder, in memory)
 
@@ -475,6 +511,6 @@ fn jp2_decode(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = tile_decode, jp2_decode
+    targets = tile_decode, tile_join, jp2_decode
 }
 criterion_main!(benches);
