@@ -54,8 +54,8 @@ pub fn join_jpeg_tiles(level: &Level, rect: Rect, tiles: &[(TileRef, Bytes)]) ->
         || rect.h == 0
         || !rect.x.is_multiple_of(tw)
         || !rect.y.is_multiple_of(th)
-        || rect.right() > level.width
-        || rect.bottom() > level.height
+        || u64::from(rect.x) + u64::from(rect.w) > u64::from(level.width)
+        || u64::from(rect.y) + u64::from(rect.h) > u64::from(level.height)
         || rect.w > 0xFFFF
         || rect.h > 0xFFFF
     {
@@ -80,6 +80,10 @@ pub fn join_jpeg_tiles(level: &Level, rect: Rect, tiles: &[(TileRef, Bytes)]) ->
     let head = tables_head(level)?;
     let first = Stream::parse(head, grid.first().copied().flatten()?)?;
     let frame = Frame::read(&first, level)?;
+    // Tiles of whole MCUs only: a tile's padding MCUs would land inside the joined image.
+    if !tw.is_multiple_of(frame.mcu_w) || !th.is_multiple_of(frame.mcu_h) {
+        return None;
+    }
     // MCUs of the region in the last tile column and row (the others: whole tiles).
     let last_cols = ((rect.right() - (col0 + across as u32 - 1) * tw).div_ceil(frame.mcu_w))
         .min(frame.mcus_x) as usize;
@@ -238,6 +242,12 @@ fn segments<'a>(bytes: &'a [u8], tables: bool, into: &mut Vec<(u8, &'a [u8])>) -
                 let payload = bytes.get(at + 4..at + 2 + len.max(2))?;
                 at += 2 + len.max(2);
                 match marker {
+                    // The tables hold tables only.
+                    0xC0 | 0xC1 | 0xDA if tables => return None,
+                    // One frame.
+                    0xC0 | 0xC1 if into.iter().any(|(m, _)| matches!(m, 0xC0 | 0xC1)) => {
+                        return None;
+                    }
                     0xDB | 0xC4 | 0xC0 | 0xC1 | 0xDA => into.push((marker, payload)),
                     0xDD => {
                         // A restart interval other than 0 puts RST markers in the data.
@@ -287,7 +297,7 @@ impl Frame {
             || (w, h) != (level.tile_width, level.tile_height)
             || nf != usize::from(level.samples_per_pixel)
             || !(1..=3).contains(&nf)
-            || comps.len() < 3 * nf
+            || comps.len() != 3 * nf
         {
             return None;
         }
@@ -296,9 +306,22 @@ impl Frame {
             .take(nf)
             .map(|c| (c[0], u32::from(c[1] >> 4), u32::from(c[1] & 15)))
             .collect();
+        let unique = |ids: &[u8]| (1..ids.len()).all(|i| !ids[..i].contains(&ids[i]));
+        let ids: Vec<u8> = sampling.iter().map(|s| s.0).collect();
+        if !unique(&ids)
+            || sampling
+                .iter()
+                .any(|&(_, h, v)| !(1..=4).contains(&h) || !(1..=4).contains(&v))
+        {
+            return None;
+        }
         // One interleaved scan of every component, whole spectrum, no approximation.
         let (&ns, rest) = sos.split_first()?;
         if usize::from(ns) != nf || rest.len() != 2 * nf + 3 || rest[2 * nf..] != [0, 63, 0] {
+            return None;
+        }
+        let selectors: Vec<u8> = rest[..2 * nf].iter().step_by(2).copied().collect();
+        if !unique(&selectors) {
             return None;
         }
         let mut tables = (vec![], vec![]);
@@ -315,9 +338,6 @@ impl Frame {
         for (i, sel) in rest[..2 * nf].chunks_exact(2).enumerate() {
             let (_, h, v) = *sampling.iter().find(|s| s.0 == sel[0])?;
             let (td, ta) = (usize::from(sel[1] >> 4), usize::from(sel[1] & 15));
-            if !(1..=4).contains(&h) || !(1..=4).contains(&v) {
-                return None;
-            }
             dc.get(td)?.as_ref()?;
             ac.get(ta)?.as_ref()?;
             // A single-component scan is not interleaved: one block an MCU.
@@ -413,6 +433,10 @@ impl Huffman {
             t.valptr[len] = k;
             t.mincode[len] = code as i32;
             for _ in 0..n {
+                // Past the codes of this length (or all ones): not a valid table.
+                if code + 1 >= 1 << len {
+                    return None;
+                }
                 let sym = usize::from(values[k]);
                 if t.codes[sym].1 == 0 {
                     t.codes[sym] = (code as u16, len as u8);
@@ -428,10 +452,6 @@ impl Huffman {
                 k += 1;
             }
             t.maxcode[len] = if n > 0 { code as i32 - 1 } else { -1 };
-            // A code of all ones, or running past the length: not a valid table.
-            if code > (1 << len) || (n > 0 && code == (1 << len)) {
-                return None;
-            }
             code <<= 1;
         }
         Some(t)
@@ -532,7 +552,11 @@ impl Parsed {
                     _ if v < 1 << (s - 1) => v - (1 << s) + 1,
                     _ => v,
                 };
-                pred[comp] += diff;
+                // 8-bit DC values stay within about +-1024: a predictor running far past
+                // that is a broken tile (libjpeg refuses it too).
+                pred[comp] = pred[comp]
+                    .checked_add(diff)
+                    .filter(|p| p.abs() <= 1 << 15)?;
                 let ac_start = pos;
                 let ac = &frame.ac[ta];
                 let mut k = 1usize;

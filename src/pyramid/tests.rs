@@ -1582,6 +1582,31 @@ async fn tiles_that_cannot_be_joined_are_left_to_the_decoder() {
     t.extend_from_slice(&dri[2].1[2..]);
     dri[2].1 = Bytes::from(t);
     assert!(join_jpeg_tiles(lv, rect, &dri).is_none());
+    // A second frame header in a tile; a scan naming one component twice; a Huffman table
+    // with more codes than its lengths allow (three of one bit) in the tables.
+    let mut two_sof = tiles.clone();
+    for tile in &mut two_sof {
+        let sof = jpeg_marker(&tile.1, 0xC0);
+        let mut t = tile.1[..sof.start].to_vec();
+        t.extend_from_slice(&tile.1[sof.clone()]);
+        t.extend_from_slice(&tile.1[sof.start..]);
+        tile.1 = Bytes::from(t);
+    }
+    assert!(join_jpeg_tiles(lv, rect, &two_sof).is_none());
+    let mut twice = tiles.clone();
+    for tile in &mut twice {
+        let sos = jpeg_marker(&tile.1, 0xDA);
+        let mut t = tile.1.to_vec();
+        t[sos.start + 7] = t[sos.start + 5];
+        tile.1 = Bytes::from(t);
+    }
+    assert!(join_jpeg_tiles(lv, rect, &twice).is_none());
+    let mut bad_table = lv.clone();
+    let mut t = vec![0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x16, 0x00, 0x03];
+    t.extend_from_slice(&[0; 15]);
+    t.extend_from_slice(&[0, 1, 2, 0xFF, 0xD9]);
+    bad_table.jpeg_tables = Some(Bytes::from(t));
+    assert!(join_jpeg_tiles(&bad_table, rect, &tiles).is_none());
     // Another compression.
     let (written, _) = deflate_rgb_pyramid();
     let (obj, p) = read(written).await.unwrap();
@@ -1612,6 +1637,66 @@ async fn broken_tiles_never_panic_the_join() {
                     assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]));
                 }
             }
+        }
+    }
+}
+
+/// The byte range of the first `marker` segment of a JPEG stream (from its 0xFF).
+fn jpeg_marker(jpeg: &[u8], marker: u8) -> Range<usize> {
+    if marker == 0xDA {
+        let start = segments(jpeg).last().map_or(2, |s| s.1);
+        let len = usize::from(u16::from_be_bytes([jpeg[start + 2], jpeg[start + 3]]));
+        return start..start + 2 + len;
+    }
+    let (start, end, _) = segments(jpeg)
+        .into_iter()
+        .find(|s| s.2 == marker)
+        .unwrap_or_else(|| panic!("no marker {marker:#x}"));
+    start..end
+}
+
+#[test]
+fn tiles_of_part_mcus_are_not_joined() {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    // 4:2:0 tiles (MCUs of 16) of 40 and of 48 pixels, two across.
+    for (side, joinable) in [(40u32, false), (48, true)] {
+        let tile = |shade: u8| {
+            let px = vec![shade; (side * side * 3) as usize];
+            let mut out = Vec::new();
+            let mut encoder = Encoder::new(&mut out, 90);
+            encoder.set_sampling_factor(SamplingFactor::F_2_2);
+            encoder
+                .encode(&px, side as u16, side as u16, ColorType::Rgb)
+                .unwrap();
+            Bytes::from(out)
+        };
+        let (_, p) = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(read(
+                pyramid_file(Codec::Jpeg, Layout::Rgb, CLASSIC).0.bytes,
+            ))
+            .unwrap();
+        let mut level = p.levels()[0].clone();
+        (level.width, level.height) = (2 * side, side);
+        (level.tile_width, level.tile_height) = (side, side);
+        level.jpeg_tables = None;
+        let tiles = [(0, 40u8), (1, 200)].map(|(col, shade)| {
+            let t = TileRef {
+                col,
+                row: 0,
+                range: 0..1,
+            };
+            (t, tile(shade))
+        });
+        let rect = Rect::new(0, 0, 2 * side, side);
+        let joined = join_jpeg_tiles(&level, rect, &tiles);
+        assert_eq!(joined.is_some(), joinable, "tiles of {side}");
+        if let Some(jpeg) = joined {
+            let px = crate::codec::decode(&jpeg, Budget::default()).unwrap();
+            assert_eq!((px.width(), px.height()), (2 * side, side));
+            assert!(px.pixel(side / 2, side / 2)[0].abs_diff(40) <= 2);
+            assert!(px.pixel(side + side / 2, side / 2)[0].abs_diff(200) <= 2);
         }
     }
 }

@@ -71,9 +71,9 @@ const HEADER_PREFIX: u64 = 64 * 1024;
 /// entity tags: the crate version, a revision of the render paths (bumped when they change the
 /// output), and the JPEG codec.
 #[cfg(feature = "turbojpeg")]
-const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r2/libjpeg-turbo");
+const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r3/libjpeg-turbo");
 #[cfg(not(feature = "turbojpeg"))]
-const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r2");
+const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r3");
 
 /// The service's configuration; cloned on write, so services built from one another share
 /// their caches but not their settings.
