@@ -1638,6 +1638,18 @@ async fn broken_tiles_never_panic_the_join() {
                 }
             }
         }
+        // The shared tables, every byte, more values.
+        if let Some(tables) = &lv.jpeg_tables {
+            for at in 0..tables.len() {
+                for v in [0x00, 0x01, 0x03, 0x10, 0x7F, 0xFF] {
+                    let mut broken = lv.clone();
+                    let mut b = tables.to_vec();
+                    b[at] = v;
+                    broken.jpeg_tables = Some(Bytes::from(b));
+                    let _ = join_jpeg_tiles(&broken, rect, &tiles);
+                }
+            }
+        }
     }
 }
 
