@@ -10,9 +10,9 @@
 //! as passthrough sends them. Only the Huffman symbols are read (to find where each MCU
 //! starts), which is a fraction of what decoding costs.
 //!
-//! Baseline (or extended sequential) Huffman JPEG only, one interleaved scan, no restart
-//! intervals, every tile with the same tables and frame; anything else is `None` and the caller
-//! decodes and encodes as usual.
+//! Baseline (or extended sequential) 8-bit Huffman JPEG only, one interleaved scan, no restart
+//! intervals, tiles of whole MCUs, every tile with the same tables and frame; anything else is
+//! `None` and the caller decodes and encodes as usual.
 
 use bytes::Bytes;
 
