@@ -16,12 +16,20 @@
 //! definitions), the main header without its TLM markers, the tile-parts as stored, EOC. Decoded
 //! with the same area, it gives the same pixels as the whole file.
 //!
-//! A file of a single tile, with packed packet headers in its main header (PPM, numbered across
-//! the whole codestream) or whose structure does not add up has no index (`Ok(None)`): the
-//! caller lets OpenJPEG read the file. Hostile files are bounded: at most 64 boxes before the
+//! When a file's packets come resolution by resolution (RLCP or RPCL, or LRCP with one quality
+//! layer) and its tile-part headers list their lengths (PLT, as Kakadu's `ORGgen_plt=yes` and
+//! OpenJPEG's `PLT=YES` write them), the index also knows where each tile's data can be cut to
+//! keep only its first resolutions ([`packets`]): a decode at a reduced resolution then reads
+//! only those, the packets of the others written as empty ones. This is what makes a thumbnail
+//! of an untiled archival JP2 cost a small part of the file.
+//!
+//! A file of a single tile whose packets cannot be cut, with packed packet headers in its main
+//! header (PPM, numbered across the whole codestream) or whose structure does not add up has no
+//! index (`Ok(None)`): the caller lets OpenJPEG read the file. Hostile files are bounded: at most 64 boxes before the
 //! codestream, 4 MiB of kept boxes, a 16 MiB main header, 2^20 tile-parts listed by TLM or 2^16
 //! walked without, every tile-part inside the file and every fetched one checked against its
-//! SOT marker.
+//! SOT marker; tile-part headers are read for packet lengths only in files of at most 4096
+//! tile-parts, and only when the first one has a PLT.
 //!
 //! # Example
 //!
@@ -43,7 +51,7 @@
 //! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! // A codestream of a single tile has no index.
+//! // A codestream of a single tile without packet lengths has no index.
 //! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c");
 //! let file = Bytes::from(std::fs::read(path).unwrap());
 //! let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), file);
@@ -58,6 +66,10 @@ use bytes::Bytes;
 use crate::Error;
 use crate::codec::jp2::ReadAt;
 use crate::source::SourceObject;
+
+use self::packets::{COC, COD, Coding, Cut, POC, PartHeader, TileGeometry};
+
+mod packets;
 
 const SOC: u16 = 0xFF4F;
 const SIZ: u16 = 0xFF51;
@@ -79,6 +91,11 @@ const MAX_TILE_PARTS: usize = 1 << 20;
 const MAX_TILES: u64 = 65_535;
 /// Without TLM markers, the tile-parts are found by reading each SOT marker: at most this many.
 const MAX_WALKED_PARTS: usize = 1 << 16;
+/// Tile-part headers are read for their packet lengths only in files of at most this many
+/// tile-parts (one read each, once per file).
+const MAX_CUT_PARTS: usize = 4096;
+/// The largest tile-part header read for its packet lengths.
+const MAX_PART_HEADER: u64 = 4 << 20;
 /// The first read of the main header; it grows by doubling.
 const FIRST_READ: u64 = 64 << 10;
 
@@ -94,6 +111,17 @@ pub struct CodestreamIndex {
     grid: Grid,
     /// Every tile-part, in file order.
     parts: Vec<TilePart>,
+    /// Where each tile's data can be cut to keep its first resolutions, when its packets come
+    /// resolution by resolution and its tile-part headers list their lengths.
+    cuts: Option<Cuts>,
+}
+
+/// The cuts of every tile, for each number of kept resolutions (see [`packets`]).
+#[derive(Debug, Clone)]
+struct Cuts {
+    coding: Coding,
+    /// `coding.levels` cuts per tile, tile after tile: keeping 1, 2, ... resolutions.
+    cuts: Vec<Cut>,
 }
 
 /// One tile-part: its tile's index (raster order) and its bytes in the file, SOT marker first.
@@ -160,15 +188,31 @@ pub async fn read_index<O: SourceObject>(obj: &O) -> Result<Option<CodestreamInd
     let Some(mut head) = read_main_header(obj, cs, cs_end, &first).await? else {
         return Ok(None);
     };
-    if head.entries.is_empty() && head.grid.tiles() >= 2 {
+    let cuttable = head
+        .coding
+        .as_ref()
+        .filter(|c| c.resolution_major() && c.levels > 0);
+    if head.grid.tiles() < 2 && cuttable.is_none() {
+        return Ok(None);
+    }
+    if head.entries.is_empty() {
         match walk_tile_parts(obj, head.first_part, cs_end, head.grid.tiles()).await? {
             Some(entries) => head.entries = entries,
             None => return Ok(None),
         }
     }
-    let Some(index) = head.into_index(boxes, jp2, cs_end) else {
+    let coding = cuttable.cloned();
+    let subsampling = std::mem::take(&mut head.subsampling);
+    let Some(mut index) = head.into_index(boxes, jp2, cs_end) else {
         return Ok(None);
     };
+    if let Some(coding) = coding {
+        index.cuts = read_cuts(obj, &index, coding, &subsampling).await?;
+    }
+    // A single tile is worth an index only to cut it.
+    if index.grid.tiles() < 2 && index.cuts.is_none() {
+        return Ok(None);
+    }
     // The tile-parts must run up to the codestream's end: EOC right after the last one.
     let end = index.end();
     let eoc = obj
@@ -217,6 +261,78 @@ async fn walk_tile_parts<O: SourceObject>(
             return Ok(Some(entries));
         }
         at += len;
+    }
+}
+
+/// The cuts of every tile, from the tile-part headers' packet lengths (one read each, after
+/// the first one shows a PLT). `None` when a tile's do not add up or there is none.
+async fn read_cuts<O: SourceObject>(
+    obj: &O,
+    index: &CodestreamIndex,
+    coding: Coding,
+    subsampling: &[(u8, u8)],
+) -> Result<Option<Cuts>, Error> {
+    if index.parts.len() > MAX_CUT_PARTS {
+        return Ok(None);
+    }
+    let tiles = index.grid.tiles() as usize;
+    // Per tile, its tile-parts in order: (header length, data length, packet lengths).
+    let mut per_tile: Vec<Vec<(u32, u32, Vec<u32>)>> = vec![Vec::new(); tiles];
+    for p in &index.parts {
+        let Some((header, packets)) = read_part_header(obj, p).await? else {
+            return Ok(None);
+        };
+        let list = &mut per_tile[p.tile as usize];
+        if usize::from(p.part) != list.len() || header > p.len {
+            return Ok(None);
+        }
+        list.push((header, p.len - header, packets));
+    }
+    let g = &index.grid;
+    let mut cuts = Vec::with_capacity(tiles * usize::from(coding.levels));
+    for (t, parts) in per_tile.iter().enumerate() {
+        let (px, py) = (
+            t as u64 % u64::from(g.across),
+            t as u64 / u64::from(g.across),
+        );
+        let tx0 = u64::from(g.tx0) + px * u64::from(g.tw);
+        let ty0 = u64::from(g.ty0) + py * u64::from(g.th);
+        let geometry = TileGeometry {
+            x0: tx0.max(u64::from(g.x0)) as u32,
+            y0: ty0.max(u64::from(g.y0)) as u32,
+            x1: (tx0 + u64::from(g.tw)).min(u64::from(g.x1)) as u32,
+            y1: (ty0 + u64::from(g.th)).min(u64::from(g.y1)) as u32,
+            subsampling,
+        };
+        let per_resolution = packets::packets_per_resolution(&geometry, &coding);
+        let parts: Vec<(u32, u32, &[u32])> =
+            parts.iter().map(|(h, d, p)| (*h, *d, &p[..])).collect();
+        match packets::cuts(&parts, &per_resolution) {
+            Some(c) if c.len() == usize::from(coding.levels) => cuts.extend(c),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(Cuts { coding, cuts }))
+}
+
+/// A tile-part's header length and packet lengths, read from its start (a first read of up
+/// to 4 KiB, doubled as needed). `None` when it has no PLT or is not usable.
+async fn read_part_header<O: SourceObject>(
+    obj: &O,
+    p: &TilePart,
+) -> Result<Option<(u32, Vec<u32>)>, Error> {
+    let max = u64::from(p.len).min(MAX_PART_HEADER);
+    let mut want = max.min(4096);
+    loop {
+        let buf = obj.read_range(p.start..p.start + want).await?;
+        match packets::parse_part_header(&buf) {
+            PartHeader::Done { len, packets } => return Ok(Some((len, packets))),
+            PartHeader::Unusable => return Ok(None),
+            PartHeader::NeedMore if want < max && buf.len() as u64 == want => {
+                want = want.saturating_mul(2).min(max);
+            }
+            PartHeader::NeedMore => return Ok(None),
+        }
     }
 }
 
@@ -293,6 +409,10 @@ struct MainHeader {
     grid: Grid,
     /// TLM entries in file order: (tile index, length).
     entries: Vec<(u32, u32)>,
+    /// The COD segment's packet coding; `None` when COC or POC segments change it.
+    coding: Option<Coding>,
+    /// (XRsiz, YRsiz) of each component.
+    subsampling: Vec<(u8, u8)>,
 }
 
 /// Read and parse the main header from `cs` (SOC) to the first SOT, growing the read as needed.
@@ -346,7 +466,10 @@ fn parse_main_header(buf: &[u8]) -> Parse {
     }
     let mut main = buf[..2].to_vec();
     let mut grid = None;
+    let mut subsampling = Vec::new();
     let mut entries = Vec::new();
+    let mut coding = None;
+    let mut changed = false;
     let mut pos = 2usize;
     loop {
         let (Some(marker), Some(seg_len)) = (be16(buf, pos), be16(buf, pos + 2)) else {
@@ -361,6 +484,8 @@ fn parse_main_header(buf: &[u8]) -> Parse {
                 first_part: pos as u64,
                 grid,
                 entries,
+                coding: coding.filter(|_| !changed),
+                subsampling,
             });
         }
         if marker >> 8 != 0xFF || seg_len < 2 {
@@ -372,9 +497,11 @@ fn parse_main_header(buf: &[u8]) -> Parse {
         };
         match marker {
             SIZ => match parse_siz(seg) {
-                Some(g) => grid = Some(g),
+                Some((g, s)) => (grid, subsampling) = (Some(g), s),
                 None => return Parse::Invalid,
             },
+            COD => coding = Coding::parse(seg),
+            COC | POC => changed = true,
             TLM => {
                 // The tile count is known: SIZ comes first in every main header.
                 let Some(g) = grid else {
@@ -394,8 +521,9 @@ fn parse_main_header(buf: &[u8]) -> Parse {
     }
 }
 
-/// The image area and tile grid of a SIZ segment (without its marker and length).
-fn parse_siz(seg: &[u8]) -> Option<Grid> {
+/// The image area and tile grid of a SIZ segment (without its marker and length), and each
+/// component's subsampling.
+fn parse_siz(seg: &[u8]) -> Option<(Grid, Vec<(u8, u8)>)> {
     let v = |i: usize| be32(seg, 2 + 4 * i);
     let (xsiz, ysiz, x0, y0) = (v(0)?, v(1)?, v(2)?, v(3)?);
     let (tw, th, tx0, ty0) = (v(4)?, v(5)?, v(6)?, v(7)?);
@@ -414,7 +542,16 @@ fn parse_siz(seg: &[u8]) -> Option<Grid> {
     if u64::from(across) * u64::from(down) > MAX_TILES {
         return None;
     }
-    Some(Grid {
+    let comps = usize::from(be16(seg, 34)?);
+    let subsampling: Vec<(u8, u8)> = seg
+        .get(36..36 + 3 * comps)?
+        .chunks_exact(3)
+        .map(|c| (c[1], c[2]))
+        .collect();
+    if comps == 0 || subsampling.iter().any(|&(dx, dy)| dx == 0 || dy == 0) {
+        return None;
+    }
+    let grid = Grid {
         x0,
         y0,
         x1: xsiz,
@@ -425,7 +562,8 @@ fn parse_siz(seg: &[u8]) -> Option<Grid> {
         th,
         across,
         down,
-    })
+    };
+    Some((grid, subsampling))
 }
 
 /// Append the entries of a TLM segment (without its marker and length); false if it is not
@@ -473,7 +611,7 @@ impl MainHeader {
     /// The index, when the TLM entries describe a codestream that fits in the file.
     fn into_index(self, boxes: Vec<u8>, jp2: bool, cs_end: u64) -> Option<CodestreamIndex> {
         let tiles = self.grid.tiles();
-        if self.entries.is_empty() || tiles < 2 {
+        if self.entries.is_empty() {
             return None;
         }
         // Tile-parts seen so far, per tile (at most 255: TPsot is a byte).
@@ -511,6 +649,7 @@ impl MainHeader {
             main: self.main,
             grid: self.grid,
             parts,
+            cuts: None,
         })
     }
 }
@@ -556,6 +695,9 @@ impl CodestreamIndex {
         (self.boxes.len()
             + self.main.len()
             + self.parts.len() * std::mem::size_of::<TilePart>()
+            + self.cuts.as_ref().map_or(0, |c| {
+                c.cuts.len() * std::mem::size_of::<Cut>() + c.coding.precincts.len() * 2
+            })
             + std::mem::size_of::<Self>()) as u64
     }
 
@@ -599,24 +741,79 @@ impl CodestreamIndex {
             .collect()
     }
 
-    /// The bytes [`read_region`](Self::read_region) would fetch for this area.
+    /// Whether a decode at `reduce` (resolutions dropped) reads less than whole tiles: the
+    /// packets of the resolutions it does not use are left out (see the [module docs](self)).
     ///
     /// ```
     /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// assert_eq!(index.region_bytes(0, 0, 0, 0), 0);
+    /// assert!(!index.cuts_at(0), "a full-resolution decode needs every packet");
     /// # }
     /// ```
-    pub fn region_bytes(&self, x: u32, y: u32, w: u32, h: u32) -> u64 {
-        self.region(x, y, w, h)
+    pub fn cuts_at(&self, reduce: u32) -> bool {
+        reduce > 0 && self.cuts.is_some()
+    }
+
+    /// The bytes [`read_region`](Self::read_region) would fetch for this area at `reduce`.
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
+    /// assert_eq!(index.region_bytes(0, 0, 0, 0, 0), 0);
+    /// # }
+    /// ```
+    pub fn region_bytes(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> u64 {
+        self.pieces(x, y, w, h, reduce)
             .iter()
-            .map(|p| u64::from(p.len))
+            .map(|p| u64::from(p.keep))
             .sum()
+    }
+
+    /// What to read of each tile-part of the area's tiles at `reduce`: whole, or cut.
+    fn pieces(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> Vec<Piece> {
+        let parts = self.region(x, y, w, h);
+        let cut_of = |tile: u32| -> Option<(&Coding, Cut)> {
+            let c = self.cuts.as_ref()?;
+            let levels = u32::from(c.coding.levels);
+            // Resolutions kept: all but `reduce`, at least one.
+            let kept = (levels + 1).saturating_sub(reduce).max(1);
+            if kept > levels {
+                return None;
+            }
+            let cut = c.cuts[tile as usize * levels as usize + kept as usize - 1];
+            // The cut tile-part, its empty packets included, must fit its SOT's length.
+            let empty = u64::from(cut.empty) * c.coding.empty_packet_len();
+            (u64::from(cut.keep) + empty <= u64::from(u32::MAX)).then_some((&c.coding, cut))
+        };
+        parts
+            .into_iter()
+            .filter_map(|part| match cut_of(part.tile) {
+                None => Some(Piece {
+                    part,
+                    keep: part.len,
+                    parts: None,
+                    empty: None,
+                }),
+                Some((_, cut)) if part.part > cut.part => None,
+                Some((_, cut)) if part.part < cut.part => Some(Piece {
+                    part,
+                    keep: part.len,
+                    parts: Some(cut.part + 1),
+                    empty: None,
+                }),
+                Some((coding, cut)) => Some(Piece {
+                    part,
+                    keep: cut.keep,
+                    parts: Some(cut.part + 1),
+                    empty: Some((cut, coding.clone())),
+                }),
+            })
+            .collect()
     }
 
     /// Fetch the tile-parts of the tiles the area `x, y, w, h` touches (one read per run of
     /// adjacent tile-parts) and join them into a codestream of those tiles only, in the file's
     /// container (JP2 or raw): the kept boxes, the main header without TLM, the tile-parts,
-    /// EOC. Decode it with the same area.
+    /// EOC. Decode it with the same area and `reduce`: when [`cuts_at`](Self::cuts_at) says
+    /// so, each tile keeps only the packets of the resolutions that decode uses.
     ///
     /// # Errors
     ///
@@ -628,13 +825,14 @@ impl CodestreamIndex {
     /// ```
     /// # async fn demo<O: tower_iiif::source::SourceObject>(obj: &O) -> Result<(), tower_iiif::Error> {
     /// if let Some(index) = tower_iiif::codestream::read_index(obj).await? {
-    ///     let codestream = index.read_region(obj, 0, 0, 512, 512, 64 << 20).await?;
-    ///     // Decode `codestream` with the area 0,0,512,512.
+    ///     let codestream = index.read_region(obj, 0, 0, 512, 512, 0, 64 << 20).await?;
+    ///     // Decode `codestream` with the area 0,0,512,512 at full resolution.
     ///     # let _ = codestream;
     /// }
     /// # Ok(())
     /// # }
     /// ```
+    #[allow(clippy::too_many_arguments)]
     pub async fn read_region<O: SourceObject>(
         &self,
         obj: &O,
@@ -642,13 +840,15 @@ impl CodestreamIndex {
         y: u32,
         w: u32,
         h: u32,
+        reduce: u32,
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
-        let (parts, mut out) = self.begin(x, y, w, h, max_bytes)?;
-        for (some, run) in runs(&parts) {
+        let (pieces, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
+        for (some, run) in runs(&pieces) {
             let bytes = obj.read_range(run.clone()).await?;
-            let bytes = check_run(&parts[some], run, &bytes, self.end())?;
-            out.extend_from_slice(bytes);
+            let at = out.len();
+            out.extend_from_slice(check_run(&pieces[some.clone()], run, &bytes, self.end())?);
+            finish_run(&pieces[some], &mut out, at);
         }
         out.extend_from_slice(&EOC);
         Ok(out)
@@ -663,10 +863,11 @@ impl CodestreamIndex {
     ///
     /// ```
     /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex, file: &[u8]) {
-    /// let codestream = index.read_region_at(&file, 0, 0, 512, 512, 64 << 20);
+    /// let codestream = index.read_region_at(&file, 0, 0, 512, 512, 0, 64 << 20);
     /// # let _ = codestream;
     /// # }
     /// ```
+    #[allow(clippy::too_many_arguments)]
     pub fn read_region_at<R: ReadAt + ?Sized>(
         &self,
         src: &R,
@@ -674,10 +875,11 @@ impl CodestreamIndex {
         y: u32,
         w: u32,
         h: u32,
+        reduce: u32,
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
-        let (parts, mut out) = self.begin(x, y, w, h, max_bytes)?;
-        for (some, run) in runs(&parts) {
+        let (pieces, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
+        for (some, run) in runs(&pieces) {
             let at = out.len();
             // Within the capacity reserved for the whole codestream.
             out.resize(at + (run.end - run.start) as usize, 0);
@@ -692,13 +894,14 @@ impl CodestreamIndex {
                 filled += n;
             }
             out.truncate(at + filled);
-            check_run(&parts[some], run, &out[at..], self.end())?;
+            check_run(&pieces[some.clone()], run, &out[at..], self.end())?;
+            finish_run(&pieces[some], &mut out, at);
         }
         out.extend_from_slice(&EOC);
         Ok(out)
     }
 
-    /// The tile-parts of the area and the codestream's first bytes (kept boxes, `jp2c` box
+    /// The pieces of the area and the codestream's first bytes (kept boxes, `jp2c` box
     /// header, main header), with room reserved for the rest.
     fn begin(
         &self,
@@ -706,15 +909,16 @@ impl CodestreamIndex {
         y: u32,
         w: u32,
         h: u32,
+        reduce: u32,
         max_bytes: u64,
-    ) -> Result<(Vec<TilePart>, Vec<u8>), Error> {
-        let parts = self.region(x, y, w, h);
-        if parts.is_empty() {
+    ) -> Result<(Vec<Piece>, Vec<u8>), Error> {
+        let pieces = self.pieces(x, y, w, h, reduce);
+        if pieces.is_empty() {
             return Err(Error::internal(format!(
                 "JPEG 2000: the region {x},{y},{w},{h} is outside the image"
             )));
         }
-        let data: u64 = parts.iter().map(|p| u64::from(p.len)).sum();
+        let data: u64 = pieces.iter().map(Piece::written).sum();
         let total = data + (self.boxes.len() + self.main.len() + 10) as u64;
         if total > max_bytes {
             return Err(Error::source(format!(
@@ -733,21 +937,54 @@ impl CodestreamIndex {
             out.extend_from_slice(b"jp2c");
         }
         out.extend_from_slice(&self.main);
-        Ok((parts, out))
+        Ok((pieces, out))
     }
 }
 
-/// The runs of tile-parts that follow each other in the file (one read each): the range of
-/// `parts` and the file bytes.
-fn runs(parts: &[TilePart]) -> Vec<(Range<usize>, Range<u64>)> {
+/// What is read of one tile-part: its first `keep` bytes; for a cut tile, its new tile-part
+/// count and, on the last kept tile-part, the empty packets written after the cut.
+#[derive(Debug, Clone)]
+struct Piece {
+    part: TilePart,
+    keep: u32,
+    parts: Option<u8>,
+    empty: Option<(Cut, Coding)>,
+}
+
+impl Piece {
+    /// The bytes it takes in the codestream.
+    fn written(&self) -> u64 {
+        u64::from(self.keep)
+            + self
+                .empty
+                .as_ref()
+                .map_or(0, |(cut, c)| u64::from(cut.empty) * c.empty_packet_len())
+    }
+
+    /// Whether the next tile-part in the file may be read in the same run.
+    fn whole(&self) -> bool {
+        self.keep == self.part.len && self.empty.is_none()
+    }
+}
+
+/// The runs of pieces that follow each other in the file (one read each): the range of
+/// `pieces` and the file bytes.
+fn runs(pieces: &[Piece]) -> Vec<(Range<usize>, Range<u64>)> {
     let mut out = Vec::new();
     let mut i = 0;
-    while i < parts.len() {
+    while i < pieces.len() {
         let mut j = i + 1;
-        while j < parts.len() && parts[j].start == parts[j - 1].range().end {
+        while j < pieces.len()
+            && pieces[j - 1].whole()
+            && pieces[j].part.start == pieces[j - 1].part.range().end
+        {
             j += 1;
         }
-        out.push((i..j, parts[i].start..parts[j - 1].range().end));
+        let last = &pieces[j - 1];
+        out.push((
+            i..j,
+            pieces[i].part.start..last.part.start + u64::from(last.keep),
+        ));
         i = j;
     }
     out
@@ -756,7 +993,7 @@ fn runs(parts: &[TilePart]) -> Vec<(Range<usize>, Range<u64>)> {
 /// The bytes of a run, read at `run.start`: all there, each tile-part starting with its SOT.
 /// `end` is where the codestream's last tile-part ends.
 fn check_run<'a>(
-    parts: &[TilePart],
+    pieces: &[Piece],
     run: Range<u64>,
     bytes: &'a [u8],
     end: u64,
@@ -769,11 +1006,29 @@ fn check_run<'a>(
             run.start
         )));
     }
-    for p in parts {
-        let from = (p.start - run.start) as usize;
-        check_sot(&bytes[from..from + p.len as usize], p, p.range().end == end)?;
+    for p in pieces {
+        let from = (p.part.start - run.start) as usize;
+        check_sot(&bytes[from..], &p.part, p.part.range().end == end)?;
     }
     Ok(&bytes[..len])
+}
+
+/// A cut tile's tile-parts, written at `at` in `out`: each SOT's tile-part count, and the last
+/// one's length, followed by its empty packets.
+fn finish_run(pieces: &[Piece], out: &mut Vec<u8>, at: usize) {
+    let mut pos = at;
+    for p in pieces {
+        if let Some(n) = p.parts {
+            out[pos + 11] = n;
+        }
+        if let Some((cut, coding)) = &p.empty {
+            // Within the codestream's reserved capacity; at most u32::MAX (see `pieces`).
+            let len = p.written() as u32;
+            out[pos + 6..pos + 10].copy_from_slice(&len.to_be_bytes());
+            coding.push_empty_packets(cut.packets, cut.empty, out);
+        }
+        pos += p.keep as usize;
+    }
 }
 
 /// A tile-part must start with its SOT marker segment: its tile, its length (or 0, "to the end

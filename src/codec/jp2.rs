@@ -1319,6 +1319,13 @@ pub(crate) mod tests {
         pub(crate) color_space: Option<opj::COLOR_SPACE>,
         /// Split each tile into tile-parts by resolution (OpenJPEG's `-TP R`).
         pub(crate) tile_parts_by_resolution: bool,
+        /// PLT marker segments: every packet's length in its tile-part's header.
+        pub(crate) plt: bool,
+        pub(crate) progression: opj::PROG_ORDER,
+        /// Quality layers (lossy ones below the last, at ratios 4x and 2x `rate`).
+        pub(crate) layers: u32,
+        /// SOP markers before packets, EPH markers after packet headers.
+        pub(crate) sop_eph: bool,
     }
 
     impl Default for Opts {
@@ -1338,6 +1345,10 @@ pub(crate) mod tests {
                 alpha: false,
                 color_space: None,
                 tile_parts_by_resolution: false,
+                plt: false,
+                progression: opj::PROG_ORDER::OPJ_LRCP,
+                layers: 1,
+                sop_eph: false,
             }
         }
     }
@@ -1437,9 +1448,21 @@ pub(crate) mod tests {
 
             let mut params: opj::opj_cparameters_t = std::mem::zeroed();
             opj::opj_set_default_encoder_parameters(&mut params);
-            params.tcp_numlayers = 1;
+            let layers = opts.layers.clamp(1, 3) as usize;
+            params.tcp_numlayers = layers as c_int;
             params.cp_disto_alloc = 1;
-            params.tcp_rates[0] = if opts.lossless { 0.0 } else { opts.rate };
+            for l in 0..layers {
+                let ratio = opts.rate * (1 << (layers - 1 - l)) as f32;
+                params.tcp_rates[l] = if opts.lossless && l == layers - 1 {
+                    0.0
+                } else {
+                    ratio
+                };
+            }
+            params.prog_order = opts.progression;
+            if opts.sop_eph {
+                params.csty |= 0x02 | 0x04;
+            }
             params.numresolution = opts.resolutions as c_int;
             params.irreversible = opts.irreversible as c_int;
             params.image_offset_x0 = ox as c_int;
@@ -1474,10 +1497,16 @@ pub(crate) mod tests {
                 1,
                 "setup_encoder"
             );
+            let mut extra = Vec::new();
             if opts.tlm {
-                let opt = c"TLM=YES";
-                let list = [opt.as_ptr(), ptr::null()];
-                assert_eq!(opj::opj_encoder_set_extra_options(codec, list.as_ptr()), 1);
+                extra.push(c"TLM=YES".as_ptr());
+            }
+            if opts.plt {
+                extra.push(c"PLT=YES".as_ptr());
+            }
+            if !extra.is_empty() {
+                extra.push(ptr::null());
+                assert_eq!(opj::opj_encoder_set_extra_options(codec, extra.as_ptr()), 1);
             }
             let mut sink = Sink {
                 buf: Vec::new(),

@@ -70,14 +70,19 @@ fn index_lists_every_tile_part_in_file_order() {
         let read: u64 = reads.iter().map(|r| r.end - r.start).sum();
         let parts = index.parts().len() as u64;
         match tlm {
+            // Then the first tile-part's header, to look for packet lengths (there are none).
             true => {
-                assert!(read <= (64 << 10) + 2, "{read}");
-                assert_eq!(reads.len(), 2, "the file's first bytes, then its EOC");
+                assert!(read <= (64 << 10) + 4096 + 2, "{read}");
+                assert_eq!(
+                    reads.len(),
+                    3,
+                    "the file's first bytes, the first tile-part's header, then its EOC"
+                );
             }
             false => {
                 let small = reads.iter().filter(|r| r.end - r.start <= 12).count() as u64;
                 assert_eq!(small, parts + 2, "one read per SOT, EOC, and EOC again");
-                assert!(read <= (64 << 10) + 12 * (parts + 2), "{read}");
+                assert!(read <= (64 << 10) + 4096 + 12 * (parts + 2), "{read}");
             }
         }
     }
@@ -100,7 +105,7 @@ fn region_picks_the_tiles_the_area_touches() {
     assert_eq!(tiles(0, 0, 300, 200), (0..20).collect::<Vec<_>>());
     assert!(tiles(300, 0, 10, 10).is_empty());
     assert!(tiles(0, 0, 0, 10).is_empty());
-    assert_eq!(index.region_bytes(0, 0, 64, 64), {
+    assert_eq!(index.region_bytes(0, 0, 64, 64, 0), {
         index
             .parts()
             .iter()
@@ -129,7 +134,7 @@ fn region_codestream_decodes_to_the_same_pixels_reading_only_its_tiles() {
             (0, (256, 192, 44, 8)),
         ] {
             let (x, y, w, h) = area;
-            let small = block_on(index.read_region(&obj, x, y, w, h, 1 << 30)).unwrap();
+            let small = block_on(index.read_region(&obj, x, y, w, h, 0, 1 << 30)).unwrap();
             let reads = obj.take();
             let parts = index.region(x, y, w, h);
             let want: u64 = parts.iter().map(|p| u64::from(p.len)).sum();
@@ -210,12 +215,12 @@ fn damaged_files_are_errors_or_no_index_never_panics() {
     let p = index.parts()[0];
     moved[p.start as usize] = 0;
     let obj = Counting::new(moved);
-    let e = block_on(index.read_region(&obj, 0, 0, 10, 10, 1 << 30)).unwrap_err();
+    let e = block_on(index.read_region(&obj, 0, 0, 10, 10, 0, 1 << 30)).unwrap_err();
     assert_eq!(e.kind(), crate::ErrorKind::Source);
     assert!(e.message().contains("index"), "{e}");
     // Over the budget: refused before reading.
     let obj = Counting::new(file);
-    let e = block_on(index.read_region(&obj, 0, 0, 300, 200, 1000)).unwrap_err();
+    let e = block_on(index.read_region(&obj, 0, 0, 300, 200, 0, 1000)).unwrap_err();
     assert!(e.message().contains("budget"), "{e}");
     assert!(obj.take().is_empty());
 }
@@ -239,7 +244,7 @@ fn every_header_byte_mutated_never_panics() {
                         assert!(p.start + u64::from(p.len) <= file.len() as u64);
                     }
                     for (x, y, w, h) in [(0, 0, 10, 10), (100, 100, 200, 100), (299, 199, 5, 5)] {
-                        let _ = block_on(index.read_region(&obj, x, y, w, h, 1 << 20));
+                        let _ = block_on(index.read_region(&obj, x, y, w, h, 0, 1 << 20));
                     }
                 }
             }
@@ -293,17 +298,232 @@ fn regions_read_synchronously_are_the_same_codestream() {
         let obj = Counting::new(file.clone());
         let index = block_on(read_index(&obj)).unwrap().unwrap();
         for (x, y, w, h) in [(10, 20, 50, 40), (60, 60, 130, 70), (0, 0, 300, 200)] {
-            let a = block_on(index.read_region(&obj, x, y, w, h, 1 << 30)).unwrap();
+            let a = block_on(index.read_region(&obj, x, y, w, h, 0, 1 << 30)).unwrap();
             let b = index
-                .read_region_at(file.as_slice(), x, y, w, h, 1 << 30)
+                .read_region_at(file.as_slice(), x, y, w, h, 0, 1 << 30)
                 .unwrap();
             assert!(a == b, "{x},{y},{w},{h}");
         }
         // A source shorter than its index: an error, not a panic or a short codestream.
         let short = &file[..file.len() - 40];
         let e = index
-            .read_region_at(short, 0, 0, 300, 200, 1 << 30)
+            .read_region_at(short, 0, 0, 300, 200, 0, 1 << 30)
             .unwrap_err();
         assert!(e.message().contains("truncated"), "{e}");
+    }
+}
+
+/// A 300x200 RGB pattern with PLT markers, 5 resolutions, encoded with `opts` over that.
+fn plt_fixture(opts: Opts) -> Vec<u8> {
+    let opts = Opts {
+        resolutions: 5,
+        plt: true,
+        ..opts
+    };
+    encode_fixture(300, 200, 3, &pattern(300, 200, 3), &opts)
+}
+
+/// Files whose packets come resolution by resolution, with PLT: untiled and tiled, each
+/// progression that allows a cut, with precincts, layers, SOP and EPH markers.
+fn cuttable_fixtures() -> Vec<(&'static str, Vec<u8>)> {
+    use openjpeg_sys::PROG_ORDER::{OPJ_RLCP, OPJ_RPCL};
+    vec![
+        (
+            "untiled RPCL, precincts, 2 layers, SOP + EPH, JP2",
+            plt_fixture(Opts {
+                progression: OPJ_RPCL,
+                precincts: Some((32, 32)),
+                layers: 2,
+                sop_eph: true,
+                jp2_container: true,
+                ..Opts::default()
+            }),
+        ),
+        ("untiled LRCP, 1 layer", plt_fixture(Opts::default())),
+        (
+            "untiled RLCP, 3 lossy layers",
+            plt_fixture(Opts {
+                progression: OPJ_RLCP,
+                layers: 3,
+                lossless: false,
+                irreversible: true,
+                ..Opts::default()
+            }),
+        ),
+        (
+            "64 tiles, RPCL, tile-parts by resolution, TLM",
+            plt_fixture(Opts {
+                tiled: Some((64, 64)),
+                progression: OPJ_RPCL,
+                tile_parts_by_resolution: true,
+                tlm: true,
+                ..Opts::default()
+            }),
+        ),
+        (
+            "96 tiles, LRCP, 1 layer, SOP + EPH",
+            plt_fixture(Opts {
+                tiled: Some((96, 96)),
+                sop_eph: true,
+                ..Opts::default()
+            }),
+        ),
+    ]
+}
+
+fn decode_req(file: &[u8], reduce: u32, area: Option<(u32, u32, u32, u32)>) -> jp2::Decoded {
+    let req = DecodeRequest {
+        reduce,
+        area,
+        ..DecodeRequest::default()
+    };
+    jp2::decode(file, &req).unwrap()
+}
+
+#[test]
+fn cut_tiles_decode_to_the_same_pixels_reading_only_the_resolutions_used() {
+    for (name, file) in cuttable_fixtures() {
+        let obj = Counting::new(file.clone());
+        let index = block_on(read_index(&obj))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: an index"));
+        assert!(index.cuts_at(1) && !index.cuts_at(0), "{name}");
+        obj.take();
+        for area in [(0, 0, 300, 200), (37, 50, 120, 90), (250, 150, 50, 50)] {
+            let (x, y, w, h) = area;
+            let mut last = u64::MAX;
+            for reduce in 0..5 {
+                let cs = block_on(index.read_region(&obj, x, y, w, h, reduce, 1 << 30)).unwrap();
+                let read: u64 = obj.take().iter().map(|r| r.end - r.start).sum();
+                let expect = index.region_bytes(x, y, w, h, reduce);
+                assert_eq!(
+                    read, expect,
+                    "{name} {area:?} at {reduce}: what it says it reads"
+                );
+                assert!(
+                    read < last,
+                    "{name} {area:?}: reduce {reduce} reads less than {}",
+                    reduce.max(1) - 1
+                );
+                last = read;
+                let whole = (x, y, w, h) == (0, 0, 300, 200);
+                let area = (!whole).then_some(area);
+                let want = decode_req(&file, reduce, area);
+                let got = decode_req(&cs, reduce, area);
+                assert_eq!(
+                    (got.width, got.height, got.channels),
+                    (want.width, want.height, want.channels),
+                    "{name} {area:?} at {reduce}"
+                );
+                assert!(
+                    got.data == want.data,
+                    "{name} {area:?} at {reduce}: the same pixels as from the whole file"
+                );
+                // Read synchronously: the same codestream.
+                let sync = index
+                    .read_region_at(file.as_slice(), x, y, w, h, reduce, 1 << 30)
+                    .unwrap();
+                assert!(sync == cs, "{name} {area:?} at {reduce}");
+            }
+        }
+        // The smallest resolution of the whole image: a small part of the file.
+        let least = index.region_bytes(0, 0, 300, 200, 4);
+        assert!(
+            least * 5 < file.len() as u64,
+            "{name}: {least} of {} bytes",
+            file.len()
+        );
+    }
+}
+
+#[test]
+fn files_whose_packets_cannot_be_cut_are_read_whole() {
+    use openjpeg_sys::PROG_ORDER::{OPJ_LRCP, OPJ_PCRL};
+    let src = pattern(300, 200, 3);
+    // Packets not resolution by resolution; or no packet lengths: one tile has no index, and
+    // the tiles of a tiled file are read whole.
+    let no_cut = [
+        Opts {
+            plt: true,
+            layers: 2,
+            progression: OPJ_LRCP,
+            ..Opts::default()
+        },
+        Opts {
+            plt: true,
+            progression: OPJ_PCRL,
+            ..Opts::default()
+        },
+        Opts::default(),
+    ];
+    for opts in no_cut {
+        let file = encode_fixture(300, 200, 3, &src, &opts);
+        assert!(
+            block_on(read_index(&Counting::new(file)))
+                .unwrap()
+                .is_none()
+        );
+        let tiled = Opts {
+            tiled: Some((64, 64)),
+            ..opts
+        };
+        let file = encode_fixture(300, 200, 3, &src, &tiled);
+        let index = block_on(read_index(&Counting::new(file))).unwrap().unwrap();
+        assert!(!index.cuts_at(2));
+        assert_eq!(
+            index.region_bytes(0, 0, 300, 200, 2),
+            index.region_bytes(0, 0, 300, 200, 0)
+        );
+    }
+    // Packet lengths that do not add up: no cuts (one PLT length changed by one).
+    let file = plt_fixture(Opts {
+        tiled: Some((64, 64)),
+        ..Opts::default()
+    });
+    let plt = file
+        .windows(2)
+        .position(|w| w == [0xFF, 0x58])
+        .expect("a PLT");
+    let mut bad = file.clone();
+    bad[plt + 5] ^= 1;
+    let index = block_on(read_index(&Counting::new(bad))).unwrap().unwrap();
+    assert!(!index.cuts_at(1));
+}
+
+#[test]
+fn every_byte_of_the_headers_and_packet_lengths_mutated_never_panics() {
+    // The main header and the tile-part headers with their PLT, of an untiled and a tiled file.
+    for (_, file) in cuttable_fixtures().into_iter().step_by(3) {
+        let good = block_on(read_index(&Counting::new(file.clone())))
+            .unwrap()
+            .unwrap();
+        let first = good.parts()[0].start as usize;
+        let sod = first
+            + file[first..]
+                .windows(2)
+                .position(|w| w == [0xFF, 0x93])
+                .expect("SOD");
+        for at in 0..sod + 2 {
+            for value in [0x00, 0xFF, file[at] ^ 0x01, file[at].wrapping_add(0x80)] {
+                let mut bad = file.clone();
+                bad[at] = value;
+                let obj = Counting::new(bad.clone());
+                // Any answer but a panic: an index, its cut codestreams, their decode.
+                if let Some(index) = block_on(read_index(&obj)).unwrap() {
+                    for reduce in [1, 3] {
+                        if let Ok(cs) =
+                            block_on(index.read_region(&obj, 20, 30, 200, 100, reduce, 1 << 20))
+                        {
+                            let req = DecodeRequest {
+                                reduce,
+                                area: Some((20, 30, 200, 100)),
+                                ..DecodeRequest::default()
+                            };
+                            let _ = jp2::decode(cs.as_slice(), &req);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

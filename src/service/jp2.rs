@@ -58,9 +58,10 @@ pub(super) fn levels(info: &Jp2Info) -> Vec<(u32, u32)> {
 ///
 /// # Errors
 ///
-/// OpenJPEG reads every tile-part the region touches whole, whatever the reduction: when those
-/// (estimated from the file's length, evenly spread over its tiles) exceed the budget, the
-/// request is refused rather than read into memory.
+/// The tile-parts the region touches are read into memory (whole, or cut to the resolutions
+/// the reduction keeps when the index can cut them): when those (from the index, else
+/// estimated from the file's length, evenly spread over its tiles) exceed the budget, the
+/// request is refused rather than read.
 pub(super) fn input(
     info: &Jp2Info,
     index: Option<Arc<CodestreamIndex>>,
@@ -68,14 +69,10 @@ pub(super) fn input(
     file_len: u64,
     budget: Budget,
 ) -> Result<RenderInput, Error> {
-    let scale = super::flat::plan_scale(plan);
-    let reduce = (0..info.resolutions.clamp(1, 32))
-        .rev()
-        .find(|&r| (1.0 / f64::from(1u32 << r)) * (1.0 + 1e-9) >= scale)
-        .unwrap_or(0);
+    let reduce = reduce_for(info, plan);
     let r = plan.region;
     let compressed = match &index {
-        Some(index) => index.region_bytes(r.x, r.y, r.w, r.h),
+        Some(index) => index.region_bytes(r.x, r.y, r.w, r.h, reduce),
         None => {
             let (tw, th) = (info.tile_width.max(1), info.tile_height.max(1));
             let across = (r.right().div_ceil(tw) - r.x / tw).max(1);
@@ -98,9 +95,30 @@ pub(super) fn input(
     })
 }
 
+/// The most reduced resolution that still covers the plan's output size.
+pub(super) fn reduce_for(info: &Jp2Info, plan: &Plan) -> u32 {
+    let scale = super::flat::plan_scale(plan);
+    (0..info.resolutions.clamp(1, 32))
+        .rev()
+        .find(|&r| (1.0 / f64::from(1u32 << r)) * (1.0 + 1e-9) >= scale)
+        .unwrap_or(0)
+}
+
 /// Whether `area` is the whole image (decoded whole, from the whole file).
 pub(super) fn is_whole(info: &Jp2Info, area: Rect) -> bool {
     area == Rect::new(0, 0, info.width, info.height)
+}
+
+/// Whether `area` at `reduce` is read through the tile-part index: a part of the image, or
+/// the whole image at a reduction the index cuts the tiles' data for (else OpenJPEG reads the
+/// file itself).
+pub(super) fn reads_index(
+    info: &Jp2Info,
+    index: &CodestreamIndex,
+    area: Rect,
+    reduce: u32,
+) -> bool {
+    !is_whole(info, area) || index.cuts_at(reduce)
 }
 
 /// `area` decoded at `reduce` (the whole decode of `area` when it is the image).

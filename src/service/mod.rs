@@ -596,8 +596,10 @@ impl<S: Source> IiifService<S> {
                     .jp2_info(&req.identifier, &object)
                     .await
                     .ok_or_else(|| Error::internal("the JPEG 2000 header could not be kept"))?;
-                // The whole image is decoded from the whole file: no index needed.
-                let index = match jp2::is_whole(&info, plan.region) {
+                // The whole image at full resolution is decoded from the whole file: no index
+                // needed. (At a reduction, the index may cut the tiles' higher resolutions.)
+                let full = jp2::is_whole(&info, plan.region) && jp2::reduce_for(&info, &plan) == 0;
+                let index = match full {
                     true => None,
                     false => jp2::index(&self.shared.codestreams, &req.identifier, &object).await,
                 };
@@ -1113,8 +1115,10 @@ async fn render_job<O: SourceObject>(
             info,
             index: Some(index),
             area,
-            ..
-        } if !jp2::is_whole(info, *area) && object.read_at_blocking(0, &mut []).is_none() => {
+            reduce,
+        } if jp2::reads_index(info, index, *area, *reduce)
+            && object.read_at_blocking(0, &mut []).is_none() =>
+        {
             Fetched::Codestream(
                 index
                     .read_region(
@@ -1123,6 +1127,7 @@ async fn render_job<O: SourceObject>(
                         area.y,
                         area.w,
                         area.h,
+                        *reduce,
                         budget.max_bytes() / 2,
                     )
                     .instrument(tracing::debug_span!("fetch tile-parts"))
@@ -1199,10 +1204,11 @@ async fn render_job<O: SourceObject>(
                 };
                 let px = match (fetched, index) {
                     (Fetched::Codestream(cs), _) => decode(&cs)?,
-                    (_, Some(index)) if !jp2::is_whole(&info, area) => {
+                    (_, Some(index)) if jp2::reads_index(&info, &index, area, reduce) => {
                         let (a, max) = (area, budget.max_bytes() / 2);
-                        let cs = tracing::debug_span!("read tile-parts")
-                            .in_scope(|| index.read_region_at(&reader, a.x, a.y, a.w, a.h, max))?;
+                        let cs = tracing::debug_span!("read tile-parts").in_scope(|| {
+                            index.read_region_at(&reader, a.x, a.y, a.w, a.h, reduce, max)
+                        })?;
                         decode(&cs)?
                     }
                     _ => decode(&reader)?,

@@ -1624,7 +1624,7 @@ async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
     let tile = fetch_png(&svc, "/j/256,128,128,128/max/0/default.png").await;
     let bytes_read = read.load(Ordering::Relaxed);
     // Exactly its tile's tile-parts (the first request read the tile-part index).
-    assert_eq!(bytes_read, index.region_bytes(256, 128, 128, 128));
+    assert_eq!(bytes_read, index.region_bytes(256, 128, 128, 128, 0));
     assert!(
         bytes_read < file_len / 20,
         "read {bytes_read} of {file_len}"
@@ -1656,6 +1656,75 @@ async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
         .unwrap();
         let d = mean_abs_diff(&got, &want);
         assert!(d < 4.0, "{path}: mean difference {d}");
+    }
+}
+
+#[tokio::test]
+async fn an_untiled_jpeg_2000_with_packet_lengths_is_read_only_as_far_as_a_request_needs() {
+    // The archival layout of Kakadu's usual recipe (one tile, RPCL, precincts, PLT, SOP + EPH)
+    // as OpenJPEG writes it; lossless, so every pixel can be checked.
+    use crate::codec::jp2::tests::{Opts, encode_fixture, pattern};
+    let (w, h) = (1024, 768);
+    let src = pattern(w, h, 3);
+    let opts = Opts {
+        resolutions: 6,
+        progression: openjpeg_sys::PROG_ORDER::OPJ_RPCL,
+        precincts: Some((128, 128)),
+        plt: true,
+        sop_eph: true,
+        jp2_container: true,
+        ..Opts::default()
+    };
+    let file = encode_fixture(w, h, 3, &src, &opts);
+    let file_len = file.len() as u64;
+    let (svc, read) = counting_service("u", file.clone());
+    let res = svc
+        .clone()
+        .oneshot(Request::get("/u/info.json").body(()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The first reduced request reads the index (the first 64 KiB, the tile-part's header)
+    // and the first four of six resolutions: less than the file.
+    read.store(0, Ordering::Relaxed);
+    fetch_png(&svc, "/u/full/256,/0/default.png").await;
+    let bytes_read = read.load(Ordering::Relaxed);
+    assert!(bytes_read < file_len, "read {bytes_read} of {file_len}");
+
+    // A thumbnail at 1/8: the first three resolutions.
+    read.store(0, Ordering::Relaxed);
+    let thumb = fetch_png(&svc, "/u/full/128,/0/default.png").await;
+    let bytes_read = read.load(Ordering::Relaxed);
+    assert!(bytes_read < file_len / 8, "read {bytes_read} of {file_len}");
+    let req = crate::codec::jp2::DecodeRequest {
+        reduce: 3,
+        ..Default::default()
+    };
+    let want = crate::codec::jp2::decode(file.as_slice(), &req).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (128, 96));
+    assert!(thumb.data() == want.data, "the whole file's pixels at 1/8");
+
+    // A region at half size reads less than the file, and is the same as the whole file's.
+    read.store(0, Ordering::Relaxed);
+    let half = fetch_png(&svc, "/u/512,256,256,256/128,/0/default.png").await;
+    let bytes_read = read.load(Ordering::Relaxed);
+    assert!(bytes_read < file_len, "read {bytes_read} of {file_len}");
+    let req = crate::codec::jp2::DecodeRequest {
+        reduce: 1,
+        area: Some((512, 256, 256, 256)),
+        ..Default::default()
+    };
+    let want = crate::codec::jp2::decode(file.as_slice(), &req).unwrap();
+    assert!(half.data() == want.data);
+
+    // At full size every packet is needed: exact against the source.
+    let tile = fetch_png(&svc, "/u/256,128,64,64/max/0/default.png").await;
+    for y in 0..64 {
+        let row = &tile.data()[y * 64 * 3..][..64 * 3];
+        let at = ((128 + y) * 1024 + 256) * 3;
+        let want: Vec<u8> = src[at..at + 64 * 3].iter().map(|&v| v as u8).collect();
+        assert_eq!(row, &want[..], "row {y}");
     }
 }
 
