@@ -405,8 +405,9 @@ unsafe extern "C" fn sink_seek(pos: i64, user: *mut c_void) -> c_int {
 }
 
 /// A JP2 of interleaved RGB `px`: lossy (irreversible 9/7 wavelet, colour transform, 10:1),
-/// one quality layer, `tile` x `tile` tiles, `resolutions` resolution levels.
-fn jp2_fixture(w: u32, h: u32, px: &[u8], tile: u32, resolutions: u32) -> Vec<u8> {
+/// one quality layer, `resolutions` resolution levels; `tile` x `tile` tiles, or with `None`
+/// the archival layout of Kakadu's usual recipe: one tile, RPCL, 256 precincts, SOP, PLT.
+fn jp2_fixture(w: u32, h: u32, px: &[u8], tile: Option<u32>, resolutions: u32) -> Vec<u8> {
     assert_eq!(px.len(), w as usize * h as usize * 3);
     unsafe {
         let mut parms: Vec<opj::opj_image_cmptparm_t> = (0..3)
@@ -441,9 +442,20 @@ fn jp2_fixture(w: u32, h: u32, px: &[u8], tile: u32, resolutions: u32) -> Vec<u8
         params.tcp_rates[0] = 10.0;
         params.numresolution = resolutions as c_int;
         params.irreversible = 1;
-        params.tile_size_on = 1;
-        params.cp_tdx = tile as c_int;
-        params.cp_tdy = tile as c_int;
+        match tile {
+            Some(tile) => {
+                params.tile_size_on = 1;
+                params.cp_tdx = tile as c_int;
+                params.cp_tdy = tile as c_int;
+            }
+            None => {
+                params.prog_order = opj::PROG_ORDER::OPJ_RPCL;
+                params.csty |= 0x01 | 0x02;
+                params.res_spec = 1;
+                params.prcw_init[0] = 256;
+                params.prch_init[0] = 256;
+            }
+        }
         params.tcp_mct = 1;
 
         let codec = opj::opj_create_compress(opj::CODEC_FORMAT::OPJ_CODEC_JP2);
@@ -453,6 +465,10 @@ fn jp2_fixture(w: u32, h: u32, px: &[u8], tile: u32, resolutions: u32) -> Vec<u8
             1,
             "setup_encoder"
         );
+        if tile.is_none() {
+            let list = [c"PLT=YES".as_ptr(), std::ptr::null()];
+            assert_eq!(opj::opj_encoder_set_extra_options(codec, list.as_ptr()), 1);
+        }
         opj::opj_codec_set_threads(codec, 2); // setup only; a failure just encodes slower
         let mut sink = Sink {
             buf: Vec::new(),
@@ -477,7 +493,7 @@ fn jp2_fixture(w: u32, h: u32, px: &[u8], tile: u32, resolutions: u32) -> Vec<u8
 
 fn jp2_decode(c: &mut Criterion) {
     // 2048x2048 RGB, 1024x1024 tiles, 6 resolutions (big.jp2: 1024 tiles, 7 resolutions).
-    let file = jp2_fixture(2048, 2048, &photo(2048, 2048), 1024, 6);
+    let file = jp2_fixture(2048, 2048, &photo(2048, 2048), Some(1024), 6);
     let info = jp2::read_info(file.as_slice()).unwrap();
     assert_eq!((info.tile_width, info.resolutions), (1024, 6));
     let cases = [
@@ -508,9 +524,57 @@ fn jp2_decode(c: &mut Criterion) {
     }
 }
 
+/// A thumbnail of an untiled archival JP2: OpenJPEG handed the whole file, against the
+/// codestream cut after the resolutions the reduction uses (read through the index).
+fn jp2_cut(c: &mut Criterion) {
+    // 4096x4096 RGB, one tile, 7 resolutions; the thumbnail is 256x256 (reduce 4).
+    let file = jp2_fixture(4096, 4096, &photo(4096, 4096), None, 7);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let obj = Mem(
+        SourceMetadata::new(file.len() as u64, None, None),
+        Bytes::from(file.clone()),
+    );
+    let index = rt
+        .block_on(tower_iiif::codestream::read_index(&obj))
+        .unwrap()
+        .expect("an index");
+    assert!(index.cuts_at(4));
+    let req = DecodeRequest {
+        reduce: 4,
+        ..DecodeRequest::default()
+    };
+    let cut = index
+        .read_region_at(file.as_slice(), 0, 0, 4096, 4096, 4, 1 << 30)
+        .unwrap();
+    let (a, b) = (
+        jp2::decode(file.as_slice(), &req).unwrap(),
+        jp2::decode(cut.as_slice(), &req).unwrap(),
+    );
+    assert_eq!((a.width, a.height), (256, 256));
+    assert!(a.data == b.data, "the same pixels");
+    eprintln!(
+        "jp2 thumbnail: {} of {} bytes read when cut",
+        cut.len(),
+        file.len()
+    );
+    c.bench_function("jp2 untiled thumbnail, whole file", |b| {
+        b.iter(|| jp2::decode(black_box(file.as_slice()), &req).unwrap())
+    });
+    c.bench_function("jp2 untiled thumbnail, cut codestream", |b| {
+        b.iter(|| {
+            let cs = index
+                .read_region_at(black_box(file.as_slice()), 0, 0, 4096, 4096, 4, 1 << 30)
+                .unwrap();
+            jp2::decode(cs.as_slice(), &req).unwrap()
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = tile_decode, tile_join, jp2_decode
+    targets = tile_decode, tile_join, jp2_decode, jp2_cut
 }
 criterion_main!(benches);
