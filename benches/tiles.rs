@@ -556,7 +556,7 @@ fn jp2_cut(c: &mut Criterion) {
     assert!(a.data == b.data, "the same pixels");
     eprintln!(
         "jp2 thumbnail: {} of {} bytes read when cut",
-        cut.len(),
+        index.region_bytes(0, 0, 4096, 4096, 4),
         file.len()
     );
     c.bench_function("jp2 untiled thumbnail, whole file", |b| {
@@ -566,6 +566,38 @@ fn jp2_cut(c: &mut Criterion) {
         b.iter(|| {
             let cs = index
                 .read_region_at(black_box(file.as_slice()), 0, 0, 4096, 4096, 4, 1 << 30)
+                .unwrap();
+            jp2::decode(cs.as_slice(), &req).unwrap()
+        })
+    });
+
+    // A 512 tile at full size: every precinct, or those near the tile.
+    let (x, y, w, h) = (1536, 2048, 512, 512);
+    let req = DecodeRequest {
+        area: Some((x, y, w, h)),
+        ..DecodeRequest::default()
+    };
+    let near = index
+        .read_region_at(file.as_slice(), x, y, w, h, 0, 1 << 30)
+        .unwrap();
+    let (a, b) = (
+        jp2::decode(file.as_slice(), &req).unwrap(),
+        jp2::decode(near.as_slice(), &req).unwrap(),
+    );
+    assert_eq!((a.width, a.height), (512, 512));
+    assert!(a.data == b.data, "the same pixels");
+    eprintln!(
+        "jp2 512 tile: {} of {} bytes read near the tile",
+        index.region_bytes(x, y, w, h, 0),
+        file.len()
+    );
+    c.bench_function("jp2 untiled 512 tile, whole file", |b| {
+        b.iter(|| jp2::decode(black_box(file.as_slice()), &req).unwrap())
+    });
+    c.bench_function("jp2 untiled 512 tile, precincts near it", |b| {
+        b.iter(|| {
+            let cs = index
+                .read_region_at(black_box(file.as_slice()), x, y, w, h, 0, 1 << 30)
                 .unwrap();
             jp2::decode(cs.as_slice(), &req).unwrap()
         })

@@ -19,9 +19,13 @@
 //! When a file's packets come resolution by resolution (RLCP or RPCL, or LRCP with one quality
 //! layer) and its tile-part headers list their lengths (PLT, as Kakadu's `ORGgen_plt=yes` and
 //! OpenJPEG's `PLT=YES` write them), the index also knows where each tile's data can be cut to
-//! keep only its first resolutions ([`packets`]): a decode at a reduced resolution then reads
-//! only those, the packets of the others written as empty ones. This is what makes a thumbnail
-//! of an untiled archival JP2 cost a small part of the file.
+//! keep only its first resolutions (the `packets` submodule): a decode at a reduced resolution then reads
+//! only those, the packets of the others written as empty ones. When every component has the
+//! same subsampling, it keeps each packet's place too, and a region reads only the packets of
+//! the precincts within 16 samples of it (OpenJPEG decodes the code-blocks within 3 subband
+//! samples, 6 or 7 of the resolution's): the others are written as empty packets as well, and
+//! OpenJPEG, which would have skipped them, decodes the same pixels. This is what makes a
+//! thumbnail or a tile of an untiled archival JP2 cost a small part of the file.
 //!
 //! A file of a single tile whose packets cannot be cut, with packed packet headers in its main
 //! header (PPM, numbered across the whole codestream) or whose structure does not add up has no
@@ -96,6 +100,11 @@ const MAX_WALKED_PARTS: usize = 1 << 16;
 const MAX_CUT_PARTS: usize = 4096;
 /// The largest tile-part header read for its packet lengths.
 const MAX_PART_HEADER: u64 = 4 << 20;
+/// The most packet lengths kept (4 bytes each) to leave out the precincts away from an area.
+const MAX_KEPT_PACKETS: usize = 1 << 22;
+/// How far (in samples of a resolution) from an area a precinct is still read: more than
+/// the wavelet filters reach (OpenJPEG decodes code-blocks within 3 subband samples of it).
+const PRECINCT_MARGIN: u64 = 16;
 /// The first read of the main header; it grows by doubling.
 const FIRST_READ: u64 = 64 << 10;
 
@@ -116,12 +125,25 @@ pub struct CodestreamIndex {
     cuts: Option<Cuts>,
 }
 
-/// The cuts of every tile, for each number of kept resolutions (see [`packets`]).
+/// The cuts of every tile, for each number of kept resolutions (see `packets`).
 #[derive(Debug, Clone)]
 struct Cuts {
     coding: Coding,
     /// `coding.levels` cuts per tile, tile after tile: keeping 1, 2, ... resolutions.
     cuts: Vec<Cut>,
+    /// (XRsiz, YRsiz) of each component.
+    subsampling: Vec<(u8, u8)>,
+    /// Every tile's packets, to leave out those of precincts away from an area; empty when the
+    /// components are subsampled differently or there are too many.
+    packets: Vec<TilePackets>,
+}
+
+/// The packets of one tile: of each tile-part, its header's length and how many packets it
+/// holds; and every packet's length, in order.
+#[derive(Debug, Clone)]
+struct TilePackets {
+    parts: Vec<(u32, u32)>,
+    lengths: Vec<u32>,
 }
 
 /// One tile-part: its tile's index (raster order) and its bytes in the file, SOT marker first.
@@ -290,29 +312,34 @@ async fn read_cuts<O: SourceObject>(
     }
     let g = &index.grid;
     let mut cuts = Vec::with_capacity(tiles * usize::from(coding.levels));
+    let uniform = subsampling.iter().all(|&s| s == subsampling[0]);
+    let total: usize = per_tile
+        .iter()
+        .flat_map(|t| t.iter().map(|p| p.2.len()))
+        .sum();
+    let mut kept = Vec::new();
     for (t, parts) in per_tile.iter().enumerate() {
-        let (px, py) = (
-            t as u64 % u64::from(g.across),
-            t as u64 / u64::from(g.across),
-        );
-        let tx0 = u64::from(g.tx0) + px * u64::from(g.tw);
-        let ty0 = u64::from(g.ty0) + py * u64::from(g.th);
-        let geometry = TileGeometry {
-            x0: tx0.max(u64::from(g.x0)) as u32,
-            y0: ty0.max(u64::from(g.y0)) as u32,
-            x1: (tx0 + u64::from(g.tw)).min(u64::from(g.x1)) as u32,
-            y1: (ty0 + u64::from(g.th)).min(u64::from(g.y1)) as u32,
-            subsampling,
-        };
+        let geometry = g.tile(t as u32, subsampling);
         let per_resolution = packets::packets_per_resolution(&geometry, &coding);
-        let parts: Vec<(u32, u32, &[u32])> =
+        let list: Vec<(u32, u32, &[u32])> =
             parts.iter().map(|(h, d, p)| (*h, *d, &p[..])).collect();
-        match packets::cuts(&parts, &per_resolution) {
+        match packets::cuts(&list, &per_resolution) {
             Some(c) if c.len() == usize::from(coding.levels) => cuts.extend(c),
             _ => return Ok(None),
         }
+        if uniform && total <= MAX_KEPT_PACKETS {
+            kept.push(TilePackets {
+                parts: parts.iter().map(|(h, _, p)| (*h, p.len() as u32)).collect(),
+                lengths: parts.iter().flat_map(|p| p.2.iter().copied()).collect(),
+            });
+        }
     }
-    Ok(Some(Cuts { coding, cuts }))
+    Ok(Some(Cuts {
+        coding,
+        cuts,
+        subsampling: subsampling.to_vec(),
+        packets: kept,
+    }))
 }
 
 /// A tile-part's header length and packet lengths, read from its start (a first read of up
@@ -605,6 +632,23 @@ impl Grid {
     fn tiles(&self) -> u64 {
         u64::from(self.across) * u64::from(self.down)
     }
+
+    /// Tile `t`'s area on the reference grid (clipped to the image).
+    fn tile<'a>(&self, t: u32, subsampling: &'a [(u8, u8)]) -> TileGeometry<'a> {
+        let (px, py) = (
+            u64::from(t) % u64::from(self.across),
+            u64::from(t) / u64::from(self.across),
+        );
+        let tx0 = u64::from(self.tx0) + px * u64::from(self.tw);
+        let ty0 = u64::from(self.ty0) + py * u64::from(self.th);
+        TileGeometry {
+            x0: tx0.max(u64::from(self.x0)) as u32,
+            y0: ty0.max(u64::from(self.y0)) as u32,
+            x1: (tx0 + u64::from(self.tw)).min(u64::from(self.x1)) as u32,
+            y1: (ty0 + u64::from(self.th)).min(u64::from(self.y1)) as u32,
+            subsampling,
+        }
+    }
 }
 
 impl MainHeader {
@@ -761,52 +805,86 @@ impl CodestreamIndex {
     /// # }
     /// ```
     pub fn region_bytes(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> u64 {
-        self.pieces(x, y, w, h, reduce)
+        self.ops(x, y, w, h, reduce)
             .iter()
-            .map(|p| u64::from(p.keep))
+            .map(|op| match op {
+                Op::Copy { len, .. } => u64::from(*len),
+                Op::Empty { .. } => 0,
+            })
             .sum()
     }
 
-    /// What to read of each tile-part of the area's tiles at `reduce`: whole, or cut.
-    fn pieces(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> Vec<Piece> {
+    /// What to write of the area's tiles at `reduce`, in order: tile-parts whole; or cut after
+    /// the resolutions kept; or, when the packets are known one by one, only those of the
+    /// precincts near the area, the others written as empty packets.
+    fn ops(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> Vec<Op> {
         let parts = self.region(x, y, w, h);
-        let cut_of = |tile: u32| -> Option<(&Coding, Cut)> {
-            let c = self.cuts.as_ref()?;
+        let Some(c) = &self.cuts else {
+            return parts.into_iter().map(|p| Op::whole(p, None)).collect();
+        };
+        let g = &self.grid;
+        // The area on the reference grid, for the precincts near it.
+        let area = [
+            u64::from(g.x0) + u64::from(x),
+            u64::from(g.y0) + u64::from(y),
+            (u64::from(g.x0) + u64::from(x) + u64::from(w)).min(u64::from(g.x1)),
+            (u64::from(g.y0) + u64::from(y) + u64::from(h)).min(u64::from(g.y1)),
+        ];
+        let mut ops = Vec::new();
+        let mut i = 0;
+        while i < parts.len() {
+            let tile = parts[i].tile;
+            // The area's tile-parts of this tile, in order (consecutive in `parts` unless the
+            // file interleaves tiles; then each tile's are gathered on its first).
+            if parts[..i].iter().any(|p| p.tile == tile) {
+                i += 1;
+                continue;
+            }
+            let mine: Vec<TilePart> = parts[i..]
+                .iter()
+                .filter(|p| p.tile == tile)
+                .copied()
+                .collect();
+            i += 1;
             let levels = u32::from(c.coding.levels);
             // Resolutions kept: all but `reduce`, at least one.
             let kept = (levels + 1).saturating_sub(reduce).max(1);
+            let geometry = g.tile(tile, &c.subsampling);
+            if let Some(packets) = c.packets.get(tile as usize)
+                && let Some(more) = select(&mine, packets, &geometry, &c.coding, kept, area)
+            {
+                ops.extend(more);
+                continue;
+            }
             if kept > levels {
-                return None;
+                ops.extend(mine.iter().map(|&p| Op::whole(p, None)));
+                continue;
             }
             let cut = c.cuts[tile as usize * levels as usize + kept as usize - 1];
-            // The cut tile-part, its empty packets included, must fit its SOT's length.
             let empty = u64::from(cut.empty) * c.coding.empty_packet_len();
-            (u64::from(cut.keep) + empty <= u64::from(u32::MAX)).then_some((&c.coding, cut))
-        };
-        parts
-            .into_iter()
-            .filter_map(|part| match cut_of(part.tile) {
-                None => Some(Piece {
-                    part,
-                    keep: part.len,
-                    parts: None,
-                    empty: None,
-                }),
-                Some((_, cut)) if part.part > cut.part => None,
-                Some((_, cut)) if part.part < cut.part => Some(Piece {
-                    part,
-                    keep: part.len,
-                    parts: Some(cut.part + 1),
-                    empty: None,
-                }),
-                Some((coding, cut)) => Some(Piece {
-                    part,
-                    keep: cut.keep,
-                    parts: Some(cut.part + 1),
-                    empty: Some((cut, coding.clone())),
-                }),
-            })
-            .collect()
+            let Ok(psot) = u32::try_from(u64::from(cut.keep) + empty) else {
+                ops.extend(mine.iter().map(|&p| Op::whole(p, None)));
+                continue;
+            };
+            let count = cut.part + 1;
+            for p in mine {
+                if p.part < cut.part {
+                    ops.push(Op::whole(p, Some((p.len, count))));
+                } else if p.part == cut.part {
+                    ops.push(Op::Copy {
+                        from: p.start,
+                        len: cut.keep,
+                        sot: Some(p),
+                        patch: Some((psot, count)),
+                    });
+                    ops.push(Op::Empty {
+                        first: cut.packets,
+                        n: cut.empty,
+                    });
+                }
+            }
+        }
+        ops
     }
 
     /// Fetch the tile-parts of the tiles the area `x, y, w, h` touches (one read per run of
@@ -843,12 +921,13 @@ impl CodestreamIndex {
         reduce: u32,
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
-        let (pieces, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
-        for (some, run) in runs(&pieces) {
-            let bytes = obj.read_range(run.clone()).await?;
-            let at = out.len();
-            out.extend_from_slice(check_run(&pieces[some.clone()], run, &bytes, self.end())?);
-            finish_run(&pieces[some], &mut out, at);
+        let (ops, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
+        for run in runs(&ops) {
+            let bytes = match &run {
+                Run::Read(_, range) => obj.read_range(range.clone()).await?,
+                Run::Empty(..) => Bytes::new(),
+            };
+            self.write_run(&ops, run, &bytes, &mut out)?;
         }
         out.extend_from_slice(&EOC);
         Ok(out)
@@ -878,24 +957,25 @@ impl CodestreamIndex {
         reduce: u32,
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
-        let (pieces, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
-        for (some, run) in runs(&pieces) {
-            let at = out.len();
-            // Within the capacity reserved for the whole codestream.
-            out.resize(at + (run.end - run.start) as usize, 0);
-            let mut filled = 0;
-            while filled < out.len() - at {
-                let n = src
-                    .read_at(run.start + filled as u64, &mut out[at + filled..])
-                    .map_err(|e| Error::source(format!("JPEG 2000: cannot read: {e}")))?;
-                if n == 0 {
-                    break;
+        let (ops, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
+        let mut buf = Vec::new();
+        for run in runs(&ops) {
+            if let Run::Read(_, range) = &run {
+                buf.clear();
+                buf.resize((range.end - range.start) as usize, 0);
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let n = src
+                        .read_at(range.start + filled as u64, &mut buf[filled..])
+                        .map_err(|e| Error::source(format!("JPEG 2000: cannot read: {e}")))?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
                 }
-                filled += n;
+                buf.truncate(filled);
             }
-            out.truncate(at + filled);
-            check_run(&pieces[some.clone()], run, &out[at..], self.end())?;
-            finish_run(&pieces[some], &mut out, at);
+            self.write_run(&ops, run, &buf, &mut out)?;
         }
         out.extend_from_slice(&EOC);
         Ok(out)
@@ -911,14 +991,24 @@ impl CodestreamIndex {
         h: u32,
         reduce: u32,
         max_bytes: u64,
-    ) -> Result<(Vec<Piece>, Vec<u8>), Error> {
-        let pieces = self.pieces(x, y, w, h, reduce);
-        if pieces.is_empty() {
+    ) -> Result<(Vec<Op>, Vec<u8>), Error> {
+        let ops = self.ops(x, y, w, h, reduce);
+        if ops.is_empty() {
             return Err(Error::internal(format!(
                 "JPEG 2000: the region {x},{y},{w},{h} is outside the image"
             )));
         }
-        let data: u64 = pieces.iter().map(Piece::written).sum();
+        let empty = self
+            .cuts
+            .as_ref()
+            .map_or(0, |c| c.coding.empty_packet_len());
+        let data: u64 = ops
+            .iter()
+            .map(|op| match op {
+                Op::Copy { len, .. } => u64::from(*len),
+                Op::Empty { n, .. } => u64::from(*n) * empty,
+            })
+            .sum();
         let total = data + (self.boxes.len() + self.main.len() + 10) as u64;
         if total > max_bytes {
             return Err(Error::source(format!(
@@ -937,98 +1027,230 @@ impl CodestreamIndex {
             out.extend_from_slice(b"jp2c");
         }
         out.extend_from_slice(&self.main);
-        Ok((pieces, out))
+        Ok((ops, out))
+    }
+
+    /// Write a run into `out`: a read's bytes (`bytes`, read at its start; each tile-part
+    /// checked against its SOT and patched), or empty packets.
+    fn write_run(
+        &self,
+        ops: &[Op],
+        run: Run,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let (some, range) = match run {
+            Run::Read(some, range) => (some, range),
+            Run::Empty(i) => {
+                if let (Op::Empty { first, n }, Some(c)) = (&ops[i], &self.cuts) {
+                    c.coding.push_empty_packets(*first, *n, out);
+                }
+                return Ok(());
+            }
+        };
+        let len = (range.end - range.start) as usize;
+        if bytes.len() < len {
+            return Err(Error::source(format!(
+                "JPEG 2000: the file is truncated: {} of {len} tile-part bytes at offset {}",
+                bytes.len(),
+                range.start
+            )));
+        }
+        let at = out.len();
+        // Within the capacity reserved for the whole codestream.
+        out.extend_from_slice(&bytes[..len]);
+        for op in &ops[some] {
+            let Op::Copy {
+                from, sot, patch, ..
+            } = op
+            else {
+                continue;
+            };
+            let pos = at + (from - range.start) as usize;
+            if let Some(p) = sot {
+                check_sot(&out[pos..], p, p.range().end == self.end())?;
+            }
+            if let Some((psot, count)) = patch {
+                out[pos + 6..pos + 10].copy_from_slice(&psot.to_be_bytes());
+                out[pos + 11] = *count;
+            }
+        }
+        Ok(())
     }
 }
 
-/// What is read of one tile-part: its first `keep` bytes; for a cut tile, its new tile-part
-/// count and, on the last kept tile-part, the empty packets written after the cut.
-#[derive(Debug, Clone)]
-struct Piece {
-    part: TilePart,
-    keep: u32,
-    parts: Option<u8>,
-    empty: Option<(Cut, Coding)>,
+/// One step of writing a region's codestream.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// `len` bytes of the file at `from`. When they start a tile-part (`sot`), they are
+    /// checked against it and, with `patch`, given a new length (Psot) and tile-part count
+    /// (TNsot).
+    Copy {
+        from: u64,
+        len: u32,
+        sot: Option<TilePart>,
+        patch: Option<(u32, u8)>,
+    },
+    /// `n` empty packets, numbered from `first`.
+    Empty { first: u32, n: u32 },
 }
 
-impl Piece {
-    /// The bytes it takes in the codestream.
-    fn written(&self) -> u64 {
-        u64::from(self.keep)
-            + self
-                .empty
-                .as_ref()
-                .map_or(0, |(cut, c)| u64::from(cut.empty) * c.empty_packet_len())
-    }
-
-    /// Whether the next tile-part in the file may be read in the same run.
-    fn whole(&self) -> bool {
-        self.keep == self.part.len && self.empty.is_none()
+impl Op {
+    /// A whole tile-part, patched or not.
+    fn whole(p: TilePart, patch: Option<(u32, u8)>) -> Op {
+        Op::Copy {
+            from: p.start,
+            len: p.len,
+            sot: Some(p),
+            patch,
+        }
     }
 }
 
-/// The runs of pieces that follow each other in the file (one read each): the range of
-/// `pieces` and the file bytes.
-fn runs(pieces: &[Piece]) -> Vec<(Range<usize>, Range<u64>)> {
+/// Ops written together: copies of adjacent file bytes (one read), or empty packets.
+enum Run {
+    Read(Range<usize>, Range<u64>),
+    Empty(usize),
+}
+
+/// The runs of `ops`: copies that follow each other in the file, read at once.
+fn runs(ops: &[Op]) -> Vec<Run> {
     let mut out = Vec::new();
     let mut i = 0;
-    while i < pieces.len() {
+    while i < ops.len() {
+        let Op::Copy { from, len, .. } = ops[i] else {
+            out.push(Run::Empty(i));
+            i += 1;
+            continue;
+        };
+        let (start, mut end) = (from, from + u64::from(len));
         let mut j = i + 1;
-        while j < pieces.len()
-            && pieces[j - 1].whole()
-            && pieces[j].part.start == pieces[j - 1].part.range().end
+        while let Some(Op::Copy { from, len, .. }) = ops.get(j)
+            && *from == end
         {
+            end += u64::from(*len);
             j += 1;
         }
-        let last = &pieces[j - 1];
-        out.push((
-            i..j,
-            pieces[i].part.start..last.part.start + u64::from(last.keep),
-        ));
+        out.push(Run::Read(i..j, start..end));
         i = j;
     }
     out
 }
 
-/// The bytes of a run, read at `run.start`: all there, each tile-part starting with its SOT.
-/// `end` is where the codestream's last tile-part ends.
-fn check_run<'a>(
-    pieces: &[Piece],
-    run: Range<u64>,
-    bytes: &'a [u8],
-    end: u64,
-) -> Result<&'a [u8], Error> {
-    let len = (run.end - run.start) as usize;
-    if bytes.len() < len {
-        return Err(Error::source(format!(
-            "JPEG 2000: the file is truncated: {} of {len} tile-part bytes at offset {}",
-            bytes.len(),
-            run.start
-        )));
+/// The ops of a tile that leave out the packets of precincts away from `area` (and those of
+/// the resolutions past `kept`); `None` when nothing would be left out.
+fn select(
+    parts: &[TilePart],
+    packets: &TilePackets,
+    tile: &TileGeometry<'_>,
+    coding: &Coding,
+    kept: u32,
+    area: [u64; 4],
+) -> Option<Vec<Op>> {
+    let per_resolution = packets::packets_per_resolution(tile, coding);
+    let kept_packets: u64 = per_resolution.iter().take(kept as usize).sum();
+    let total = packets.lengths.len() as u64;
+    let order = packets::packet_order(tile, coding, kept_packets);
+    if order.len() as u64 != kept_packets || parts.len() != packets.parts.len() {
+        return None;
     }
-    for p in pieces {
-        let from = (p.part.start - run.start) as usize;
-        check_sot(&bytes[from..], &p.part, p.part.range().end == end)?;
+    // Component subsampling, uniform: the area on the tile-component's grid.
+    let (dx, dy) = (
+        u64::from(tile.subsampling[0].0),
+        u64::from(tile.subsampling[0].1),
+    );
+    let area = [
+        area[0].div_ceil(dx),
+        area[1].div_ceil(dy),
+        area[2].div_ceil(dx),
+        area[3].div_ceil(dy),
+    ];
+    let grids: Vec<packets::Precincts> = (0..=coding.levels)
+        .map(|r| packets::Precincts::new(tile, coding, r, tile.subsampling[0]))
+        .collect();
+    let wanted: Vec<bool> = order
+        .iter()
+        .map(|&(r, k)| grids[usize::from(r)].touches(k, area, coding.levels - r, PRECINCT_MARGIN))
+        .collect();
+    if wanted.iter().all(|&w| w) && kept_packets == total {
+        return None;
     }
-    Ok(&bytes[..len])
-}
-
-/// A cut tile's tile-parts, written at `at` in `out`: each SOT's tile-part count, and the last
-/// one's length, followed by its empty packets.
-fn finish_run(pieces: &[Piece], out: &mut Vec<u8>, at: usize) {
-    let mut pos = at;
-    for p in pieces {
-        if let Some(n) = p.parts {
-            out[pos + 11] = n;
+    let empty_len = coding.empty_packet_len();
+    // The tile-parts holding kept packets (at least the first).
+    let mut first = 0u64;
+    let mut last_part = 0;
+    for (k, &(_, n)) in packets.parts.iter().enumerate() {
+        if first < kept_packets || k == 0 {
+            last_part = k;
         }
-        if let Some((cut, coding)) = &p.empty {
-            // Within the codestream's reserved capacity; at most u32::MAX (see `pieces`).
-            let len = p.written() as u32;
-            out[pos + 6..pos + 10].copy_from_slice(&len.to_be_bytes());
-            coding.push_empty_packets(cut.packets, cut.empty, out);
-        }
-        pos += p.keep as usize;
+        first += u64::from(n);
     }
+    let count = u8::try_from(last_part + 1).ok()?;
+    let mut ops = Vec::new();
+    let mut seq = 0u64;
+    for (k, (p, &(header, n))) in parts
+        .iter()
+        .zip(&packets.parts)
+        .enumerate()
+        .take(last_part + 1)
+    {
+        let header_op = ops.len();
+        ops.push(Op::Copy {
+            from: p.start,
+            len: header,
+            sot: Some(*p),
+            patch: None,
+        });
+        let mut written = u64::from(header);
+        let mut at = p.start + u64::from(header);
+        for _ in 0..n {
+            let len = *packets.lengths.get(seq as usize)?;
+            if seq < kept_packets && wanted[seq as usize] {
+                written += u64::from(len);
+                match ops.last_mut() {
+                    Some(Op::Copy { from, len: l, .. }) if *from + u64::from(*l) == at => {
+                        *l += len;
+                    }
+                    _ => ops.push(Op::Copy {
+                        from: at,
+                        len,
+                        sot: None,
+                        patch: None,
+                    }),
+                }
+            } else {
+                written += empty_len;
+                match ops.last_mut() {
+                    Some(Op::Empty { first, n }) if u64::from(*first + *n) == seq => *n += 1,
+                    _ => ops.push(Op::Empty {
+                        first: seq as u32,
+                        n: 1,
+                    }),
+                }
+            }
+            at += u64::from(len);
+            seq += 1;
+        }
+        // The last kept tile-part also stands for the packets of the tile-parts left out.
+        if k == last_part && seq < total {
+            let rest = total - seq;
+            written += rest * empty_len;
+            match ops.last_mut() {
+                Some(Op::Empty { first, n }) if u64::from(*first + *n) == seq => {
+                    *n += rest as u32;
+                }
+                _ => ops.push(Op::Empty {
+                    first: seq as u32,
+                    n: rest as u32,
+                }),
+            }
+        }
+        let psot = u32::try_from(written).ok()?;
+        if let Op::Copy { patch, .. } = &mut ops[header_op] {
+            *patch = Some((psot, count));
+        }
+    }
+    Some(ops)
 }
 
 /// A tile-part must start with its SOT marker segment: its tile, its length (or 0, "to the end

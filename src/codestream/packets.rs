@@ -9,6 +9,9 @@
 //! packets (one byte each, with the SOP and EPH markers the coding style asks for), so the
 //! codestream stays valid and decodes to exactly the same pixels at that reduction.
 //!
+//! [`packet_order`] gives each packet's resolution and precinct, for leaving out the packets
+//! of precincts away from a region the same way.
+//!
 //! Nothing here trusts the file: the number of packets each resolution of each tile holds is
 //! computed from the image and tile geometry, the components' subsampling and the precinct
 //! sizes, and the PLT lengths must count exactly as many packets and add up exactly to each
@@ -114,32 +117,109 @@ pub(super) struct TileGeometry<'a> {
     pub(super) subsampling: &'a [(u8, u8)],
 }
 
+/// The precincts of one resolution of one tile-component (B.6), on the resolution's grid.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Precincts {
+    x0: u64,
+    y0: u64,
+    x1: u64,
+    y1: u64,
+    ppx: u8,
+    ppy: u8,
+    /// Precincts across and down.
+    pub(super) across: u64,
+    pub(super) down: u64,
+}
+
+impl Precincts {
+    /// Resolution `r` of the tile-component subsampled by `(dx, dy)`.
+    pub(super) fn new(tile: &TileGeometry<'_>, coding: &Coding, r: u8, sub: (u8, u8)) -> Self {
+        let (ppx, ppy) = coding.precincts[usize::from(r)];
+        let scale = 1u64 << (coding.levels - r);
+        let (dx, dy) = (u64::from(sub.0), u64::from(sub.1));
+        // The tile-component, then the resolution, on their own grids.
+        let x0 = u64::from(tile.x0).div_ceil(dx).div_ceil(scale);
+        let x1 = u64::from(tile.x1).div_ceil(dx).div_ceil(scale);
+        let y0 = u64::from(tile.y0).div_ceil(dy).div_ceil(scale);
+        let y1 = u64::from(tile.y1).div_ceil(dy).div_ceil(scale);
+        Precincts {
+            x0,
+            y0,
+            x1,
+            y1,
+            ppx,
+            ppy,
+            across: count(x0, x1, ppx),
+            down: count(y0, y1, ppy),
+        }
+    }
+
+    /// Whether precinct `p` (raster order) comes within `margin` samples of the area
+    /// `[ax0, ax1) x [ay0, ay1)` of the tile-component at full resolution, mapped to this
+    /// resolution's grid (`levels_down` below full resolution).
+    pub(super) fn touches(&self, p: u64, area: [u64; 4], levels_down: u8, margin: u64) -> bool {
+        let (px, py) = (p % self.across.max(1), p / self.across.max(1));
+        let span = |lo: u64, hi: u64, exp: u8, i: u64| {
+            let start = ((lo >> exp) + i) << exp;
+            (start.max(lo), (start + (1 << exp)).min(hi))
+        };
+        let (x0, x1) = span(self.x0, self.x1, self.ppx, px);
+        let (y0, y1) = span(self.y0, self.y1, self.ppy, py);
+        let d = u32::from(levels_down);
+        let (ax0, ay0) = (area[0] >> d, area[1] >> d);
+        let (ax1, ay1) = (area[2].div_ceil(1 << d), area[3].div_ceil(1 << d));
+        x0 < ax1 + margin && ax0 < x1 + margin && y0 < ay1 + margin && ay0 < y1 + margin
+    }
+}
+
 /// The number of packets of each resolution of a tile, lowest resolution first (B.6: the
 /// precincts of each component at that resolution, times the layers).
 pub(super) fn packets_per_resolution(tile: &TileGeometry<'_>, coding: &Coding) -> Vec<u64> {
-    let levels = u32::from(coding.levels);
-    (0..=levels)
+    (0..=coding.levels)
         .map(|r| {
-            let (ppx, ppy) = coding.precincts[r as usize];
-            let scale = 1u64 << (levels - r);
             let precincts: u64 = tile
                 .subsampling
                 .iter()
-                .map(|&(dx, dy)| {
-                    let (dx, dy) = (u64::from(dx), u64::from(dy));
-                    // The tile-component, then the resolution, on their own grids.
-                    let cx0 = u64::from(tile.x0).div_ceil(dx);
-                    let cx1 = u64::from(tile.x1).div_ceil(dx);
-                    let cy0 = u64::from(tile.y0).div_ceil(dy);
-                    let cy1 = u64::from(tile.y1).div_ceil(dy);
-                    let across = count(cx0.div_ceil(scale), cx1.div_ceil(scale), ppx);
-                    let down = count(cy0.div_ceil(scale), cy1.div_ceil(scale), ppy);
-                    across * down
+                .map(|&sub| {
+                    let p = Precincts::new(tile, coding, r, sub);
+                    p.across * p.down
                 })
                 .sum();
             precincts * u64::from(coding.layers)
         })
         .collect()
+}
+
+/// The resolution and precinct (raster order) of each of a tile's first `n` packets, in
+/// their order in the codestream, when every component has the same subsampling (so the
+/// same precincts): RPCL visits precincts, then components and layers; RLCP layers, then
+/// components and precincts; LRCP of one layer components, then precincts.
+pub(super) fn packet_order(tile: &TileGeometry<'_>, coding: &Coding, n: u64) -> Vec<(u8, u64)> {
+    let comps = tile.subsampling.len() as u64;
+    let layers = u64::from(coding.layers);
+    let mut out = Vec::new();
+    for r in 0..=coding.levels {
+        if out.len() as u64 >= n {
+            break;
+        }
+        let p = Precincts::new(tile, coding, r, tile.subsampling[0]);
+        let precincts = p.across * p.down;
+        if coding.progression == 2 {
+            for k in 0..precincts {
+                for _ in 0..comps * layers {
+                    out.push((r, k));
+                }
+            }
+        } else {
+            for _ in 0..comps * layers {
+                for k in 0..precincts {
+                    out.push((r, k));
+                }
+            }
+        }
+    }
+    out.truncate(n as usize);
+    out
 }
 
 /// How many precincts of `2^exp` cover `[a, b)` (none when it is empty).
