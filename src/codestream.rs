@@ -101,7 +101,7 @@ const MAX_CUT_PARTS: usize = 4096;
 /// The largest tile-part header read for its packet lengths.
 const MAX_PART_HEADER: u64 = 4 << 20;
 /// The most packet lengths kept (4 bytes each) to leave out the precincts away from an area.
-const MAX_KEPT_PACKETS: usize = 1 << 22;
+const MAX_KEPT_PACKETS: usize = 1 << 20;
 /// How far (in samples of a resolution) from an area a precinct is still read: more than
 /// the wavelet filters reach (OpenJPEG decodes code-blocks within 3 subband samples of it).
 const PRECINCT_MARGIN: u64 = 16;
@@ -740,7 +740,12 @@ impl CodestreamIndex {
             + self.main.len()
             + self.parts.len() * std::mem::size_of::<TilePart>()
             + self.cuts.as_ref().map_or(0, |c| {
-                c.cuts.len() * std::mem::size_of::<Cut>() + c.coding.precincts.len() * 2
+                c.cuts.len() * std::mem::size_of::<Cut>()
+                    + c.coding.precincts.len() * 2
+                    + c.packets
+                        .iter()
+                        .map(|t| t.lengths.len() * 4 + t.parts.len() * 8 + 48)
+                        .sum::<usize>()
             })
             + std::mem::size_of::<Self>()) as u64
     }
@@ -1147,13 +1152,13 @@ fn select(
     kept: u32,
     area: [u64; 4],
 ) -> Option<Vec<Op>> {
-    let per_resolution = packets::packets_per_resolution(tile, coding);
-    let kept_packets: u64 = per_resolution.iter().take(kept as usize).sum();
+    let order = packets::PacketOrder::new(tile, coding);
     let total = packets.lengths.len() as u64;
-    let order = packets::packet_order(tile, coding, kept_packets);
-    if order.len() as u64 != kept_packets || parts.len() != packets.parts.len() {
+    if order.len() != total || parts.len() != packets.parts.len() {
         return None;
     }
+    let per_resolution = packets::packets_per_resolution(tile, coding);
+    let kept_packets: u64 = per_resolution.iter().take(kept as usize).sum();
     // Component subsampling, uniform: the area on the tile-component's grid.
     let (dx, dy) = (
         u64::from(tile.subsampling[0].0),
@@ -1168,11 +1173,12 @@ fn select(
     let grids: Vec<packets::Precincts> = (0..=coding.levels)
         .map(|r| packets::Precincts::new(tile, coding, r, tile.subsampling[0]))
         .collect();
-    let wanted: Vec<bool> = order
-        .iter()
-        .map(|&(r, k)| grids[usize::from(r)].touches(k, area, coding.levels - r, PRECINCT_MARGIN))
-        .collect();
-    if wanted.iter().all(|&w| w) && kept_packets == total {
+    let wanted = |seq: u64| {
+        let (r, k) = order.at(seq);
+        seq < kept_packets
+            && grids[usize::from(r)].touches(k, area, coding.levels - r, PRECINCT_MARGIN)
+    };
+    if kept_packets == total && (0..total).all(wanted) {
         return None;
     }
     let empty_len = coding.empty_packet_len();
@@ -1205,7 +1211,7 @@ fn select(
         let mut at = p.start + u64::from(header);
         for _ in 0..n {
             let len = *packets.lengths.get(seq as usize)?;
-            if seq < kept_packets && wanted[seq as usize] {
+            if wanted(seq) {
                 written += u64::from(len);
                 match ops.last_mut() {
                     Some(Op::Copy { from, len: l, .. }) if *from + u64::from(*l) == at => {

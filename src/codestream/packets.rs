@@ -190,36 +190,56 @@ pub(super) fn packets_per_resolution(tile: &TileGeometry<'_>, coding: &Coding) -
         .collect()
 }
 
-/// The resolution and precinct (raster order) of each of a tile's first `n` packets, in
-/// their order in the codestream, when every component has the same subsampling (so the
-/// same precincts): RPCL visits precincts, then components and layers; RLCP layers, then
-/// components and precincts; LRCP of one layer components, then precincts.
-pub(super) fn packet_order(tile: &TileGeometry<'_>, coding: &Coding, n: u64) -> Vec<(u8, u64)> {
-    let comps = tile.subsampling.len() as u64;
-    let layers = u64::from(coding.layers);
-    let mut out = Vec::new();
-    for r in 0..=coding.levels {
-        if out.len() as u64 >= n {
-            break;
+/// The resolution and precinct (raster order) of each packet of a tile, when every component
+/// has the same subsampling (so the same precincts): RPCL visits precincts, then components
+/// and layers; RLCP layers, then components and precincts; LRCP of one layer components, then
+/// precincts.
+pub(super) struct PacketOrder {
+    /// The first packet of each resolution, and the number of packets.
+    starts: Vec<u64>,
+    /// Precincts of each resolution.
+    precincts: Vec<u64>,
+    /// Components times layers.
+    per_precinct: u64,
+    rpcl: bool,
+}
+
+impl PacketOrder {
+    pub(super) fn new(tile: &TileGeometry<'_>, coding: &Coding) -> Self {
+        let per_precinct = tile.subsampling.len() as u64 * u64::from(coding.layers);
+        let precincts: Vec<u64> = (0..=coding.levels)
+            .map(|r| {
+                let p = Precincts::new(tile, coding, r, tile.subsampling[0]);
+                p.across * p.down
+            })
+            .collect();
+        let mut starts = vec![0];
+        for p in &precincts {
+            starts.push(starts[starts.len() - 1] + p * per_precinct);
         }
-        let p = Precincts::new(tile, coding, r, tile.subsampling[0]);
-        let precincts = p.across * p.down;
-        if coding.progression == 2 {
-            for k in 0..precincts {
-                for _ in 0..comps * layers {
-                    out.push((r, k));
-                }
-            }
-        } else {
-            for _ in 0..comps * layers {
-                for k in 0..precincts {
-                    out.push((r, k));
-                }
-            }
+        PacketOrder {
+            starts,
+            precincts,
+            per_precinct,
+            rpcl: coding.progression == 2,
         }
     }
-    out.truncate(n as usize);
-    out
+
+    /// How many packets the tile has.
+    pub(super) fn len(&self) -> u64 {
+        self.starts[self.starts.len() - 1]
+    }
+
+    /// The resolution and precinct of packet `seq` (less than [`len`](Self::len)).
+    pub(super) fn at(&self, seq: u64) -> (u8, u64) {
+        let r = self.starts.partition_point(|&s| s <= seq) - 1;
+        let j = seq - self.starts[r];
+        let k = match self.rpcl {
+            true => j / self.per_precinct.max(1),
+            false => j % self.precincts[r].max(1),
+        };
+        (r as u8, k)
+    }
 }
 
 /// How many precincts of `2^exp` cover `[a, b)` (none when it is empty).
@@ -400,6 +420,46 @@ mod tests {
         assert_eq!(p, vec![2 * 2, (6 + 2) * 2, (20 + 6) * 2]);
         // An empty resolution has no precincts.
         assert_eq!(count(5, 5, 3), 0);
+    }
+
+    #[test]
+    fn packets_are_ordered_as_their_progression_says() {
+        let tile = TileGeometry {
+            x0: 0,
+            y0: 0,
+            x1: 64,
+            y1: 64,
+            subsampling: &[(1, 1), (1, 1)],
+        };
+        let mut coding = Coding {
+            progression: 2,
+            layers: 1,
+            levels: 1,
+            precincts: vec![(15, 15), (5, 5)],
+            sop: false,
+            eph: false,
+        };
+        let all = |c: &Coding| {
+            let o = PacketOrder::new(&tile, c);
+            (0..o.len()).map(|s| o.at(s)).collect::<Vec<_>>()
+        };
+        // RPCL: each precinct's two components together.
+        let mut want = vec![(0, 0), (0, 0)];
+        want.extend([0, 0, 1, 1, 2, 2, 3, 3].map(|k| (1, k)));
+        assert_eq!(all(&coding), want);
+        // RLCP: each component's precincts together.
+        coding.progression = 1;
+        let mut want = vec![(0, 0), (0, 0)];
+        want.extend([0, 1, 2, 3, 0, 1, 2, 3].map(|k| (1, k)));
+        assert_eq!(all(&coding), want);
+        // Precinct 3 of resolution 1 (32..64 x 32..64 there) against areas at full size.
+        let p = Precincts::new(&tile, &coding, 1, (1, 1));
+        assert!(p.touches(3, [40, 40, 41, 41], 0, 0));
+        assert!(!p.touches(3, [0, 0, 20, 20], 0, 0));
+        assert!(p.touches(3, [0, 0, 20, 20], 0, 16), "within the margin");
+        // One level down, the area 0..40 is 0..20.
+        let p0 = Precincts::new(&tile, &coding, 0, (1, 1));
+        assert!(p0.touches(0, [60, 60, 64, 64], 1, 0));
     }
 
     #[test]

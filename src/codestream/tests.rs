@@ -547,6 +547,16 @@ fn precincts_away_from_an_area_are_left_out_and_the_pixels_are_the_same() {
             irreversible: true,
             ..Opts::default()
         }),
+        // Kakadu's archival recipe: also one tile-part per resolution (ORGtparts=R).
+        plt_fixture(Opts {
+            progression: OPJ_RPCL,
+            precincts: Some((32, 32)),
+            tile_parts_by_resolution: true,
+            sop_eph: true,
+            lossless: false,
+            irreversible: true,
+            ..Opts::default()
+        }),
     ];
     for file in fixtures {
         let obj = Counting::new(file.clone());
