@@ -1,4 +1,4 @@
-//! The IIIF Image API 3.0 and 2.1 as a [tower] `Service`, for Rust web apps and gateways.
+//! The IIIF Image API 3.0 and 2.1 as a [tower](https://docs.rs/tower) `Service`, for Rust web apps and gateways.
 //!
 //! [`IiifService`] answers the three kinds of IIIF request under whatever path it is mounted:
 //! the base URI of an image (303 to its info.json), image information (`info.json`), and image

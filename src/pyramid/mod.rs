@@ -6,16 +6,16 @@
 //! [`TiffPyramid::level_for`] picks the level a render needs, [`TiffPyramid::tiles`] the tiles
 //! that cover a rectangle of it, and [`read_region`] fetches exactly those tiles, decodes them
 //! ([`decode_tile`]: none, LZW, Deflate with or without the horizontal predictor, JPEG with
-//! shared `JPEGTables`) and crops them into one [`Pixels`] buffer. [`assemble`] is the
+//! shared `JPEGTables`) and crops them into one [`Pixels`](crate::pixels::Pixels) buffer. [`assemble`] is the
 //! CPU-bound half of [`read_region`] on its own, for callers that fetch the bytes themselves and
 //! decode on a blocking pool.
 //!
 //! A file that is not a tiled pyramid (strips, a first image that is not tiled, 16-bit or planar
-//! samples, an unsupported photometric interpretation) is an [`Error`] from [`read_pyramid`]:
+//! samples, an unsupported photometric interpretation) is an [`Error`](crate::Error) from [`read_pyramid`]:
 //! the caller falls back to the whole-file decoder in [`codec`](crate::codec). Hostile files are
 //! bounded: at most 64 IFDs of at most 4096 entries, at most 10 million tiles per level, every
 //! offset inside the file, loops in the IFD chain detected, every buffer checked against a
-//! [`Budget`] before it is allocated.
+//! [`Budget`](crate::pixels::Budget) before it is allocated.
 //!
 //! # Example
 //!
