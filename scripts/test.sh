@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command: formatting, lints, unit/integration/doc tests, and the
+# The one test command: formatting, lints, unit/integration/doc tests, the docs, and the
 # official IIIF validator against the `serve` example.
 #
 # Usage: scripts/test.sh               (from any directory)
@@ -27,6 +27,9 @@ cargo test --all-targets
 
 echo "==> cargo test --doc"
 cargo test --doc
+
+echo "==> cargo doc --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 # The optional `turbojpeg` feature builds libjpeg-turbo from source: cmake and nasm (apt when
 # missing and root).
