@@ -79,6 +79,8 @@ const SOC: u16 = 0xFF4F;
 const SIZ: u16 = 0xFF51;
 const TLM: u16 = 0xFF55;
 const PPM: u16 = 0xFF60;
+/// PLM: packet lengths in the main header (left out like TLM: they would not match).
+const PLM: u16 = 0xFF57;
 const SOT: u16 = 0xFF90;
 const EOC: [u8; 2] = [0xFF, 0xD9];
 
@@ -101,7 +103,11 @@ const MAX_CUT_PARTS: usize = 4096;
 /// The largest tile-part header read for its packet lengths.
 const MAX_PART_HEADER: u64 = 4 << 20;
 /// The most packet lengths kept (4 bytes each) to leave out the precincts away from an area.
-const MAX_KEPT_PACKETS: usize = 1 << 20;
+const MAX_KEPT_PACKETS: u64 = 1 << 20;
+/// The most packets a file's tile-part headers may list for cuts (read 4 bytes each).
+const MAX_LISTED_PACKETS: u64 = 1 << 22;
+/// The most tile-part header bytes read for cuts.
+const MAX_HEADER_BYTES: u64 = 64 << 20;
 /// How far (in samples of a resolution) from an area a precinct is still read: more than
 /// the wavelet filters reach (OpenJPEG decodes code-blocks within 3 subband samples of it).
 const PRECINCT_MARGIN: u64 = 16;
@@ -133,17 +139,29 @@ struct Cuts {
     cuts: Vec<Cut>,
     /// (XRsiz, YRsiz) of each component.
     subsampling: Vec<(u8, u8)>,
-    /// Every tile's packets, to leave out those of precincts away from an area; empty when the
-    /// components are subsampled differently or there are too many.
-    packets: Vec<TilePackets>,
+    /// Each tile's tile-parts, in order: header length, packet count, PLT segments.
+    parts: Vec<Vec<PartInfo>>,
+    /// Each tile's packet lengths, in order, to leave out the packets of precincts away from
+    /// an area; empty when the components are subsampled differently or there are too many.
+    lengths: Vec<Vec<u32>>,
 }
 
-/// The packets of one tile: of each tile-part, its header's length and how many packets it
-/// holds; and every packet's length, in order.
+/// A tile-part's header, as far as cutting it needs.
 #[derive(Debug, Clone)]
-struct TilePackets {
-    parts: Vec<(u32, u32)>,
-    lengths: Vec<u32>,
+struct PartInfo {
+    /// SOT to SOD included.
+    header: u32,
+    /// The bytes after the header.
+    data: u32,
+    packets: u32,
+    /// PLT segments (offset from SOT, length): left out of a tile-part whose packets change.
+    plts: Vec<(u32, u32)>,
+}
+
+impl PartInfo {
+    fn plt_bytes(&self) -> u32 {
+        self.plts.iter().map(|p| p.1).sum()
+    }
 }
 
 /// One tile-part: its tile's index (raster order) and its bytes in the file, SOT marker first.
@@ -287,7 +305,8 @@ async fn walk_tile_parts<O: SourceObject>(
 }
 
 /// The cuts of every tile, from the tile-part headers' packet lengths (one read each, after
-/// the first one shows a PLT). `None` when a tile's do not add up or there is none.
+/// the first one shows a PLT). `None` when a tile's do not add up or there is none, or past
+/// the bounds: 4096 tile-parts, 2^22 packets, 64 MiB of headers.
 async fn read_cuts<O: SourceObject>(
     obj: &O,
     index: &CodestreamIndex,
@@ -297,63 +316,89 @@ async fn read_cuts<O: SourceObject>(
     if index.parts.len() > MAX_CUT_PARTS {
         return Ok(None);
     }
-    let tiles = index.grid.tiles() as usize;
-    // Per tile, its tile-parts in order: (header length, data length, packet lengths).
-    let mut per_tile: Vec<Vec<(u32, u32, Vec<u32>)>> = vec![Vec::new(); tiles];
+    let g = &index.grid;
+    let tiles = g.tiles() as usize;
+    // The packets of each tile's resolutions, from the geometry: what its headers may list.
+    let mut per_resolution = Vec::with_capacity(tiles);
+    for t in 0..tiles {
+        match packets::packets_per_resolution(&g.tile(t as u32, subsampling), &coding) {
+            Some(p) => per_resolution.push(p),
+            None => return Ok(None),
+        }
+    }
+    let mut left: Vec<u64> = per_resolution.iter().map(|p| p.iter().sum()).collect();
+    let total: u64 = left.iter().sum();
+    if total > MAX_LISTED_PACKETS {
+        return Ok(None);
+    }
+    let mut header_bytes = 0u64;
+    // Per tile, its tile-parts in order, and their packet lengths.
+    let mut parts: Vec<Vec<PartInfo>> = vec![Vec::new(); tiles];
+    let mut lengths: Vec<Vec<u32>> = vec![Vec::new(); tiles];
     for p in &index.parts {
-        let Some((header, packets)) = read_part_header(obj, p).await? else {
+        let t = p.tile as usize;
+        let limit = left[t] as usize;
+        let Some((info, listed)) = read_part_header(obj, p, limit).await? else {
             return Ok(None);
         };
-        let list = &mut per_tile[p.tile as usize];
-        if usize::from(p.part) != list.len() || header > p.len {
+        header_bytes += u64::from(info.header);
+        if usize::from(p.part) != parts[t].len() || header_bytes > MAX_HEADER_BYTES {
             return Ok(None);
         }
-        list.push((header, p.len - header, packets));
+        left[t] -= listed.len() as u64;
+        lengths[t].extend_from_slice(&listed);
+        parts[t].push(info);
     }
-    let g = &index.grid;
     let mut cuts = Vec::with_capacity(tiles * usize::from(coding.levels));
-    let uniform = subsampling.iter().all(|&s| s == subsampling[0]);
-    let total: usize = per_tile
-        .iter()
-        .flat_map(|t| t.iter().map(|p| p.2.len()))
-        .sum();
-    let mut kept = Vec::new();
-    for (t, parts) in per_tile.iter().enumerate() {
-        let geometry = g.tile(t as u32, subsampling);
-        let per_resolution = packets::packets_per_resolution(&geometry, &coding);
-        let list: Vec<(u32, u32, &[u32])> =
-            parts.iter().map(|(h, d, p)| (*h, *d, &p[..])).collect();
-        match packets::cuts(&list, &per_resolution) {
+    for t in 0..tiles {
+        let mut from = 0;
+        let mut list = Vec::with_capacity(parts[t].len());
+        for info in &parts[t] {
+            let n = info.packets as usize;
+            list.push((info.header, info.data, &lengths[t][from..from + n]));
+            from += n;
+        }
+        match packets::cuts(&list, &per_resolution[t]) {
             Some(c) if c.len() == usize::from(coding.levels) => cuts.extend(c),
             _ => return Ok(None),
         }
-        if uniform && total <= MAX_KEPT_PACKETS {
-            kept.push(TilePackets {
-                parts: parts.iter().map(|(h, _, p)| (*h, p.len() as u32)).collect(),
-                lengths: parts.iter().flat_map(|p| p.2.iter().copied()).collect(),
-            });
-        }
+    }
+    // Packet by packet: every component alike, and not too many to keep.
+    if !subsampling.iter().all(|&s| s == subsampling[0]) || total > MAX_KEPT_PACKETS {
+        lengths = Vec::new();
     }
     Ok(Some(Cuts {
         coding,
         cuts,
         subsampling: subsampling.to_vec(),
-        packets: kept,
+        parts,
+        lengths,
     }))
 }
 
-/// A tile-part's header length and packet lengths, read from its start (a first read of up
-/// to 4 KiB, doubled as needed). `None` when it has no PLT or is not usable.
+/// A tile-part's header and packet lengths, read from its start (a first read of up to 4 KiB,
+/// doubled as needed). `None` when it has no PLT, lists more than `limit` packets, or is not
+/// usable (see [`packets::parse_part_header`]).
 async fn read_part_header<O: SourceObject>(
     obj: &O,
     p: &TilePart,
-) -> Result<Option<(u32, Vec<u32>)>, Error> {
+    limit: usize,
+) -> Result<Option<(PartInfo, Vec<u32>)>, Error> {
     let max = u64::from(p.len).min(MAX_PART_HEADER);
     let mut want = max.min(4096);
     loop {
         let buf = obj.read_range(p.start..p.start + want).await?;
-        match packets::parse_part_header(&buf) {
-            PartHeader::Done { len, packets } => return Ok(Some((len, packets))),
+        match packets::parse_part_header(&buf, p.part == 0, limit) {
+            PartHeader::Done { len, packets, plts } => {
+                let info = PartInfo {
+                    header: len,
+                    // The header was read within the tile-part.
+                    data: p.len - len,
+                    packets: packets.len() as u32,
+                    plts,
+                };
+                return Ok(Some((info, packets)));
+            }
             PartHeader::Unusable => return Ok(None),
             PartHeader::NeedMore if want < max && buf.len() as u64 == want => {
                 want = want.saturating_mul(2).min(max);
@@ -541,7 +586,7 @@ fn parse_main_header(buf: &[u8]) -> Parse {
             PPM => return Parse::Invalid,
             _ => {}
         }
-        if marker != TLM {
+        if marker != TLM && marker != PLM {
             main.extend_from_slice(&buf[pos..end]);
         }
         pos = end;
@@ -742,9 +787,11 @@ impl CodestreamIndex {
             + self.cuts.as_ref().map_or(0, |c| {
                 c.cuts.len() * std::mem::size_of::<Cut>()
                     + c.coding.precincts.len() * 2
-                    + c.packets
+                    + c.lengths.iter().map(|t| t.len() * 4 + 24).sum::<usize>()
+                    + c.parts
                         .iter()
-                        .map(|t| t.lengths.len() * 4 + t.parts.len() * 8 + 48)
+                        .flatten()
+                        .map(|p| std::mem::size_of::<PartInfo>() + p.plts.len() * 8)
                         .sum::<usize>()
             })
             + std::mem::size_of::<Self>()) as u64
@@ -821,7 +868,8 @@ impl CodestreamIndex {
 
     /// What to write of the area's tiles at `reduce`, in order: tile-parts whole; or cut after
     /// the resolutions kept; or, when the packets are known one by one, only those of the
-    /// precincts near the area, the others written as empty packets.
+    /// precincts near the area, the others written as empty packets. A tile-part whose packets
+    /// change loses its PLT segments (they would list the old lengths).
     fn ops(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> Vec<Op> {
         let parts = self.region(x, y, w, h);
         let Some(c) = &self.cuts else {
@@ -835,53 +883,68 @@ impl CodestreamIndex {
             (u64::from(g.x0) + u64::from(x) + u64::from(w)).min(u64::from(g.x1)),
             (u64::from(g.y0) + u64::from(y) + u64::from(h)).min(u64::from(g.y1)),
         ];
+        // Each tile's tile-parts, in order, tiles in the order they first appear. Moved
+        // together, every tile-part gets an explicit length (a Psot of 0, "to the end", is
+        // valid only for the last).
+        let mut tiles: Vec<u32> = Vec::new();
+        let mut by_tile: std::collections::HashMap<u32, Vec<TilePart>> =
+            std::collections::HashMap::new();
+        for p in parts {
+            let mine = by_tile.entry(p.tile).or_insert_with(|| {
+                tiles.push(p.tile);
+                Vec::new()
+            });
+            mine.push(p);
+        }
+        let levels = u32::from(c.coding.levels);
+        // Resolutions kept: all but `reduce`, at least one.
+        let kept = (levels + 1).saturating_sub(reduce).max(1);
         let mut ops = Vec::new();
-        let mut i = 0;
-        while i < parts.len() {
-            let tile = parts[i].tile;
-            // The area's tile-parts of this tile, in order (consecutive in `parts` unless the
-            // file interleaves tiles; then each tile's are gathered on its first).
-            if parts[..i].iter().any(|p| p.tile == tile) {
-                i += 1;
-                continue;
-            }
-            let mine: Vec<TilePart> = parts[i..]
-                .iter()
-                .filter(|p| p.tile == tile)
-                .copied()
-                .collect();
-            i += 1;
-            let levels = u32::from(c.coding.levels);
-            // Resolutions kept: all but `reduce`, at least one.
-            let kept = (levels + 1).saturating_sub(reduce).max(1);
-            let geometry = g.tile(tile, &c.subsampling);
-            if let Some(packets) = c.packets.get(tile as usize)
-                && let Some(more) = select(&mine, packets, &geometry, &c.coding, kept, area)
+        for tile in tiles {
+            let mine = &by_tile[&tile];
+            let t = tile as usize;
+            let whole = |ops: &mut Vec<Op>| {
+                ops.extend(mine.iter().map(|&p| Op::whole(p, Some((p.len, p.parts)))));
+            };
+            if let Some(lengths) = c.lengths.get(t)
+                && let Some(more) = select(
+                    mine,
+                    &c.parts[t],
+                    lengths,
+                    &g.tile(tile, &c.subsampling),
+                    &c.coding,
+                    kept,
+                    area,
+                )
             {
                 ops.extend(more);
                 continue;
             }
-            if kept > levels {
-                ops.extend(mine.iter().map(|&p| Op::whole(p, None)));
+            if kept > levels || mine.len() != c.parts[t].len() {
+                whole(&mut ops);
                 continue;
             }
-            let cut = c.cuts[tile as usize * levels as usize + kept as usize - 1];
+            let cut = c.cuts[t * levels as usize + kept as usize - 1];
+            let info = &c.parts[t][usize::from(cut.part)];
             let empty = u64::from(cut.empty) * c.coding.empty_packet_len();
-            let Ok(psot) = u32::try_from(u64::from(cut.keep) + empty) else {
-                ops.extend(mine.iter().map(|&p| Op::whole(p, None)));
+            let Ok(psot) = u32::try_from(u64::from(cut.keep - info.plt_bytes()) + empty) else {
+                whole(&mut ops);
                 continue;
             };
             let count = cut.part + 1;
-            for p in mine {
+            for &p in mine {
                 if p.part < cut.part {
                     ops.push(Op::whole(p, Some((p.len, count))));
                 } else if p.part == cut.part {
-                    ops.push(Op::Copy {
-                        from: p.start,
-                        len: cut.keep,
-                        sot: Some(p),
-                        patch: Some((psot, count)),
-                    });
+                    header_ops(p, info, (psot, count), &mut ops);
+                    if cut.keep > info.header {
+                        ops.push(Op::Copy {
+                            from: p.start + u64::from(info.header),
+                            len: cut.keep - info.header,
+                            sot: None,
+                            patch: None,
+                        });
+                    }
                     ops.push(Op::Empty {
                         first: cut.packets,
                         n: cut.empty,
@@ -890,6 +953,20 @@ impl CodestreamIndex {
             }
         }
         ops
+    }
+
+    /// Whether [`read_region`](Self::read_region) for this area at `reduce` leaves packets
+    /// out (else, for a single tile, the decoder may as well read the file itself).
+    ///
+    /// ```
+    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
+    /// let _ = index.leaves_out(0, 0, 512, 512, 2);
+    /// # }
+    /// ```
+    pub fn leaves_out(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> bool {
+        self.ops(x, y, w, h, reduce)
+            .iter()
+            .any(|op| matches!(op, Op::Empty { n, .. } if *n > 0))
     }
 
     /// Fetch the tile-parts of the tiles the area `x, y, w, h` touches (one read per run of
@@ -1142,22 +1219,44 @@ fn runs(ops: &[Op]) -> Vec<Run> {
     out
 }
 
-/// The ops of a tile that leave out the packets of precincts away from `area` (and those of
-/// the resolutions past `kept`); `None` when nothing would be left out.
+/// The header of tile-part `p` without its PLT segments: the first piece (with the SOT)
+/// checked and patched with `(Psot, TNsot)`.
+fn header_ops(p: TilePart, info: &PartInfo, patch: (u32, u8), ops: &mut Vec<Op>) {
+    let mut from = 0u32;
+    let mut first = true;
+    let ends = info.plts.iter().map(|&(at, len)| (at, at + len));
+    for (to, next) in ends.chain([(info.header, info.header)]) {
+        if to > from || first {
+            ops.push(Op::Copy {
+                from: p.start + u64::from(from),
+                len: to - from,
+                sot: first.then_some(p),
+                patch: first.then_some(patch),
+            });
+            first = false;
+        }
+        from = next;
+    }
+}
+
+/// The ops of a tile (its tile-parts `parts`, their headers `infos` and packet `lengths`) that
+/// leave out the packets of precincts away from `area`, and those of the resolutions past
+/// `kept`; `None` when nothing would be left out or the counts do not agree.
 fn select(
     parts: &[TilePart],
-    packets: &TilePackets,
+    infos: &[PartInfo],
+    lengths: &[u32],
     tile: &TileGeometry<'_>,
     coding: &Coding,
     kept: u32,
     area: [u64; 4],
 ) -> Option<Vec<Op>> {
-    let order = packets::PacketOrder::new(tile, coding);
-    let total = packets.lengths.len() as u64;
-    if order.len() != total || parts.len() != packets.parts.len() {
+    let order = packets::PacketOrder::new(tile, coding)?;
+    let total = lengths.len() as u64;
+    if order.len() != total || parts.len() != infos.len() {
         return None;
     }
-    let per_resolution = packets::packets_per_resolution(tile, coding);
+    let per_resolution = packets::packets_per_resolution(tile, coding)?;
     let kept_packets: u64 = per_resolution.iter().take(kept as usize).sum();
     // Component subsampling, uniform: the area on the tile-component's grid.
     let (dx, dy) = (
@@ -1185,39 +1284,28 @@ fn select(
     // The tile-parts holding kept packets (at least the first).
     let mut first = 0u64;
     let mut last_part = 0;
-    for (k, &(_, n)) in packets.parts.iter().enumerate() {
+    for (k, info) in infos.iter().enumerate() {
         if first < kept_packets || k == 0 {
             last_part = k;
         }
-        first += u64::from(n);
+        first += u64::from(info.packets);
     }
     let count = u8::try_from(last_part + 1).ok()?;
     let mut ops = Vec::new();
     let mut seq = 0u64;
-    for (k, (p, &(header, n))) in parts
-        .iter()
-        .zip(&packets.parts)
-        .enumerate()
-        .take(last_part + 1)
-    {
-        let header_op = ops.len();
-        ops.push(Op::Copy {
-            from: p.start,
-            len: header,
-            sot: Some(*p),
-            patch: None,
-        });
-        let mut written = u64::from(header);
-        let mut at = p.start + u64::from(header);
-        for _ in 0..n {
-            let len = *packets.lengths.get(seq as usize)?;
+    for (k, (p, info)) in parts.iter().zip(infos).enumerate().take(last_part + 1) {
+        let mut body = Vec::new();
+        let mut written = u64::from(info.header - info.plt_bytes());
+        let mut at = p.start + u64::from(info.header);
+        for _ in 0..info.packets {
+            let len = *lengths.get(seq as usize)?;
             if wanted(seq) {
                 written += u64::from(len);
-                match ops.last_mut() {
+                match body.last_mut() {
                     Some(Op::Copy { from, len: l, .. }) if *from + u64::from(*l) == at => {
                         *l += len;
                     }
-                    _ => ops.push(Op::Copy {
+                    _ => body.push(Op::Copy {
                         from: at,
                         len,
                         sot: None,
@@ -1226,9 +1314,9 @@ fn select(
                 }
             } else {
                 written += empty_len;
-                match ops.last_mut() {
+                match body.last_mut() {
                     Some(Op::Empty { first, n }) if u64::from(*first + *n) == seq => *n += 1,
-                    _ => ops.push(Op::Empty {
+                    _ => body.push(Op::Empty {
                         first: seq as u32,
                         n: 1,
                     }),
@@ -1241,20 +1329,13 @@ fn select(
         if k == last_part && seq < total {
             let rest = total - seq;
             written += rest * empty_len;
-            match ops.last_mut() {
-                Some(Op::Empty { first, n }) if u64::from(*first + *n) == seq => {
-                    *n += rest as u32;
-                }
-                _ => ops.push(Op::Empty {
-                    first: seq as u32,
-                    n: rest as u32,
-                }),
-            }
+            body.push(Op::Empty {
+                first: seq as u32,
+                n: rest as u32,
+            });
         }
-        let psot = u32::try_from(written).ok()?;
-        if let Op::Copy { patch, .. } = &mut ops[header_op] {
-            *patch = Some((psot, count));
-        }
+        header_ops(*p, info, (u32::try_from(written).ok()?, count), &mut ops);
+        ops.extend(body);
     }
     Some(ops)
 }

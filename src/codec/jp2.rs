@@ -1354,10 +1354,10 @@ pub(crate) mod tests {
     }
 
     /// One component for [`encode_planes`]: `w x h` samples on a grid subsampled by `dx, dy`.
-    struct PlaneIn {
-        dx: u32,
-        dy: u32,
-        data: Vec<i32>,
+    pub(crate) struct PlaneIn {
+        pub(crate) dx: u32,
+        pub(crate) dy: u32,
+        pub(crate) data: Vec<i32>,
     }
 
     struct Sink {
@@ -1408,7 +1408,12 @@ pub(crate) mod tests {
         encode_planes(width, height, &planes, opts)
     }
 
-    fn encode_planes(width: u32, height: u32, planes: &[PlaneIn], opts: &Opts) -> Vec<u8> {
+    pub(crate) fn encode_planes(
+        width: u32,
+        height: u32,
+        planes: &[PlaneIn],
+        opts: &Opts,
+    ) -> Vec<u8> {
         let n = planes.len();
         let (ox, oy) = opts.origin;
         unsafe {

@@ -30,8 +30,8 @@ const PPT: u16 = 0xFF61;
 /// SOD: start of a tile-part's data (no segment).
 const SOD: u16 = 0xFF93;
 
-/// The most packets a tile may list (about 4 bytes of memory each while its cuts are made).
-const MAX_PACKETS: usize = 1 << 24;
+/// COM: a comment, the only segment besides PLT a tile's later tile-parts may have here.
+const COM: u16 = 0xFF64;
 
 /// What the COD marker segment says about packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,21 +173,22 @@ impl Precincts {
 }
 
 /// The number of packets of each resolution of a tile, lowest resolution first (B.6: the
-/// precincts of each component at that resolution, times the layers).
-pub(super) fn packets_per_resolution(tile: &TileGeometry<'_>, coding: &Coding) -> Vec<u64> {
-    (0..=coding.levels)
-        .map(|r| {
-            let precincts: u64 = tile
-                .subsampling
-                .iter()
-                .map(|&sub| {
-                    let p = Precincts::new(tile, coding, r, sub);
-                    p.across * p.down
-                })
-                .sum();
-            precincts * u64::from(coding.layers)
-        })
-        .collect()
+/// precincts of each component at that resolution, times the layers). `None` past `u32::MAX`
+/// in all (a tile's packets are numbered in 32 bits here).
+pub(super) fn packets_per_resolution(tile: &TileGeometry<'_>, coding: &Coding) -> Option<Vec<u64>> {
+    let mut total = 0u64;
+    let mut out = Vec::with_capacity(usize::from(coding.levels) + 1);
+    for r in 0..=coding.levels {
+        let mut precincts = 0u64;
+        for &sub in tile.subsampling {
+            let p = Precincts::new(tile, coding, r, sub);
+            precincts = precincts.checked_add(p.across.checked_mul(p.down)?)?;
+        }
+        let n = precincts.checked_mul(u64::from(coding.layers))?;
+        total = total.checked_add(n).filter(|&t| t <= u64::from(u32::MAX))?;
+        out.push(n);
+    }
+    Some(out)
 }
 
 /// The resolution and precinct (raster order) of each packet of a tile, when every component
@@ -205,24 +206,24 @@ pub(super) struct PacketOrder {
 }
 
 impl PacketOrder {
-    pub(super) fn new(tile: &TileGeometry<'_>, coding: &Coding) -> Self {
-        let per_precinct = tile.subsampling.len() as u64 * u64::from(coding.layers);
-        let precincts: Vec<u64> = (0..=coding.levels)
-            .map(|r| {
-                let p = Precincts::new(tile, coding, r, tile.subsampling[0]);
-                p.across * p.down
-            })
-            .collect();
-        let mut starts = vec![0];
-        for p in &precincts {
-            starts.push(starts[starts.len() - 1] + p * per_precinct);
+    /// `None` when the counts overflow (see [`packets_per_resolution`]).
+    pub(super) fn new(tile: &TileGeometry<'_>, coding: &Coding) -> Option<Self> {
+        let per_precinct = (tile.subsampling.len() as u64).checked_mul(u64::from(coding.layers))?;
+        let mut precincts = Vec::with_capacity(usize::from(coding.levels) + 1);
+        let mut starts = vec![0u64];
+        for r in 0..=coding.levels {
+            let p = Precincts::new(tile, coding, r, tile.subsampling[0]);
+            let n = p.across.checked_mul(p.down)?;
+            let end = starts[starts.len() - 1].checked_add(n.checked_mul(per_precinct)?)?;
+            precincts.push(n);
+            starts.push(end);
         }
-        PacketOrder {
+        Some(PacketOrder {
             starts,
             precincts,
             per_precinct,
             rpcl: coding.progression == 2,
-        }
+        })
     }
 
     /// How many packets the tile has.
@@ -254,31 +255,39 @@ fn count(a: u64, b: u64, exp: u8) -> u64 {
 /// A tile-part header, SOT to SOD.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum PartHeader {
-    /// Its length (SOD included) and its packets' lengths, in order.
-    Done { len: u32, packets: Vec<u32> },
+    /// Its length (SOD included), its packets' lengths in order, and where its PLT segments
+    /// are (offset from SOT, length), to leave them out of a codestream whose packets change.
+    Done {
+        len: u32,
+        packets: Vec<u32>,
+        plts: Vec<(u32, u32)>,
+    },
     /// `buf` ends before SOD.
     NeedMore,
-    /// No PLT, or a marker that changes the packets (COD, COC, POC, PPT), or not valid.
+    /// No PLT, a marker that changes the packets (COD, COC, POC, PPT), anything but PLT and
+    /// COM in a tile's later tile-part (dropped with it, it would be lost), more than `limit`
+    /// packets, or not valid.
     Unusable,
 }
 
-/// Parse a tile-part header from its first bytes (`buf` starts at SOT).
-pub(super) fn parse_part_header(buf: &[u8]) -> PartHeader {
+/// Parse a tile-part header from its first bytes (`buf` starts at SOT). `first`: the tile's
+/// first tile-part. `limit`: the most packets it may list.
+pub(super) fn parse_part_header(buf: &[u8], first: bool, limit: usize) -> PartHeader {
     let mut pos = 12usize;
     let mut packets = Vec::new();
-    let mut plts = 0u32;
+    let mut plts = Vec::new();
     loop {
         let Some(marker) = be16(buf, pos) else {
             return PartHeader::NeedMore;
         };
         if marker == SOD {
-            if plts == 0 {
+            if plts.is_empty() {
                 return PartHeader::Unusable;
             }
             let Ok(len) = u32::try_from(pos + 2) else {
                 return PartHeader::Unusable;
             };
-            return PartHeader::Done { len, packets };
+            return PartHeader::Done { len, packets, plts };
         }
         let Some(seg_len) = be16(buf, pos + 2) else {
             return PartHeader::NeedMore;
@@ -294,13 +303,16 @@ pub(super) fn parse_part_header(buf: &[u8]) -> PartHeader {
             COD | COC | POC | PPT => return PartHeader::Unusable,
             PLT => {
                 // Zplt numbers the segments of this tile-part in order.
-                if seg.first().map(|&z| u32::from(z)) != Some(plts % 256)
-                    || !parse_plt(&seg[1..], &mut packets)
+                if seg.first().map(|&z| usize::from(z)) != Some(plts.len() % 256)
+                    || !parse_plt(&seg[1..], &mut packets, limit)
                 {
                     return PartHeader::Unusable;
                 }
-                plts += 1;
+                // Within a header of at most u32::MAX bytes (checked at SOD).
+                plts.push((pos as u32, (end - pos) as u32));
             }
+            COM => {}
+            _ if !first => return PartHeader::Unusable,
             _ => {}
         }
         pos = end;
@@ -308,8 +320,9 @@ pub(super) fn parse_part_header(buf: &[u8]) -> PartHeader {
 }
 
 /// Append the packet lengths of a PLT segment's body (after Zplt): seven bits a byte, high bit
-/// set on all but a length's last byte. False when a length is cut off or too long.
-fn parse_plt(body: &[u8], packets: &mut Vec<u32>) -> bool {
+/// set on all but a length's last byte. False when a length is cut off or too long (at most
+/// four bytes, 2^28: longer packets turn cutting off), or past `limit` lengths in all.
+fn parse_plt(body: &[u8], packets: &mut Vec<u32>, limit: usize) -> bool {
     let mut len = 0u32;
     let mut bytes = 0;
     for &b in body {
@@ -319,7 +332,7 @@ fn parse_plt(body: &[u8], packets: &mut Vec<u32>) -> bool {
             return false;
         }
         if b & 0x80 == 0 {
-            if packets.len() >= MAX_PACKETS {
+            if packets.len() >= limit {
                 return false;
             }
             packets.push(len);
@@ -412,7 +425,7 @@ mod tests {
             y1: 200,
             subsampling: &[(1, 1), (2, 2)],
         };
-        let p = packets_per_resolution(&tile, &coding);
+        let p = packets_per_resolution(&tile, &coding).unwrap();
         // Resolution 0: one precinct per component. Resolution 1: component 0 spans x 5..155,
         // y 0..100 -> precincts 0..3 x 0..2 = 6; component 1 x 3..78, y 0..50 -> 2 x 1.
         // Resolution 2: component 0 x 10..310 -> 0..5 (5), y 0..200 -> 4: 20; component 1
@@ -440,7 +453,7 @@ mod tests {
             eph: false,
         };
         let all = |c: &Coding| {
-            let o = PacketOrder::new(&tile, c);
+            let o = PacketOrder::new(&tile, c).unwrap();
             (0..o.len()).map(|s| o.at(s)).collect::<Vec<_>>()
         };
         // RPCL: each precinct's two components together.
@@ -465,10 +478,18 @@ mod tests {
     #[test]
     fn plt_lengths_and_cuts() {
         let mut v = Vec::new();
-        assert!(parse_plt(&[0x05, 0x81, 0x00, 0x82, 0x80, 0x01], &mut v));
+        assert!(parse_plt(&[0x05, 0x81, 0x00, 0x82, 0x80, 0x01], &mut v, 3));
         assert_eq!(v, vec![5, 128, 32769]);
-        assert!(!parse_plt(&[0x81], &mut Vec::new()), "cut off");
-        assert!(!parse_plt(&[0xFF, 0xFF, 0xFF, 0xFF, 0x7F], &mut Vec::new()));
+        assert!(
+            !parse_plt(&[0x05, 0x06], &mut Vec::new(), 1),
+            "past the limit"
+        );
+        assert!(!parse_plt(&[0x81], &mut Vec::new(), 9), "cut off");
+        assert!(!parse_plt(
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0x7F],
+            &mut Vec::new(),
+            9
+        ));
 
         // Two tile-parts: 3 packets then 2; resolutions of 1, 2 and 2 packets.
         let a = [10, 20, 30];
@@ -525,22 +546,37 @@ mod tests {
     #[test]
     fn tile_part_headers() {
         let mut h = vec![0xFF, 0x90, 0, 10, 0, 0, 0, 0, 0, 100, 0, 1];
-        assert_eq!(parse_part_header(&h), PartHeader::NeedMore);
+        assert_eq!(parse_part_header(&h, true, 9), PartHeader::NeedMore);
         h.extend_from_slice(&[0xFF, 0x58, 0, 5, 0, 0x05, 0x0A]);
-        assert_eq!(parse_part_header(&h), PartHeader::NeedMore);
+        assert_eq!(parse_part_header(&h, true, 9), PartHeader::NeedMore);
         h.extend_from_slice(&[0xFF, 0x93]);
         assert_eq!(
-            parse_part_header(&h),
+            parse_part_header(&h, true, 9),
             PartHeader::Done {
                 len: 21,
-                packets: vec![5, 10]
+                packets: vec![5, 10],
+                plts: vec![(12, 7)]
             }
         );
+        assert_eq!(
+            parse_part_header(&h, true, 1),
+            PartHeader::Unusable,
+            "over the limit"
+        );
+        // A QCD: in a tile's first tile-part only.
+        let mut qcd = h[..12].to_vec();
+        qcd.extend_from_slice(&[0xFF, 0x5C, 0, 3, 0]);
+        qcd.extend_from_slice(&h[12..]);
+        assert!(matches!(
+            parse_part_header(&qcd, true, 9),
+            PartHeader::Done { len: 26, .. }
+        ));
+        assert_eq!(parse_part_header(&qcd, false, 9), PartHeader::Unusable);
         let mut cod = h[..12].to_vec();
         cod.extend_from_slice(&[0xFF, 0x52, 0, 2, 0xFF, 0x93]);
-        assert_eq!(parse_part_header(&cod), PartHeader::Unusable);
+        assert_eq!(parse_part_header(&cod, true, 9), PartHeader::Unusable);
         assert_eq!(
-            parse_part_header(&[&h[..12], &[0xFF, 0x93][..]].concat()),
+            parse_part_header(&[&h[..12], &[0xFF, 0x93][..]].concat(), true, 9),
             PartHeader::Unusable,
             "no PLT"
         );

@@ -109,16 +109,18 @@ pub(super) fn is_whole(info: &Jp2Info, area: Rect) -> bool {
     area == Rect::new(0, 0, info.width, info.height)
 }
 
-/// Whether `area` at `reduce` is read through the tile-part index: a part of the image, or
-/// the whole image at a reduction the index cuts the tiles' data for (else OpenJPEG reads the
-/// file itself).
+/// Whether `area` at `reduce` is read through the tile-part index: a part of a tiled image
+/// (its tiles only), or whenever the index leaves packets out (else OpenJPEG reads the file
+/// itself, without a copy of it in memory).
 pub(super) fn reads_index(
     info: &Jp2Info,
     index: &CodestreamIndex,
     area: Rect,
     reduce: u32,
 ) -> bool {
-    !is_whole(info, area) || index.cuts_at(reduce)
+    let (across, down) = index.tile_grid();
+    (!is_whole(info, area) && u64::from(across) * u64::from(down) >= 2)
+        || index.leaves_out(area.x, area.y, area.w, area.h, reduce)
 }
 
 /// `area` decoded at `reduce` (the whole decode of `area` when it is the image).
