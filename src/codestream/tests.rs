@@ -727,3 +727,20 @@ fn a_tile_whose_last_tile_part_ends_the_file_keeps_an_explicit_length_when_moved
         }
     }
 }
+
+#[test]
+fn precinct_counts_past_any_bound_give_no_cuts_and_no_panic() {
+    // One tile of 2^32 - 1 samples square, precincts of one sample at resolution 0 (2^62 of
+    // them), four layers: the packet count overflows 64 bits. (It panicked in debug builds.)
+    let mut cs = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
+    for v in [u32::MAX, u32::MAX, 0, 0, u32::MAX, u32::MAX, 0, 0] {
+        cs.extend_from_slice(&v.to_be_bytes());
+    }
+    cs.extend_from_slice(&[0, 1, 7, 1, 1]);
+    cs.extend_from_slice(&[
+        0xFF, 0x52, 0, 14, 0x01, 1, 0, 4, 0, 1, 4, 4, 0, 1, 0x00, 0x11,
+    ]);
+    cs.extend_from_slice(&[0xFF, 0x90, 0, 10, 0, 0, 0, 0, 0, 19, 0, 1]);
+    cs.extend_from_slice(&[0xFF, 0x58, 0, 3, 0, 0xFF, 0x93, 0xFF, 0xD9]);
+    assert!(block_on(read_index(&Counting::new(cs))).unwrap().is_none());
+}
