@@ -24,8 +24,10 @@
 //! same subsampling, it keeps each packet's place too, and a region reads only the packets of
 //! the precincts within 16 samples of it (OpenJPEG decodes the code-blocks within 3 subband
 //! samples, 6 or 7 of the resolution's): the others are written as empty packets as well, and
-//! OpenJPEG, which would have skipped them, decodes the same pixels. This is what makes a
-//! thumbnail or a tile of an untiled archival JP2 cost a small part of the file.
+//! OpenJPEG, which would have skipped them, decodes the same pixels. A tile-part whose packets
+//! change loses its PLT segments (and the main header its PLM), which would list the old
+//! lengths; tile-parts moved next to their tile's others get an explicit length. This is what
+//! makes a thumbnail or a tile of an untiled archival JP2 cost a small part of the file.
 //!
 //! A file of a single tile whose packets cannot be cut, with packed packet headers in its main
 //! header (PPM, numbered across the whole codestream) or whose structure does not add up has no
@@ -33,7 +35,8 @@
 //! codestream, 4 MiB of kept boxes, a 16 MiB main header, 2^20 tile-parts listed by TLM or 2^16
 //! walked without, every tile-part inside the file and every fetched one checked against its
 //! SOT marker; tile-part headers are read for packet lengths only in files of at most 4096
-//! tile-parts, and only when the first one has a PLT.
+//! tile-parts, only when the first one has a PLT, at most 64 MiB of them and never more packet
+//! lengths than the geometry allows (2^22 in all; 2^20 kept for the precincts).
 //!
 //! # Example
 //!
