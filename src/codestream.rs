@@ -909,7 +909,7 @@ impl CodestreamIndex {
             let whole = |ops: &mut Vec<Op>| {
                 ops.extend(mine.iter().map(|&p| Op::whole(p, Some((p.len, p.parts)))));
             };
-            if let Some(lengths) = c.lengths.get(t)
+            if let Some(lengths) = c.lengths.get(t).filter(|_| !c.coding.ht)
                 && let Some(more) = select(
                     mine,
                     &c.parts[t],

@@ -47,6 +47,9 @@ pub(super) struct Coding {
     pub(super) sop: bool,
     /// EPH marker after each packet header.
     pub(super) eph: bool,
+    /// HT (Part 15) code-blocks: decoded here a whole tile at a time (see `codec::jp2`), so
+    /// precincts away from a region are not left out (the cuts by resolution are exact).
+    pub(super) ht: bool,
 }
 
 impl Coding {
@@ -77,6 +80,7 @@ impl Coding {
             precincts,
             sop: scod & 2 == 2,
             eph: scod & 4 == 4,
+            ht: seg.get(8)? & 0x40 != 0,
         })
     }
 
@@ -416,6 +420,7 @@ mod tests {
             precincts: vec![(15, 15), (6, 6), (6, 6)],
             sop: false,
             eph: false,
+            ht: false,
         };
         // A 300x200 tile at (10, 0): resolution 2 is the tile, 1 half, 0 a quarter.
         let tile = TileGeometry {
@@ -451,6 +456,7 @@ mod tests {
             precincts: vec![(15, 15), (5, 5)],
             sop: false,
             eph: false,
+            ht: false,
         };
         let all = |c: &Coding| {
             let o = PacketOrder::new(&tile, c).unwrap();
@@ -541,6 +547,13 @@ mod tests {
             "a precinct of one sample above the lowest resolution"
         );
         assert!(Coding::parse(&[0x00, 5, 0, 1, 0, 1, 4, 4, 0, 1]).is_none());
+        // HT code-blocks (style bit 6).
+        assert!(
+            Coding::parse(&[0x00, 2, 0, 1, 0, 1, 4, 4, 0x40, 1])
+                .unwrap()
+                .ht
+        );
+        assert!(!coding.ht);
     }
 
     #[test]
