@@ -319,6 +319,13 @@ async fn read_cuts<O: SourceObject>(
     if index.parts.len() > MAX_CUT_PARTS {
         return Ok(None);
     }
+    // Most files have no PLT: the first tile-part's header says so before any other work.
+    if read_part_header(obj, &index.parts[0], usize::MAX)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
     let g = &index.grid;
     let tiles = g.tiles() as usize;
     // The packets of each tile's resolutions, from the geometry: what its headers may list.
@@ -390,7 +397,9 @@ async fn read_part_header<O: SourceObject>(
     let max = u64::from(p.len).min(MAX_PART_HEADER);
     let mut want = max.min(4096);
     loop {
-        let buf = obj.read_range(p.start..p.start + want).await?;
+        let mut buf = obj.read_range(p.start..p.start + want).await?;
+        // A source that returns more than asked (the header must lie within the tile-part).
+        buf.truncate(want as usize);
         match packets::parse_part_header(&buf, p.part == 0, limit) {
             PartHeader::Done { len, packets, plts } => {
                 let info = PartInfo {
@@ -757,7 +766,7 @@ impl CodestreamIndex {
     /// ```
     /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
     /// let (across, down) = index.tile_grid();
-    /// assert!(u64::from(across) * u64::from(down) >= 2);
+    /// assert!(across >= 1 && down >= 1);
     /// # }
     /// ```
     pub fn tile_grid(&self) -> (u32, u32) {

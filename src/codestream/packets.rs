@@ -279,7 +279,8 @@ pub(super) enum PartHeader {
 pub(super) fn parse_part_header(buf: &[u8], first: bool, limit: usize) -> PartHeader {
     let mut pos = 12usize;
     let mut packets = Vec::new();
-    let mut plts = Vec::new();
+    let mut plts: Vec<(u32, u32)> = Vec::new();
+    let mut segments = 0usize;
     loop {
         let Some(marker) = be16(buf, pos) else {
             return PartHeader::NeedMore;
@@ -307,13 +308,20 @@ pub(super) fn parse_part_header(buf: &[u8], first: bool, limit: usize) -> PartHe
             COD | COC | POC | PPT => return PartHeader::Unusable,
             PLT => {
                 // Zplt numbers the segments of this tile-part in order.
-                if seg.first().map(|&z| usize::from(z)) != Some(plts.len() % 256)
+                if seg.first().map(|&z| usize::from(z)) != Some(segments % 256)
                     || !parse_plt(&seg[1..], &mut packets, limit)
                 {
                     return PartHeader::Unusable;
                 }
-                // Within a header of at most u32::MAX bytes (checked at SOD).
-                plts.push((pos as u32, (end - pos) as u32));
+                // Within a header of at most u32::MAX bytes (checked at SOD). Segments that
+                // follow each other are one range to leave out; at most 16 ranges.
+                let n = plts.len();
+                match plts.last_mut() {
+                    Some((at, len)) if (*at + *len) as usize == pos => *len += (end - pos) as u32,
+                    _ if n >= 16 => return PartHeader::Unusable,
+                    _ => plts.push((pos as u32, (end - pos) as u32)),
+                }
+                segments += 1;
             }
             COM => {}
             _ if !first => return PartHeader::Unusable,
@@ -585,6 +593,25 @@ mod tests {
             PartHeader::Done { len: 26, .. }
         ));
         assert_eq!(parse_part_header(&qcd, false, 9), PartHeader::Unusable);
+        // PLT segments next to each other are one range; apart, two.
+        let plt = |z: u8| [0xFF, 0x58, 0, 4, z, 0x03];
+        let mut two = h[..12].to_vec();
+        two.extend_from_slice(&plt(0));
+        two.extend_from_slice(&plt(1));
+        two.extend_from_slice(&[0xFF, 0x5C, 0, 3, 0]);
+        two.extend_from_slice(&plt(2));
+        two.extend_from_slice(&[0xFF, 0x93]);
+        assert_eq!(
+            parse_part_header(&two, true, 9),
+            PartHeader::Done {
+                len: 37,
+                packets: vec![3, 3, 3],
+                plts: vec![(12, 12), (29, 6)]
+            }
+        );
+        // Zplt out of order.
+        two[16] = 5;
+        assert_eq!(parse_part_header(&two, true, 9), PartHeader::Unusable);
         let mut cod = h[..12].to_vec();
         cod.extend_from_slice(&[0xFF, 0x52, 0, 2, 0xFF, 0x93]);
         assert_eq!(parse_part_header(&cod, true, 9), PartHeader::Unusable);

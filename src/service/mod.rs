@@ -1116,8 +1116,8 @@ async fn render_job<O: SourceObject>(
             index: Some(index),
             area,
             reduce,
-        } if jp2::reads_index(info, index, *area, *reduce)
-            && object.read_at_blocking(0, &mut []).is_none() =>
+        } if object.read_at_blocking(0, &mut []).is_none()
+            && jp2::reads_index(info, index, *area, *reduce) =>
         {
             Fetched::Codestream(
                 index
