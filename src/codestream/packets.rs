@@ -17,6 +17,8 @@
 //! sizes, and the PLT lengths must count exactly as many packets and add up exactly to each
 //! tile-part's data; else there is no cut and the tile-parts are read whole.
 
+use super::be16;
+
 /// COD: the coding style of every tile-component.
 pub(super) const COD: u16 = 0xFF52;
 /// COC: the coding style of one component.
@@ -353,10 +355,6 @@ fn parse_plt(body: &[u8], packets: &mut Vec<u32>, limit: usize) -> bool {
         }
     }
     bytes == 0
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
 /// Where a tile is cut to keep its first resolutions.
