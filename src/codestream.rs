@@ -319,13 +319,12 @@ async fn read_cuts<O: SourceObject>(
     if index.parts.len() > MAX_CUT_PARTS {
         return Ok(None);
     }
-    // Most files have no PLT: the first tile-part's header says so before any other work.
-    if read_part_header(obj, &index.parts[0], usize::MAX)
-        .await?
-        .is_none()
-    {
+    // Most files have no PLT: the first tile-part's header says so before any other work
+    // (and is not read again below).
+    let Some(probe) = read_part_header(obj, &index.parts[0], usize::MAX).await? else {
         return Ok(None);
-    }
+    };
+    let mut first = Some(probe);
     let g = &index.grid;
     let tiles = g.tiles() as usize;
     // The packets of each tile's resolutions, from the geometry: what its headers may list.
@@ -345,10 +344,14 @@ async fn read_cuts<O: SourceObject>(
     // Per tile, its tile-parts in order, and their packet lengths.
     let mut parts: Vec<Vec<PartInfo>> = vec![Vec::new(); tiles];
     let mut lengths: Vec<Vec<u32>> = vec![Vec::new(); tiles];
-    for p in &index.parts {
+    for (i, p) in index.parts.iter().enumerate() {
         let t = p.tile as usize;
         let limit = left[t] as usize;
-        let Some((info, listed)) = read_part_header(obj, p, limit).await? else {
+        let read = match i {
+            0 => first.take().filter(|(_, listed)| listed.len() <= limit),
+            _ => read_part_header(obj, p, limit).await?,
+        };
+        let Some((info, listed)) = read else {
             return Ok(None);
         };
         header_bytes += u64::from(info.header);
@@ -1268,8 +1271,7 @@ fn select(
     if order.len() != total || parts.len() != infos.len() {
         return None;
     }
-    let per_resolution = packets::packets_per_resolution(tile, coding)?;
-    let kept_packets: u64 = per_resolution.iter().take(kept as usize).sum();
+    let kept_packets = order.first_resolutions(kept);
     // Component subsampling, uniform: the area on the tile-component's grid.
     let (dx, dy) = (
         u64::from(tile.subsampling[0].0),

@@ -9,7 +9,7 @@
 //! packets (one byte each, with the SOP and EPH markers the coding style asks for), so the
 //! codestream stays valid and decodes to exactly the same pixels at that reduction.
 //!
-//! [`packet_order`] gives each packet's resolution and precinct, for leaving out the packets
+//! [`PacketOrder`] gives each packet's resolution and precinct, for leaving out the packets
 //! of precincts away from a region the same way.
 //!
 //! Nothing here trusts the file: the number of packets each resolution of each tile holds is
@@ -235,6 +235,11 @@ impl PacketOrder {
     /// How many packets the tile has.
     pub(super) fn len(&self) -> u64 {
         self.starts[self.starts.len() - 1]
+    }
+
+    /// How many packets the first `n` resolutions have.
+    pub(super) fn first_resolutions(&self, n: u32) -> u64 {
+        self.starts[(n as usize).min(self.starts.len() - 1)]
     }
 
     /// The resolution and precinct of packet `seq` (less than [`len`](Self::len)).
