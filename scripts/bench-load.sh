@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side load benchmark: our demo server (examples/serve.rs) against the IIIF peers of
+# Side-by-side load benchmark: our demo server (examples/serve/) against the IIIF peers of
 # the shared benchmark kit (IIPImage iipsrv, iiif-processor/sharp), same client (the kit's
 # tiles.py), same images, every server on 127.0.0.1 only. Writes bench-results/ (git-ignored):
 # one tiles.py JSON per cell, the peak RSS of every cell, wrk throughput on cached tiles, and
@@ -37,14 +37,14 @@
 #   OUR_PORT=8090  OUT=bench-results  CLEAN=1 (empty OUT first; otherwise cells of earlier
 #           invocations stay in the summary until overwritten)
 #   BUILD=0 skip `cargo build --release --example serve`; CARGO_LOCK=<file> build under flock
-#   FEATURES  cargo features for our server (e.g. turbojpeg)
+#   FEATURES  more cargo features for our server (`axum` is always on; the default features,
+#           turbojpeg among them, too)
 #   SERVE_ARGS  more arguments for our server, e.g. "--jpeg-quality 75" (iipsrv's default)
 #   BENCH_KIT  the benchmark kit (default: <repo>/../shared/bench)
 # Peak RSS: VmHWM from /proc/<pid>/status, read just before each server process is stopped
 # (ours: the serve process; iipsrv: lighttpd + its iipsrv children, summed; iiif-processor:
 # node and its children), max over the processes of the cell (cold runs restart per run).
-# NB: the demo server writes its four small sample images into the directory it serves,
-# i.e. into the kit's images/ (git-ignored there).
+# The demo server serves the kit's images/ as it is (`--images`): it writes nothing there.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -383,9 +383,9 @@ mkdir -p "$RUNDIR"
 if [[ " $PEERS " == *" ours "* ]] && [ "${BUILD:-1}" = 1 ]; then
   log "cargo build --release --example serve"
   if [ -n "${CARGO_LOCK:-}" ]; then
-    (cd "$ROOT" && flock "$CARGO_LOCK" cargo build --release --example serve ${FEATURES:+--features "$FEATURES"})
+    (cd "$ROOT" && flock "$CARGO_LOCK" cargo build --release --example serve --features "axum ${FEATURES:-}")
   else
-    (cd "$ROOT" && cargo build --release --example serve ${FEATURES:+--features "$FEATURES"})
+    (cd "$ROOT" && cargo build --release --example serve --features "axum ${FEATURES:-}")
   fi
 fi
 

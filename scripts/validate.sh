@@ -83,8 +83,8 @@ EOF
 }
 
 # --- (c) build and start the example server -----------------------------------
-echo "validate.sh: cargo build --release --example serve"
-cargo build --release --example serve --quiet
+echo "validate.sh: cargo build --release --features axum --example serve"
+cargo build --release --features axum --example serve --quiet
 
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null \
@@ -122,7 +122,7 @@ WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/iiif-validate.XXXXXX")"
 IMAGES_DIR="$WORK_DIR/images"
 SERVER_LOG="$WORK_DIR/server.log"
 
-"$SERVE_BIN" --addr "127.0.0.1:$PORT" --images "$IMAGES_DIR" >"$SERVER_LOG" 2>&1 &
+"$SERVE_BIN" --addr "127.0.0.1:$PORT" --samples "$IMAGES_DIR" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
 BASE="http://127.0.0.1:$PORT"

@@ -64,6 +64,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::service::{HasIiifContext, IiifContext};
+
 /// A response extension that marks a response as restricted by authorization (only this user
 /// may see it, or a degraded version was served). `SetCacheControl` then never sends `public`.
 ///
@@ -447,11 +449,6 @@ impl<S> SetCacheControl<S> {
         SetCacheControlLayer::new().layer(inner)
     }
 
-    /// Returns a new [`Layer`] that wraps services with a [`SetCacheControl`] middleware.
-    pub fn layer() -> SetCacheControlLayer {
-        SetCacheControlLayer::new()
-    }
-
     /// Gets a reference to the underlying service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -465,6 +462,23 @@ impl<S> SetCacheControl<S> {
     /// Consumes `self`, returning the underlying service.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+}
+
+impl SetCacheControl<()> {
+    /// Returns a new [`Layer`] that wraps services with a [`SetCacheControl`] middleware.
+    ///
+    /// ```
+    /// let layer = tower_iiif::cache_control::SetCacheControl::layer();
+    /// ```
+    pub fn layer() -> SetCacheControlLayer {
+        SetCacheControlLayer::new()
+    }
+}
+
+impl<S: HasIiifContext> HasIiifContext for SetCacheControl<S> {
+    fn iiif_context(&self) -> IiifContext {
+        self.inner.iiif_context()
     }
 }
 

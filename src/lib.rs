@@ -8,23 +8,36 @@
 //!
 //! # Mounting under axum
 //!
+//! With the `axum` feature, the mount path is the one given to `nest_service` and the peer
+//! address (for trusted proxies) comes from axum's `ConnectInfo`:
+//!
 //! ```no_run
+//! use std::net::SocketAddr;
 //! use tower_iiif::{IiifService, request::ApiVersion, source::FsSource};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> std::io::Result<()> {
-//! let v3 = IiifService::new(FsSource::new("images")?).path_prefix("/iiif/3");
-//! let v2 = v3.clone().version(ApiVersion::V2).path_prefix("/iiif/2");
+//! let v3 = IiifService::new(FsSource::new("images")?);
+//! let v2 = v3.clone().version(ApiVersion::V2); // shares the source and the caches
 //! let app = axum::Router::new()
 //!     .nest_service("/iiif/3", v3)
 //!     .nest_service("/iiif/2", v2);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
 //! # }
 //! ```
 //!
-//! At the root of an app, use `Router::fallback_service(svc)`. Under plain hyper, wrap it in
-//! `hyper_util::service::TowerToHyperService`; `examples/` shows hyper and warp too.
+//! At the root of an app, use `Router::fallback_service(svc)`. Without the `axum` feature, or
+//! under plain hyper (wrap the service in `hyper_util::service::TowerToHyperService`), give the
+//! service its mount path with [`IiifService::path_prefix`]. The README shows the whole stack of
+//! layers; `examples/` shows hyper and warp too.
+//!
+//! # Features
+//!
+//! - `turbojpeg` (default): libjpeg-turbo, built from source (needs cmake and nasm), for
+//!   DCT-scaled and cropped JPEG decoding and SIMD encoding. Without it the crate builds with
+//!   cargo and a C compiler alone.
+//! - `axum`: read the mount path and the peer address from axum's extensions.
 //!
 //! # How a request travels
 //!
@@ -34,6 +47,12 @@
 //! queue. `ARCHITECTURE.md` in the repository is the map.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's Rust code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod auth;
 pub mod base_uri;

@@ -38,6 +38,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use crate::plan::{Limits, OverLimit};
+use crate::service::{HasIiifContext, IiifContext};
 
 /// Layer that applies [`PixelLimit`] which limits the size of every returned image.
 ///
@@ -129,6 +130,54 @@ pub struct PixelLimit<S> {
     inner: S,
     limits: Limits,
     policy: OverLimit,
+}
+
+impl<S> PixelLimit<S> {
+    /// Wrap `inner` with no limits yet and the 403 policy; the same as
+    /// `PixelLimitLayer::new().layer(inner)`.
+    ///
+    /// ```
+    /// use tower_iiif::limit::PixelLimit;
+    /// let svc = PixelLimit::new(tower::service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// }));
+    /// let inner = svc.into_inner();
+    /// ```
+    pub fn new(inner: S) -> Self {
+        PixelLimitLayer::new().layer(inner)
+    }
+
+    /// Gets a reference to the underlying service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the underlying service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the underlying service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl PixelLimit<()> {
+    /// Returns a new [`Layer`] that wraps services with a [`PixelLimit`] middleware.
+    ///
+    /// ```
+    /// let layer = tower_iiif::limit::PixelLimit::layer().max_area(10_000_000);
+    /// ```
+    pub fn layer() -> PixelLimitLayer {
+        PixelLimitLayer::new()
+    }
+}
+
+impl<S: HasIiifContext> HasIiifContext for PixelLimit<S> {
+    fn iiif_context(&self) -> IiifContext {
+        self.inner.iiif_context()
+    }
 }
 
 impl<S, B> Service<Request<B>> for PixelLimit<S>

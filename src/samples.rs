@@ -207,10 +207,15 @@ pub fn pattern(width: u32, height: u32) -> Pixels {
     Pixels::from_vec(width, height, Layout::Rgb, data).expect("sizes match")
 }
 
-/// Write the sample images into `dir` (created if needed), skipping files that exist, and
+/// Write the sample images into `dir` (created if needed), skipping names that exist, and
 /// return the identifiers they are served under:
 /// the validator image (PNG), `landscape` (4000 x 2600 JPEG), `transparent` (PNG with alpha)
 /// and `gray` (grayscale TIFF).
+///
+/// No link is ever followed and no existing file is written over: each file is written to a
+/// new temporary file (create-new, so a planted link makes it fail rather than write through
+/// it) and then linked to its name, which fails if the name was taken in the meantime; a name
+/// taken by anything, a dangling link included, is left alone.
 ///
 /// ```no_run
 /// let ids = tower_iiif::samples::write_samples("samples".as_ref()).unwrap();
@@ -230,16 +235,41 @@ pub fn write_samples(dir: &Path) -> io::Result<Vec<String>> {
     let mut ids = Vec::new();
     for (id, format, make) in files {
         let path: PathBuf = dir.join(format!("{id}.{}", format.extension()));
-        if !path.exists() {
+        // symlink_metadata: a link (even a dangling one) counts as taken.
+        if std::fs::symlink_metadata(&path).is_err() {
             let bytes = codec::encode(&make(), format, &EncodeOptions::default())
                 .map_err(|e| io::Error::other(e.to_string()))?;
-            let tmp = path.with_extension("partial");
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, &path)?;
+            write_new(dir, &path, &bytes)?;
         }
         ids.push(id.to_owned());
     }
     Ok(ids)
+}
+
+/// Write `bytes` to `path` if nothing has that name, never through a link: into a new
+/// temporary file in `dir` (create-new fails on any existing name, links included), then
+/// hard-linked to `path` (which fails if the name exists; losing that race is fine).
+fn write_new(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("sample"),
+        std::process::id()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    let removed = std::fs::remove_file(&tmp);
+    linked.and(removed)
 }
 
 /// A 400 x 300 RGBA image: an opaque red disc on a transparent background.
@@ -255,4 +285,53 @@ fn transparent() -> Pixels {
         }
     }
     px
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_links_are_never_followed() {
+        let dir =
+            std::env::temp_dir().join(format!("tower-iiif-samples-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let samples = dir.join("samples");
+        std::fs::create_dir_all(&samples).unwrap();
+        // The old temporary name, a sample's own name pointing at a file, a dangling link
+        // where a sample goes, and the new temporary name.
+        std::os::unix::fs::symlink(&victim, samples.join("landscape.partial")).unwrap();
+        std::os::unix::fs::symlink(&victim, samples.join("gray.tif")).unwrap();
+        std::os::unix::fs::symlink(outside.join("new.png"), samples.join("transparent.png"))
+            .unwrap();
+        let tmp = format!(".landscape.jpg.{}.tmp", std::process::id());
+        std::os::unix::fs::symlink(&victim, samples.join(tmp)).unwrap();
+        let res = write_samples(&samples);
+        // The landscape cannot be written (its temporary name is taken): an error, no write.
+        assert!(res.is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!outside.join("new.png").exists());
+        assert!(std::fs::symlink_metadata(samples.join("landscape.jpg")).is_err());
+        // Without the planted temporary name, the others are written and the links left alone.
+        std::fs::remove_file(samples.join(format!(".landscape.jpg.{}.tmp", std::process::id())))
+            .unwrap();
+        let ids = write_samples(&samples).unwrap();
+        assert_eq!(ids.len(), 4);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!outside.join("new.png").exists());
+        assert!(samples.join("landscape.jpg").metadata().unwrap().is_file());
+        assert!(
+            std::fs::symlink_metadata(samples.join("gray.tif"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,13 +1,13 @@
 //! End-to-end over a real socket with every layer stacked as a host app would:
 //! SetBaseUri -> SetCacheControl -> Authorize -> PixelLimit -> IiifService (with a derivative
-//! cache).
+//! cache), under axum's `nest_service` with the `axum` feature.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::response::Response;
 mod common;
 
@@ -44,24 +44,20 @@ async fn rule(req: AuthRequest) -> Decision {
 
 /// Serve the stacked service at /iiif/3, trusting `trusted` as proxies.
 async fn server(trusted: &str) -> (SocketAddr, IiifService<FsSource>) {
+    // No path prefix and no peer-address function: with the `axum` feature the service reads
+    // the mount path from `nest_service` and the layer the peer from `ConnectInfo`.
     let svc = IiifService::new(FsSource::new(samples_dir()).unwrap())
-        .path_prefix("/iiif/3")
         .derivative_cache(MemoryCache::new(64 << 20));
     let stacked: BoxCloneSyncService<Request, Response<ResponseBody<IiifBody>>, Infallible> =
         BoxCloneSyncService::new(
             ServiceBuilder::new()
                 .layer(
-                    SetBaseUriLayer::forwarded("/iiif/3")
+                    SetBaseUriLayer::forwarded()
                         .trusted_proxies([trusted])
-                        .unwrap()
-                        .peer_addr(|p| {
-                            p.extensions
-                                .get::<ConnectInfo<SocketAddr>>()
-                                .map(|c| c.0.ip())
-                        }),
+                        .unwrap(),
                 )
                 .layer(SetCacheControlLayer::new())
-                .layer(AuthorizeLayer::new(svc.context(), rule))
+                .layer(AuthorizeLayer::new(rule))
                 .layer(PixelLimitLayer::new().max_area(4_000_000))
                 .service(svc.clone()),
         );

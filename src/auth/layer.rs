@@ -15,26 +15,32 @@ use crate::cache_control::Restricted;
 use crate::info::InfoServices;
 use crate::plan::Limits;
 use crate::request::{Identifier, IiifRequest};
-use crate::service::IiifContext;
+use crate::service::{HasIiifContext, IiifContext};
 
 /// Layer that applies [`Authorize`] which asks an [`AuthorizeImage`] hook about every info and
 /// image request.
 ///
+/// It reads the mount path, API version and identifier options from the service it wraps
+/// ([`HasIiifContext`]: `IiifService` or one of this crate's layers around it), so one layer
+/// can wrap the 3.0 and the 2.1 service alike and cannot get out of step with their settings.
+///
 /// See the [module docs](crate::auth) for an example.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct AuthorizeLayer<A> {
-    context: IiifContext,
     hook: A,
     services: InfoServices,
 }
 
 impl<A: AuthorizeImage> AuthorizeLayer<A> {
-    /// Create a new [`AuthorizeLayer`] for the `IiifService` that `context` came from
-    /// (`IiifService::context()`), asking `hook`.
-    pub fn new(context: IiifContext, hook: A) -> Self {
+    /// Create a new [`AuthorizeLayer`] asking `hook`.
+    ///
+    /// ```
+    /// use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision};
+    /// let layer = AuthorizeLayer::new(|_req: AuthRequest| async { Decision::Allow });
+    /// ```
+    pub fn new(hook: A) -> Self {
         Self {
-            context,
             hook,
             services: InfoServices::new(),
         }
@@ -55,13 +61,13 @@ impl<A: AuthorizeImage> AuthorizeLayer<A> {
     }
 }
 
-impl<S, A: Clone> Layer<S> for AuthorizeLayer<A> {
+impl<S: HasIiifContext, A: Clone> Layer<S> for AuthorizeLayer<A> {
     type Service = Authorize<S, A>;
 
     fn layer(&self, inner: S) -> Authorize<S, A> {
         Authorize {
+            context: inner.iiif_context(),
             inner,
-            context: self.context.clone(),
             hook: self.hook.clone(),
             services: self.services.clone(),
         }
@@ -72,12 +78,78 @@ impl<S, A: Clone> Layer<S> for AuthorizeLayer<A> {
 /// the inner service (and any cache in it) sees the request.
 ///
 /// See the [module docs](crate::auth) for an example.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authorize<S, A> {
     inner: S,
     context: IiifContext,
     hook: A,
     services: InfoServices,
+}
+
+impl<S: HasIiifContext, A: AuthorizeImage> Authorize<S, A> {
+    /// Wrap `inner`, asking `hook`; the same as `AuthorizeLayer::new(hook).layer(inner)`.
+    ///
+    /// ```
+    /// use tower_iiif::auth::{AuthRequest, Authorize, Decision};
+    /// use tower_iiif::{IiifService, source::FsSource};
+    /// let iiif = IiifService::new(FsSource::new(".").unwrap());
+    /// let svc = Authorize::new(iiif, |_req: AuthRequest| async { Decision::Allow });
+    /// ```
+    pub fn new(inner: S, hook: A) -> Self {
+        AuthorizeLayer::new(hook).layer(inner)
+    }
+}
+
+impl<A: AuthorizeImage> Authorize<(), A> {
+    /// Returns a new [`Layer`] that wraps services with an [`Authorize`] middleware.
+    ///
+    /// ```
+    /// use tower_iiif::auth::{AuthRequest, Authorize, Decision};
+    /// let layer = Authorize::layer(|_req: AuthRequest| async { Decision::Allow });
+    /// ```
+    pub fn layer(hook: A) -> AuthorizeLayer<A> {
+        AuthorizeLayer::new(hook)
+    }
+}
+
+impl<S, A> Authorize<S, A> {
+    /// Gets a reference to the underlying service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the underlying service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the underlying service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, A> HasIiifContext for Authorize<S, A> {
+    fn iiif_context(&self) -> IiifContext {
+        self.context.clone()
+    }
+}
+
+impl<A> std::fmt::Debug for AuthorizeLayer<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizeLayer")
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: std::fmt::Debug, A> std::fmt::Debug for Authorize<S, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorize")
+            .field("inner", &self.inner)
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
 }
 
 type BoxedResponse<B, E> =

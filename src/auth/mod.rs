@@ -35,7 +35,7 @@
 //!         Decision::Degrade(Limits::default().max_width(100))
 //!     }
 //! };
-//! let svc = AuthorizeLayer::new(iiif.context(), rule).layer(iiif);
+//! let svc = AuthorizeLayer::new(rule).layer(iiif);
 //! let get = |path: &str| http::Request::get(path).body(()).unwrap();
 //!
 //! let res = svc.clone().oneshot(get("/gray/full/max/0/default.jpg")).await.unwrap();

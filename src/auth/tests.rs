@@ -59,7 +59,7 @@ struct Got {
 
 async fn send(path: &str, headers: &[(&str, &str)], method: &str) -> Got {
     let iiif = IiifService::new(FsSource::new(dir()).unwrap()).path_prefix("/iiif/3");
-    let layer = AuthorizeLayer::new(iiif.context(), rule).auth2_probe(vec![json!({
+    let layer = AuthorizeLayer::new(rule).auth2_probe(vec![json!({
         "id": "https://auth.example/login",
         "type": "AuthAccessService2",
         "profile": "active",
@@ -219,7 +219,9 @@ fn request_helpers() {
     let r = AuthRequest::new(
         AuthTarget::Info(crate::request::Identifier::new("x").unwrap()),
         &parts,
-        iiif.context().lookup().clone(),
+        crate::service::HasIiifContext::iiif_context(&iiif)
+            .lookup()
+            .clone(),
     );
     assert_eq!(r.bearer_token(), Some("tok"));
     assert_eq!(r.cookie("session"), Some("xyz"));
@@ -232,7 +234,7 @@ async fn degraded_and_full_renders_never_share_a_cache_entry_or_etag() {
     let iiif = IiifService::new(FsSource::new(dir()).unwrap())
         .path_prefix("/iiif/3")
         .derivative_cache(crate::cache::MemoryCache::new(64 << 20));
-    let svc = AuthorizeLayer::new(iiif.context(), rule).layer(iiif);
+    let svc = AuthorizeLayer::new(rule).layer(iiif);
     let call = |auth: Option<&'static str>| {
         let svc = svc.clone();
         async move {
@@ -259,12 +261,11 @@ async fn degraded_and_full_renders_never_share_a_cache_entry_or_etag() {
 }
 
 #[tokio::test]
-async fn unparsable_requests_are_answered_by_the_layer() {
-    // A parser that disagrees with the inner service (a context taken before path_prefix was
-    // set) must not let requests through unasked.
+async fn the_layer_follows_the_settings_of_the_service_it_wraps() {
+    // Settings made after the layer was built are seen: the layer reads the wrapped service's.
+    let layer = AuthorizeLayer::new(rule);
     let early = IiifService::new(FsSource::new(dir()).unwrap());
-    let context = early.context();
-    let svc = AuthorizeLayer::new(context, rule).layer(early.path_prefix("/iiif/3"));
+    let svc = layer.layer(early.path_prefix("/iiif/3"));
     let res = svc
         .oneshot(
             Request::get("/iiif/3/private-gray/full/max/0/default.jpg")
@@ -273,7 +274,21 @@ async fn unparsable_requests_are_answered_by_the_layer() {
         )
         .await
         .unwrap();
-    assert_ne!(res.status(), 200);
+    assert_eq!(res.status(), 401);
+    // One layer serves both versions, each with its own parser.
+    let v2 = IiifService::new(FsSource::new(dir()).unwrap())
+        .version(crate::request::ApiVersion::V2)
+        .path_prefix("/iiif/2");
+    let res = layer
+        .layer(v2)
+        .oneshot(
+            Request::get("/iiif/2/gray/full/full/0/default.jpg")
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]
@@ -282,7 +297,7 @@ async fn a_public_cache_control_on_a_restricted_response_is_made_private() {
     // SetCacheControl inside Authorize (the wrong order) still cannot make it public.
     let iiif = IiifService::new(FsSource::new(dir()).unwrap()).path_prefix("/iiif/3");
     let inner = SetCacheControlLayer::new().layer(iiif.clone());
-    let svc = AuthorizeLayer::new(iiif.context(), rule).layer(inner);
+    let svc = AuthorizeLayer::new(rule).layer(inner);
     let req = Request::get("/iiif/3/private-gray/full/100,/0/default.jpg")
         .header("authorization", "Bearer demo")
         .body(())

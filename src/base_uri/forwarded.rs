@@ -79,10 +79,10 @@ impl ProxyInfo {
 /// The public base URI from a trusted proxy's information: scheme from `proto` (else the
 /// request's, else `http`), host from `host` (else the `Host` header, else the URI authority,
 /// else `localhost`), port from `X-Forwarded-Port` (else the host's; default ports dropped), path
-/// `X-Forwarded-Prefix` + `X-Forwarded-Path` + `mount_path`. `X-Forwarded-Path` is Cantaloupe's
+/// `X-Forwarded-Prefix` + `X-Forwarded-Path` (the service appends its mount path). `X-Forwarded-Path` is Cantaloupe's
 /// context path: it stands in front of the IIIF route, so an Islandora proxy that strips
 /// `/cantaloupe` and sends `X-Forwarded-Path: /cantaloupe` gets `…/cantaloupe/iiif/2`.
-pub(super) fn base_uri(parts: &Parts, info: &ProxyInfo, mount_path: &str) -> BaseUri {
+pub(super) fn base_uri(parts: &Parts, info: &ProxyInfo) -> BaseUri {
     let headers = &parts.headers;
     let scheme = info
         .proto
@@ -111,7 +111,7 @@ pub(super) fn base_uri(parts: &Parts, info: &ProxyInfo, mount_path: &str) -> Bas
     let context = first_value(headers, X_FORWARDED_PATH)
         .and_then(valid_path)
         .unwrap_or("");
-    let path = format!("{context}{mount_path}");
+    let path = context;
     let prefix = first_value(headers, X_FORWARDED_PREFIX)
         .and_then(valid_path)
         .unwrap_or("");

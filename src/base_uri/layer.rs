@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use http::Request;
@@ -13,6 +14,7 @@ use tower_service::Service;
 
 use super::forwarded::{self, ProxyInfo};
 use super::{BaseUri, ClientIp};
+use crate::service::HasIiifContext;
 
 /// How the immediate peer's address is found in a request.
 type PeerAddr = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
@@ -28,30 +30,36 @@ pub struct SetBaseUriLayer {
 }
 
 impl SetBaseUriLayer {
-    /// Always insert this [`BaseUri`] (`scheme://host[:port]/path-of-the-mount`), whatever the
-    /// request's headers say. [`ClientIp`] and the public identifier still follow the trusted
-    /// proxies, if any are configured.
+    /// Always insert this [`BaseUri`]: the public URL of the app the service is mounted in,
+    /// without the mount path (`scheme://host[:port][/path]`, like Cantaloupe's `base_uri`),
+    /// whatever the request's headers say. The service appends its mount path. [`ClientIp`] and
+    /// the public identifier still follow the trusted proxies, if any are configured.
+    ///
+    /// ```
+    /// let layer = tower_iiif::SetBaseUriLayer::fixed("https://images.example.org");
+    /// ```
     pub fn fixed(uri: impl Into<String>) -> Self {
         Self::with_mode(Mode::Fixed(BaseUri::new(uri)))
     }
 
-    /// Build the [`BaseUri`] of each request from the headers of trusted proxies (`Forwarded`,
-    /// `X-Forwarded-*`), where `mount_path` is the path at which the IIIF service is mounted in
-    /// this app (e.g. `/iiif/3`, the same as `IiifService::path_prefix`). Requests from other
-    /// peers get no [`BaseUri`], so the service falls back to its own (`Host` header and path
-    /// prefix).
+    /// Build the [`BaseUri`] of each request from the headers of trusted proxies
+    /// (`X-Forwarded-*`, or `Forwarded` with [`forwarded_header`](Self::forwarded_header)): the
+    /// public scheme, host, port and the path in front of the app (`X-Forwarded-Prefix`,
+    /// `X-Forwarded-Path`). The service appends its own mount path (its `path_prefix`, or under
+    /// axum's `nest_service` with the `axum` feature, the nested path). Requests from other
+    /// peers get no [`BaseUri`], so the service falls back to its own (`Host` header and mount
+    /// path).
     ///
     /// No proxy is trusted until [`trust`](Self::trust) or
     /// [`trusted_proxies`](Self::trusted_proxies) says so.
-    pub fn forwarded(mount_path: impl Into<String>) -> Self {
-        let mut path: String = mount_path.into();
-        while path.ends_with('/') {
-            path.pop();
-        }
-        if !path.is_empty() && !path.starts_with('/') {
-            path.insert(0, '/');
-        }
-        Self::with_mode(Mode::Forwarded(path))
+    ///
+    /// ```
+    /// let layer = tower_iiif::SetBaseUriLayer::forwarded()
+    ///     .trusted_proxies(["10.0.0.0/8"])
+    ///     .unwrap();
+    /// ```
+    pub fn forwarded() -> Self {
+        Self::with_mode(Mode::Forwarded)
     }
 
     fn with_mode(mode: Mode) -> Self {
@@ -59,8 +67,9 @@ impl SetBaseUriLayer {
             config: Arc::new(Config {
                 mode,
                 trusted: Vec::new(),
-                peer_addr: Arc::new(socket_addr_extension),
+                peer_addr: Arc::new(default_peer_addr),
                 use_forwarded: false,
+                warned: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -98,25 +107,25 @@ impl SetBaseUriLayer {
     }
 
     /// How to find the address of the immediate peer (the proxy, or the client itself) in a
-    /// request. By default it is a [`SocketAddr`] request extension; a request without one has
-    /// no known peer, and nothing it says is trusted.
+    /// request. A request without one has no known peer, and nothing it says is trusted; when
+    /// proxies are trusted, the first such request is logged as a warning.
     ///
-    /// axum puts the peer address in a `ConnectInfo<SocketAddr>` extension when the app is
-    /// served with `into_make_service_with_connect_info::<SocketAddr>()`:
+    /// By default the peer is a [`SocketAddr`] request extension or, with the `axum` feature,
+    /// axum's `ConnectInfo<SocketAddr>` (an app served with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`). Another server can be read
+    /// like this:
     ///
     /// ```
     /// use std::net::SocketAddr;
-    /// use axum::extract::ConnectInfo;
     /// use tower_iiif::SetBaseUriLayer;
     ///
-    /// let layer = SetBaseUriLayer::forwarded("/iiif/3")
+    /// #[derive(Clone)]
+    /// struct Peer(SocketAddr);
+    ///
+    /// let layer = SetBaseUriLayer::forwarded()
     ///     .trusted_proxies(["127.0.0.1", "10.0.0.0/8"])
     ///     .unwrap()
-    ///     .peer_addr(|p| {
-    ///         p.extensions
-    ///             .get::<ConnectInfo<SocketAddr>>()
-    ///             .map(|c| c.0.ip())
-    ///     });
+    ///     .peer_addr(|p| p.extensions.get::<Peer>().map(|p| p.0.ip()));
     /// ```
     pub fn peer_addr<F>(mut self, f: F) -> Self
     where
@@ -166,6 +175,12 @@ impl<S> SetBaseUri<S> {
     }
 }
 
+impl<S: HasIiifContext> HasIiifContext for SetBaseUri<S> {
+    fn iiif_context(&self) -> crate::service::IiifContext {
+        self.inner.iiif_context()
+    }
+}
+
 impl<S, B> Service<Request<B>> for SetBaseUri<S>
 where
     S: Service<Request<B>>,
@@ -189,7 +204,7 @@ where
 /// nor a CIDR range.
 ///
 /// ```
-/// let err = tower_iiif::SetBaseUriLayer::forwarded("/iiif/3")
+/// let err = tower_iiif::SetBaseUriLayer::forwarded()
 ///     .trusted_proxies(["10.0.0.0/8", "proxy.internal"])
 ///     .unwrap_err();
 /// assert_eq!(err.value(), "proxy.internal");
@@ -229,16 +244,26 @@ fn parse_proxy(value: &str) -> Result<IpNet, InvalidProxy> {
     IpNet::new(ip, bits).map_err(|_| InvalidProxy(v.to_owned()))
 }
 
-/// The default [`SetBaseUriLayer::peer_addr`]: a `SocketAddr` request extension.
-fn socket_addr_extension(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<SocketAddr>().map(SocketAddr::ip)
+/// The default [`SetBaseUriLayer::peer_addr`]: a `SocketAddr` request extension, or axum's
+/// `ConnectInfo<SocketAddr>` (feature `axum`).
+fn default_peer_addr(parts: &Parts) -> Option<IpAddr> {
+    if let Some(addr) = parts.extensions.get::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(info) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(info.0.ip());
+    }
+    None
 }
 
 #[derive(Debug, Clone)]
 enum Mode {
     Fixed(BaseUri),
-    /// The mount path, normalized: empty or `/...` without a trailing slash.
-    Forwarded(String),
+    Forwarded,
 }
 
 #[derive(Clone)]
@@ -247,6 +272,8 @@ struct Config {
     trusted: Vec<IpNet>,
     peer_addr: PeerAddr,
     use_forwarded: bool,
+    /// Whether a request without a peer address has been logged (once per layer).
+    warned: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for Config {
@@ -268,9 +295,18 @@ impl Config {
     /// [`ClientIp`] (when the peer is known) and the public identifier (trusted peers only).
     fn apply(&self, parts: &mut Parts) {
         let peer = (self.peer_addr)(&*parts).map(|ip| ip.to_canonical());
+        if peer.is_none() && !self.trusted.is_empty() && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "SetBaseUri: trusted proxies are configured but a request carries no peer \
+                 address, so its proxy headers are ignored; serve the app with its peer address \
+                 (axum: the `axum` feature and into_make_service_with_connect_info) or set \
+                 SetBaseUriLayer::peer_addr"
+            );
+        }
         let mut base = match &self.mode {
             Mode::Fixed(base) => Some(base.clone()),
-            Mode::Forwarded(_) => None,
+            Mode::Forwarded => None,
         };
         let mut client = peer;
         let mut public_id = None;
@@ -280,8 +316,8 @@ impl Config {
             });
             client = forwarded::client_ip(&info.chain, peer, |ip| self.is_trusted(ip));
             public_id = forwarded::public_identifier(&parts.headers);
-            if let Mode::Forwarded(mount_path) = &self.mode {
-                base = Some(forwarded::base_uri(&*parts, &info, mount_path));
+            if let Mode::Forwarded = &self.mode {
+                base = Some(forwarded::base_uri(&*parts, &info));
             }
         }
         if let Some(base) = base {
@@ -338,7 +374,7 @@ mod tests {
     }
 
     fn proxied() -> SetBaseUriLayer {
-        SetBaseUriLayer::forwarded("/iiif/3/")
+        SetBaseUriLayer::forwarded()
             .trusted_proxies(["10.0.0.0/8", "2001:db8:ffff::/48"])
             .unwrap()
     }
@@ -347,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn table() {
-        let fixed = || SetBaseUriLayer::fixed("https://iiif.example/iiif/3/");
+        let fixed = || SetBaseUriLayer::fixed("https://iiif.example/");
         fn case(
             name: &'static str,
             layer: SetBaseUriLayer,
@@ -376,7 +412,7 @@ mod tests {
                     ("x-forwarded-host", "evil.example"),
                     ("x-forwarded-id", "x"),
                 ],
-                Some("https://iiif.example/iiif/3"),
+                Some("https://iiif.example"),
                 Some("192.0.2.1"),
                 None,
             ),
@@ -389,7 +425,7 @@ mod tests {
                     ("x-forwarded-for", "203.0.113.5"),
                     ("x-forwarded-id", "pub"),
                 ],
-                Some("https://iiif.example/iiif/3"),
+                Some("https://iiif.example"),
                 Some("203.0.113.5"),
                 Some("pub"),
             ),
@@ -427,7 +463,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("host", "iiif:8080")],
-                Some("http://iiif:8080/iiif/3"),
+                Some("http://iiif:8080"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -441,7 +477,7 @@ mod tests {
                     ("x-forwarded-host", "images.example.org"),
                     ("x-forwarded-port", "443"),
                 ],
-                Some("https://images.example.org/iiif/3"),
+                Some("https://images.example.org"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -454,7 +490,7 @@ mod tests {
                     ("x-forwarded-host", "images.example.org"),
                     ("x-forwarded-port", "8443"),
                 ],
-                Some("https://images.example.org:8443/iiif/3"),
+                Some("https://images.example.org:8443"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -463,7 +499,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("x-forwarded-host", "images.example.org:8080")],
-                Some("http://images.example.org:8080/iiif/3"),
+                Some("http://images.example.org:8080"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -472,7 +508,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("x-forwarded-host", "images.example.org:80")],
-                Some("http://images.example.org/iiif/3"),
+                Some("http://images.example.org"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -484,7 +520,7 @@ mod tests {
                     ("x-forwarded-host", "a.example:8080"),
                     ("x-forwarded-port", "9090"),
                 ],
-                Some("http://a.example:9090/iiif/3"),
+                Some("http://a.example:9090"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -497,7 +533,7 @@ mod tests {
                     ("x-forwarded-proto", "https"),
                     ("x-forwarded-port", "443"),
                 ],
-                Some("https://a.example/iiif/3"),
+                Some("https://a.example"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -506,7 +542,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("x-forwarded-host", "[2001:db8::5]:8080")],
-                Some("http://[2001:db8::5]:8080/iiif/3"),
+                Some("http://[2001:db8::5]:8080"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -519,7 +555,7 @@ mod tests {
                     ("x-forwarded-host", "a.example, b.internal:8182"),
                     ("x-forwarded-port", "443,8182"),
                 ],
-                Some("https://a.example/iiif/3"),
+                Some("https://a.example"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -528,7 +564,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("host", "a.example"), ("x-forwarded-path", "/images/")],
-                Some("http://a.example/images/iiif/3"),
+                Some("http://a.example/images"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -537,7 +573,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("host", "a.example"), ("x-forwarded-path", "/")],
-                Some("http://a.example/iiif/3"),
+                Some("http://a.example"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -550,7 +586,7 @@ mod tests {
                     ("x-forwarded-proto", "https"),
                     ("x-forwarded-prefix", "/cantaloupe/"),
                 ],
-                Some("https://a.example/cantaloupe/iiif/3"),
+                Some("https://a.example/cantaloupe"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -563,7 +599,7 @@ mod tests {
                     ("x-forwarded-prefix", "/cantaloupe"),
                     ("x-forwarded-path", "/img, /other"),
                 ],
-                Some("http://a.example/cantaloupe/img/iiif/3"),
+                Some("http://a.example/cantaloupe/img"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -576,7 +612,7 @@ mod tests {
                     ("x-forwarded-host", "b.example"),
                     ("x-forwarded-for", "198.51.100.1"),
                 ],
-                Some("http://b.example/iiif/3"),
+                Some("http://b.example"),
                 Some("198.51.100.1"),
                 None,
             ),
@@ -588,7 +624,7 @@ mod tests {
                     "forwarded",
                     "for=1.2.3.4;host=evil.example;proto=http, for=203.0.113.5;host=good.example;proto=https",
                 )],
-                Some("https://good.example/iiif/3"),
+                Some("https://good.example"),
                 Some("203.0.113.5"),
                 None,
             ),
@@ -600,7 +636,7 @@ mod tests {
                     "forwarded",
                     r#"proto=https;host="a.example:8443";for="[2001:db8::1]:4711""#,
                 )],
-                Some("https://a.example:8443/iiif/3"),
+                Some("https://a.example:8443"),
                 Some("2001:db8::1"),
                 None,
             ),
@@ -615,7 +651,7 @@ mod tests {
                     ("x-forwarded-port", "8080"),
                     ("x-forwarded-for", "198.51.100.1"),
                 ],
-                Some("https://a.example/iiif/3"),
+                Some("https://a.example"),
                 Some("192.0.2.60"),
                 None,
             ),
@@ -628,7 +664,7 @@ mod tests {
                     ("forwarded", "for=192.0.2.60;proto=https"),
                     ("x-forwarded-host", "b.example"),
                 ],
-                Some("https://iiif:8182/iiif/3"),
+                Some("https://iiif:8182"),
                 Some("192.0.2.60"),
                 None,
             ),
@@ -641,7 +677,7 @@ mod tests {
                     ("x-forwarded-host", "b.example"),
                     ("x-forwarded-for", "198.51.100.1"),
                 ],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -653,7 +689,7 @@ mod tests {
                     ("forwarded", "for=6.6.6.6, for=203.0.113.5"),
                     ("forwarded", "for=\"10.1.1.1:80\";proto=http"),
                 ],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("203.0.113.5"),
                 None,
             ),
@@ -662,7 +698,7 @@ mod tests {
                 proxied().forwarded_header(true),
                 PROXY,
                 &[("forwarded", "for=203.0.113.5, for=_hidden, for=10.1.1.1")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 None,
                 None,
             ),
@@ -671,7 +707,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("x-forwarded-for", "203.0.113.5, 10.1.1.1")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("203.0.113.5"),
                 None,
             ),
@@ -683,7 +719,7 @@ mod tests {
                     ("x-forwarded-for", "1.1.1.1, 203.0.113.5"),
                     ("x-forwarded-for", "10.1.1.1"),
                 ],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("203.0.113.5"),
                 None,
             ),
@@ -692,7 +728,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("x-forwarded-for", "10.3.3.3, 2001:db8:ffff::7")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("10.3.3.3"),
                 None,
             ),
@@ -701,7 +737,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("x-forwarded-for", "203.0.113.5, unknown, 10.1.1.1")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 None,
                 None,
             ),
@@ -718,7 +754,7 @@ mod tests {
                     ("x-forwarded-prefix", "/a?b=<x>"),
                     ("x-forwarded-for", "not-an-ip"),
                 ],
-                Some("http://a.example/iiif/3"),
+                Some("http://a.example"),
                 None,
                 None,
             ),
@@ -731,7 +767,7 @@ mod tests {
                     ("forwarded", "host=evil\"><;proto=javascript"),
                     ("x-forwarded-path", "/x y"),
                 ],
-                Some("http://a.example/iiif/3"),
+                Some("http://a.example"),
                 None,
                 None,
             ),
@@ -740,7 +776,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("host", "evil\"><")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("10.0.0.2"),
                 None,
             ),
@@ -749,7 +785,7 @@ mod tests {
                 proxied(),
                 PROXY,
                 &[("x-forwarded-id", " public%2Fname%2520x ")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("10.0.0.2"),
                 Some("public/name%20x"),
             ),
@@ -758,7 +794,7 @@ mod tests {
                 proxied(),
                 Some("::ffff:10.0.0.2"),
                 &[("x-forwarded-for", "203.0.113.5")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("203.0.113.5"),
                 None,
             ),
@@ -767,7 +803,7 @@ mod tests {
                 proxied(),
                 Some("2001:db8:ffff::1"),
                 &[("x-forwarded-for", "203.0.113.5")],
-                Some("http://localhost/iiif/3"),
+                Some("http://localhost"),
                 Some("203.0.113.5"),
                 None,
             ),
@@ -812,7 +848,7 @@ mod tests {
             ],
         )
         .await;
-        assert_eq!(base.unwrap().as_str(), "http://a.example/iiif/3");
+        assert_eq!(base.unwrap().as_str(), "http://a.example");
         assert_eq!(ip.unwrap().0.to_string(), "10.9.9.9");
         // The default (a SocketAddr extension) is no longer read.
         let (base, ip, _) = seen(&layer, PROXY, &[("x-forwarded-host", "a.example")]).await;
@@ -844,17 +880,17 @@ mod tests {
             );
         }
         let base = svc.oneshot(req).await.unwrap().into_body();
-        assert_eq!(base.unwrap().as_str(), "http://localhost/iiif/3");
+        assert_eq!(base.unwrap().as_str(), "http://localhost");
     }
 
     #[test]
     fn trusted_proxy_values() {
-        let layer = SetBaseUriLayer::forwarded("iiif/3")
+        let layer = SetBaseUriLayer::forwarded()
             .trusted_proxies([" 127.0.0.1 ", "::1", "10.1.2.3/8", "::ffff:192.0.2.1"])
             .unwrap()
             .trust("fd00::/8".parse().unwrap());
         let c = &layer.config;
-        assert!(matches!(&c.mode, Mode::Forwarded(p) if p == "/iiif/3"));
+        assert!(matches!(&c.mode, Mode::Forwarded));
         for (ip, trusted) in [
             ("127.0.0.1", true),
             ("127.0.0.2", false),
@@ -867,13 +903,13 @@ mod tests {
         ] {
             assert_eq!(c.is_trusted(ip.parse().unwrap()), trusted, "{ip}");
         }
-        let err = SetBaseUriLayer::forwarded("/")
+        let err = SetBaseUriLayer::forwarded()
             .trusted_proxies(["10.0.0.0/33"])
             .unwrap_err();
         assert_eq!(err.value(), "10.0.0.0/33");
         assert!(err.to_string().contains("10.0.0.0/33"));
         assert!(
-            SetBaseUriLayer::forwarded("/")
+            SetBaseUriLayer::forwarded()
                 .trusted_proxies(["unknown"])
                 .is_err()
         );

@@ -5,19 +5,21 @@
 //! Behind a reverse proxy the service cannot know it from the request alone: the proxy
 //! terminated TLS, answered on another host and port, maybe under another path.
 //! [`SetBaseUriLayer::fixed`] sets it once for all requests; [`SetBaseUriLayer::forwarded`]
-//! rebuilds it per request from what trusted proxies say, in RFC 7239 `Forwarded` or in
-//! `X-Forwarded-{Proto,Host,Port,Path,Prefix}`:
+//! rebuilds it per request from what trusted proxies say, in `X-Forwarded-{Proto,Host,Port,
+//! Path,Prefix}` or, when [`SetBaseUriLayer::forwarded_header`] turns it on, in RFC 7239
+//! `Forwarded`:
 //!
 //! - proxy headers are read only when the immediate peer is in the trusted list (none by
 //!   default); from anyone else they are ignored, so a client cannot choose the URIs the
 //!   service writes;
-//! - `Forwarded` wins over `X-Forwarded-*`; the first value of a list is the one the proxy
-//!   nearest the client wrote;
+//! - one family only is read, `X-Forwarded-*` by default or `Forwarded` when turned on (a proxy
+//!   that writes one family passes a client's headers of the other through untouched); the
+//!   first value of a list is the one the proxy nearest the client wrote;
 //! - `X-Forwarded-Port` wins over a port in the host; default ports are dropped;
-//! - the path is `X-Forwarded-Prefix` (Traefik's `stripPrefix`) + `X-Forwarded-Path` +
-//!   the mount path: `X-Forwarded-Path` is Cantaloupe's context path, which stands in front of
-//!   the IIIF route (Islandora sends `X-Forwarded-Path: /cantaloupe` and expects
-//!   `…/cantaloupe/iiif/2`);
+//! - the path is `X-Forwarded-Prefix` (Traefik's `stripPrefix`) + `X-Forwarded-Path`, and the
+//!   service appends its mount path: `X-Forwarded-Path` is Cantaloupe's context path, which
+//!   stands in front of the IIIF route (Islandora sends `X-Forwarded-Path: /cantaloupe` and
+//!   expects `…/cantaloupe/iiif/2`);
 //! - a value that could inject anything into a URI (a host with other than host characters, a
 //!   path with `?`, `#` or spaces, a scheme other than `http`/`https`) is ignored.
 //!
@@ -37,7 +39,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let svc = SetBaseUriLayer::forwarded("/iiif/3")
+//! let svc = SetBaseUriLayer::forwarded()
 //!     .trusted_proxies(["10.0.0.0/8"])
 //!     .unwrap()
 //!     .layer(service_fn(|req: Request<()>| async move {
@@ -54,11 +56,13 @@
 //!     .body(())
 //!     .unwrap();
 //! // The address of the immediate peer, here a proxy on the private network. A server puts it
-//! // there (or see `SetBaseUriLayer::peer_addr` for axum's `ConnectInfo`).
+//! // there (axum's `ConnectInfo` is read too with the `axum` feature; or see
+//! // `SetBaseUriLayer::peer_addr`).
 //! req.extensions_mut().insert(SocketAddr::from(([10, 0, 0, 2], 41234)));
 //!
 //! let (base, client) = svc.oneshot(req).await.unwrap().into_body();
-//! assert_eq!(base.unwrap().as_str(), "https://images.example.org/iiif/3");
+//! // The service appends its mount path, e.g. `/iiif/3`.
+//! assert_eq!(base.unwrap().as_str(), "https://images.example.org");
 //! assert_eq!(client.unwrap().0.to_string(), "203.0.113.7");
 //! # }
 //! ```
@@ -70,18 +74,19 @@ use http::request::Parts;
 
 pub use layer::{InvalidProxy, SetBaseUri, SetBaseUriLayer};
 
-/// The public base URI under which the service is reached, without a trailing slash:
-/// `scheme://host[:port]/path-of-the-mount`, e.g. `https://example.org/iiif/3`.
+/// The public URL of the app the service is mounted in, without the mount path and without a
+/// trailing slash: `scheme://host[:port][/path]`, e.g. `https://example.org` or, behind a
+/// proxy that adds a context path, `https://example.org/cantaloupe` (Cantaloupe's `base_uri`).
 ///
 /// A request extension. [`SetBaseUri`] (or the host app) inserts it, from a fixed address or,
-/// behind a proxy, from `Forwarded` / `X-Forwarded-*`; `IiifService` reads it and, when it is
-/// absent, falls back to its configured fixed base URI, and then to the `Host` header plus its
-/// path prefix.
+/// behind a proxy, from `X-Forwarded-*` / `Forwarded`; `IiifService` reads it and appends its
+/// mount path (`https://example.org/iiif/3`). When it is absent, the service falls back to its
+/// configured fixed base URI, and then to the request's `Host` header.
 ///
 /// ```
 /// use tower_iiif::BaseUri;
-/// let b = BaseUri::new("https://example.org/iiif/3/");
-/// assert_eq!(b.as_str(), "https://example.org/iiif/3");
+/// let b = BaseUri::new("https://example.org/cantaloupe/");
+/// assert_eq!(b.as_str(), "https://example.org/cantaloupe");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BaseUri(String);
@@ -106,15 +111,8 @@ impl BaseUri {
     }
 
     /// The base URI of a request that reached the service directly: the request's scheme (or
-    /// `http`), its `Host` header (or URI authority) and `path_prefix`.
-    ///
-    /// ```
-    /// use tower_iiif::BaseUri;
-    /// let req = http::Request::get("/x/info.json").header("host", "127.0.0.1:8080").body(()).unwrap();
-    /// let (parts, _) = req.into_parts();
-    /// assert_eq!(BaseUri::from_request(&parts, "/iiif/3").as_str(), "http://127.0.0.1:8080/iiif/3");
-    /// ```
-    pub fn from_request(parts: &Parts, path_prefix: &str) -> Self {
+    /// `http`) and its `Host` header (or URI authority).
+    pub(crate) fn from_request(parts: &Parts) -> Self {
         let scheme = parts.uri.scheme_str().unwrap_or("http");
         let host = parts
             .headers
@@ -129,7 +127,7 @@ impl BaseUri {
                     .filter(|h| forwarded::valid_host(h).is_some())
             })
             .unwrap_or("localhost");
-        Self::new(format!("{scheme}://{host}{path_prefix}"))
+        Self::new(format!("{scheme}://{host}"))
     }
 }
 
@@ -144,9 +142,19 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, _) = req.into_parts();
+        assert_eq!(BaseUri::from_request(&parts).as_str(), "http://localhost");
+    }
+
+    #[test]
+    fn from_the_host_header() {
+        let req = http::Request::get("/x/info.json")
+            .header("host", "127.0.0.1:8080")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
         assert_eq!(
-            BaseUri::from_request(&parts, "").as_str(),
-            "http://localhost"
+            BaseUri::from_request(&parts).as_str(),
+            "http://127.0.0.1:8080"
         );
     }
 }

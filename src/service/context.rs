@@ -15,9 +15,10 @@ use crate::request::{ApiVersion, Identifier, IdentifierOptions, IiifRequest};
 /// mount path, same identifier options.
 ///
 /// ```
+/// use tower_iiif::service::HasIiifContext;
 /// use tower_iiif::{IiifService, request::IiifRequest, source::FsSource};
 /// let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
-/// let parser = svc.context().parser().clone();
+/// let parser = svc.iiif_context().parser().clone();
 /// let req = http::Request::get("/iiif/3/abc/info.json").body(()).unwrap();
 /// let (parts, _) = req.into_parts();
 /// assert!(matches!(parser.parse(&parts), Ok(IiifRequest::Info(id)) if id.as_str() == "abc"));
@@ -47,9 +48,9 @@ impl RequestParser {
     /// carries it (routers like axum's `nest_service` strip it themselves).
     ///
     /// ```
-    /// # use tower_iiif::{IiifService, source::FsSource};
+    /// # use tower_iiif::{IiifService, service::HasIiifContext, source::FsSource};
     /// let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
-    /// let parser = svc.context().parser().clone();
+    /// let parser = svc.iiif_context().parser().clone();
     /// assert_eq!(parser.relative_path("/iiif/3/a/info.json"), "/a/info.json");
     /// assert_eq!(parser.relative_path("/a/info.json"), "/a/info.json");
     /// assert_eq!(parser.relative_path("/iiif/30/x"), "/iiif/30/x");
@@ -113,4 +114,29 @@ impl IiifContext {
     pub fn lookup(&self) -> &ImageLookup {
         &self.lookup
     }
+}
+
+/// A service that can hand the layers in front of it the [`IiifContext`] of the `IiifService`
+/// it is or wraps, so that [`AuthorizeLayer`](crate::auth::AuthorizeLayer) reads the settings
+/// (mount path, API version, identifier options, source and caches) of the very service it
+/// wraps, whatever builder calls made it.
+///
+/// Implemented by `IiifService` and by each layer of this crate, which forward to the service
+/// inside. A middleware of your own between `Authorize` and the service implements it the same
+/// way.
+///
+/// ```
+/// use tower_iiif::service::{HasIiifContext, IiifContext};
+///
+/// struct MyMiddleware<S>(S);
+///
+/// impl<S: HasIiifContext> HasIiifContext for MyMiddleware<S> {
+///     fn iiif_context(&self) -> IiifContext {
+///         self.0.iiif_context()
+///     }
+/// }
+/// ```
+pub trait HasIiifContext {
+    /// The context of the `IiifService` inside.
+    fn iiif_context(&self) -> IiifContext;
 }

@@ -47,7 +47,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 pub use body::IiifBody;
-pub use context::{IiifContext, ImageLookup, RequestParser};
+pub use context::{HasIiifContext, IiifContext, ImageLookup, RequestParser};
 pub use health::Health;
 
 use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, DerivativeCache};
@@ -222,7 +222,15 @@ impl<S: Source> IiifService<S> {
 
     /// The path under which the service is mounted, e.g. `/iiif/3`. It is used to build the
     /// public base URI, and stripped from request paths that still carry it (a router that
-    /// strips it itself, like axum's `nest_service`, works too).
+    /// strips it itself, like axum's `nest_service`, works too). Under axum's `nest_service`
+    /// with the `axum` feature it is not needed: the service reads the nested path from axum's
+    /// `OriginalUri`.
+    ///
+    /// ```
+    /// use tower_iiif::{IiifService, source::FsSource};
+    /// // Under plain hyper, which does not strip the path:
+    /// let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+    /// ```
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
         let mut p: String = prefix.into();
         while p.ends_with('/') {
@@ -235,8 +243,18 @@ impl<S: Source> IiifService<S> {
         self
     }
 
-    /// A fixed public base URI (scheme, host and mount path), used instead of the `Host`
-    /// header. A [`BaseUri`] request extension still takes precedence.
+    /// The public URL of the app this service is mounted in (`scheme://host[:port][/path]`,
+    /// without the mount path, like Cantaloupe's `base_uri`), used instead of the `Host`
+    /// header; the mount path is appended. A [`BaseUri`] request extension (from
+    /// [`SetBaseUri`](crate::SetBaseUri)) still takes precedence.
+    ///
+    /// ```
+    /// use tower_iiif::{IiifService, source::FsSource};
+    /// // ids are https://images.example.org/iiif/3/{identifier}
+    /// let svc = IiifService::new(FsSource::new(".").unwrap())
+    ///     .path_prefix("/iiif/3")
+    ///     .base_uri("https://images.example.org");
+    /// ```
     pub fn base_uri(mut self, uri: impl Into<String>) -> Self {
         self.config_mut().base_uri = Some(BaseUri::new(uri));
         self
@@ -876,14 +894,18 @@ impl<S: Source> IiifService<S> {
         }
     }
 
+    /// The public URL of this mount: the app's public URL (a [`BaseUri`] extension, else the
+    /// configured base URI, else the `Host` header) and the mount path.
     fn public_base(&self, parts: &Parts) -> BaseUri {
-        if let Some(b) = parts.extensions.get::<BaseUri>() {
-            return b.clone();
-        }
-        if let Some(b) = &self.config.base_uri {
-            return b.clone();
-        }
-        BaseUri::from_request(parts, &self.config.path_prefix)
+        let app = match (parts.extensions.get::<BaseUri>(), &self.config.base_uri) {
+            (Some(b), _) | (None, Some(b)) => b.clone(),
+            (None, None) => BaseUri::from_request(parts),
+        };
+        BaseUri::new(format!(
+            "{}{}",
+            app.as_str(),
+            mount_path(parts, &self.config.path_prefix)
+        ))
     }
 
     /// The base URI of one image: `{base}/{encoded identifier}`, where the identifier is the
@@ -920,7 +942,7 @@ impl<S: Source> IiifService<S> {
 
     /// A handle for the layers in front of this service: its request parser and a lookup of
     /// image dimensions that shares this service's source and info cache.
-    pub fn context(&self) -> IiifContext {
+    fn context(&self) -> IiifContext {
         let this = self.clone();
         let lookup = ImageLookup(Arc::new(move |id: Identifier| {
             let this = this.clone();
@@ -935,6 +957,38 @@ impl<S: Source> IiifService<S> {
             lookup,
         }
     }
+}
+
+impl<S: Source> HasIiifContext for IiifService<S> {
+    fn iiif_context(&self) -> IiifContext {
+        self.context()
+    }
+}
+
+/// The path the service is mounted at: the configured path prefix or, with the `axum` feature,
+/// what axum's `nest_service` stripped (the `OriginalUri` path less the path the service sees).
+fn mount_path<'a>(parts: &'a Parts, configured: &'a str) -> &'a str {
+    if !configured.is_empty() {
+        return configured;
+    }
+    #[cfg(feature = "axum")]
+    if let Some(original) = parts.extensions.get::<axum::extract::OriginalUri>() {
+        let (full, seen) = (original.0.path(), parts.uri.path());
+        let stripped = if seen == "/" && !full.ends_with('/') {
+            Some(full)
+        } else {
+            full.strip_suffix(seen)
+        };
+        if let Some(mount) = stripped
+            .map(|m| m.trim_end_matches('/'))
+            .filter(|m| m.starts_with('/'))
+        {
+            return mount;
+        }
+    }
+    #[cfg(not(feature = "axum"))]
+    let _ = parts;
+    ""
 }
 
 /// The tiled pyramid of a TIFF file, read by range, when the render path can use it: stored

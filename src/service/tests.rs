@@ -642,7 +642,8 @@ async fn options_head_and_cors() {
 
 #[tokio::test]
 async fn fixed_and_extension_base_uris() {
-    let svc = service(ApiVersion::V3).base_uri("https://images.example.org/iiif/3/");
+    // The app's public URL; the service appends its mount path.
+    let svc = service(ApiVersion::V3).base_uri("https://images.example.org/");
     let doc: Value =
         serde_json::from_slice(&get(&svc, "/iiif/3/gray/info.json").await.body).unwrap();
     assert_eq!(doc["id"], "https://images.example.org/iiif/3/gray");
@@ -652,7 +653,7 @@ async fn fixed_and_extension_base_uris() {
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(
         res.headers()["location"],
-        "https://proxy.example/p/gray/info.json"
+        "https://proxy.example/p/iiif/3/gray/info.json"
     );
 }
 

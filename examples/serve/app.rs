@@ -1,0 +1,365 @@
+//! The demo server's app: its arguments, the layer stack in front of each mount of the service,
+//! the pages, and a server loop with the timeouts and connection limit of a production server.
+//! `tests/serve_example.rs` includes this file to test it as the example runs it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::{Html, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceBuilder};
+use tower_iiif::auth::{AuthRequest, AuthTarget, AuthorizeLayer, Decision, Denied, ResponseBody};
+use tower_iiif::cache::{FsCache, MemoryCache};
+use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
+use tower_iiif::limit::{Limits, PixelLimitLayer};
+use tower_iiif::request::{ApiVersion, Identifier};
+use tower_iiif::service::HasIiifContext;
+use tower_iiif::source::FsSource;
+use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer, samples};
+
+#[path = "viewer.rs"]
+mod viewer;
+
+/// The usage line.
+pub const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR | --samples DIR] \
+[--trusted-proxy CIDR]... [--base-uri URI] [--cache-control VALUE] [--max-pixels N] \
+[--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--pyramid-dir DIR] \
+[--jpeg-quality Q] [--no-stored-tiles] [--demo-auth]";
+
+/// The demo server's settings.
+#[derive(Clone, Debug)]
+pub struct Args {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// A directory of the user's images, served as it is: nothing is written into it.
+    pub images: Option<PathBuf>,
+    /// Where the sample images are generated and served from when `images` is not given.
+    pub samples: PathBuf,
+    /// Networks whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// The app's fixed public URL, without the mount path.
+    pub base_uri: Option<String>,
+    /// The Cache-Control value of images and info.json.
+    pub cache_control: CacheControl,
+    /// The most pixels of a returned image (0: no limit).
+    pub max_pixels: u64,
+    /// Bytes of the in-memory derivative cache (0: none).
+    pub cache_mem: u64,
+    /// A directory for a derivative cache on disk (instead of memory).
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes of reduced pyramids of large flat images (0: none).
+    pub pyramid_mem: u64,
+    /// A directory that keeps the reduced pyramids across restarts.
+    pub pyramid_dir: Option<PathBuf>,
+    /// JPEG output quality, 1 to 100.
+    pub jpeg_quality: u8,
+    /// `--no-stored-tiles`: re-encode whole stored JPEG tiles instead of sending them.
+    pub stored_tiles: bool,
+    /// Identifiers starting with `private` need a token; anonymous users get 1000 px at most.
+    pub demo_auth: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            images: None,
+            samples: PathBuf::from("samples"),
+            trusted_proxies: Vec::new(),
+            base_uri: None,
+            cache_control: CacheControl::default(),
+            max_pixels: 0,
+            cache_mem: 256 << 20,
+            cache_dir: None,
+            pyramid_mem: 256 << 20,
+            pyramid_dir: None,
+            jpeg_quality: 85,
+            stored_tiles: true,
+            demo_auth: false,
+        }
+    }
+}
+
+/// Parse the command line (without the program name).
+pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args::default();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
+            "--images" => args.images = Some(PathBuf::from(value()?)),
+            "--samples" => args.samples = PathBuf::from(value()?),
+            "--trusted-proxy" => args.trusted_proxies.push(value()?),
+            "--base-uri" => args.base_uri = Some(value()?.trim_end_matches('/').to_owned()),
+            "--cache-control" => {
+                args.cache_control = value()?
+                    .parse()
+                    .map_err(|e| format!("--cache-control: {e}"))?
+            }
+            "--max-pixels" => {
+                args.max_pixels = value()?.parse().map_err(|e| format!("--max-pixels: {e}"))?
+            }
+            "--cache-mem" => {
+                args.cache_mem = value()?.parse().map_err(|e| format!("--cache-mem: {e}"))?
+            }
+            "--cache-dir" => args.cache_dir = Some(PathBuf::from(value()?)),
+            "--pyramid-mem" => {
+                args.pyramid_mem = value()?
+                    .parse()
+                    .map_err(|e| format!("--pyramid-mem: {e}"))?
+            }
+            "--jpeg-quality" => {
+                args.jpeg_quality = value()?
+                    .parse()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or("--jpeg-quality: a number from 1 to 100")?
+            }
+            "--pyramid-dir" => args.pyramid_dir = Some(PathBuf::from(value()?)),
+            "--no-stored-tiles" => args.stored_tiles = false,
+            "--demo-auth" => args.demo_auth = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}; try --help")),
+        }
+    }
+    Ok(args)
+}
+
+/// The `--demo-auth` rule: identifiers starting with `private` answer 401 unless
+/// `Authorization: Bearer demo` is sent; anonymous users get at most 1000 pixels on the long
+/// side. Without `--demo-auth`, everything is allowed.
+async fn demo_rule(demo: bool, req: AuthRequest) -> Decision {
+    if !demo {
+        return Decision::Allow;
+    }
+    if req.bearer_token() == Some("demo") {
+        return Decision::AllowRestricted;
+    }
+    let private = req.identifier().as_str().starts_with("private");
+    if private && !matches!(req.target(), AuthTarget::Info(_)) {
+        return Decision::Deny(
+            Denied::unauthorized("log in to see this image").challenge("Bearer"),
+        );
+    }
+    Decision::Degrade(Limits::default().max_width(1000).max_height(1000))
+}
+
+type Stacked = BoxCloneSyncService<Request, Response<ResponseBody<IiifBody>>, Infallible>;
+
+/// Every layer in front of one mount of the service. The mount path is the one given to
+/// `nest_service`: the service reads it from axum (feature `axum`).
+fn stack(svc: IiifService<FsSource>, args: &Args) -> Result<Stacked, String> {
+    let base = match &args.base_uri {
+        Some(uri) => SetBaseUriLayer::fixed(uri),
+        None => SetBaseUriLayer::forwarded(),
+    }
+    .trusted_proxies(&args.trusted_proxies)
+    .map_err(|e| format!("--trusted-proxy: {e}"))?;
+    let demo = args.demo_auth;
+    let mut auth = AuthorizeLayer::new(move |req| demo_rule(demo, req));
+    if demo {
+        auth = auth.auth2_probe(vec![serde_json::json!({
+            "type": "AuthAccessService2",
+            "profile": "external",
+            "label": {"en": ["Demo access (token: demo)"]},
+            "service": [{"id": format!("{}/auth/token", args.base_uri.clone().unwrap_or_default()),
+                         "type": "AuthAccessTokenService2"}]
+        })]);
+    }
+    let mut limit = PixelLimitLayer::new();
+    if args.max_pixels > 0 {
+        limit = limit.max_area(args.max_pixels);
+    }
+    Ok(BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(base)
+            .layer(SetCacheControlLayer::new().both(args.cache_control.clone()))
+            .layer(auth)
+            .layer(limit)
+            .service(svc),
+    ))
+}
+
+/// The demo's Auth 2 token service: hands out the token `demo` by postMessage. Every value
+/// taken from the query is escaped before it goes into the script.
+async fn token_page(
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Html<String> {
+    let message = serde_json::json!({
+        "@context": "http://iiif.io/api/auth/2/context.json",
+        "type": "AuthAccessToken2",
+        "accessToken": "demo",
+        "expiresIn": 3600,
+        "messageId": q.get("messageId").cloned().unwrap_or_default(),
+    });
+    let origin = serde_json::Value::from(q.get("origin").map_or("*", String::as_str));
+    Html(format!(
+        "<!doctype html><html><body><script>window.parent.postMessage({}, {});</script></body></html>",
+        viewer::script_json(&message),
+        viewer::script_json(&origin)
+    ))
+}
+
+/// One log line per request: method, path, status, milliseconds.
+async fn log(req: Request, next: Next) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let start = Instant::now();
+    let res = next.run(req).await;
+    eprintln!(
+        "{method} {uri} {} {:.1}ms",
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    res
+}
+
+/// The directory served: the user's `--images` as it is, or the samples directory, where the
+/// sample images are written (never following a link, never over an existing file). Returns
+/// the directory and the identifiers the viewer lists first.
+pub fn image_dir(args: &Args) -> Result<(PathBuf, Vec<String>), String> {
+    match &args.images {
+        Some(dir) => Ok((dir.clone(), list_images(dir))),
+        None => {
+            let mut ids = samples::write_samples(&args.samples).map_err(|e| {
+                format!("cannot write samples into {}: {e}", args.samples.display())
+            })?;
+            ids.sort_by_key(|id| id != "landscape");
+            Ok((args.samples.clone(), ids))
+        }
+    }
+}
+
+/// Up to 50 image files at the top of `dir`, by name, for the viewer's list.
+fn list_images(dir: &Path) -> Vec<String> {
+    const EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "jp2", "j2k"];
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            n.rsplit_once('.')
+                .is_some_and(|(_, ext)| EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    names.sort();
+    names.truncate(50);
+    names
+}
+
+/// The whole app: `/iiif/3`, `/iiif/2`, `/health`, `/auth/token` and the viewer pages.
+pub async fn app(args: &Args) -> Result<axum::Router, String> {
+    let (dir, ids) = image_dir(args)?;
+    let source = FsSource::new(&dir).map_err(|e| format!("cannot serve {}: {e}", dir.display()))?;
+    let mut v3 = IiifService::new(source)
+        .reduced_pyramids(args.pyramid_mem, 16_000_000)
+        .jpeg_quality(args.jpeg_quality)
+        .stored_tiles(args.stored_tiles);
+    if let Some(dir) = &args.pyramid_dir {
+        let store = FsCache::new(dir)
+            .map_err(|e| format!("cannot use pyramid directory {}: {e}", dir.display()))?;
+        v3 = v3.reduced_pyramid_store(store.max_bytes(8 << 30));
+    }
+    if let Some(dir) = &args.cache_dir {
+        let cache = FsCache::new(dir)
+            .map_err(|e| format!("cannot use cache directory {}: {e}", dir.display()))?;
+        v3 = v3.derivative_cache(cache);
+    } else if args.cache_mem > 0 {
+        v3 = v3.derivative_cache(MemoryCache::new(args.cache_mem));
+    }
+    let v2 = v3.clone().version(ApiVersion::V2); // shares the caches
+    let health = v3.health();
+    // The viewer's list, with each image's size (for the Presentation manifest).
+    let lookup = v3.iiif_context().lookup().clone();
+    let mut images = Vec::new();
+    for id in ids {
+        let Ok(identifier) = Identifier::new(&id) else {
+            continue;
+        };
+        if let Ok(info) = lookup.info(&identifier).await {
+            images.push((id, info.width, info.height));
+        }
+    }
+    Ok(viewer::routes(&images)
+        .route("/auth/token", get(token_page))
+        .route_service("/health", health)
+        .nest_service("/iiif/3", stack(v3, args)?)
+        .nest_service("/iiif/2", stack(v2, args)?)
+        .layer(middleware::from_fn(log)))
+}
+
+/// What the server loop allows each connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// Time for a client to send a request's headers, and the longest a keep-alive connection
+    /// stays open waiting for its next request.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
+        }
+    }
+}
+
+/// Serve `app` on `listener` as a production server would: a header-read timeout (which also
+/// closes idle keep-alive connections), a limit on open connections (so that slow or idle
+/// clients cannot take every file descriptor), no Nagle delay, and the peer address as axum's
+/// `ConnectInfo` for `SetBaseUri`'s trusted proxies.
+pub async fn serve(listener: TcpListener, app: axum::Router, limits: ServerLimits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_read_timeout)
+        .keep_alive_timeout(limits.header_read_timeout);
+    let builder = Arc::new(builder);
+    loop {
+        let permit = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                eprintln!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let svc = axum::Extension(ConnectInfo(peer)).layer(app.clone());
+        let builder = Arc::clone(&builder);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = TowerToHyperService::new(svc);
+            // Errors here are the client's (a reset, a timeout): nothing to report.
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
