@@ -52,16 +52,7 @@ async fn the_readme_stack_behind_a_proxy_writes_the_proxys_urls() {
     samples::write_samples(&dir).unwrap();
     std::fs::copy(dir.join("gray.tif"), dir.join("private-gray.tif")).unwrap();
     let app = readme_stack::app(&dir).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    let addr = common::serve_axum(app).await;
     let proxy = "X-Forwarded-Host: images.example.org\r\nX-Forwarded-Proto: https\r\n";
     // From the trusted proxy (127.0.0.1): the proxy's URL, with the mount path nest_service
     // was given, for both versions.

@@ -12,7 +12,6 @@ use axum::response::Response;
 mod common;
 
 use common::get;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied, ResponseBody};
@@ -62,16 +61,7 @@ async fn server(trusted: &str) -> (SocketAddr, IiifService<FsSource>) {
                 .service(svc.clone()),
         );
     let app = axum::Router::new().nest_service("/iiif/3", stacked);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    let addr = common::serve_axum(app).await;
     (addr, svc)
 }
 

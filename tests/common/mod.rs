@@ -85,6 +85,22 @@ pub async fn request(
     }
 }
 
+/// Serve an axum app on a free loopback port, with the peer address as axum's `ConnectInfo`.
+#[allow(dead_code)] // not every test file serves an axum app
+pub async fn serve_axum(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    addr
+}
+
 /// A GET with these extra headers.
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
     request(addr, "GET", path, headers).await
