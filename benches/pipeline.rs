@@ -9,12 +9,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
-use tower_iiif::codec::{self, EncodeOptions};
-use tower_iiif::pixels::{Budget, Rect};
-use tower_iiif::plan::{PlanOptions, plan};
+use tower_iiif::__private::{
+    Budget, EncodeOptions, PlanOptions, Rect, crop_resize, decode, encode, plan,
+};
 use tower_iiif::request::{ApiVersion, Format, IdentifierOptions, IiifRequest};
 use tower_iiif::source::FsSource;
-use tower_iiif::{IiifService, ops, samples};
+use tower_iiif::{IiifService, samples};
 
 const TILE: &str = "/67352ccc-d1b0-11e1-89ae-279075081939/512,512,488,488/244,244/0/default.jpg";
 
@@ -36,23 +36,21 @@ fn codecs(c: &mut Criterion) {
     let budget = Budget::default();
     let grid = samples::validator_image();
     let photo = samples::pattern(2048, 1536);
-    let png = codec::encode(&grid, Format::Png, &EncodeOptions::default()).unwrap();
-    let jpg = codec::encode(&photo, Format::Jpg, &EncodeOptions::default()).unwrap();
+    let png = encode(&grid, Format::Png, &EncodeOptions::default()).unwrap();
+    let jpg = encode(&photo, Format::Jpg, &EncodeOptions::default()).unwrap();
     c.bench_function("decode png 1000x1000", |b| {
-        b.iter(|| codec::decode(black_box(&png), budget).unwrap())
+        b.iter(|| decode(black_box(&png), budget).unwrap())
     });
     c.bench_function("decode jpeg 2048x1536", |b| {
-        b.iter(|| codec::decode(black_box(&jpg), budget).unwrap())
+        b.iter(|| decode(black_box(&jpg), budget).unwrap())
     });
     c.bench_function("crop_resize 1024 region to 512", |b| {
-        b.iter(|| {
-            ops::crop_resize(&photo, Rect::new(512, 256, 1024, 1024), 512, 512, budget).unwrap()
-        })
+        b.iter(|| crop_resize(&photo, Rect::new(512, 256, 1024, 1024), 512, 512, budget).unwrap())
     });
-    let tile = ops::crop_resize(&photo, Rect::new(0, 0, 512, 512), 512, 512, budget).unwrap();
+    let tile = crop_resize(&photo, Rect::new(0, 0, 512, 512), 512, 512, budget).unwrap();
     for format in Format::ALL {
         c.bench_function(&format!("encode {format} 512x512"), |b| {
-            b.iter(|| codec::encode(black_box(&tile), format, &EncodeOptions::default()).unwrap())
+            b.iter(|| encode(black_box(&tile), format, &EncodeOptions::default()).unwrap())
         });
     }
 }

@@ -13,10 +13,9 @@ use std::ops::Range;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use openjpeg_sys as opj;
+use tower_iiif::__private::jp2::{self, DecodeRequest};
+use tower_iiif::__private::{self as pyramid, Budget, Rect};
 use tower_iiif::Error;
-use tower_iiif::codec::jp2::{self, DecodeRequest};
-use tower_iiif::pixels::{Budget, Rect};
-use tower_iiif::pyramid;
 use tower_iiif::source::{SourceMetadata, SourceObject};
 
 /// Side of the TIFF fixtures.
@@ -363,11 +362,11 @@ fn tile_join(c: &mut Criterion) {
     c.bench_function("2x2 JPEG tiles to a 512 JPEG: joined", |b| {
         b.iter(|| pyramid::join_jpeg_tiles(level, rect, black_box(&tiles)).unwrap())
     });
-    let opts = tower_iiif::codec::EncodeOptions::default();
+    let opts = tower_iiif::__private::EncodeOptions::default();
     c.bench_function("2x2 JPEG tiles to a 512 JPEG: decoded and encoded", |b| {
         b.iter(|| {
             let px = pyramid::assemble(level, rect, black_box(&tiles), Budget::default()).unwrap();
-            tower_iiif::codec::encode(&px, tower_iiif::request::Format::Jpg, &opts).unwrap()
+            tower_iiif::__private::encode(&px, tower_iiif::request::Format::Jpg, &opts).unwrap()
         })
     });
 }
@@ -537,7 +536,7 @@ fn jp2_cut(c: &mut Criterion) {
         Bytes::from(file.clone()),
     );
     let index = rt
-        .block_on(tower_iiif::codestream::read_index(&obj))
+        .block_on(tower_iiif::__private::read_index(&obj))
         .unwrap()
         .expect("an index");
     assert!(index.cuts_at(4));

@@ -13,13 +13,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use tower::ServiceBuilder;
+use tower_iiif::IiifService;
 use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied};
+use tower_iiif::base_uri::SetBaseUriLayer;
 use tower_iiif::cache::MemoryCache;
 use tower_iiif::cache_control::SetCacheControlLayer;
 use tower_iiif::limit::PixelLimitLayer;
 use tower_iiif::request::ApiVersion;
 use tower_iiif::source::FsSource;
-use tower_iiif::{IiifService, SetBaseUriLayer};
 
 /// Identifiers starting with `private` need `Authorization: Bearer secret`.
 async fn rule(req: AuthRequest) -> Decision {

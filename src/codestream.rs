@@ -37,34 +37,6 @@
 //! SOT marker; tile-part headers are read for packet lengths only in files of at most 4096
 //! tile-parts, only when the first one has a PLT, at most 64 MiB of them and never more packet
 //! lengths than the geometry allows (2^22 in all; 2^20 kept for the precincts).
-//!
-//! # Example
-//!
-//! ```
-//! use bytes::Bytes;
-//! use tower_iiif::Error;
-//! use tower_iiif::codestream::read_index;
-//! use tower_iiif::source::{SourceMetadata, SourceObject};
-//!
-//! struct Mem(SourceMetadata, Bytes);
-//! impl SourceObject for Mem {
-//!     fn metadata(&self) -> &SourceMetadata {
-//!         &self.0
-//!     }
-//!     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<Bytes, Error> {
-//!         let end = r.end.min(self.1.len() as u64) as usize;
-//!         Ok(self.1.slice((r.start as usize).min(end)..end))
-//!     }
-//! }
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! // A codestream of a single tile without packet lengths has no index.
-//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c");
-//! let file = Bytes::from(std::fs::read(path).unwrap());
-//! let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), file);
-//! assert!(read_index(&obj).await.unwrap().is_none());
-//! # });
-//! ```
 
 use std::ops::Range;
 
@@ -214,7 +186,6 @@ struct Grid {
 ///
 /// Only the source's read errors.
 ///
-/// See the [module docs](self) for an example.
 pub async fn read_index<O: SourceObject>(obj: &O) -> Result<Option<CodestreamIndex>, Error> {
     let len = obj.metadata().len;
     let first = obj.read_range(0..len.min(FIRST_READ)).await?;
@@ -765,36 +736,16 @@ impl CodestreamIndex {
     }
 
     /// The number of tiles across and down.
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// let (across, down) = index.tile_grid();
-    /// assert!(across >= 1 && down >= 1);
-    /// # }
-    /// ```
     pub fn tile_grid(&self) -> (u32, u32) {
         (self.grid.across, self.grid.down)
     }
 
     /// Every tile-part, in file order.
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// let total: u64 = index.parts().iter().map(|p| u64::from(p.len)).sum();
-    /// # let _ = total;
-    /// # }
-    /// ```
     pub fn parts(&self) -> &[TilePart] {
         &self.parts
     }
 
     /// The bytes this index keeps in memory (for cache weights).
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// assert!(index.heap_bytes() > 0);
-    /// # }
-    /// ```
     pub fn heap_bytes(&self) -> u64 {
         (self.boxes.len()
             + self.main.len()
@@ -814,13 +765,6 @@ impl CodestreamIndex {
 
     /// The tile-parts, in file order, of the tiles that the area `x, y, w, h` (in image pixels
     /// at full resolution, clipped to the image) touches; empty when it is outside the image.
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// let parts = index.region(0, 0, 1, 1);
-    /// assert!(parts.iter().all(|p| p.tile == 0));
-    /// # }
-    /// ```
     pub fn region(&self, x: u32, y: u32, w: u32, h: u32) -> Vec<TilePart> {
         let g = &self.grid;
         let ax0 = u64::from(g.x0) + u64::from(x);
@@ -854,23 +798,11 @@ impl CodestreamIndex {
 
     /// Whether a decode at `reduce` (resolutions dropped) reads less than whole tiles: the
     /// packets of the resolutions it does not use are left out (see the [module docs](self)).
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// assert!(!index.cuts_at(0), "a full-resolution decode needs every packet");
-    /// # }
-    /// ```
     pub fn cuts_at(&self, reduce: u32) -> bool {
         reduce > 0 && self.cuts.is_some()
     }
 
     /// The bytes [`read_region`](Self::read_region) would fetch for this area at `reduce`.
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// assert_eq!(index.region_bytes(0, 0, 0, 0, 0), 0);
-    /// # }
-    /// ```
     pub fn region_bytes(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> u64 {
         self.ops(x, y, w, h, reduce)
             .iter()
@@ -972,12 +904,6 @@ impl CodestreamIndex {
 
     /// Whether [`read_region`](Self::read_region) for this area at `reduce` leaves packets
     /// out (else, for a single tile, the decoder may as well read the file itself).
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex) {
-    /// let _ = index.leaves_out(0, 0, 512, 512, 2);
-    /// # }
-    /// ```
     pub fn leaves_out(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> bool {
         self.ops(x, y, w, h, reduce)
             .iter()
@@ -996,17 +922,6 @@ impl CodestreamIndex {
     /// `max_bytes`, the file is shorter than its index says, or a fetched tile-part does not
     /// start with the SOT marker of its tile and length; [`ErrorKind::Internal`](crate::ErrorKind::Internal)
     /// for an area outside the image. Plus the source's read errors.
-    ///
-    /// ```
-    /// # async fn demo<O: tower_iiif::source::SourceObject>(obj: &O) -> Result<(), tower_iiif::Error> {
-    /// if let Some(index) = tower_iiif::codestream::read_index(obj).await? {
-    ///     let codestream = index.read_region(obj, 0, 0, 512, 512, 0, 64 << 20).await?;
-    ///     // Decode `codestream` with the area 0,0,512,512 at full resolution.
-    ///     # let _ = codestream;
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
     #[allow(clippy::too_many_arguments)]
     pub async fn read_region<O: SourceObject>(
         &self,
@@ -1036,13 +951,6 @@ impl CodestreamIndex {
     /// # Errors
     ///
     /// As [`read_region`](Self::read_region).
-    ///
-    /// ```
-    /// # fn demo(index: &tower_iiif::codestream::CodestreamIndex, file: &[u8]) {
-    /// let codestream = index.read_region_at(&file, 0, 0, 512, 512, 0, 64 << 20);
-    /// # let _ = codestream;
-    /// # }
-    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn read_region_at<R: ReadAt + ?Sized>(
         &self,
@@ -1376,3 +1284,41 @@ fn check_sot(part: &[u8], p: &TilePart, last: bool) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests;
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_codestream_43() {
+        use crate::Error;
+        use crate::codestream::read_index;
+        use crate::source::{SourceMetadata, SourceObject};
+        use bytes::Bytes;
+
+        struct Mem(SourceMetadata, Bytes);
+        impl SourceObject for Mem {
+            fn metadata(&self) -> &SourceMetadata {
+                &self.0
+            }
+            async fn read_range(&self, r: std::ops::Range<u64>) -> Result<Bytes, Error> {
+                let end = r.end.min(self.1.len() as u64) as usize;
+                Ok(self.1.slice((r.start as usize).min(end)..end))
+            }
+        }
+
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                // A codestream of a single tile without packet lengths has no index.
+                let path = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c"
+                );
+                let file = Bytes::from(std::fs::read(path).unwrap());
+                let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), file);
+                assert!(read_index(&obj).await.unwrap().is_none());
+            });
+    }
+}

@@ -47,7 +47,6 @@ pub enum ErrorKind {
 
 /// The crate's error: a kind and a short human-readable message.
 ///
-/// See the [module docs](crate::error) for an example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,

@@ -1,22 +1,4 @@
 //! Image information: the info.json document of both API versions.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_iiif::info::{ImageInfo, InfoOptions};
-//! use tower_iiif::request::ApiVersion;
-//!
-//! let info = ImageInfo::new(1000, 800);
-//! let doc = info.to_json("https://example.org/iiif/3/abc", &InfoOptions::new(ApiVersion::V3));
-//! assert_eq!(doc["id"], "https://example.org/iiif/3/abc");
-//! assert_eq!(doc["type"], "ImageService3");
-//! assert_eq!(doc["profile"], "level2");
-//! assert_eq!(doc["tiles"][0]["scaleFactors"], serde_json::json!([1, 2]));
-//!
-//! let v2 = info.to_json("https://example.org/iiif/2/abc", &InfoOptions::new(ApiVersion::V2));
-//! assert_eq!(v2["@id"], "https://example.org/iiif/2/abc");
-//! assert_eq!(v2["profile"][0], "http://iiif.io/api/image/2/level2.json");
-//! ```
 
 use serde_json::{Map, Value, json};
 
@@ -44,10 +26,6 @@ pub struct ImageInfo {
 
 impl ImageInfo {
     /// Create a new [`ImageInfo`] for a flat colour image.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::info::ImageInfo::new(3, 2).width, 3);
-    /// ```
     pub fn new(width: u32, height: u32) -> Self {
         Self {
             width,
@@ -59,10 +37,6 @@ impl ImageInfo {
     }
 
     /// The same, marked as a grayscale image.
-    ///
-    /// ```
-    /// assert!(tower_iiif::info::ImageInfo::new(3, 2).with_gray(true).gray);
-    /// ```
     #[must_use]
     pub fn with_gray(mut self, gray: bool) -> Self {
         self.gray = gray;
@@ -70,13 +44,6 @@ impl ImageInfo {
     }
 
     /// The same, with the reduced resolutions the source stores.
-    ///
-    /// ```
-    /// // A pyramid whose levels round down where plain halving rounds up.
-    /// let info = tower_iiif::info::ImageInfo::new(1001, 501).with_levels(vec![(500, 250), (250, 125)]);
-    /// let sizes = info.sizes(&Default::default());
-    /// assert_eq!(sizes, vec![(126, 63), (250, 125), (500, 250), (1001, 501)]);
-    /// ```
     #[must_use]
     pub fn with_levels(mut self, levels: Vec<(u32, u32)>) -> Self {
         self.levels = levels;
@@ -84,12 +51,6 @@ impl ImageInfo {
     }
 
     /// The same, with the source's tile size.
-    ///
-    /// ```
-    /// let info = tower_iiif::info::ImageInfo::new(4000, 3000).with_tile(256, 256);
-    /// assert_eq!(info.tile_size(512), (512, 512));
-    /// assert_eq!(info.tile_size(200), (256, 256));
-    /// ```
     #[must_use]
     pub fn with_tile(mut self, width: u32, height: u32) -> Self {
         self.tile = (width > 0 && height > 0).then_some((width, height));
@@ -100,11 +61,6 @@ impl ImageInfo {
     /// again and again (rounding up) until the long side is under 64 pixels, as Cantaloupe
     /// lists them, where a stored level that is within a pixel of a halving replaces it, and
     /// the other stored levels at least 64 pixels long added.
-    ///
-    /// ```
-    /// let sizes = tower_iiif::info::ImageInfo::new(1000, 500).sizes(&Default::default());
-    /// assert_eq!(sizes, vec![(125, 63), (250, 125), (500, 250), (1000, 500)]);
-    /// ```
     pub fn sizes(&self, limits: &Limits) -> Vec<(u32, u32)> {
         let mut sizes = Vec::new();
         for k in 0..32 {
@@ -136,13 +92,6 @@ impl ImageInfo {
     /// The advertised tile size for a wanted minimum side `min_side`: the stored tile size
     /// doubled until both sides reach `min_side` (Cantaloupe's policy, so that a tile request
     /// maps onto whole stored tiles), or `min_side` square for an untiled image.
-    ///
-    /// ```
-    /// let info = tower_iiif::info::ImageInfo::new(4000, 3000);
-    /// assert_eq!(info.tile_size(512), (512, 512));
-    /// assert_eq!(info.clone().with_tile(1024, 1024).tile_size(512), (1024, 1024));
-    /// assert_eq!(info.with_tile(128, 64).tile_size(512), (1024, 512));
-    /// ```
     pub fn tile_size(&self, min_side: u32) -> (u32, u32) {
         let min_side = min_side.max(1);
         match self.tile {
@@ -159,12 +108,6 @@ impl ImageInfo {
     }
 
     /// The scale factors for tiles of side `tile`: powers of two until one tile covers the image.
-    ///
-    /// ```
-    /// let info = tower_iiif::info::ImageInfo::new(1000, 1000);
-    /// assert_eq!(info.scale_factors(512), vec![1, 2]);
-    /// assert_eq!(info.scale_factors(256), vec![1, 2, 4]);
-    /// ```
     pub fn scale_factors(&self, tile: u32) -> Vec<u32> {
         self.scale_factors_for(tile, tile)
     }
@@ -186,7 +129,6 @@ impl ImageInfo {
 
     /// The info.json document, with `id` (3.0) or `@id` (2.1) set to `id`.
     ///
-    /// See the [module docs](crate::info) for an example.
     pub fn to_json(&self, id: &str, opts: &InfoOptions) -> Value {
         let limits = &opts.limits;
         let (mut tw, mut th) = self.tile_size(opts.tile_size);
@@ -322,13 +264,6 @@ fn insert_limits(doc: &mut Map<String, Value>, limits: &Limits) {
 }
 
 /// What the service advertises in every info.json.
-///
-/// ```
-/// use tower_iiif::info::InfoOptions;
-/// use tower_iiif::request::ApiVersion;
-/// let o = InfoOptions::new(ApiVersion::V3).tile_size(256).rights("http://creativecommons.org/publicdomain/zero/1.0/");
-/// # let _ = o;
-/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 #[must_use]
@@ -481,42 +416,34 @@ mod tests {
 /// A request extension inserted by the `Authorize` middleware (or the host app); read by
 /// `IiifService`, which writes the probe service's `id` as `{image id}/probe` and, in 3.0, puts
 /// the Auth 2 context before the image context in `@context`.
-///
-/// ```
-/// use serde_json::json;
-/// let s = tower_iiif::info::InfoServices::new()
-///     .auth2_probe(vec![json!({"type": "AuthAccessService2", "profile": "external", "label": {"en": ["Campus"]}})])
-///     .service(json!({"@id": "https://example.org/auth/login", "@type": "AuthCookieService1"}));
-/// assert!(s.has_probe());
-/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[must_use]
-pub struct InfoServices {
+pub(crate) struct InfoServices {
     probe_access: Option<Vec<Value>>,
     others: Vec<Value>,
 }
 
 impl InfoServices {
     /// Create new, empty [`InfoServices`].
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Add the Auth 2.0 probe service, with these access services (each with its token and
     /// logout services, as the app describes them).
-    pub fn auth2_probe(mut self, access_services: Vec<Value>) -> Self {
+    pub(crate) fn auth2_probe(mut self, access_services: Vec<Value>) -> Self {
         self.probe_access = Some(access_services);
         self
     }
 
     /// Add any other service description (e.g. Auth 1.0 cookie services).
-    pub fn service(mut self, service: Value) -> Self {
+    pub(crate) fn service(mut self, service: Value) -> Self {
         self.others.push(service);
         self
     }
 
     /// Whether a probe service is declared.
-    pub fn has_probe(&self) -> bool {
+    pub(crate) fn has_probe(&self) -> bool {
         self.probe_access.is_some()
     }
 
@@ -547,5 +474,101 @@ impl InfoServices {
         if !list.is_empty() {
             obj.insert("service".into(), Value::Array(list));
         }
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_info_5() {
+        use crate::info::{ImageInfo, InfoOptions};
+        use crate::request::ApiVersion;
+
+        let info = ImageInfo::new(1000, 800);
+        let doc = info.to_json(
+            "https://example.org/iiif/3/abc",
+            &InfoOptions::new(ApiVersion::V3),
+        );
+        assert_eq!(doc["id"], "https://example.org/iiif/3/abc");
+        assert_eq!(doc["type"], "ImageService3");
+        assert_eq!(doc["profile"], "level2");
+        assert_eq!(doc["tiles"][0]["scaleFactors"], serde_json::json!([1, 2]));
+
+        let v2 = info.to_json(
+            "https://example.org/iiif/2/abc",
+            &InfoOptions::new(ApiVersion::V2),
+        );
+        assert_eq!(v2["@id"], "https://example.org/iiif/2/abc");
+        assert_eq!(v2["profile"][0], "http://iiif.io/api/image/2/level2.json");
+    }
+
+    #[test]
+    fn doc_imageinfo_new_48() {
+        assert_eq!(crate::info::ImageInfo::new(3, 2).width, 3);
+    }
+
+    #[test]
+    fn doc_imageinfo_with_gray_63() {
+        assert!(crate::info::ImageInfo::new(3, 2).with_gray(true).gray);
+    }
+
+    #[test]
+    fn doc_imageinfo_with_levels_74() {
+        // A pyramid whose levels round down where plain halving rounds up.
+        let info = crate::info::ImageInfo::new(1001, 501).with_levels(vec![(500, 250), (250, 125)]);
+        let sizes = info.sizes(&Default::default());
+        assert_eq!(sizes, vec![(126, 63), (250, 125), (500, 250), (1001, 501)]);
+    }
+
+    #[test]
+    fn doc_imageinfo_with_tile_88() {
+        let info = crate::info::ImageInfo::new(4000, 3000).with_tile(256, 256);
+        assert_eq!(info.tile_size(512), (512, 512));
+        assert_eq!(info.tile_size(200), (256, 256));
+    }
+
+    #[test]
+    fn doc_imageinfo_sizes_104() {
+        let sizes = crate::info::ImageInfo::new(1000, 500).sizes(&Default::default());
+        assert_eq!(sizes, vec![(125, 63), (250, 125), (500, 250), (1000, 500)]);
+    }
+
+    #[test]
+    fn doc_imageinfo_tile_size_140() {
+        let info = crate::info::ImageInfo::new(4000, 3000);
+        assert_eq!(info.tile_size(512), (512, 512));
+        assert_eq!(
+            info.clone().with_tile(1024, 1024).tile_size(512),
+            (1024, 1024)
+        );
+        assert_eq!(info.with_tile(128, 64).tile_size(512), (1024, 512));
+    }
+
+    #[test]
+    fn doc_imageinfo_scale_factors_163() {
+        let info = crate::info::ImageInfo::new(1000, 1000);
+        assert_eq!(info.scale_factors(512), vec![1, 2]);
+        assert_eq!(info.scale_factors(256), vec![1, 2, 4]);
+    }
+
+    #[test]
+    fn doc_infooptions_326() {
+        use crate::info::InfoOptions;
+        use crate::request::ApiVersion;
+        let o = InfoOptions::new(ApiVersion::V3)
+            .tile_size(256)
+            .rights("http://creativecommons.org/publicdomain/zero/1.0/");
+        let _ = o;
+    }
+
+    #[test]
+    fn doc_infoservices_485() {
+        use serde_json::json;
+        let s = crate::info::InfoServices::new()
+            .auth2_probe(vec![json!({"type": "AuthAccessService2", "profile": "external", "label": {"en": ["Campus"]}})])
+            .service(json!({"@id": "https://example.org/auth/login", "@type": "AuthCookieService1"}));
+        assert!(s.has_probe());
     }
 }

@@ -41,12 +41,13 @@
 //!
 //! # How a request travels
 //!
-//! [`request`] parses the path (pure), a [`Source`](source::Source) finds the file, [`codec`]
-//! reads its header (cached), [`plan`] resolves the geometry (pure), and the render pipeline
-//! ([`codec`] decode, [`ops`], [`codec`] encode) runs on tokio's blocking pool behind a bounded
-//! queue. `ARCHITECTURE.md` in the repository is the map.
+//! The path is parsed (pure), a [`Source`](source::Source) finds the file, its header is read
+//! (and cached), the geometry is planned (pure), and the render (decode only what the request
+//! needs, crop, scale, rotate, encode) runs on tokio's blocking pool behind a bounded queue.
+//! The layers in front ([`base_uri`], [`cache_control`], [`auth`], [`limit`]) talk to the
+//! service through request extensions. `ARCHITECTURE.md` in the repository is the map.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's Rust code blocks, compiled as doctests.
@@ -58,22 +59,42 @@ pub mod auth;
 pub mod base_uri;
 pub mod cache;
 pub mod cache_control;
-pub mod codec;
-pub mod codestream;
-pub mod error;
-pub mod info;
 pub mod limit;
-pub mod ops;
-pub mod pixels;
-pub mod plan;
-pub mod pyramid;
-pub mod reduced;
 pub mod request;
-pub mod samples;
-pub mod service;
 pub mod source;
 
-pub use base_uri::{BaseUri, ClientIp, PublicIdentifier};
-pub use base_uri::{InvalidProxy, SetBaseUri, SetBaseUriLayer};
+mod codec;
+mod codestream;
+mod error;
+mod info;
+mod ops;
+mod pixels;
+mod plan;
+mod pyramid;
+mod reduced;
+mod service;
+
+#[doc(hidden)]
+pub mod samples;
+
 pub use error::{Error, ErrorKind};
-pub use service::{IiifBody, IiifService};
+pub use info::ImageInfo;
+pub use service::{HasIiifContext, Health, IiifBody, IiifContext, IiifService};
+
+/// The futures of [`IiifService`] (each layer's is in the layer's module).
+pub mod future {
+    pub use crate::service::ResponseFuture;
+}
+
+/// Not public API: what this crate's benches and tests reach inside it. No semver guarantee.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::codec::jp2;
+    pub use crate::codec::{EncodeOptions, decode, encode};
+    pub use crate::codestream::read_index;
+    pub use crate::ops::crop_resize;
+    pub use crate::pixels::{Budget, Layout, Pixels, Rect};
+    pub use crate::plan::{PlanOptions, plan};
+    pub use crate::pyramid::{assemble, decode_tile, join_jpeg_tiles, read_pyramid};
+    pub use crate::request::IiifRequest;
+}

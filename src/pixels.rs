@@ -4,17 +4,6 @@
 //! checks the size against a [`Budget`] with overflow-checked arithmetic *before* any memory is
 //! reserved, and reserves fallibly. That is how a decompression bomb becomes an error response
 //! instead of an out-of-memory abort.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_iiif::pixels::{Budget, Layout, Pixels};
-//!
-//! let budget = Budget::new(1 << 20);
-//! let px = Pixels::try_new(16, 8, Layout::Rgb, budget).unwrap();
-//! assert_eq!(px.data().len(), 16 * 8 * 3);
-//! assert!(Pixels::try_new(100_000, 100_000, Layout::Rgba, budget).is_err());
-//! ```
 
 use crate::Error;
 
@@ -33,10 +22,6 @@ pub enum Layout {
 
 impl Layout {
     /// Bytes per pixel.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::pixels::Layout::Rgba.channels(), 4);
-    /// ```
     pub const fn channels(self) -> usize {
         match self {
             Layout::Gray => 1,
@@ -47,29 +32,16 @@ impl Layout {
     }
 
     /// Whether the last channel is alpha.
-    ///
-    /// ```
-    /// assert!(tower_iiif::pixels::Layout::GrayAlpha.has_alpha());
-    /// ```
     pub const fn has_alpha(self) -> bool {
         matches!(self, Layout::GrayAlpha | Layout::Rgba)
     }
 
     /// Whether the colour channels are a single luma channel.
-    ///
-    /// ```
-    /// assert!(tower_iiif::pixels::Layout::Gray.is_gray());
-    /// ```
     pub const fn is_gray(self) -> bool {
         matches!(self, Layout::Gray | Layout::GrayAlpha)
     }
 
     /// The same colour model with an alpha channel added.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::Layout;
-    /// assert_eq!(Layout::Rgb.with_alpha(), Layout::Rgba);
-    /// ```
     pub const fn with_alpha(self) -> Layout {
         match self {
             Layout::Gray | Layout::GrayAlpha => Layout::GrayAlpha,
@@ -78,11 +50,6 @@ impl Layout {
     }
 
     /// The same colour model without alpha.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::Layout;
-    /// assert_eq!(Layout::GrayAlpha.without_alpha(), Layout::Gray);
-    /// ```
     pub const fn without_alpha(self) -> Layout {
         match self {
             Layout::Gray | Layout::GrayAlpha => Layout::Gray,
@@ -92,13 +59,6 @@ impl Layout {
 }
 
 /// The most bytes one pixel buffer may take. Checked before allocating.
-///
-/// ```
-/// use tower_iiif::pixels::{Budget, Layout};
-/// let b = Budget::new(300);
-/// assert!(b.check(10, 10, Layout::Rgb).is_ok());
-/// assert!(b.check(10, 11, Layout::Rgb).is_err());
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     max_bytes: u64,
@@ -106,29 +66,16 @@ pub struct Budget {
 
 impl Budget {
     /// Create a new [`Budget`] of `max_bytes` bytes per buffer.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::pixels::Budget::new(64).max_bytes(), 64);
-    /// ```
     pub const fn new(max_bytes: u64) -> Self {
         Self { max_bytes }
     }
 
     /// The byte limit.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::pixels::Budget::default().max_bytes(), 1 << 30);
-    /// ```
     pub const fn max_bytes(self) -> u64 {
         self.max_bytes
     }
 
     /// The size in bytes of a `width` x `height` buffer, or an error when it is over budget.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::{Budget, Layout};
-    /// assert_eq!(Budget::new(1000).check(10, 10, Layout::Gray).unwrap(), 100);
-    /// ```
     pub fn check(self, width: u32, height: u32, layout: Layout) -> Result<usize, Error> {
         let bytes = u64::from(width)
             .checked_mul(u64::from(height))
@@ -154,7 +101,6 @@ impl Default for Budget {
 /// An 8-bit interleaved pixel buffer: `width * height * layout.channels()` bytes, rows top to
 /// bottom, no padding.
 ///
-/// See the [module docs](crate::pixels) for an example.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pixels {
     width: u32,
@@ -175,12 +121,6 @@ impl std::fmt::Debug for Pixels {
 
 impl Pixels {
     /// A zero-filled buffer, checked against `budget` and reserved fallibly.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
-    /// let px = Pixels::try_new(2, 2, Layout::Gray, Budget::default()).unwrap();
-    /// assert_eq!(px.data(), &[0, 0, 0, 0]);
-    /// ```
     pub fn try_new(width: u32, height: u32, layout: Layout, budget: Budget) -> Result<Self, Error> {
         let len = budget.check(width, height, layout)?;
         let mut data = Vec::new();
@@ -196,12 +136,6 @@ impl Pixels {
     }
 
     /// Wrap an existing buffer; its length must be exactly `width * height * channels`.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::{Layout, Pixels};
-    /// assert!(Pixels::from_vec(1, 1, Layout::Rgb, vec![1, 2, 3]).is_ok());
-    /// assert!(Pixels::from_vec(1, 1, Layout::Rgb, vec![1, 2]).is_err());
-    /// ```
     pub fn from_vec(width: u32, height: u32, layout: Layout, data: Vec<u8>) -> Result<Self, Error> {
         let expected = (width as usize)
             .checked_mul(height as usize)
@@ -221,85 +155,42 @@ impl Pixels {
     }
 
     /// Width in pixels.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// assert_eq!(Pixels::try_new(3, 2, Layout::Gray, Budget::default()).unwrap().width(), 3);
-    /// ```
     pub fn width(&self) -> u32 {
         self.width
     }
 
     /// Height in pixels.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// assert_eq!(Pixels::try_new(3, 2, Layout::Gray, Budget::default()).unwrap().height(), 2);
-    /// ```
     pub fn height(&self) -> u32 {
         self.height
     }
 
     /// The channel layout.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// assert_eq!(Pixels::try_new(1, 1, Layout::Rgba, Budget::default()).unwrap().layout(), Layout::Rgba);
-    /// ```
     pub fn layout(&self) -> Layout {
         self.layout
     }
 
     /// The interleaved bytes.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// assert_eq!(Pixels::from_vec(1, 1, Layout::Gray, vec![7]).unwrap().data(), &[7]);
-    /// ```
     pub fn data(&self) -> &[u8] {
         &self.data
     }
 
     /// The interleaved bytes, mutable.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// let mut px = Pixels::from_vec(1, 1, Layout::Gray, vec![7]).unwrap();
-    /// px.data_mut()[0] = 9;
-    /// assert_eq!(px.data(), &[9]);
-    /// ```
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
 
     /// Take the bytes out.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// assert_eq!(Pixels::from_vec(1, 1, Layout::Gray, vec![7]).unwrap().into_vec(), vec![7]);
-    /// ```
     pub fn into_vec(self) -> Vec<u8> {
         self.data
     }
 
     /// Bytes per row.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// assert_eq!(Pixels::try_new(5, 1, Layout::Rgb, Budget::default()).unwrap().stride(), 15);
-    /// ```
     pub fn stride(&self) -> usize {
         self.width as usize * self.layout.channels()
     }
 
     /// The pixel at (x, y) as a slice of `channels()` bytes. Panics when out of bounds; meant for
     /// tests and examples, not hot loops.
-    ///
-    /// ```
-    /// # use tower_iiif::pixels::*;
-    /// let px = Pixels::from_vec(2, 1, Layout::Gray, vec![1, 2]).unwrap();
-    /// assert_eq!(px.pixel(1, 0), &[2]);
-    /// ```
     pub fn pixel(&self, x: u32, y: u32) -> &[u8] {
         let c = self.layout.channels();
         let i = y as usize * self.stride() + x as usize * c;
@@ -328,12 +219,6 @@ mod tests {
 }
 
 /// A rectangle of pixels: left, top, width, height.
-///
-/// ```
-/// use tower_iiif::pixels::Rect;
-/// let r = Rect::new(10, 20, 30, 40);
-/// assert_eq!((r.right(), r.bottom()), (40, 60));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rect {
     /// Left edge.
@@ -348,28 +233,16 @@ pub struct Rect {
 
 impl Rect {
     /// Create a new [`Rect`].
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::pixels::Rect::new(1, 2, 3, 4).w, 3);
-    /// ```
     pub const fn new(x: u32, y: u32, w: u32, h: u32) -> Self {
         Self { x, y, w, h }
     }
 
     /// One past the right edge.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::pixels::Rect::new(1, 2, 3, 4).right(), 4);
-    /// ```
     pub const fn right(self) -> u32 {
         self.x + self.w
     }
 
     /// One past the bottom edge.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::pixels::Rect::new(1, 2, 3, 4).bottom(), 6);
-    /// ```
     pub const fn bottom(self) -> u32 {
         self.y + self.h
     }
@@ -377,14 +250,6 @@ impl Rect {
     /// This rectangle of a full image in the pixels of a copy `dx` x `dy` times smaller
     /// (a pyramid level, a DCT-scaled decode): widened to whole pixels, kept inside the
     /// copy's `width` x `height`, never empty.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::Rect;
-    /// let r = Rect::new(400, 0, 800, 400);
-    /// assert_eq!(r.scaled_cover(4.0, 4.0, (300, 200)), Rect::new(100, 0, 200, 100));
-    /// assert_eq!(Rect::new(1, 1, 2, 2).scaled_cover(4.0, 4.0, (300, 200)), Rect::new(0, 0, 1, 1));
-    /// assert_eq!(Rect::new(1190, 0, 10, 10).scaled_cover(4.0, 4.0, (298, 200)), Rect::new(297, 0, 1, 3));
-    /// ```
     pub fn scaled_cover(self, dx: f64, dy: f64, (width, height): (u32, u32)) -> Rect {
         let (w, h) = (width.max(1), height.max(1));
         let x0 = ((f64::from(self.x) / dx).floor() as u32).min(w - 1);
@@ -392,5 +257,206 @@ impl Rect {
         let x1 = ((f64::from(self.right()) / dx).ceil() as u32).clamp(x0 + 1, w);
         let y1 = ((f64::from(self.bottom()) / dy).ceil() as u32).clamp(y0 + 1, h);
         Rect::new(x0, y0, x1 - x0, y1 - y0)
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_pixels_10() {
+        use crate::pixels::{Budget, Layout, Pixels};
+
+        let budget = Budget::new(1 << 20);
+        let px = Pixels::try_new(16, 8, Layout::Rgb, budget).unwrap();
+        assert_eq!(px.data().len(), 16 * 8 * 3);
+        assert!(Pixels::try_new(100_000, 100_000, Layout::Rgba, budget).is_err());
+    }
+
+    #[test]
+    fn doc_layout_channels_37() {
+        assert_eq!(crate::pixels::Layout::Rgba.channels(), 4);
+    }
+
+    #[test]
+    fn doc_layout_has_alpha_51() {
+        assert!(crate::pixels::Layout::GrayAlpha.has_alpha());
+    }
+
+    #[test]
+    fn doc_layout_is_gray_60() {
+        assert!(crate::pixels::Layout::Gray.is_gray());
+    }
+
+    #[test]
+    fn doc_layout_with_alpha_69() {
+        use crate::pixels::Layout;
+        assert_eq!(Layout::Rgb.with_alpha(), Layout::Rgba);
+    }
+
+    #[test]
+    fn doc_layout_without_alpha_82() {
+        use crate::pixels::Layout;
+        assert_eq!(Layout::GrayAlpha.without_alpha(), Layout::Gray);
+    }
+
+    #[test]
+    fn doc_budget_96() {
+        use crate::pixels::{Budget, Layout};
+        let b = Budget::new(300);
+        assert!(b.check(10, 10, Layout::Rgb).is_ok());
+        assert!(b.check(10, 11, Layout::Rgb).is_err());
+    }
+
+    #[test]
+    fn doc_budget_new_110() {
+        assert_eq!(crate::pixels::Budget::new(64).max_bytes(), 64);
+    }
+
+    #[test]
+    fn doc_budget_max_bytes_119() {
+        assert_eq!(crate::pixels::Budget::default().max_bytes(), 1 << 30);
+    }
+
+    #[test]
+    fn doc_budget_check_128() {
+        use crate::pixels::{Budget, Layout};
+        assert_eq!(Budget::new(1000).check(10, 10, Layout::Gray).unwrap(), 100);
+    }
+
+    #[test]
+    fn doc_pixels_try_new_179() {
+        use crate::pixels::{Budget, Layout, Pixels};
+        let px = Pixels::try_new(2, 2, Layout::Gray, Budget::default()).unwrap();
+        assert_eq!(px.data(), &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn doc_pixels_from_vec_200() {
+        use crate::pixels::{Layout, Pixels};
+        assert!(Pixels::from_vec(1, 1, Layout::Rgb, vec![1, 2, 3]).is_ok());
+        assert!(Pixels::from_vec(1, 1, Layout::Rgb, vec![1, 2]).is_err());
+    }
+
+    #[test]
+    fn doc_pixels_width_225() {
+        use crate::pixels::*;
+        assert_eq!(
+            Pixels::try_new(3, 2, Layout::Gray, Budget::default())
+                .unwrap()
+                .width(),
+            3
+        );
+    }
+
+    #[test]
+    fn doc_pixels_height_235() {
+        use crate::pixels::*;
+        assert_eq!(
+            Pixels::try_new(3, 2, Layout::Gray, Budget::default())
+                .unwrap()
+                .height(),
+            2
+        );
+    }
+
+    #[test]
+    fn doc_pixels_layout_245() {
+        use crate::pixels::*;
+        assert_eq!(
+            Pixels::try_new(1, 1, Layout::Rgba, Budget::default())
+                .unwrap()
+                .layout(),
+            Layout::Rgba
+        );
+    }
+
+    #[test]
+    fn doc_pixels_data_255() {
+        use crate::pixels::*;
+        assert_eq!(
+            Pixels::from_vec(1, 1, Layout::Gray, vec![7])
+                .unwrap()
+                .data(),
+            &[7]
+        );
+    }
+
+    #[test]
+    fn doc_pixels_data_mut_265() {
+        use crate::pixels::*;
+        let mut px = Pixels::from_vec(1, 1, Layout::Gray, vec![7]).unwrap();
+        px.data_mut()[0] = 9;
+        assert_eq!(px.data(), &[9]);
+    }
+
+    #[test]
+    fn doc_pixels_into_vec_277() {
+        use crate::pixels::*;
+        assert_eq!(
+            Pixels::from_vec(1, 1, Layout::Gray, vec![7])
+                .unwrap()
+                .into_vec(),
+            vec![7]
+        );
+    }
+
+    #[test]
+    fn doc_pixels_stride_287() {
+        use crate::pixels::*;
+        assert_eq!(
+            Pixels::try_new(5, 1, Layout::Rgb, Budget::default())
+                .unwrap()
+                .stride(),
+            15
+        );
+    }
+
+    #[test]
+    fn doc_pixels_pixel_298() {
+        use crate::pixels::*;
+        let px = Pixels::from_vec(2, 1, Layout::Gray, vec![1, 2]).unwrap();
+        assert_eq!(px.pixel(1, 0), &[2]);
+    }
+
+    #[test]
+    fn doc_rect_332() {
+        use crate::pixels::Rect;
+        let r = Rect::new(10, 20, 30, 40);
+        assert_eq!((r.right(), r.bottom()), (40, 60));
+    }
+
+    #[test]
+    fn doc_rect_new_352() {
+        assert_eq!(crate::pixels::Rect::new(1, 2, 3, 4).w, 3);
+    }
+
+    #[test]
+    fn doc_rect_right_361() {
+        assert_eq!(crate::pixels::Rect::new(1, 2, 3, 4).right(), 4);
+    }
+
+    #[test]
+    fn doc_rect_bottom_370() {
+        assert_eq!(crate::pixels::Rect::new(1, 2, 3, 4).bottom(), 6);
+    }
+
+    #[test]
+    fn doc_rect_scaled_cover_381() {
+        use crate::pixels::Rect;
+        let r = Rect::new(400, 0, 800, 400);
+        assert_eq!(
+            r.scaled_cover(4.0, 4.0, (300, 200)),
+            Rect::new(100, 0, 200, 100)
+        );
+        assert_eq!(
+            Rect::new(1, 1, 2, 2).scaled_cover(4.0, 4.0, (300, 200)),
+            Rect::new(0, 0, 1, 1)
+        );
+        assert_eq!(
+            Rect::new(1190, 0, 10, 10).scaled_cover(4.0, 4.0, (298, 200)),
+            Rect::new(297, 0, 1, 3)
+        );
     }
 }

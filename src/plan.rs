@@ -3,27 +3,6 @@
 //! [`plan`] resolves the region to pixels, the size to an output width and height with the
 //! rounding and upscaling rules of the API version, checks the result against the [`Limits`], and
 //! writes the canonical form of the request for the `Link: rel="canonical"` header.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_iiif::plan::{plan, Limits, PlanOptions};
-//! use tower_iiif::request::{ApiVersion, IiifRequest, IdentifierOptions};
-//! use tower_iiif::pixels::Rect;
-//!
-//! let opts = PlanOptions::new(ApiVersion::V3);
-//! let parse = |p: &str| match IiifRequest::parse(p, ApiVersion::V3, &IdentifierOptions::default()) {
-//!     Ok(IiifRequest::Image(r)) => r,
-//!     other => panic!("{other:?}"),
-//! };
-//! let p = plan(&parse("/a/full/500,/0/default.jpg"), 1000, 750, &opts).unwrap();
-//! assert_eq!(p.region, Rect::new(0, 0, 1000, 750));
-//! assert_eq!((p.width, p.height), (500, 375));
-//! assert_eq!(p.canonical, "full/500,375/0/default.jpg");
-//!
-//! // Larger than the region without ^ is a 400 in 3.0.
-//! assert_eq!(plan(&parse("/a/full/2000,/0/default.jpg"), 1000, 750, &opts).unwrap_err().status(), 400);
-//! ```
 
 use crate::pixels::Rect;
 use crate::request::{ApiVersion, Format, ImageRequest, Quality, Rotation, SizeKind};
@@ -33,14 +12,6 @@ use crate::{Error, ErrorKind};
 ///
 /// A request extension: the service reads a `Limits` from the request's extensions (inserted
 /// by a limiting or authorizing layer) and applies the tighter of it and its own configuration.
-///
-/// ```
-/// use tower_iiif::plan::Limits;
-/// let a = Limits::default().max_width(1000);
-/// let b = Limits::default().max_width(500).max_area(100_000);
-/// let both = a.tighten(&b);
-/// assert_eq!((both.width(), both.height(), both.area()), (Some(500), Some(500), Some(100_000)));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 #[must_use]
 pub struct Limits {
@@ -55,10 +26,6 @@ impl Limits {
     /// The largest scale factor against the region (Cantaloupe's `max_scale`): 1.0 forbids
     /// upscaling, 2.0 allows doubling. Not advertised in info.json (no such property); a
     /// request beyond it is refused like any other over-limit request.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::plan::Limits::default().max_scale(1.5).scale(), Some(1.5));
-    /// ```
     pub fn max_scale(mut self, scale: f64) -> Self {
         let milli = (scale.clamp(0.001, 1_000_000.0) * 1000.0).round() as u32;
         self.max_scale_milli = Some(milli.max(1));
@@ -90,37 +57,21 @@ impl Limits {
     }
 
     /// The width limit, if any.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::plan::Limits::default().width(), None);
-    /// ```
     pub fn width(&self) -> Option<u32> {
         self.max_width
     }
 
     /// The height limit, if any (defaults to the width limit).
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::plan::Limits::default().max_width(9).height(), Some(9));
-    /// ```
     pub fn height(&self) -> Option<u32> {
         self.max_height.or(self.max_width)
     }
 
     /// The area limit, if any.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::plan::Limits::default().max_area(9).area(), Some(9));
-    /// ```
     pub fn area(&self) -> Option<u64> {
         self.max_area
     }
 
     /// Whether no limit is set.
-    ///
-    /// ```
-    /// assert!(tower_iiif::plan::Limits::default().is_unlimited());
-    /// ```
     pub fn is_unlimited(&self) -> bool {
         self.max_width.is_none() && self.max_height.is_none() && self.max_area.is_none()
     }
@@ -142,12 +93,6 @@ impl Limits {
     }
 
     /// Whether `width` x `height` is within every limit.
-    ///
-    /// ```
-    /// let l = tower_iiif::plan::Limits::default().max_area(100);
-    /// assert!(l.allows(10, 10));
-    /// assert!(!l.allows(10, 11));
-    /// ```
     pub fn allows(&self, width: u32, height: u32) -> bool {
         self.width().is_none_or(|w| width <= w)
             && self.height().is_none_or(|h| height <= h)
@@ -159,15 +104,6 @@ impl Limits {
     /// The largest size with the proportions of `width` x `height` within the limits, scaling
     /// up only when `upscale` is true (the implementation notes' algorithm: area first, floored;
     /// then width; then height).
-    ///
-    /// ```
-    /// use tower_iiif::plan::Limits;
-    /// let l = Limits::default().max_width(500);
-    /// assert_eq!(l.fit(1000, 750, false), (500, 375));
-    /// assert_eq!(l.fit(100, 75, true), (500, 375));
-    /// assert_eq!(l.fit(100, 75, false), (100, 75));
-    /// assert_eq!(Limits::default().fit(100, 75, true), (100, 75));
-    /// ```
     pub fn fit(&self, width: u32, height: u32, upscale: bool) -> (u32, u32) {
         let (w0, h0) = (f64::from(width), f64::from(height));
         let mut scale = match (upscale, self.scale()) {
@@ -229,13 +165,6 @@ pub enum OverLimit {
 }
 
 /// How requests are planned: the API version's rules, upscaling, limits.
-///
-/// ```
-/// use tower_iiif::plan::{Limits, PlanOptions};
-/// use tower_iiif::request::ApiVersion;
-/// let o = PlanOptions::new(ApiVersion::V2).upscaling(false).limits(Limits::default().max_area(1 << 20));
-/// assert_eq!(o.version(), ApiVersion::V2);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub struct PlanOptions {
@@ -326,19 +255,6 @@ impl Plan {
     /// `x,y,w,h/width,height/rotation/quality.format`. Unlike [`Plan::canonical`], whose `max`
     /// means "as large as this request's limits allow", equal strings always mean equal
     /// output; cache keys and entity tags are built from it.
-    ///
-    /// ```
-    /// # use tower_iiif::plan::{plan, Limits, PlanOptions};
-    /// # use tower_iiif::request::{ApiVersion, IiifRequest, IdentifierOptions};
-    /// let Ok(IiifRequest::Image(req)) =
-    ///     IiifRequest::parse("/a/full/max/0/default.jpg", ApiVersion::V3, &IdentifierOptions::default())
-    /// else { unreachable!() };
-    /// let full = plan(&req, 2000, 1000, &PlanOptions::new(ApiVersion::V3)).unwrap();
-    /// let limited = PlanOptions::new(ApiVersion::V3).limits(Limits::default().max_width(1000));
-    /// let small = plan(&req, 2000, 1000, &limited).unwrap();
-    /// assert_eq!(full.canonical, small.canonical); // both "full/max/0/default.jpg"
-    /// assert_ne!(full.resolved(), small.resolved());
-    /// ```
     pub fn resolved(&self) -> String {
         let r = self.region;
         format!(
@@ -350,7 +266,6 @@ impl Plan {
 
 /// Plan `req` against an image of `width` x `height` pixels.
 ///
-/// See the [module docs](crate::plan) for an example.
 pub fn plan(
     req: &ImageRequest,
     width: u32,
@@ -394,12 +309,7 @@ pub fn plan(
 
 /// The size of a `width` x `height` image rotated clockwise by `degrees`: the bounding box,
 /// exact for multiples of 90 (as `ops::rotate_arbitrary` computes it).
-///
-/// ```
-/// assert_eq!(tower_iiif::plan::rotated_size(100, 50, 90.0), (50, 100));
-/// assert_eq!(tower_iiif::plan::rotated_size(100, 100, 45.0), (141, 141));
-/// ```
-pub fn rotated_size(width: u32, height: u32, degrees: f64) -> (u32, u32) {
+pub(crate) fn rotated_size(width: u32, height: u32, degrees: f64) -> (u32, u32) {
     if degrees % 180.0 == 0.0 {
         return (width, height);
     }
@@ -788,5 +698,130 @@ mod tests {
         let req = image("/a/512,512,488,488/244,244/0/default.jpg", V3);
         let p = plan(&req, 1000, 1000, &PlanOptions::new(V3)).unwrap();
         assert_eq!((p.width, p.height), (244, 244));
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_plan_9() {
+        use crate::pixels::Rect;
+        use crate::plan::{Limits, PlanOptions, plan};
+        use crate::request::{ApiVersion, IdentifierOptions, IiifRequest};
+
+        let opts = PlanOptions::new(ApiVersion::V3);
+        let parse =
+            |p: &str| match IiifRequest::parse(p, ApiVersion::V3, &IdentifierOptions::default()) {
+                Ok(IiifRequest::Image(r)) => r,
+                other => panic!("{other:?}"),
+            };
+        let p = plan(&parse("/a/full/500,/0/default.jpg"), 1000, 750, &opts).unwrap();
+        assert_eq!(p.region, Rect::new(0, 0, 1000, 750));
+        assert_eq!((p.width, p.height), (500, 375));
+        assert_eq!(p.canonical, "full/500,375/0/default.jpg");
+
+        // Larger than the region without ^ is a 400 in 3.0.
+        assert_eq!(
+            plan(&parse("/a/full/2000,/0/default.jpg"), 1000, 750, &opts)
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn doc_limits_37() {
+        use crate::plan::Limits;
+        let a = Limits::default().max_width(1000);
+        let b = Limits::default().max_width(500).max_area(100_000);
+        let both = a.tighten(&b);
+        assert_eq!(
+            (both.width(), both.height(), both.area()),
+            (Some(500), Some(500), Some(100_000))
+        );
+    }
+
+    #[test]
+    fn doc_limits_max_scale_59() {
+        assert_eq!(
+            crate::plan::Limits::default().max_scale(1.5).scale(),
+            Some(1.5)
+        );
+    }
+
+    #[test]
+    fn doc_limits_width_94() {
+        assert_eq!(crate::plan::Limits::default().width(), None);
+    }
+
+    #[test]
+    fn doc_limits_height_103() {
+        assert_eq!(
+            crate::plan::Limits::default().max_width(9).height(),
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn doc_limits_area_112() {
+        assert_eq!(crate::plan::Limits::default().max_area(9).area(), Some(9));
+    }
+
+    #[test]
+    fn doc_limits_is_unlimited_121() {
+        assert!(crate::plan::Limits::default().is_unlimited());
+    }
+
+    #[test]
+    fn doc_limits_allows_146() {
+        let l = crate::plan::Limits::default().max_area(100);
+        assert!(l.allows(10, 10));
+        assert!(!l.allows(10, 11));
+    }
+
+    #[test]
+    fn doc_limits_fit_163() {
+        use crate::plan::Limits;
+        let l = Limits::default().max_width(500);
+        assert_eq!(l.fit(1000, 750, false), (500, 375));
+        assert_eq!(l.fit(100, 75, true), (500, 375));
+        assert_eq!(l.fit(100, 75, false), (100, 75));
+        assert_eq!(Limits::default().fit(100, 75, true), (100, 75));
+    }
+
+    #[test]
+    fn doc_planoptions_233() {
+        use crate::plan::{Limits, PlanOptions};
+        use crate::request::ApiVersion;
+        let o = PlanOptions::new(ApiVersion::V2)
+            .upscaling(false)
+            .limits(Limits::default().max_area(1 << 20));
+        assert_eq!(o.version(), ApiVersion::V2);
+    }
+
+    #[test]
+    fn doc_plan_resolved_330() {
+        use crate::plan::{Limits, PlanOptions, plan};
+        use crate::request::{ApiVersion, IdentifierOptions, IiifRequest};
+        let Ok(IiifRequest::Image(req)) = IiifRequest::parse(
+            "/a/full/max/0/default.jpg",
+            ApiVersion::V3,
+            &IdentifierOptions::default(),
+        ) else {
+            unreachable!()
+        };
+        let full = plan(&req, 2000, 1000, &PlanOptions::new(ApiVersion::V3)).unwrap();
+        let limited = PlanOptions::new(ApiVersion::V3).limits(Limits::default().max_width(1000));
+        let small = plan(&req, 2000, 1000, &limited).unwrap();
+        assert_eq!(full.canonical, small.canonical); // both "full/max/0/default.jpg"
+        assert_ne!(full.resolved(), small.resolved());
+    }
+
+    #[test]
+    fn doc_rotated_size_398() {
+        assert_eq!(crate::plan::rotated_size(100, 50, 90.0), (50, 100));
+        assert_eq!(crate::plan::rotated_size(100, 100, 45.0), (141, 141));
     }
 }

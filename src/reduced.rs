@@ -6,24 +6,6 @@
 //! pixels), built from one decode; later requests at those scales crop and scale a level in
 //! memory, as they would a pyramidal TIFF's. Requests at larger scales than the largest level
 //! are decoded from the file as before.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_iiif::pixels::{Budget, Layout, Pixels};
-//! use tower_iiif::reduced::ReducedPyramid;
-//!
-//! // A 4000x3000 RGB image in at most 8 MB of levels: the largest level is 1/4 (1000x750).
-//! let shift = ReducedPyramid::base_shift(4000, 3000, Layout::Rgb, 8 << 20).unwrap();
-//! assert_eq!(shift, 2);
-//! let base = Pixels::try_new(1000, 750, Layout::Rgb, Budget::default()).unwrap();
-//! let p = ReducedPyramid::from_base(4000, 3000, shift, base, Budget::default()).unwrap();
-//! assert_eq!(p.level_sizes(), vec![(1000, 750), (500, 375), (250, 188)]);
-//! // A quarter-size request reads level 0 (1/4); an eighth, level 1; a half: not covered.
-//! assert_eq!(p.level_for(0.25).map(|(i, _)| i), Some(0));
-//! assert_eq!(p.level_for(0.125).map(|(i, _)| i), Some(1));
-//! assert!(p.level_for(0.5).is_none());
-//! ```
 
 use crate::Error;
 use crate::ops;
@@ -35,7 +17,7 @@ const SMALLEST_SIDE: u32 = 256;
 /// An image reduced by powers of two, largest first: level `i` is the full image reduced by
 /// 2^(`shift` + `i`), each side rounded up.
 #[derive(Debug)]
-pub struct ReducedPyramid {
+pub(crate) struct ReducedPyramid {
     width: u32,
     height: u32,
     shift: u32,
@@ -55,7 +37,12 @@ impl ReducedPyramid {
     /// `max_bytes` in `layout`; `None` when even a tiny pyramid does not fit.
     ///
     /// See the [module docs](crate::reduced) for an example.
-    pub fn base_shift(width: u32, height: u32, layout: Layout, max_bytes: u64) -> Option<u32> {
+    pub(crate) fn base_shift(
+        width: u32,
+        height: u32,
+        layout: Layout,
+        max_bytes: u64,
+    ) -> Option<u32> {
         (1..31).find(|&shift| Self::bytes_from(width, height, layout, shift) <= max_bytes)
     }
 
@@ -81,7 +68,7 @@ impl ReducedPyramid {
     ///
     /// [`ErrorKind::Source`](crate::ErrorKind::Source) when `base` is not that size; budget
     /// errors of the halvings.
-    pub fn from_base(
+    pub(crate) fn from_base(
         width: u32,
         height: u32,
         shift: u32,
@@ -122,15 +109,7 @@ impl ReducedPyramid {
     /// # Errors
     ///
     /// Budget errors of the scaling.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
-    /// use tower_iiif::reduced::ReducedPyramid;
-    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
-    /// let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
-    /// assert_eq!(p.level_sizes()[0], (600, 400));
-    /// ```
-    pub fn from_full(full: &Pixels, shift: u32, budget: Budget) -> Result<Self, Error> {
+    pub(crate) fn from_full(full: &Pixels, shift: u32, budget: Budget) -> Result<Self, Error> {
         let (width, height) = (full.width(), full.height());
         let (w, h) = reduced((width, height), shift);
         let whole = Rect::new(0, 0, width, height);
@@ -141,21 +120,24 @@ impl ReducedPyramid {
     /// Width of the full image.
     ///
     /// See the [module docs](crate::reduced) for an example.
-    pub fn width(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn width(&self) -> u32 {
         self.width
     }
 
     /// Height of the full image.
     ///
     /// See the [module docs](crate::reduced) for an example.
-    pub fn height(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn height(&self) -> u32 {
         self.height
     }
 
     /// The sizes of the levels, largest first.
     ///
     /// See the [module docs](crate::reduced) for an example.
-    pub fn level_sizes(&self) -> Vec<(u32, u32)> {
+    #[cfg(test)]
+    pub(crate) fn level_sizes(&self) -> Vec<(u32, u32)> {
         self.levels
             .iter()
             .map(|l| (l.width(), l.height()))
@@ -165,14 +147,14 @@ impl ReducedPyramid {
     /// The pixels of level `index`, if there is one.
     ///
     /// See the [module docs](crate::reduced) for an example.
-    pub fn level(&self, index: usize) -> Option<&Pixels> {
+    pub(crate) fn level(&self, index: usize) -> Option<&Pixels> {
         self.levels.get(index)
     }
 
     /// The bytes the levels hold.
     ///
     /// See the [module docs](crate::reduced) for an example.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.levels.iter().map(|l| l.data().len()).sum()
     }
 
@@ -186,7 +168,7 @@ impl ReducedPyramid {
     /// than the largest level (the file must be decoded).
     ///
     /// See the [module docs](crate::reduced) for an example.
-    pub fn level_for(&self, scale: f64) -> Option<(usize, &Pixels)> {
+    pub(crate) fn level_for(&self, scale: f64) -> Option<(usize, &Pixels)> {
         if scale.is_nan() {
             return None;
         }
@@ -197,16 +179,7 @@ impl ReducedPyramid {
 
     /// `region` of the full image in the pixels of level `index`, widened to whole pixels
     /// and kept inside the level.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::{Budget, Layout, Pixels, Rect};
-    /// use tower_iiif::reduced::ReducedPyramid;
-    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
-    /// let p = ReducedPyramid::from_full(&full, 2, Budget::default()).unwrap();
-    /// assert_eq!(p.level_rect(0, Rect::new(400, 0, 800, 400)), Rect::new(100, 0, 200, 100));
-    /// assert_eq!(p.level_rect(0, Rect::new(1, 1, 2, 2)), Rect::new(0, 0, 1, 1));
-    /// ```
-    pub fn level_rect(&self, index: usize, region: Rect) -> Rect {
+    pub(crate) fn level_rect(&self, index: usize, region: Rect) -> Rect {
         let f = self.factor(index);
         let (lw, lh) = self
             .levels
@@ -218,16 +191,7 @@ impl ReducedPyramid {
     /// The pyramid as bytes, for a store that outlives the process (see
     /// [`from_bytes`](Self::from_bytes)): a small little-endian header (format tag, full size,
     /// shift, layout, level sizes), then each level's pixels.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
-    /// use tower_iiif::reduced::ReducedPyramid;
-    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
-    /// let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
-    /// let back = ReducedPyramid::from_bytes(&p.to_bytes(), Budget::default()).unwrap();
-    /// assert_eq!(back.level_sizes(), p.level_sizes());
-    /// ```
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let layout = self.levels.first().map_or(Layout::Gray, Pixels::layout);
         let header = STORED_TAG.len() + 4 * 5 + 8 * self.levels.len();
         let mut out = Vec::with_capacity(header + self.bytes());
@@ -254,16 +218,7 @@ impl ReducedPyramid {
     /// The full size and base reduction (`width`, `height`, `shift`) that bytes made by
     /// [`to_bytes`](Self::to_bytes) state, read from their header only; `None` for bytes of
     /// another format.
-    ///
-    /// ```
-    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
-    /// use tower_iiif::reduced::ReducedPyramid;
-    /// let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
-    /// let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
-    /// assert_eq!(ReducedPyramid::stored_size(&p.to_bytes()), Some((1200, 800, 1)));
-    /// assert_eq!(ReducedPyramid::stored_size(b"junk"), None);
-    /// ```
-    pub fn stored_size(bytes: &[u8]) -> Option<(u32, u32, u32)> {
+    pub(crate) fn stored_size(bytes: &[u8]) -> Option<(u32, u32, u32)> {
         let rest = bytes.strip_prefix(STORED_TAG)?;
         let word = |i: usize| {
             Some(u32::from_le_bytes(
@@ -283,7 +238,7 @@ impl ReducedPyramid {
     /// this format (truncated, another version, sizes that do not add up) or over `budget`.
     ///
     /// See [`to_bytes`](Self::to_bytes) for an example.
-    pub fn from_bytes(bytes: &[u8], budget: Budget) -> Result<Self, Error> {
+    pub(crate) fn from_bytes(bytes: &[u8], budget: Budget) -> Result<Self, Error> {
         let bad = |what: &str| Error::source(format!("not a stored reduced pyramid: {what}"));
         let rest = bytes
             .strip_prefix(STORED_TAG)
@@ -468,5 +423,75 @@ mod tests {
         assert!(ReducedPyramid::from_base(1000, 1000, 1, base, Budget::default()).is_err());
         let base = gradient(501, 500);
         assert!(ReducedPyramid::from_base(1000, 1000, 1, base, Budget::default()).is_ok());
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_reduced_12() {
+        use crate::pixels::{Budget, Layout, Pixels};
+        use crate::reduced::ReducedPyramid;
+
+        // A 4000x3000 RGB image in at most 8 MB of levels: the largest level is 1/4 (1000x750).
+        let shift = ReducedPyramid::base_shift(4000, 3000, Layout::Rgb, 8 << 20).unwrap();
+        assert_eq!(shift, 2);
+        let base = Pixels::try_new(1000, 750, Layout::Rgb, Budget::default()).unwrap();
+        let p = ReducedPyramid::from_base(4000, 3000, shift, base, Budget::default()).unwrap();
+        assert_eq!(p.level_sizes(), vec![(1000, 750), (500, 375), (250, 188)]);
+        // A quarter-size request reads level 0 (1/4); an eighth, level 1; a half: not covered.
+        assert_eq!(p.level_for(0.25).map(|(i, _)| i), Some(0));
+        assert_eq!(p.level_for(0.125).map(|(i, _)| i), Some(1));
+        assert!(p.level_for(0.5).is_none());
+    }
+
+    #[test]
+    fn doc_reducedpyramid_from_full_126() {
+        use crate::pixels::{Budget, Layout, Pixels};
+        use crate::reduced::ReducedPyramid;
+        let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+        let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
+        assert_eq!(p.level_sizes()[0], (600, 400));
+    }
+
+    #[test]
+    fn doc_reducedpyramid_level_rect_204() {
+        use crate::pixels::{Budget, Layout, Pixels, Rect};
+        use crate::reduced::ReducedPyramid;
+        let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+        let p = ReducedPyramid::from_full(&full, 2, Budget::default()).unwrap();
+        assert_eq!(
+            p.level_rect(0, Rect::new(400, 0, 800, 400)),
+            Rect::new(100, 0, 200, 100)
+        );
+        assert_eq!(
+            p.level_rect(0, Rect::new(1, 1, 2, 2)),
+            Rect::new(0, 0, 1, 1)
+        );
+    }
+
+    #[test]
+    fn doc_reducedpyramid_to_bytes_225() {
+        use crate::pixels::{Budget, Layout, Pixels};
+        use crate::reduced::ReducedPyramid;
+        let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+        let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
+        let back = ReducedPyramid::from_bytes(&p.to_bytes(), Budget::default()).unwrap();
+        assert_eq!(back.level_sizes(), p.level_sizes());
+    }
+
+    #[test]
+    fn doc_reducedpyramid_stored_size_261() {
+        use crate::pixels::{Budget, Layout, Pixels};
+        use crate::reduced::ReducedPyramid;
+        let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
+        let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
+        assert_eq!(
+            ReducedPyramid::stored_size(&p.to_bytes()),
+            Some((1200, 800, 1))
+        );
+        assert_eq!(ReducedPyramid::stored_size(b"junk"), None);
     }
 }

@@ -277,7 +277,7 @@ async fn plain_hyper_with_tower_to_hyper_service() {
     assert_eq!(r.status, 200);
     let px = r.image();
     assert_eq!((px.width(), px.height()), (100, 100));
-    assert_eq!(px.layout(), tower_iiif::pixels::Layout::Gray);
+    assert_eq!(px.layout(), tower_iiif::__private::Layout::Gray);
 }
 
 #[tokio::test]

@@ -15,12 +15,13 @@ use common::get;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied, ResponseBody};
+use tower_iiif::base_uri::SetBaseUriLayer;
 use tower_iiif::cache::MemoryCache;
 use tower_iiif::cache_control::SetCacheControlLayer;
 use tower_iiif::limit::PixelLimitLayer;
 use tower_iiif::samples::{self, VALIDATOR_ID};
 use tower_iiif::source::FsSource;
-use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer};
+use tower_iiif::{IiifBody, IiifService};
 
 fn samples_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

@@ -20,13 +20,13 @@ use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder};
 use tower_iiif::auth::{AuthRequest, AuthTarget, AuthorizeLayer, Decision, Denied, ResponseBody};
+use tower_iiif::base_uri::SetBaseUriLayer;
 use tower_iiif::cache::{FsCache, MemoryCache};
 use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
 use tower_iiif::limit::{Limits, PixelLimitLayer};
 use tower_iiif::request::{ApiVersion, Identifier};
-use tower_iiif::service::HasIiifContext;
 use tower_iiif::source::FsSource;
-use tower_iiif::{IiifBody, IiifService, SetBaseUriLayer, samples};
+use tower_iiif::{IiifBody, IiifService, samples};
 
 #[path = "viewer.rs"]
 mod viewer;
@@ -282,13 +282,12 @@ pub async fn app(args: &Args) -> Result<axum::Router, String> {
     let v2 = v3.clone().version(ApiVersion::V2); // shares the caches
     let health = v3.health();
     // The viewer's list, with each image's size (for the Presentation manifest).
-    let lookup = v3.iiif_context().lookup().clone();
     let mut images = Vec::new();
     for id in ids {
         let Ok(identifier) = Identifier::new(&id) else {
             continue;
         };
-        if let Ok(info) = lookup.info(&identifier).await {
+        if let Ok(info) = v3.image_info(&identifier).await {
             images.push((id, info.width, info.height));
         }
     }

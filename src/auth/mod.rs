@@ -6,7 +6,7 @@
 //! dimensions; it answers with a [`Decision`]: allow, allow but mark the response restricted,
 //! degrade (tighter [`Limits`]), deny (401 with a challenge, or 403), or redirect. It runs on
 //! every info and image request, in front of any cache, so no cached byte reaches a client the
-//! hook refused. Responses it restricted carry the [`Restricted`] marker, so `SetCacheControl`
+//! hook refused. Responses it restricted carry the [`Restricted`](crate::cache_control::Restricted) marker, so `SetCacheControl`
 //! never makes them `public`.
 //!
 //! With [`AuthorizeLayer::auth2_probe`], info.json declares an `AuthProbeService2` at
@@ -18,7 +18,7 @@
 //! ```
 //! use tower::{Layer, ServiceExt};
 //! use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied};
-//! use tower_iiif::plan::Limits;
+//! use tower_iiif::limit::Limits;
 //! use tower_iiif::{IiifService, samples, source::FsSource};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -58,12 +58,12 @@ use http::{StatusCode, Uri};
 pub use body::ResponseBody;
 pub use layer::{Authorize, AuthorizeLayer, ResponseFuture};
 
-pub use crate::cache_control::Restricted;
+use crate::Error;
+use crate::base_uri::ClientIp;
 use crate::info::ImageInfo;
-pub use crate::plan::Limits;
+use crate::plan::Limits;
 use crate::request::{Identifier, ImageRequest};
 use crate::service::ImageLookup;
-use crate::{ClientIp, Error};
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,11 +196,11 @@ impl Denied {
 pub enum Decision {
     /// Serve it, cacheable by anyone.
     Allow,
-    /// Serve it, but only to this client: the response is marked [`Restricted`] (never
+    /// Serve it, but only to this client: the response is marked [`Restricted`](crate::cache_control::Restricted) (never
     /// `Cache-Control: public`).
     AllowRestricted,
     /// Serve a degraded version: these limits apply on top of the others (e.g. at most 1000
-    /// pixels for anonymous users), and info.json advertises them. Marked [`Restricted`].
+    /// pixels for anonymous users), and info.json advertises them. Marked [`Restricted`](crate::cache_control::Restricted).
     Degrade(Limits),
     /// Refuse.
     Deny(Denied),

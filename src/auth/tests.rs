@@ -10,6 +10,7 @@ use tower::{Layer, ServiceExt};
 
 use super::*;
 use crate::IiifService;
+use crate::cache_control::Restricted;
 use crate::samples::{self, VALIDATOR_ID};
 use crate::source::FsSource;
 

@@ -36,7 +36,7 @@ impl SetBaseUriLayer {
     /// the public identifier still follow the trusted proxies, if any are configured.
     ///
     /// ```
-    /// let layer = tower_iiif::SetBaseUriLayer::fixed("https://images.example.org");
+    /// let layer = tower_iiif::base_uri::SetBaseUriLayer::fixed("https://images.example.org");
     /// ```
     pub fn fixed(uri: impl Into<String>) -> Self {
         Self::with_mode(Mode::Fixed(BaseUri::new(uri)))
@@ -54,7 +54,7 @@ impl SetBaseUriLayer {
     /// [`trusted_proxies`](Self::trusted_proxies) says so.
     ///
     /// ```
-    /// let layer = tower_iiif::SetBaseUriLayer::forwarded()
+    /// let layer = tower_iiif::base_uri::SetBaseUriLayer::forwarded()
     ///     .trusted_proxies(["10.0.0.0/8"])
     ///     .unwrap();
     /// ```
@@ -117,7 +117,7 @@ impl SetBaseUriLayer {
     ///
     /// ```
     /// use std::net::SocketAddr;
-    /// use tower_iiif::SetBaseUriLayer;
+    /// use tower_iiif::base_uri::SetBaseUriLayer;
     ///
     /// #[derive(Clone)]
     /// struct Peer(SocketAddr);
@@ -204,7 +204,7 @@ where
 /// nor a CIDR range.
 ///
 /// ```
-/// let err = tower_iiif::SetBaseUriLayer::forwarded()
+/// let err = tower_iiif::base_uri::SetBaseUriLayer::forwarded()
 ///     .trusted_proxies(["10.0.0.0/8", "proxy.internal"])
 ///     .unwrap_err();
 /// assert_eq!(err.value(), "proxy.internal");
@@ -335,7 +335,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PublicIdentifier;
+    use crate::base_uri::PublicIdentifier;
     use http::Response;
     use std::convert::Infallible;
     use tower::ServiceExt;

@@ -35,7 +35,7 @@
 //!
 //! use http::{Request, Response};
 //! use tower::{Layer, ServiceExt, service_fn};
-//! use tower_iiif::{BaseUri, ClientIp, SetBaseUriLayer};
+//! use tower_iiif::base_uri::{BaseUri, ClientIp, SetBaseUriLayer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -84,7 +84,7 @@ pub use layer::{InvalidProxy, SetBaseUri, SetBaseUriLayer};
 /// configured fixed base URI, and then to the request's `Host` header.
 ///
 /// ```
-/// use tower_iiif::BaseUri;
+/// use tower_iiif::base_uri::BaseUri;
 /// let b = BaseUri::new("https://example.org/cantaloupe/");
 /// assert_eq!(b.as_str(), "https://example.org/cantaloupe");
 /// ```
@@ -104,7 +104,7 @@ impl BaseUri {
     /// The base URI as a string, without a trailing slash.
     ///
     /// ```
-    /// assert_eq!(tower_iiif::BaseUri::new("http://a/b").as_str(), "http://a/b");
+    /// assert_eq!(tower_iiif::base_uri::BaseUri::new("http://a/b").as_str(), "http://a/b");
     /// ```
     pub fn as_str(&self) -> &str {
         &self.0
@@ -165,7 +165,7 @@ mod tests {
 /// `Forwarded: for=` of trusted proxies); read by authorization hooks and logging.
 ///
 /// ```
-/// let ip = tower_iiif::ClientIp("192.0.2.7".parse().unwrap());
+/// let ip = tower_iiif::base_uri::ClientIp("192.0.2.7".parse().unwrap());
 /// assert_eq!(ip.0.to_string(), "192.0.2.7");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,7 +178,7 @@ pub struct ClientIp(pub std::net::IpAddr);
 /// `IiifService` echoes it, percent-encoded, in `id`, `Link` and `Location`.
 ///
 /// ```
-/// let id = tower_iiif::PublicIdentifier::new("public/name");
+/// let id = tower_iiif::base_uri::PublicIdentifier::new("public/name");
 /// assert_eq!(id.as_str(), "public/name");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -23,34 +23,7 @@ static NEXT_FLIGHT: AtomicU64 = AtomicU64::new(0);
 /// are not kept (that is the cache's job).
 ///
 /// Cheap to clone; clones share the flights in progress. `run` needs a tokio runtime.
-///
-/// # Example
-///
-/// ```
-/// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use tower_iiif::cache::SingleFlight;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let flight = SingleFlight::<&'static str, u32>::new();
-/// let runs = Arc::new(AtomicUsize::new(0));
-/// let work = |runs: Arc<AtomicUsize>| {
-///     move || async move {
-///         runs.fetch_add(1, Ordering::SeqCst);
-///         tokio::task::yield_now().await;
-///         42
-///     }
-/// };
-/// let (a, b) = tokio::join!(
-///     flight.run("tile", work(Arc::clone(&runs))),
-///     flight.run("tile", work(Arc::clone(&runs))),
-/// );
-/// assert_eq!((a, b), (Ok(42), Ok(42)));
-/// assert_eq!(runs.load(Ordering::SeqCst), 1);
-/// # }
-/// ```
-pub struct SingleFlight<K, V> {
+pub(crate) struct SingleFlight<K, V> {
     flights: Arc<Mutex<HashMap<K, Flight<V>>>>,
 }
 
@@ -64,25 +37,6 @@ struct Flight<V> {
 /// (e.g. the runtime shut down).
 ///
 /// It becomes an internal error (500):
-///
-/// ```
-/// use tower_iiif::cache::{FlightError, SingleFlight};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let flight = SingleFlight::<u8, u8>::new();
-/// let err: FlightError = flight
-///     .run(0, || async {
-///         if true {
-///             panic!("a panic expected by this example");
-///         }
-///         0
-///     })
-///     .await
-///     .unwrap_err();
-/// assert_eq!(tower_iiif::Error::from(err).status(), 500);
-/// # }
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlightError;
@@ -104,19 +58,14 @@ impl From<FlightError> for crate::Error {
 
 impl<K, V> SingleFlight<K, V> {
     /// Create a new [`SingleFlight`] with no computation in progress.
-    ///
-    /// ```
-    /// let flight = tower_iiif::cache::SingleFlight::<String, u64>::new();
-    /// assert_eq!(flight.in_flight(), 0);
-    /// ```
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             flights: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// How many computations are in progress.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         lock(&self.flights).len()
     }
 }
@@ -136,7 +85,7 @@ where
     ///
     /// [`FlightError`] when the computation panicked or its task was aborted; the key is free
     /// again afterwards, so a later call starts a new computation.
-    pub async fn run<F, Fut>(&self, key: K, f: F) -> Result<V, FlightError>
+    pub(crate) async fn run<F, Fut>(&self, key: K, f: F) -> Result<V, FlightError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
@@ -352,5 +301,71 @@ mod tests {
         assert_eq!(flight.in_flight(), 0);
         let runs = Arc::new(AtomicUsize::new(0));
         assert_eq!(flight.run(5, slow_answer(&runs, 1)).await, Ok(42));
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    mod doc_flight_singleflight_29 {
+        use crate::cache::SingleFlight;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        #[tokio::main(flavor = "current_thread")]
+        async fn main() {
+            let flight = SingleFlight::<&'static str, u32>::new();
+            let runs = Arc::new(AtomicUsize::new(0));
+            let work = |runs: Arc<AtomicUsize>| {
+                move || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    42
+                }
+            };
+            let (a, b) = tokio::join!(
+                flight.run("tile", work(Arc::clone(&runs))),
+                flight.run("tile", work(Arc::clone(&runs))),
+            );
+            assert_eq!((a, b), (Ok(42), Ok(42)));
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+        }
+
+        #[test]
+        fn run() {
+            main();
+        }
+    }
+
+    mod doc_flight_flighterror_68 {
+        use crate::cache::SingleFlight;
+        use crate::cache::flight::FlightError;
+
+        #[tokio::main(flavor = "current_thread")]
+        async fn main() {
+            let flight = SingleFlight::<u8, u8>::new();
+            let err: FlightError = flight
+                .run(0, || async {
+                    if true {
+                        panic!("a panic expected by this example");
+                    }
+                    0
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(crate::Error::from(err).status(), 500);
+        }
+
+        #[test]
+        fn run() {
+            main();
+        }
+    }
+
+    #[test]
+    fn doc_flight_singleflight_k_v_new_108() {
+        let flight = crate::cache::SingleFlight::<String, u64>::new();
+        assert_eq!(flight.in_flight(), 0);
     }
 }

@@ -7,49 +7,29 @@
 //! - [`CacheBackend`] is the plug-in point: where the bytes live. [`MemoryCache`] keeps them in a
 //!   byte-bounded in-process cache, [`FsCache`] in files under a directory (bounded by bytes,
 //!   least recently used evicted first, optional time to live, crash-safe writes).
-//! - [`SingleFlight`] coalesces concurrent computations of the same key into one, run in a
-//!   spawned task so that a client that goes away does not waste the work of the others.
-//! - [`DerivativeCache`] puts the two together: [`get_or_render`](DerivativeCache::get_or_render)
-//!   answers from the backend, or renders once however many requests miss at the same time, and
-//!   stores the result.
-//! - [`AnyCache`] erases the backend's type, so a service can hold a
-//!   `DerivativeCache<AnyCache>` without a type parameter of its own.
+//! - The service renders each derivative once however many requests miss it at the same time
+//!   (the render runs in a spawned task, so a client that goes away does not waste the work of
+//!   the others), and stores the result: [`IiifService::derivative_cache`](crate::IiifService::derivative_cache).
 //!
 //! The cache only keeps bytes. Authorization must run before a cached byte is returned, on hits
-//! as on misses (DESIGN rule 3): the service consults the cache only after its authorizing layers
-//! have let the request through.
+//! as on misses: the service consults the cache only after its authorizing layers have let the
+//! request through.
 //!
 //! # Example
 //!
 //! ```
-//! use bytes::Bytes;
-//! use tower_iiif::cache::{CacheKey, CachedDerivative, DerivativeCache, MemoryCache};
+//! use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let cache = DerivativeCache::new(MemoryCache::new(64 << 20));
+//! let cache = MemoryCache::new(64 << 20);
 //! let key = CacheKey::new("page-1", "full/max/0/default.jpg;v=1700000000");
-//!
-//! // A miss: the closure renders, and the result is stored.
-//! let first = cache
-//!     .get_or_render(key.clone(), || async {
-//!         Ok(CachedDerivative::new(Bytes::from_static(b"\xff\xd8jpeg"), "image/jpeg"))
-//!     })
-//!     .await
-//!     .unwrap();
-//! assert_eq!(first.content_type, "image/jpeg");
-//!
-//! // A hit: the closure is not called.
-//! let second = cache
-//!     .get_or_render(key.clone(), || async {
-//!         Err(tower_iiif::Error::internal("not called on a hit"))
-//!     })
-//!     .await
-//!     .unwrap();
-//! assert_eq!(second, first);
-//!
-//! // A new version of the source is another key; purging forgets every version.
+//! assert!(cache.get(&key).await.is_none());
+//! cache.put(key.clone(), CachedDerivative::new(&b"\xff\xd8jpeg"[..], "image/jpeg")).await;
+//! assert_eq!(cache.get(&key).await.unwrap().content_type, "image/jpeg");
+//! // Purging an identifier forgets every version of every derivative of it.
 //! assert_eq!(cache.purge_identifier("page-1").await, 1);
+//! assert!(cache.get(&key).await.is_none());
 //! # }
 //! ```
 
@@ -66,7 +46,7 @@ use bytes::Bytes;
 
 use crate::Error;
 
-pub use flight::{FlightError, SingleFlight};
+pub(crate) use flight::SingleFlight;
 pub use fs::FsCache;
 pub use memory::MemoryCache;
 
@@ -299,28 +279,15 @@ impl<C: CacheBackend> ErasedBackend for C {
 }
 
 /// Any [`CacheBackend`], with its type erased (an `Arc` inside; one box per call).
-///
-/// ```
-/// use tower_iiif::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, MemoryCache};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let backends = [AnyCache::new(MemoryCache::new(1 << 20)), AnyCache::new(MemoryCache::new(1 << 10))];
-/// let key = CacheKey::new("img", "k");
-/// backends[0].put(key.clone(), CachedDerivative::new(&b"x"[..], "image/jpeg")).await;
-/// assert!(backends[0].get(&key).await.is_some());
-/// assert!(backends[1].get(&key).await.is_none());
-/// # }
-/// ```
 #[derive(Clone)]
-pub struct AnyCache {
+pub(crate) struct AnyCache {
     inner: Arc<dyn ErasedBackend>,
     type_name: &'static str,
 }
 
 impl AnyCache {
     /// Erase the type of `backend`.
-    pub fn new(backend: impl CacheBackend) -> Self {
+    pub(crate) fn new(backend: impl CacheBackend) -> Self {
         fn name_of<T>(_: &T) -> &'static str {
             std::any::type_name::<T>()
         }
@@ -361,38 +328,28 @@ impl CacheBackend for AnyCache {
 ///
 /// Cheap to clone; clones share the backend and the flights in progress. See the
 /// [module docs](crate::cache) for an example.
-pub struct DerivativeCache<C> {
+pub(crate) struct DerivativeCache<C> {
     backend: C,
     flight: SingleFlight<CacheKey, Result<CachedDerivative, Error>>,
 }
 
 impl<C: CacheBackend> DerivativeCache<C> {
     /// Create a new [`DerivativeCache`] over `backend`.
-    ///
-    /// ```
-    /// use tower_iiif::cache::{AnyCache, DerivativeCache, MemoryCache};
-    /// let cache = DerivativeCache::new(AnyCache::new(MemoryCache::new(256 << 20)));
-    /// # let _ = cache;
-    /// ```
-    pub fn new(backend: C) -> Self {
+    pub(crate) fn new(backend: C) -> Self {
         Self {
             backend,
             flight: SingleFlight::new(),
         }
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &C {
-        &self.backend
-    }
-
-    /// The stored derivative for `key`, if any, without rendering (e.g. for `HEAD`).
-    pub async fn get(&self, key: &CacheKey) -> Option<CachedDerivative> {
+    /// The stored derivative for `key`, if any, without rendering.
+    #[cfg(test)]
+    pub(crate) async fn get(&self, key: &CacheKey) -> Option<CachedDerivative> {
         self.backend.get(key).await
     }
 
     /// Remove every stored derivative of `identifier`; returns how many were removed.
-    pub async fn purge_identifier(&self, identifier: &str) -> usize {
+    pub(crate) async fn purge_identifier(&self, identifier: &str) -> usize {
         self.backend.purge_identifier(identifier).await
     }
 
@@ -407,7 +364,7 @@ impl<C: CacheBackend> DerivativeCache<C> {
     /// The flight runs in a spawned task: if the caller that started it goes away, the others
     /// still get the result and it is still stored. A flight whose task panics answers an
     /// internal error (500).
-    pub async fn get_or_render<F, Fut>(
+    pub(crate) async fn get_or_render<F, Fut>(
         &self,
         key: CacheKey,
         render: F,
@@ -589,5 +546,74 @@ mod tests {
             .unwrap();
         assert_eq!(&got.body[..], b"y");
         assert!(inner.get(&key).await.is_some());
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    mod doc_anycache_303 {
+        use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+
+        #[tokio::main(flavor = "current_thread")]
+        async fn main() {
+            let backends = [
+                AnyCache::new(MemoryCache::new(1 << 20)),
+                AnyCache::new(MemoryCache::new(1 << 10)),
+            ];
+            let key = CacheKey::new("img", "k");
+            backends[0]
+                .put(key.clone(), CachedDerivative::new(&b"x"[..], "image/jpeg"))
+                .await;
+            assert!(backends[0].get(&key).await.is_some());
+            assert!(backends[1].get(&key).await.is_none());
+        }
+
+        #[test]
+        fn run() {
+            main();
+        }
+    }
+
+    #[test]
+    fn doc_derivativecache_c_new_372() {
+        use crate::cache::{AnyCache, DerivativeCache, MemoryCache};
+        let cache = DerivativeCache::new(AnyCache::new(MemoryCache::new(256 << 20)));
+        let _ = cache;
+    }
+}
+
+#[cfg(test)]
+mod derivative_cache_example {
+    use bytes::Bytes;
+
+    use super::{CacheKey, CachedDerivative, DerivativeCache, MemoryCache};
+
+    #[tokio::test]
+    async fn renders_once_then_hits_then_purges() {
+        let cache = DerivativeCache::new(MemoryCache::new(64 << 20));
+        let key = CacheKey::new("page-1", "full/max/0/default.jpg;v=1700000000");
+        // A miss: the closure renders, and the result is stored.
+        let first = cache
+            .get_or_render(key.clone(), || async {
+                Ok(CachedDerivative::new(
+                    Bytes::from_static(b"\xff\xd8jpeg"),
+                    "image/jpeg",
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(first.content_type, "image/jpeg");
+        // A hit: the closure is not called.
+        let second = cache
+            .get_or_render(key.clone(), || async {
+                Err(crate::Error::internal("not called on a hit"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(second, first);
+        // A new version of the source is another key; purging forgets every version.
+        assert_eq!(cache.purge_identifier("page-1").await, 1);
     }
 }

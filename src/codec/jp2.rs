@@ -12,19 +12,6 @@
 //! per-codec handlers (nothing is printed); the last error becomes the
 //! [`Jp2Error::Invalid`] text. No global state is used, so decodes can run on any number of
 //! threads at once.
-//!
-//! ```
-//! use tower_iiif::codec::jp2::{self, DecodeRequest};
-//!
-//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/htj2k/ht_gray_64x48_lossless.j2c");
-//! let file = std::fs::read(path).unwrap();
-//! assert!(jp2::sniff(&file));
-//! let info = jp2::read_info(file.as_slice()).unwrap();
-//! assert_eq!((info.width, info.height, info.gray), (64, 48, true));
-//! let req = DecodeRequest { reduce: 1, area: Some((0, 0, 32, 32)), ..DecodeRequest::default() };
-//! let out = jp2::decode(file.as_slice(), &req).unwrap();
-//! assert_eq!((out.width, out.height, out.channels), (16, 16, 1));
-//! ```
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::fmt;
@@ -61,16 +48,6 @@ pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 ///
 /// Implemented for `[u8]`, `Vec<u8>` and for `&T`, `Box<T>`, `Arc<T>` of any `ReadAt`
 /// (`bytes::Bytes` works through `&*bytes`).
-///
-/// ```
-/// use tower_iiif::codec::jp2::ReadAt;
-/// let data = vec![1u8, 2, 3, 4];
-/// let mut buf = [0u8; 8];
-/// assert_eq!(data.read_at(1, &mut buf).unwrap(), 3);
-/// assert_eq!(&buf[..3], &[2, 3, 4]);
-/// assert_eq!(data.read_at(4, &mut buf).unwrap(), 0);
-/// assert_eq!(ReadAt::len(&data), 4);
-/// ```
 pub trait ReadAt: Send + Sync {
     /// Total length of the file in bytes.
     fn len(&self) -> u64;
@@ -144,13 +121,6 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
 }
 
 /// Why a JPEG 2000 file could not be read or decoded. `Display` is one line.
-///
-/// ```
-/// use tower_iiif::codec::jp2::{self, Jp2Error};
-/// let err = jp2::read_info(&b"GIF89a"[..]).unwrap_err();
-/// assert!(matches!(err, Jp2Error::Invalid(_)));
-/// assert!(!err.to_string().contains('\n'));
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jp2Error {
     /// A corrupt, truncated or unsupported file (OpenJPEG's last error message, if any).
@@ -207,12 +177,6 @@ pub struct Jp2Info {
 }
 
 /// What to decode: a region at a resolution, with a thread count and a memory budget.
-///
-/// ```
-/// use tower_iiif::codec::jp2::DecodeRequest;
-/// let req = DecodeRequest { reduce: 2, area: Some((512, 0, 1024, 1024)), ..Default::default() };
-/// assert_eq!(req.threads, 1);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeRequest {
     /// Resolution levels to discard: the output is `ceil(full / 2^reduce)` (for an image at
@@ -261,13 +225,6 @@ pub struct Decoded {
 
 /// Whether `first_bytes` start a JPEG 2000 file this module reads: the JP2 signature box or a
 /// raw codestream's SOC + SIZ markers (`FF 4F FF 51`).
-///
-/// ```
-/// use tower_iiif::codec::jp2::sniff;
-/// assert!(sniff(&[0xFF, 0x4F, 0xFF, 0x51, 0, 0x2F]));
-/// assert!(sniff(b"\0\0\0\x0CjP  \r\n\x87\n\0\0\0\x14ftyp"));
-/// assert!(!sniff(b"\xFF\xD8\xFF\xE0"));
-/// ```
 pub fn sniff(first_bytes: &[u8]) -> bool {
     codec_format(first_bytes).is_some()
 }
@@ -277,13 +234,6 @@ pub fn sniff(first_bytes: &[u8]) -> bool {
 /// `src` is any [`ReadAt`], sized or not (`&[u8]`, `&Vec<u8>`, `&dyn ReadAt`, ...).
 ///
 /// Reads only the first bytes of the file (one stream buffer's worth, typically).
-///
-/// ```
-/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c");
-/// let file = std::fs::read(path).unwrap();
-/// let info = tower_iiif::codec::jp2::read_info(file.as_slice()).unwrap();
-/// assert_eq!((info.width, info.height, info.components, info.resolutions), (64, 48, 3, 5));
-/// ```
 pub fn read_info<R: ReadAt + ?Sized>(src: &R) -> Result<Jp2Info, Jp2Error> {
     read_info_dyn(&src)
 }
@@ -352,16 +302,6 @@ fn find_box<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
 /// range), subsampled components are upsampled by nearest neighbour, other bit depths are
 /// scaled to 8 bits and signed components are shifted to unsigned. CMYK and e-YCC are
 /// [`Jp2Error::Invalid`].
-///
-/// ```
-/// use tower_iiif::codec::jp2::{self, DecodeRequest, Jp2Error};
-/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c");
-/// let file = std::fs::read(path).unwrap();
-/// let out = jp2::decode(file.as_slice(), &DecodeRequest::default()).unwrap();
-/// assert_eq!((out.width, out.height, out.channels, out.data.len()), (64, 48, 3, 64 * 48 * 3));
-/// let tiny = DecodeRequest { max_bytes: 1000, ..DecodeRequest::default() };
-/// assert!(matches!(jp2::decode(file.as_slice(), &tiny), Err(Jp2Error::TooLarge(_))));
-/// ```
 pub fn decode<R: ReadAt + ?Sized>(src: &R, req: &DecodeRequest) -> Result<Decoded, Jp2Error> {
     decode_dyn(&src, req)
 }
@@ -2816,5 +2756,106 @@ pub(crate) mod tests {
             ..Opts::default()
         };
         (encode_fixture(w, h, 3, &src, &opts), to_u8(&src))
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_jp2_16() {
+        use crate::codec::jp2::{self, DecodeRequest};
+
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/htj2k/ht_gray_64x48_lossless.j2c"
+        );
+        let file = std::fs::read(path).unwrap();
+        assert!(jp2::sniff(&file));
+        let info = jp2::read_info(file.as_slice()).unwrap();
+        assert_eq!((info.width, info.height, info.gray), (64, 48, true));
+        let req = DecodeRequest {
+            reduce: 1,
+            area: Some((0, 0, 32, 32)),
+            ..DecodeRequest::default()
+        };
+        let out = jp2::decode(file.as_slice(), &req).unwrap();
+        assert_eq!((out.width, out.height, out.channels), (16, 16, 1));
+    }
+
+    #[test]
+    fn doc_jp2_readat_65() {
+        use crate::codec::jp2::ReadAt;
+        let data = vec![1u8, 2, 3, 4];
+        let mut buf = [0u8; 8];
+        assert_eq!(data.read_at(1, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], &[2, 3, 4]);
+        assert_eq!(data.read_at(4, &mut buf).unwrap(), 0);
+        assert_eq!(ReadAt::len(&data), 4);
+    }
+
+    #[test]
+    fn doc_jp2_jp2error_148() {
+        use crate::codec::jp2::{self, Jp2Error};
+        let err = jp2::read_info(&b"GIF89a"[..]).unwrap_err();
+        assert!(matches!(err, Jp2Error::Invalid(_)));
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn doc_jp2_decoderequest_211() {
+        use crate::codec::jp2::DecodeRequest;
+        let req = DecodeRequest {
+            reduce: 2,
+            area: Some((512, 0, 1024, 1024)),
+            ..Default::default()
+        };
+        assert_eq!(req.threads, 1);
+    }
+
+    #[test]
+    fn doc_jp2_sniff_265() {
+        use crate::codec::jp2::sniff;
+        assert!(sniff(&[0xFF, 0x4F, 0xFF, 0x51, 0, 0x2F]));
+        assert!(sniff(b"\0\0\0\x0CjP  \r\n\x87\n\0\0\0\x14ftyp"));
+        assert!(!sniff(b"\xFF\xD8\xFF\xE0"));
+    }
+
+    #[test]
+    fn doc_jp2_read_info_281() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c"
+        );
+        let file = std::fs::read(path).unwrap();
+        let info = crate::codec::jp2::read_info(file.as_slice()).unwrap();
+        assert_eq!(
+            (info.width, info.height, info.components, info.resolutions),
+            (64, 48, 3, 5)
+        );
+    }
+
+    #[test]
+    fn doc_jp2_decode_356() {
+        use crate::codec::jp2::{self, DecodeRequest, Jp2Error};
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c"
+        );
+        let file = std::fs::read(path).unwrap();
+        let out = jp2::decode(file.as_slice(), &DecodeRequest::default()).unwrap();
+        assert_eq!(
+            (out.width, out.height, out.channels, out.data.len()),
+            (64, 48, 3, 64 * 48 * 3)
+        );
+        let tiny = DecodeRequest {
+            max_bytes: 1000,
+            ..DecodeRequest::default()
+        };
+        assert!(matches!(
+            jp2::decode(file.as_slice(), &tiny),
+            Err(Jp2Error::TooLarge(_))
+        ));
     }
 }

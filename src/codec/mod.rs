@@ -9,25 +9,11 @@
 //! [`ErrorKind::Source`](crate::ErrorKind::Source) error (500), every failure to encode an
 //! [`ErrorKind::Internal`](crate::ErrorKind::Internal) one, except output sizes a format cannot
 //! hold, which are [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest).
-//!
-//! # Example
-//!
-//! ```
-//! use tower_iiif::codec::{self, EncodeOptions, Format, SourceFormat};
-//! use tower_iiif::pixels::{Budget, Layout, Pixels};
-//!
-//! let px = Pixels::from_vec(2, 1, Layout::Rgb, vec![255, 0, 0, 0, 0, 255]).unwrap();
-//! let png = codec::encode(&px, Format::Png, &EncodeOptions::default()).unwrap();
-//! assert_eq!(codec::sniff(&png), Some(SourceFormat::Png));
-//! let header = codec::read_header(&png).unwrap();
-//! assert_eq!((header.width, header.height, header.gray), (2, 1, false));
-//! assert_eq!(codec::decode(&png, Budget::default()).unwrap(), px);
-//! ```
 
 mod gif;
 pub mod jp2;
 mod jpeg;
-pub mod orientation;
+pub(crate) mod orientation;
 mod png;
 pub(crate) mod png_reduce;
 pub(crate) mod tiff;
@@ -35,15 +21,15 @@ pub(crate) mod tiff;
 pub(crate) mod turbo;
 mod webp;
 
-pub use self::orientation::Orientation;
-pub use crate::request::Format;
+pub(crate) use self::orientation::Orientation;
+pub(crate) use crate::request::Format;
 
 use crate::Error;
 use crate::pixels::{Budget, Layout, Pixels};
 
 /// A source file format the decoders understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceFormat {
+pub(crate) enum SourceFormat {
     /// JPEG (baseline, progressive; gray, YCbCr, CMYK, YCCK).
     Jpeg,
     /// PNG (every colour type and bit depth; the first frame of an APNG).
@@ -56,13 +42,7 @@ pub enum SourceFormat {
 
 /// Recognise a source format by its magic bytes: JPEG `FF D8 FF`, the PNG signature, TIFF
 /// `II*\0` / `MM\0*` and BigTIFF `II+\0` / `MM\0+`.
-///
-/// ```
-/// use tower_iiif::codec::{sniff, SourceFormat};
-/// assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some(SourceFormat::Tiff));
-/// assert_eq!(sniff(b"GIF89a"), None);
-/// ```
-pub fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
+pub(crate) fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
     const TIFF: [&[u8]; 4] = [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"];
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -80,7 +60,7 @@ pub fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
 
 /// What `info.json` needs to know about a source, read from its header only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     /// The file format.
     pub format: SourceFormat,
     /// Width of the upright image, i.e. after [`orientation`](Header::orientation) is applied
@@ -100,11 +80,7 @@ pub struct Header {
 ///
 /// [`ErrorKind::Source`](crate::ErrorKind::Source) when the format is not recognised
 /// ("unsupported source format") or the header is broken.
-///
-/// ```
-/// assert_eq!(tower_iiif::codec::read_header(b"junk").unwrap_err().status(), 500);
-/// ```
-pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
+pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
     match sniff(bytes) {
         Some(SourceFormat::Jpeg) => self::jpeg::read_header(bytes),
         Some(SourceFormat::Png) => self::png::read_header(bytes),
@@ -142,7 +118,7 @@ pub(crate) fn jp2_pixels(d: jp2::Decoded) -> Result<Pixels, Error> {
     Pixels::from_vec(d.width, d.height, layout, d.data)
 }
 
-/// Decode a whole source file to 8-bit [`Pixels`] of the [`Header`]'s width and height, with its
+/// Decode a whole source file to 8-bit [`Pixels`] of the `Header`'s width and height, with its
 /// orientation applied. Gray sources decode to [`Layout::Gray`] or [`Layout::GrayAlpha`], colour
 /// ones (including CMYK and YCbCr) to [`Layout::Rgb`] or [`Layout::Rgba`].
 ///
@@ -153,11 +129,6 @@ pub(crate) fn jp2_pixels(d: jp2::Decoded) -> Result<Pixels, Error> {
 ///
 /// [`ErrorKind::Source`](crate::ErrorKind::Source) for unrecognised, broken or unsupported files
 /// and for images over the budget.
-///
-/// ```
-/// use tower_iiif::pixels::Budget;
-/// assert!(tower_iiif::codec::decode(b"\x89PNG\r\n\x1a\n", Budget::default()).is_err());
-/// ```
 pub fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     match sniff(bytes) {
         Some(SourceFormat::Jpeg) => self::jpeg::decode(bytes, budget),
@@ -175,12 +146,6 @@ pub fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
 }
 
 /// Settings for [`encode`].
-///
-/// ```
-/// let mut opts = tower_iiif::codec::EncodeOptions::default();
-/// assert_eq!(opts.jpeg_quality, 85);
-/// opts.jpeg_quality = 90;
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EncodeOptions {
@@ -209,14 +174,6 @@ impl Default for EncodeOptions {
 /// [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest) when the image is larger than the
 /// format can hold (65535 pixels a side for JPEG and GIF, 16384 for WebP),
 /// [`ErrorKind::Internal`](crate::ErrorKind::Internal) for an empty image or an encoder failure.
-///
-/// ```
-/// use tower_iiif::codec::{encode, EncodeOptions, Format};
-/// use tower_iiif::pixels::{Layout, Pixels};
-/// let px = Pixels::from_vec(1, 1, Layout::Gray, vec![7]).unwrap();
-/// let gif = encode(&px, Format::Gif, &EncodeOptions::default()).unwrap();
-/// assert!(gif.starts_with(b"GIF89a"));
-/// ```
 pub fn encode(px: &Pixels, format: Format, opts: &EncodeOptions) -> Result<Vec<u8>, Error> {
     if px.width() == 0 || px.height() == 0 {
         return Err(Error::internal("cannot encode an empty image"));
@@ -568,5 +525,59 @@ mod tests {
                 "{format}"
             );
         }
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_codec_15() {
+        use crate::codec::{self, EncodeOptions, Format, SourceFormat};
+        use crate::pixels::{Budget, Layout, Pixels};
+
+        let px = Pixels::from_vec(2, 1, Layout::Rgb, vec![255, 0, 0, 0, 0, 255]).unwrap();
+        let png = codec::encode(&px, Format::Png, &EncodeOptions::default()).unwrap();
+        assert_eq!(codec::sniff(&png), Some(SourceFormat::Png));
+        let header = codec::read_header(&png).unwrap();
+        assert_eq!((header.width, header.height, header.gray), (2, 1, false));
+        assert_eq!(codec::decode(&png, Budget::default()).unwrap(), px);
+    }
+
+    #[test]
+    fn doc_sniff_60() {
+        use crate::codec::{SourceFormat, sniff};
+        assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some(SourceFormat::Tiff));
+        assert_eq!(sniff(b"GIF89a"), None);
+    }
+
+    #[test]
+    fn doc_read_header_104() {
+        assert_eq!(
+            crate::codec::read_header(b"junk").unwrap_err().status(),
+            500
+        );
+    }
+
+    #[test]
+    fn doc_decode_157() {
+        use crate::pixels::Budget;
+        assert!(crate::codec::decode(b"\x89PNG\r\n\x1a\n", Budget::default()).is_err());
+    }
+
+    #[test]
+    fn doc_encodeoptions_179() {
+        let opts = crate::codec::EncodeOptions::default();
+        assert_eq!(opts.jpeg_quality, 85);
+    }
+
+    #[test]
+    fn doc_encode_213() {
+        use crate::codec::{EncodeOptions, Format, encode};
+        use crate::pixels::{Layout, Pixels};
+        let px = Pixels::from_vec(1, 1, Layout::Gray, vec![7]).unwrap();
+        let gif = encode(&px, Format::Gif, &EncodeOptions::default()).unwrap();
+        assert!(gif.starts_with(b"GIF89a"));
     }
 }

@@ -3,19 +3,6 @@
 //! Cameras store pixels in sensor order and record in the EXIF `Orientation` tag (0x0112) how
 //! the picture must be turned for display. Decoders apply it right after decoding, so everything
 //! downstream (region, size, rotation) works on the upright image that a viewer would show.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_iiif::codec::Orientation;
-//! use tower_iiif::pixels::{Budget, Layout, Pixels};
-//!
-//! // 2x1: [1, 2]; rotating 90 degrees clockwise gives a 1x2 column [1; 2].
-//! let px = Pixels::from_vec(2, 1, Layout::Gray, vec![1, 2]).unwrap();
-//! let rotated = Orientation::from_value(6).apply(px, Budget::default()).unwrap();
-//! assert_eq!((rotated.width(), rotated.height()), (1, 2));
-//! assert_eq!(rotated.data(), &[1, 2]);
-//! ```
 
 use exif::{In, Reader, Tag};
 
@@ -56,11 +43,6 @@ impl Orientation {
     /// Read the orientation from a raw EXIF payload: the bytes of a JPEG APP1 segment after
     /// `Exif\0\0`, i.e. starting at the TIFF header. A missing tag, a value outside 1..=8 or a
     /// broken payload all give [`Orientation::NORMAL`].
-    ///
-    /// ```
-    /// use tower_iiif::codec::Orientation;
-    /// assert_eq!(Orientation::from_exif(b"not exif"), Orientation::NORMAL);
-    /// ```
     pub fn from_exif(raw_exif_app1_payload: &[u8]) -> Orientation {
         let mut reader = Reader::new();
         // Keep what parsed when, say, a maker note or thumbnail IFD is broken.
@@ -77,12 +59,6 @@ impl Orientation {
 
     /// The orientation for a raw tag value (EXIF or TIFF tag 274); values outside 1..=8 give
     /// [`Orientation::NORMAL`].
-    ///
-    /// ```
-    /// use tower_iiif::codec::Orientation;
-    /// assert_eq!(Orientation::from_value(6).value(), 6);
-    /// assert_eq!(Orientation::from_value(9), Orientation::NORMAL);
-    /// ```
     pub fn from_value(value: u32) -> Orientation {
         match u8::try_from(value) {
             Ok(v @ 1..=8) => Orientation(v),
@@ -91,21 +67,11 @@ impl Orientation {
     }
 
     /// The tag value, 1..=8.
-    ///
-    /// ```
-    /// assert_eq!(tower_iiif::codec::Orientation::NORMAL.value(), 1);
-    /// ```
     pub fn value(self) -> u8 {
         self.0
     }
 
     /// Whether applying this orientation swaps width and height (values 5..=8).
-    ///
-    /// ```
-    /// use tower_iiif::codec::Orientation;
-    /// assert!(Orientation::from_value(6).swaps_dimensions());
-    /// assert!(!Orientation::from_value(3).swaps_dimensions());
-    /// ```
     pub fn swaps_dimensions(self) -> bool {
         matches!(self.0, 5..=8)
     }
@@ -113,14 +79,6 @@ impl Orientation {
     /// Turn `px`, as stored, into the upright image. Mirrors and the 180° turn work in place;
     /// the four transforms that swap width and height allocate the result through
     /// [`Pixels::try_new`] against `budget`. Works for every [`Layout`](crate::pixels::Layout).
-    ///
-    /// ```
-    /// use tower_iiif::codec::Orientation;
-    /// use tower_iiif::pixels::{Budget, Layout, Pixels};
-    /// let px = Pixels::from_vec(3, 1, Layout::Gray, vec![1, 2, 3]).unwrap();
-    /// let m = Orientation::from_value(2).apply(px, Budget::default()).unwrap();
-    /// assert_eq!(m.data(), &[3, 2, 1]);
-    /// ```
     pub fn apply(self, mut px: Pixels, budget: Budget) -> Result<Pixels, Error> {
         let (w, h, layout) = (px.width(), px.height(), px.layout());
         let c = layout.channels();
@@ -359,5 +317,60 @@ mod tests {
         truncated.truncate(14);
         assert_eq!(Orientation::from_exif(&truncated), Orientation::NORMAL);
         assert_eq!(Orientation::default(), Orientation::NORMAL);
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_orientation_9() {
+        use crate::codec::Orientation;
+        use crate::pixels::{Budget, Layout, Pixels};
+
+        // 2x1: [1, 2]; rotating 90 degrees clockwise gives a 1x2 column [1; 2].
+        let px = Pixels::from_vec(2, 1, Layout::Gray, vec![1, 2]).unwrap();
+        let rotated = Orientation::from_value(6)
+            .apply(px, Budget::default())
+            .unwrap();
+        assert_eq!((rotated.width(), rotated.height()), (1, 2));
+        assert_eq!(rotated.data(), &[1, 2]);
+    }
+
+    #[test]
+    fn doc_orientation_orientation_from_exif_60() {
+        use crate::codec::Orientation;
+        assert_eq!(Orientation::from_exif(b"not exif"), Orientation::NORMAL);
+    }
+
+    #[test]
+    fn doc_orientation_orientation_from_value_81() {
+        use crate::codec::Orientation;
+        assert_eq!(Orientation::from_value(6).value(), 6);
+        assert_eq!(Orientation::from_value(9), Orientation::NORMAL);
+    }
+
+    #[test]
+    fn doc_orientation_orientation_value_95() {
+        assert_eq!(crate::codec::Orientation::NORMAL.value(), 1);
+    }
+
+    #[test]
+    fn doc_orientation_orientation_swaps_dimensions_104() {
+        use crate::codec::Orientation;
+        assert!(Orientation::from_value(6).swaps_dimensions());
+        assert!(!Orientation::from_value(3).swaps_dimensions());
+    }
+
+    #[test]
+    fn doc_orientation_orientation_apply_117() {
+        use crate::codec::Orientation;
+        use crate::pixels::{Budget, Layout, Pixels};
+        let px = Pixels::from_vec(3, 1, Layout::Gray, vec![1, 2, 3]).unwrap();
+        let m = Orientation::from_value(2)
+            .apply(px, Budget::default())
+            .unwrap();
+        assert_eq!(m.data(), &[3, 2, 1]);
     }
 }

@@ -38,17 +38,7 @@ fn pixel_count(px: &Pixels) -> usize {
 ///
 /// [`Layout::Rgb`] becomes [`Layout::Gray`] and [`Layout::Rgba`] becomes
 /// [`Layout::GrayAlpha`] (alpha kept); gray layouts are returned unchanged.
-///
-/// ```
-/// use tower_iiif::ops::to_gray;
-/// use tower_iiif::pixels::{Layout, Pixels};
-///
-/// let px = Pixels::from_vec(2, 1, Layout::Rgba, vec![255, 0, 0, 7, 0, 255, 0, 255]).unwrap();
-/// let gray = to_gray(px).unwrap();
-/// assert_eq!(gray.layout(), Layout::GrayAlpha);
-/// assert_eq!(gray.data(), &[76, 7, 150, 255]);
-/// ```
-pub fn to_gray(px: Pixels) -> Result<Pixels, Error> {
+pub(crate) fn to_gray(px: Pixels) -> Result<Pixels, Error> {
     let (w, h) = (px.width(), px.height());
     match px.layout() {
         Layout::Gray | Layout::GrayAlpha => Ok(px),
@@ -72,17 +62,7 @@ pub fn to_gray(px: Pixels) -> Result<Pixels, Error> {
 
 /// Convert to black and white: gray (see [`to_gray`]), then luma of 128 and above becomes
 /// 255 and the rest 0. Alpha is kept as it is.
-///
-/// ```
-/// use tower_iiif::ops::to_bitonal;
-/// use tower_iiif::pixels::{Layout, Pixels};
-///
-/// let px = Pixels::from_vec(2, 1, Layout::Rgb, vec![200, 200, 200, 50, 50, 50]).unwrap();
-/// let bw = to_bitonal(px).unwrap();
-/// assert_eq!(bw.layout(), Layout::Gray);
-/// assert_eq!(bw.data(), &[255, 0]);
-/// ```
-pub fn to_bitonal(px: Pixels) -> Result<Pixels, Error> {
+pub(crate) fn to_bitonal(px: Pixels) -> Result<Pixels, Error> {
     let mut px = to_gray(px)?;
     let c = px.layout().channels();
     for p in px.data_mut().chunks_exact_mut(c) {
@@ -94,17 +74,7 @@ pub fn to_bitonal(px: Pixels) -> Result<Pixels, Error> {
 /// Convert to colour by replicating luma: [`Layout::Gray`] becomes [`Layout::Rgb`] and
 /// [`Layout::GrayAlpha`] becomes [`Layout::Rgba`] (alpha kept); colour layouts are returned
 /// unchanged.
-///
-/// ```
-/// use tower_iiif::ops::to_color;
-/// use tower_iiif::pixels::{Layout, Pixels};
-///
-/// let px = Pixels::from_vec(1, 1, Layout::GrayAlpha, vec![9, 200]).unwrap();
-/// let rgba = to_color(px).unwrap();
-/// assert_eq!(rgba.layout(), Layout::Rgba);
-/// assert_eq!(rgba.data(), &[9, 9, 9, 200]);
-/// ```
-pub fn to_color(px: Pixels) -> Result<Pixels, Error> {
+pub(crate) fn to_color(px: Pixels) -> Result<Pixels, Error> {
     let (w, h) = (px.width(), px.height());
     match px.layout() {
         Layout::Rgb | Layout::Rgba => Ok(px),
@@ -131,17 +101,7 @@ pub fn to_color(px: Pixels) -> Result<Pixels, Error> {
 /// [`Layout::Rgba`] becomes [`Layout::Rgb`]; [`Layout::GrayAlpha`] becomes [`Layout::Gray`],
 /// composited onto the background's luma. Each channel is
 /// `(c * a + bg * (255 - a) + 127) / 255`. Layouts without alpha are returned unchanged.
-///
-/// ```
-/// use tower_iiif::ops::flatten_alpha;
-/// use tower_iiif::pixels::{Layout, Pixels};
-///
-/// let px = Pixels::from_vec(2, 1, Layout::Rgba, vec![255, 0, 0, 0, 255, 0, 0, 255]).unwrap();
-/// let flat = flatten_alpha(px, [255, 255, 255]).unwrap();
-/// assert_eq!(flat.layout(), Layout::Rgb);
-/// assert_eq!(flat.data(), &[255, 255, 255, 255, 0, 0]);
-/// ```
-pub fn flatten_alpha(px: Pixels, background: [u8; 3]) -> Result<Pixels, Error> {
+pub(crate) fn flatten_alpha(px: Pixels, background: [u8; 3]) -> Result<Pixels, Error> {
     let (w, h) = (px.width(), px.height());
     match px.layout() {
         Layout::Gray | Layout::Rgb => Ok(px),
@@ -276,5 +236,54 @@ mod tests {
         assert_eq!(flatten_alpha(px.clone(), white).unwrap(), px);
         let px = one(Layout::Gray, &[7]);
         assert_eq!(flatten_alpha(px.clone(), white).unwrap(), px);
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_quality_to_gray_42() {
+        use crate::ops::to_gray;
+        use crate::pixels::{Layout, Pixels};
+
+        let px = Pixels::from_vec(2, 1, Layout::Rgba, vec![255, 0, 0, 7, 0, 255, 0, 255]).unwrap();
+        let gray = to_gray(px).unwrap();
+        assert_eq!(gray.layout(), Layout::GrayAlpha);
+        assert_eq!(gray.data(), &[76, 7, 150, 255]);
+    }
+
+    #[test]
+    fn doc_quality_to_bitonal_76() {
+        use crate::ops::to_bitonal;
+        use crate::pixels::{Layout, Pixels};
+
+        let px = Pixels::from_vec(2, 1, Layout::Rgb, vec![200, 200, 200, 50, 50, 50]).unwrap();
+        let bw = to_bitonal(px).unwrap();
+        assert_eq!(bw.layout(), Layout::Gray);
+        assert_eq!(bw.data(), &[255, 0]);
+    }
+
+    #[test]
+    fn doc_quality_to_color_98() {
+        use crate::ops::to_color;
+        use crate::pixels::{Layout, Pixels};
+
+        let px = Pixels::from_vec(1, 1, Layout::GrayAlpha, vec![9, 200]).unwrap();
+        let rgba = to_color(px).unwrap();
+        assert_eq!(rgba.layout(), Layout::Rgba);
+        assert_eq!(rgba.data(), &[9, 9, 9, 200]);
+    }
+
+    #[test]
+    fn doc_quality_flatten_alpha_135() {
+        use crate::ops::flatten_alpha;
+        use crate::pixels::{Layout, Pixels};
+
+        let px = Pixels::from_vec(2, 1, Layout::Rgba, vec![255, 0, 0, 0, 255, 0, 0, 255]).unwrap();
+        let flat = flatten_alpha(px, [255, 255, 255]).unwrap();
+        assert_eq!(flat.layout(), Layout::Rgb);
+        assert_eq!(flat.data(), &[255, 255, 255, 255, 0, 0]);
     }
 }

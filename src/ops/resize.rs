@@ -19,27 +19,6 @@ const FILTER: FilterType = FilterType::CatmullRom;
 /// do not bleed their colour into their neighbours.
 ///
 /// The output buffer is allocated against `budget`.
-///
-/// ```
-/// use tower_iiif::ops::crop_resize;
-/// use tower_iiif::pixels::{Budget, Layout, Pixels, Rect};
-///
-/// // An 8x8 gray ramp: the value of each pixel is its x coordinate times 10.
-/// let data: Vec<u8> = (0..8).flat_map(|_| (0..8).map(|x| x * 10)).collect();
-/// let px = Pixels::from_vec(8, 8, Layout::Gray, data).unwrap();
-///
-/// // Exact copy of a region.
-/// let part = crop_resize(&px, Rect::new(2, 1, 3, 4), 3, 4, Budget::default()).unwrap();
-/// assert_eq!((part.width(), part.height()), (3, 4));
-/// assert_eq!(part.pixel(0, 0), &[20]);
-///
-/// // Scaled down.
-/// let small = crop_resize(&px, Rect::new(0, 0, 8, 8), 4, 2, Budget::default()).unwrap();
-/// assert_eq!((small.width(), small.height()), (4, 2));
-///
-/// // A region outside the image is refused.
-/// assert!(crop_resize(&px, Rect::new(4, 4, 5, 1), 5, 1, Budget::default()).is_err());
-/// ```
 pub fn crop_resize(
     src: &Pixels,
     region: Rect,
@@ -316,5 +295,32 @@ mod tests {
         assert!(crop_resize(&px, Rect::new(0, 0, 10, 10), 10, 10, tiny).is_err());
         // 5x5 RGBA is exactly 100 bytes.
         assert!(crop_resize(&px, Rect::new(0, 0, 10, 10), 5, 5, tiny).is_ok());
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_resize_crop_resize_23() {
+        use crate::ops::crop_resize;
+        use crate::pixels::{Budget, Layout, Pixels, Rect};
+
+        // An 8x8 gray ramp: the value of each pixel is its x coordinate times 10.
+        let data: Vec<u8> = (0..8).flat_map(|_| (0..8).map(|x| x * 10)).collect();
+        let px = Pixels::from_vec(8, 8, Layout::Gray, data).unwrap();
+
+        // Exact copy of a region.
+        let part = crop_resize(&px, Rect::new(2, 1, 3, 4), 3, 4, Budget::default()).unwrap();
+        assert_eq!((part.width(), part.height()), (3, 4));
+        assert_eq!(part.pixel(0, 0), &[20]);
+
+        // Scaled down.
+        let small = crop_resize(&px, Rect::new(0, 0, 8, 8), 4, 2, Budget::default()).unwrap();
+        assert_eq!((small.width(), small.height()), (4, 2));
+
+        // A region outside the image is refused.
+        assert!(crop_resize(&px, Rect::new(4, 4, 5, 1), 5, 1, Budget::default()).is_err());
     }
 }

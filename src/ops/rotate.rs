@@ -4,16 +4,7 @@ use crate::Error;
 use crate::pixels::{Budget, Pixels};
 
 /// Flip `px` left to right, in place.
-///
-/// ```
-/// use tower_iiif::ops::mirror;
-/// use tower_iiif::pixels::{Layout, Pixels};
-///
-/// let mut px = Pixels::from_vec(3, 1, Layout::GrayAlpha, vec![1, 10, 2, 20, 3, 30]).unwrap();
-/// mirror(&mut px);
-/// assert_eq!(px.data(), &[3, 30, 2, 20, 1, 10]);
-/// ```
-pub fn mirror(px: &mut Pixels) {
+pub(crate) fn mirror(px: &mut Pixels) {
     let c = px.layout().channels();
     let stride = px.stride();
     if stride == 0 {
@@ -39,22 +30,7 @@ fn reverse_pixels(buf: &mut [u8], c: usize) {
 /// Zero turns returns the input and two turns work in place; one and three turns allocate a new
 /// buffer, with width and height swapped, against `budget`. The result is exact: pixels are
 /// moved, never resampled.
-///
-/// ```
-/// use tower_iiif::ops::rotate_quarter_turns;
-/// use tower_iiif::pixels::{Budget, Layout, Pixels};
-///
-/// // 1 2 3
-/// // 4 5 6
-/// let px = Pixels::from_vec(3, 2, Layout::Gray, vec![1, 2, 3, 4, 5, 6]).unwrap();
-/// let turned = rotate_quarter_turns(px, 1, Budget::default()).unwrap();
-/// // 4 1
-/// // 5 2
-/// // 6 3
-/// assert_eq!((turned.width(), turned.height()), (2, 3));
-/// assert_eq!(turned.data(), &[4, 1, 5, 2, 6, 3]);
-/// ```
-pub fn rotate_quarter_turns(px: Pixels, turns: u8, budget: Budget) -> Result<Pixels, Error> {
+pub(crate) fn rotate_quarter_turns(px: Pixels, turns: u8, budget: Budget) -> Result<Pixels, Error> {
     match turns % 4 {
         0 => Ok(px),
         2 => {
@@ -100,13 +76,8 @@ fn rotate_90(src: &Pixels, clockwise: bool, budget: Budget) -> Result<Pixels, Er
 }
 
 /// What [`rotate_arbitrary`] fills the corners of the enlarged canvas with.
-///
-/// ```
-/// use tower_iiif::ops::Background;
-/// assert_eq!(Background::default(), Background::Black);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Background {
+pub(crate) enum Background {
     /// Opaque black; the layout is kept (layouts with alpha get alpha 255 there).
     #[default]
     Black,
@@ -123,18 +94,7 @@ pub enum Background {
 /// [`Background::Transparent`] the output layout gains an alpha channel. Multiples of 90 degrees
 /// are exact, though [`rotate_quarter_turns`] is faster for them. A non-finite angle is an
 /// internal error.
-///
-/// ```
-/// use tower_iiif::ops::{Background, rotate_arbitrary};
-/// use tower_iiif::pixels::{Budget, Layout, Pixels};
-///
-/// let red = Pixels::from_vec(10, 10, Layout::Rgb, [255, 0, 0].repeat(100)).unwrap();
-/// let out = rotate_arbitrary(&red, 45.0, Background::Transparent, Budget::default()).unwrap();
-/// assert_eq!((out.width(), out.height(), out.layout()), (14, 14, Layout::Rgba));
-/// assert_eq!(out.pixel(7, 7), &[255, 0, 0, 255]);
-/// assert_eq!(out.pixel(0, 0), &[0, 0, 0, 0]);
-/// ```
-pub fn rotate_arbitrary(
+pub(crate) fn rotate_arbitrary(
     px: &Pixels,
     degrees: f64,
     background: Background,
@@ -509,5 +469,57 @@ mod tests {
         assert!(
             rotate_arbitrary(&src, f64::INFINITY, Background::Black, Budget::default()).is_err()
         );
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_rotate_mirror_8() {
+        use crate::ops::mirror;
+        use crate::pixels::{Layout, Pixels};
+
+        let mut px = Pixels::from_vec(3, 1, Layout::GrayAlpha, vec![1, 10, 2, 20, 3, 30]).unwrap();
+        mirror(&mut px);
+        assert_eq!(px.data(), &[3, 30, 2, 20, 1, 10]);
+    }
+
+    #[test]
+    fn doc_rotate_rotate_quarter_turns_43() {
+        use crate::ops::rotate_quarter_turns;
+        use crate::pixels::{Budget, Layout, Pixels};
+
+        // 1 2 3
+        // 4 5 6
+        let px = Pixels::from_vec(3, 2, Layout::Gray, vec![1, 2, 3, 4, 5, 6]).unwrap();
+        let turned = rotate_quarter_turns(px, 1, Budget::default()).unwrap();
+        // 4 1
+        // 5 2
+        // 6 3
+        assert_eq!((turned.width(), turned.height()), (2, 3));
+        assert_eq!(turned.data(), &[4, 1, 5, 2, 6, 3]);
+    }
+
+    #[test]
+    fn doc_rotate_background_104() {
+        use crate::ops::Background;
+        assert_eq!(Background::default(), Background::Black);
+    }
+
+    #[test]
+    fn doc_rotate_rotate_arbitrary_127() {
+        use crate::ops::{Background, rotate_arbitrary};
+        use crate::pixels::{Budget, Layout, Pixels};
+
+        let red = Pixels::from_vec(10, 10, Layout::Rgb, [255, 0, 0].repeat(100)).unwrap();
+        let out = rotate_arbitrary(&red, 45.0, Background::Transparent, Budget::default()).unwrap();
+        assert_eq!(
+            (out.width(), out.height(), out.layout()),
+            (14, 14, Layout::Rgba)
+        );
+        assert_eq!(out.pixel(7, 7), &[255, 0, 0, 255]);
+        assert_eq!(out.pixel(0, 0), &[0, 0, 0, 0]);
     }
 }

@@ -613,7 +613,6 @@ fn same_aspect((w, h): (u32, u32), (w0, h0): (u32, u32)) -> bool {
 /// other than gray, RGB or YCbCr, a predictor other than 1 or 2, subsampled YCbCr without
 /// JPEG). Errors from the source are passed on. Callers fall back to the whole-file decoder.
 ///
-/// See the [module docs](crate::pyramid) for an example.
 pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error> {
     let len = obj.metadata().len;
     let mut r = Reader {

@@ -16,83 +16,6 @@
 //! bounded: at most 64 IFDs of at most 4096 entries, at most 10 million tiles per level, every
 //! offset inside the file, loops in the IFD chain detected, every buffer checked against a
 //! [`Budget`](crate::pixels::Budget) before it is allocated.
-//!
-//! # Example
-//!
-//! ```
-//! use bytes::Bytes;
-//! use tower_iiif::Error;
-//! use tower_iiif::pixels::{Budget, Layout, Rect};
-//! use tower_iiif::pyramid::{self, Compression};
-//! use tower_iiif::source::{SourceMetadata, SourceObject};
-//!
-//! /// A file in memory.
-//! struct Mem(SourceMetadata, Bytes);
-//! impl SourceObject for Mem {
-//!     fn metadata(&self) -> &SourceMetadata {
-//!         &self.0
-//!     }
-//!     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<Bytes, Error> {
-//!         let end = r.end.min(self.1.len() as u64) as usize;
-//!         Ok(self.1.slice((r.start as usize).min(end)..end))
-//!     }
-//! }
-//!
-//! // A little-endian TIFF: one 20x12 gray image in 16x16 uncompressed tiles (2 x 1), pixel
-//! // value = x + 10 * y, the padding of the right tile 0xEE.
-//! let tiles: Vec<u8> = (0..2u32)
-//!     .flat_map(|col| (0..16u32).flat_map(move |y| (0..16u32).map(move |x| (col * 16 + x, y))))
-//!     .map(|(x, y)| if x < 20 && y < 12 { (x + 10 * y) as u8 } else { 0xEE })
-//!     .collect();
-//! let entries: [(u16, u16, u32); 11] = [
-//!     (256, 4, 20),  // ImageWidth
-//!     (257, 4, 12),  // ImageLength
-//!     (258, 3, 8),   // BitsPerSample
-//!     (259, 3, 1),   // Compression: none
-//!     (262, 3, 1),   // Photometric: BlackIsZero
-//!     (277, 3, 1),   // SamplesPerPixel
-//!     (284, 3, 1),   // PlanarConfiguration: chunky
-//!     (322, 3, 16),  // TileWidth
-//!     (323, 3, 16),  // TileLength
-//!     (324, 4, 200), // TileOffsets: 2 LONGs at 200
-//!     (325, 3, 256), // TileByteCounts: 2 SHORTs, inline
-//! ];
-//! let mut file = b"II*\0\x08\0\0\0".to_vec();
-//! file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-//! for (tag, typ, value) in entries {
-//!     let count: u32 = if matches!(tag, 324 | 325) { 2 } else { 1 };
-//!     file.extend_from_slice(&tag.to_le_bytes());
-//!     file.extend_from_slice(&typ.to_le_bytes());
-//!     file.extend_from_slice(&count.to_le_bytes());
-//!     match (tag, typ) {
-//!         (325, _) => [256u16, 256].iter().for_each(|v| file.extend_from_slice(&v.to_le_bytes())),
-//!         (_, 3) => file.extend_from_slice(&[value as u8, (value >> 8) as u8, 0, 0]),
-//!         _ => file.extend_from_slice(&value.to_le_bytes()),
-//!     }
-//! }
-//! file.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-//! file.resize(200, 0);
-//! file.extend_from_slice(&208u32.to_le_bytes()); // the TileOffsets values
-//! file.extend_from_slice(&464u32.to_le_bytes());
-//! file.extend_from_slice(&tiles);
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), Bytes::from(file));
-//! let pyramid = pyramid::read_pyramid(&obj).await.unwrap();
-//! assert_eq!((pyramid.width(), pyramid.height()), (20, 12));
-//! let level = &pyramid.levels()[0];
-//! assert_eq!((level.tile_width, level.tile_height, level.compression), (16, 16, Compression::None));
-//! assert_eq!(pyramid.level_for(0.25), 0); // the only level
-//!
-//! // A 4x2 region straddling both tiles.
-//! let rect = Rect::new(14, 3, 4, 2);
-//! let tiles = pyramid.tiles(0, rect);
-//! assert_eq!(tiles.iter().map(|t| (t.col, t.row)).collect::<Vec<_>>(), [(0, 0), (1, 0)]);
-//! let px = pyramid::read_region(&obj, &pyramid, 0, rect, Budget::default()).await.unwrap();
-//! assert_eq!(px.layout(), Layout::Gray);
-//! assert_eq!(px.data(), &[44, 45, 46, 47, 54, 55, 56, 57]);
-//! # });
-//! ```
 
 mod ifd;
 mod mosaic;
@@ -110,8 +33,11 @@ use bytes::Bytes;
 
 pub use self::ifd::read_pyramid;
 pub use self::mosaic::join_jpeg_tiles;
-pub use self::passthrough::{standalone_jpeg, stored_jpeg_tile};
-pub use self::region::{assemble, fetch_tiles, read_region};
+pub(crate) use self::passthrough::{standalone_jpeg, stored_jpeg_tile};
+pub use self::region::assemble;
+pub(crate) use self::region::fetch_tiles;
+#[cfg(test)]
+pub(crate) use self::region::read_region;
 pub use self::tile::decode_tile;
 
 use crate::codec::Orientation;
@@ -140,12 +66,6 @@ pub enum Compression {
 
 impl Compression {
     /// The compression a Compression tag value stands for.
-    ///
-    /// ```
-    /// use tower_iiif::pyramid::Compression;
-    /// assert_eq!(Compression::from_tag(32946), Compression::Deflate);
-    /// assert_eq!(Compression::from_tag(34712), Compression::Other(34712));
-    /// ```
     pub fn from_tag(value: u16) -> Self {
         match value {
             1 => Self::None,
@@ -299,12 +219,6 @@ impl Level {
 }
 
 /// One tile of a level that a rectangle needs: its column and row and its bytes in the file.
-///
-/// ```
-/// use tower_iiif::pyramid::TileRef;
-/// let t = TileRef { col: 1, row: 0, range: 100..164 };
-/// assert_eq!(t.range.end - t.range.start, 64);
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TileRef {
     /// Tile column, from 0 at the left.
@@ -440,5 +354,128 @@ impl TiffPyramid {
             }
         }
         out
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_pyramid_22() {
+        use crate::Error;
+        use crate::pixels::{Budget, Layout, Rect};
+        use crate::pyramid::{self, Compression};
+        use crate::source::{SourceMetadata, SourceObject};
+        use bytes::Bytes;
+
+        /// A file in memory.
+        struct Mem(SourceMetadata, Bytes);
+        impl SourceObject for Mem {
+            fn metadata(&self) -> &SourceMetadata {
+                &self.0
+            }
+            async fn read_range(&self, r: std::ops::Range<u64>) -> Result<Bytes, Error> {
+                let end = r.end.min(self.1.len() as u64) as usize;
+                Ok(self.1.slice((r.start as usize).min(end)..end))
+            }
+        }
+
+        // A little-endian TIFF: one 20x12 gray image in 16x16 uncompressed tiles (2 x 1), pixel
+        // value = x + 10 * y, the padding of the right tile 0xEE.
+        let tiles: Vec<u8> = (0..2u32)
+            .flat_map(|col| {
+                (0..16u32).flat_map(move |y| (0..16u32).map(move |x| (col * 16 + x, y)))
+            })
+            .map(|(x, y)| {
+                if x < 20 && y < 12 {
+                    (x + 10 * y) as u8
+                } else {
+                    0xEE
+                }
+            })
+            .collect();
+        let entries: [(u16, u16, u32); 11] = [
+            (256, 4, 20),  // ImageWidth
+            (257, 4, 12),  // ImageLength
+            (258, 3, 8),   // BitsPerSample
+            (259, 3, 1),   // Compression: none
+            (262, 3, 1),   // Photometric: BlackIsZero
+            (277, 3, 1),   // SamplesPerPixel
+            (284, 3, 1),   // PlanarConfiguration: chunky
+            (322, 3, 16),  // TileWidth
+            (323, 3, 16),  // TileLength
+            (324, 4, 200), // TileOffsets: 2 LONGs at 200
+            (325, 3, 256), // TileByteCounts: 2 SHORTs, inline
+        ];
+        let mut file = b"II*\0\x08\0\0\0".to_vec();
+        file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, typ, value) in entries {
+            let count: u32 = if matches!(tag, 324 | 325) { 2 } else { 1 };
+            file.extend_from_slice(&tag.to_le_bytes());
+            file.extend_from_slice(&typ.to_le_bytes());
+            file.extend_from_slice(&count.to_le_bytes());
+            match (tag, typ) {
+                (325, _) => [256u16, 256]
+                    .iter()
+                    .for_each(|v| file.extend_from_slice(&v.to_le_bytes())),
+                (_, 3) => file.extend_from_slice(&[value as u8, (value >> 8) as u8, 0, 0]),
+                _ => file.extend_from_slice(&value.to_le_bytes()),
+            }
+        }
+        file.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        file.resize(200, 0);
+        file.extend_from_slice(&208u32.to_le_bytes()); // the TileOffsets values
+        file.extend_from_slice(&464u32.to_le_bytes());
+        file.extend_from_slice(&tiles);
+
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let obj = Mem(
+                    SourceMetadata::new(file.len() as u64, None, None),
+                    Bytes::from(file),
+                );
+                let pyramid = pyramid::read_pyramid(&obj).await.unwrap();
+                assert_eq!((pyramid.width(), pyramid.height()), (20, 12));
+                let level = &pyramid.levels()[0];
+                assert_eq!(
+                    (level.tile_width, level.tile_height, level.compression),
+                    (16, 16, Compression::None)
+                );
+                assert_eq!(pyramid.level_for(0.25), 0); // the only level
+
+                // A 4x2 region straddling both tiles.
+                let rect = Rect::new(14, 3, 4, 2);
+                let tiles = pyramid.tiles(0, rect);
+                assert_eq!(
+                    tiles.iter().map(|t| (t.col, t.row)).collect::<Vec<_>>(),
+                    [(0, 0), (1, 0)]
+                );
+                let px = pyramid::read_region(&obj, &pyramid, 0, rect, Budget::default())
+                    .await
+                    .unwrap();
+                assert_eq!(px.layout(), Layout::Gray);
+                assert_eq!(px.data(), &[44, 45, 46, 47, 54, 55, 56, 57]);
+            });
+    }
+
+    #[test]
+    fn doc_compression_from_tag_147() {
+        use crate::pyramid::Compression;
+        assert_eq!(Compression::from_tag(32946), Compression::Deflate);
+        assert_eq!(Compression::from_tag(34712), Compression::Other(34712));
+    }
+
+    #[test]
+    fn doc_tileref_306() {
+        use crate::pyramid::TileRef;
+        let t = TileRef {
+            col: 1,
+            row: 0,
+            range: 100..164,
+        };
+        assert_eq!(t.range.end - t.range.start, 64);
     }
 }

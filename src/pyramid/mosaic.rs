@@ -28,23 +28,13 @@ const MAX_BLOCKS: usize = 10;
 
 /// `rect` of `level` (in the level's pixels, its top-left corner on a stored tile's, inside the
 /// level) as one JPEG made of the stored JPEG tiles that cover it, `tiles` (from
-/// [`TiffPyramid::tiles`](super::TiffPyramid::tiles), with their bytes), without decoding them.
+/// `TiffPyramid::tiles`, with their bytes), without decoding them.
 /// The right and bottom edges may cut through a tile: the frame is `rect`'s size and the
 /// blocks past it are the stored tile's padding, which decoders do not show.
 ///
 /// `None` when the tiles cannot be joined this way: another compression, alpha, a layout
 /// passthrough would not send, a tile missing, progressive or arithmetic coding, restart
 /// markers, tiles whose tables or frames differ, a broken tile. Decode and encode then.
-///
-/// ```
-/// use tower_iiif::pixels::Rect;
-/// # fn demo(level: &tower_iiif::pyramid::Level, tiles: &[(tower_iiif::pyramid::TileRef, bytes::Bytes)]) {
-/// // Tiles of 256: the 512 region at (512, 0) is four stored tiles.
-/// if let Some(jpeg) = tower_iiif::pyramid::join_jpeg_tiles(level, Rect::new(512, 0, 512, 512), tiles) {
-///     assert!(jpeg.starts_with(&[0xFF, 0xD8]));
-/// }
-/// # }
-/// ```
 pub fn join_jpeg_tiles(level: &Level, rect: Rect, tiles: &[(TileRef, Bytes)]) -> Option<Vec<u8>> {
     let (tw, th) = (level.tile_width, level.tile_height);
     if !sendable(level)

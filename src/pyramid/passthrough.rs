@@ -15,17 +15,7 @@ const SLACK: f64 = 0.5;
 /// and the index of its level, when that tile can be sent as it is stored: a JPEG tile of a
 /// colour (YCbCr or RGB) or BlackIsZero gray level without alpha, inside the level (edge tiles
 /// carry padding), present in the file.
-///
-/// ```
-/// # use tower_iiif::pyramid::stored_jpeg_tile;
-/// # use tower_iiif::pixels::Rect;
-/// # fn demo(p: &tower_iiif::pyramid::TiffPyramid) {
-/// // With 256-pixel tiles, tile (1, 0) of the level at 1/4 size:
-/// let hit = stored_jpeg_tile(p, Rect::new(1024, 0, 1024, 1024), 256, 256);
-/// # let _ = hit;
-/// # }
-/// ```
-pub fn stored_jpeg_tile(
+pub(crate) fn stored_jpeg_tile(
     pyramid: &TiffPyramid,
     region: Rect,
     width: u32,
@@ -87,16 +77,7 @@ pub(super) fn sendable(level: &Level) -> bool {
 /// front, and, for RGB stored without conversion (Photometric RGB and no JFIF or Adobe marker),
 /// an Adobe marker that says so, so that every decoder reads the colours the tile decoder reads.
 /// `None` when the tile is not a whole frame of the tile's size with the level's components.
-///
-/// ```
-/// # use tower_iiif::pyramid::standalone_jpeg;
-/// # fn demo(level: &tower_iiif::pyramid::Level, stored: &[u8]) {
-/// if let Some(jpeg) = standalone_jpeg(level, stored) {
-///     assert!(jpeg.starts_with(&[0xFF, 0xD8]));
-/// }
-/// # }
-/// ```
-pub fn standalone_jpeg(level: &Level, tile: &[u8]) -> Option<Bytes> {
+pub(crate) fn standalone_jpeg(level: &Level, tile: &[u8]) -> Option<Bytes> {
     const SOI: [u8; 2] = [0xFF, 0xD8];
     const EOI: [u8; 2] = [0xFF, 0xD9];
     if !sendable(level) || !tile.starts_with(&SOI) {

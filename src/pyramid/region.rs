@@ -3,10 +3,12 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use super::TiffPyramid;
 #[cfg(feature = "turbojpeg")]
 use super::tile::decode_jpeg_in_place;
 use super::tile::{Scratch, decode_into};
-use super::{Level, TiffPyramid, TileRef};
+use super::{Level, TileRef};
 use crate::Error;
 use crate::pixels::{Budget, Pixels, Rect};
 use crate::source::SourceObject;
@@ -30,7 +32,8 @@ const MERGE_GAP: u64 = 64 * 1024;
 /// errors and [`ErrorKind::Source`](crate::ErrorKind::Source) for a short read.
 ///
 /// See the [module docs](crate::pyramid) for an example.
-pub async fn read_region<O: SourceObject>(
+#[cfg(test)]
+pub(crate) async fn read_region<O: SourceObject>(
     obj: &O,
     pyramid: &TiffPyramid,
     level: usize,
@@ -50,10 +53,10 @@ fn empty() -> Error {
     Error::internal("TIFF pyramid: the region has nothing inside the image")
 }
 
-/// The bytes of every tile of `refs` (from [`TiffPyramid::tiles`]), in one read per run of
+/// The bytes of every tile of `refs` (from `TiffPyramid::tiles`), in one read per run of
 /// tiles close to each other in the file; the total must fit in `budget`. The async half of
-/// [`read_region`], for callers that run [`assemble`] on a blocking pool.
-pub async fn fetch_tiles<O: SourceObject>(
+/// `read_region`, for callers that run [`assemble`] on a blocking pool.
+pub(crate) async fn fetch_tiles<O: SourceObject>(
     obj: &O,
     mut refs: Vec<TileRef>,
     budget: Budget,
@@ -104,10 +107,10 @@ pub async fn fetch_tiles<O: SourceObject>(
 
 /// Decode `tiles` (each with its compressed bytes) of `level` and copy the part of each inside
 /// `rect` (in the level's pixels, clipped to it) into one buffer of `rect`'s size and
-/// [`Level::layout`]. Edge tiles are cropped of their padding. Parts of `rect` no tile of
+/// `Level::layout`. Edge tiles are cropped of their padding. Parts of `rect` no tile of
 /// `tiles` covers stay zero; tiles outside `rect` are skipped without decoding.
 ///
-/// This is the CPU-bound half of [`read_region`]: run it on a blocking pool.
+/// This is the CPU-bound half of `read_region`: run it on a blocking pool.
 ///
 /// # Errors
 ///
@@ -115,45 +118,6 @@ pub async fn fetch_tiles<O: SourceObject>(
 /// level; [`ErrorKind::Source`](crate::ErrorKind::Source) for an output or tile buffer over
 /// `budget` (checked before allocating) and for any tile [`decode_tile`](super::decode_tile)
 /// refuses.
-///
-/// ```
-/// use tower_iiif::pixels::{Budget, Rect};
-/// use tower_iiif::pyramid::assemble;
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # // A 2x2 gray image in one 2x2 uncompressed tile at offset 8.
-/// # let mut f = b"II*\0\x0c\0\0\0\x01\x02\x03\x04".to_vec();
-/// # f.extend_from_slice(&8u16.to_le_bytes());
-/// # for (tag, value) in [(256u16, 2u32), (257, 2), (258, 8), (262, 1), (322, 2), (323, 2), (324, 8), (325, 4)] {
-/// #     f.extend_from_slice(&tag.to_le_bytes());
-/// #     f.extend_from_slice(&4u16.to_le_bytes());
-/// #     f.extend_from_slice(&1u32.to_le_bytes());
-/// #     f.extend_from_slice(&value.to_le_bytes());
-/// # }
-/// # f.extend_from_slice(&0u32.to_le_bytes());
-/// # let bytes = bytes::Bytes::from(f);
-/// # let obj = Mem(tower_iiif::source::SourceMetadata::new(bytes.len() as u64, None, None), bytes.clone());
-/// # struct Mem(tower_iiif::source::SourceMetadata, bytes::Bytes);
-/// # impl tower_iiif::source::SourceObject for Mem {
-/// #     fn metadata(&self) -> &tower_iiif::source::SourceMetadata { &self.0 }
-/// #     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<bytes::Bytes, tower_iiif::Error> {
-/// #         Ok(self.1.slice(r.start as usize..(r.end as usize).min(self.1.len())))
-/// #     }
-/// # }
-/// let pyramid = tower_iiif::pyramid::read_pyramid(&obj).await.unwrap();
-/// let rect = Rect::new(1, 0, 1, 2);
-/// // Fetch the tiles however you like, then decode elsewhere.
-/// let tiles: Vec<_> = pyramid
-///     .tiles(0, rect)
-///     .into_iter()
-///     .map(|t| {
-///         let data = bytes.slice(t.range.start as usize..t.range.end as usize);
-///         (t, data)
-///     })
-///     .collect();
-/// let px = assemble(&pyramid.levels()[0], rect, &tiles, Budget::default()).unwrap();
-/// assert_eq!(px.data(), &[2, 4]);
-/// # });
-/// ```
 pub fn assemble(
     level: &Level,
     rect: Rect,
@@ -197,4 +161,71 @@ pub fn assemble(
         }
     }
     Ok(out)
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_region_assemble_122() {
+        use crate::pixels::{Budget, Rect};
+        use crate::pyramid::assemble;
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                // A 2x2 gray image in one 2x2 uncompressed tile at offset 8.
+                let mut f = b"II*\0\x0c\0\0\0\x01\x02\x03\x04".to_vec();
+                f.extend_from_slice(&8u16.to_le_bytes());
+                for (tag, value) in [
+                    (256u16, 2u32),
+                    (257, 2),
+                    (258, 8),
+                    (262, 1),
+                    (322, 2),
+                    (323, 2),
+                    (324, 8),
+                    (325, 4),
+                ] {
+                    f.extend_from_slice(&tag.to_le_bytes());
+                    f.extend_from_slice(&4u16.to_le_bytes());
+                    f.extend_from_slice(&1u32.to_le_bytes());
+                    f.extend_from_slice(&value.to_le_bytes());
+                }
+                f.extend_from_slice(&0u32.to_le_bytes());
+                let bytes = bytes::Bytes::from(f);
+                let obj = Mem(
+                    crate::source::SourceMetadata::new(bytes.len() as u64, None, None),
+                    bytes.clone(),
+                );
+                struct Mem(crate::source::SourceMetadata, bytes::Bytes);
+                impl crate::source::SourceObject for Mem {
+                    fn metadata(&self) -> &crate::source::SourceMetadata {
+                        &self.0
+                    }
+                    async fn read_range(
+                        &self,
+                        r: std::ops::Range<u64>,
+                    ) -> Result<bytes::Bytes, crate::Error> {
+                        Ok(self
+                            .1
+                            .slice(r.start as usize..(r.end as usize).min(self.1.len())))
+                    }
+                }
+                let pyramid = crate::pyramid::read_pyramid(&obj).await.unwrap();
+                let rect = Rect::new(1, 0, 1, 2);
+                // Fetch the tiles however you like, then decode elsewhere.
+                let tiles: Vec<_> = pyramid
+                    .tiles(0, rect)
+                    .into_iter()
+                    .map(|t| {
+                        let data = bytes.slice(t.range.start as usize..t.range.end as usize);
+                        (t, data)
+                    })
+                    .collect();
+                let px = assemble(&pyramid.levels()[0], rect, &tiles, Budget::default()).unwrap();
+                assert_eq!(px.data(), &[2, 4]);
+            });
+    }
 }

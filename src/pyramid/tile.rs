@@ -18,8 +18,8 @@ fn err(message: impl std::fmt::Display) -> Error {
 }
 
 /// Decode one tile of `level` from its compressed `bytes` (as stored at its
-/// [`TileRef::range`](super::TileRef::range)) to a full `tile_width` x `tile_height` buffer of
-/// [`Level::layout`]: gray, gray + alpha, RGB or RGBA, 8 bits. Edge tiles keep their padding.
+/// `TileRef::range`) to a full `tile_width` x `tile_height` buffer of
+/// `Level::layout`: gray, gray + alpha, RGB or RGBA, 8 bits. Edge tiles keep their padding.
 /// Empty `bytes` (an absent, sparse tile) decode to zeros.
 ///
 /// Uncompressed, LZW, Deflate (with or without the horizontal predictor) and JPEG tiles are
@@ -33,36 +33,6 @@ fn err(message: impl std::fmt::Display) -> Error {
 /// [`ErrorKind::Source`](crate::ErrorKind::Source) for an unsupported compression, broken or
 /// short data, a JPEG tile that does not match the level, or a tile over `budget` (checked
 /// before anything is allocated).
-///
-/// ```
-/// use tower_iiif::pixels::{Budget, Layout};
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # // A 2x2 gray image in one 2x2 uncompressed tile at offset 8.
-/// # let mut f = b"II*\0\x0c\0\0\0\x01\x02\x03\x04".to_vec();
-/// # f.extend_from_slice(&8u16.to_le_bytes());
-/// # for (tag, value) in [(256u16, 2u32), (257, 2), (258, 8), (262, 1), (322, 2), (323, 2), (324, 8), (325, 4)] {
-/// #     f.extend_from_slice(&tag.to_le_bytes());
-/// #     f.extend_from_slice(&4u16.to_le_bytes());
-/// #     f.extend_from_slice(&1u32.to_le_bytes());
-/// #     f.extend_from_slice(&value.to_le_bytes());
-/// # }
-/// # f.extend_from_slice(&0u32.to_le_bytes());
-/// # let obj = Mem(tower_iiif::source::SourceMetadata::new(f.len() as u64, None, None), f.into());
-/// # struct Mem(tower_iiif::source::SourceMetadata, bytes::Bytes);
-/// # impl tower_iiif::source::SourceObject for Mem {
-/// #     fn metadata(&self) -> &tower_iiif::source::SourceMetadata { &self.0 }
-/// #     async fn read_range(&self, r: std::ops::Range<u64>) -> Result<bytes::Bytes, tower_iiif::Error> {
-/// #         Ok(self.1.slice(r.start as usize..(r.end as usize).min(self.1.len())))
-/// #     }
-/// # }
-/// let pyramid = tower_iiif::pyramid::read_pyramid(&obj).await.unwrap();
-/// let level = &pyramid.levels()[0];
-/// let px = tower_iiif::pyramid::decode_tile(level, &[1, 2, 3, 4], Budget::default()).unwrap();
-/// assert_eq!((px.width(), px.height(), px.layout()), (2, 2, Layout::Gray));
-/// assert_eq!(px.data(), &[1, 2, 3, 4]);
-/// assert!(tower_iiif::pyramid::decode_tile(level, &[1, 2], Budget::default()).is_err());
-/// # });
-/// ```
 pub fn decode_tile(level: &Level, bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     let mut out = Pixels::try_new(level.tile_width, level.tile_height, level.layout(), budget)?;
     let mut scratch = Scratch::default();
@@ -594,5 +564,64 @@ mod tests {
         undo_predictor(&mut fast, 3);
         reference(&mut slow, 3);
         assert_eq!(fast, slow);
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_tile_decode_tile_37() {
+        use crate::pixels::{Budget, Layout};
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                // A 2x2 gray image in one 2x2 uncompressed tile at offset 8.
+                let mut f = b"II*\0\x0c\0\0\0\x01\x02\x03\x04".to_vec();
+                f.extend_from_slice(&8u16.to_le_bytes());
+                for (tag, value) in [
+                    (256u16, 2u32),
+                    (257, 2),
+                    (258, 8),
+                    (262, 1),
+                    (322, 2),
+                    (323, 2),
+                    (324, 8),
+                    (325, 4),
+                ] {
+                    f.extend_from_slice(&tag.to_le_bytes());
+                    f.extend_from_slice(&4u16.to_le_bytes());
+                    f.extend_from_slice(&1u32.to_le_bytes());
+                    f.extend_from_slice(&value.to_le_bytes());
+                }
+                f.extend_from_slice(&0u32.to_le_bytes());
+                let obj = Mem(
+                    crate::source::SourceMetadata::new(f.len() as u64, None, None),
+                    f.into(),
+                );
+                struct Mem(crate::source::SourceMetadata, bytes::Bytes);
+                impl crate::source::SourceObject for Mem {
+                    fn metadata(&self) -> &crate::source::SourceMetadata {
+                        &self.0
+                    }
+                    async fn read_range(
+                        &self,
+                        r: std::ops::Range<u64>,
+                    ) -> Result<bytes::Bytes, crate::Error> {
+                        Ok(self
+                            .1
+                            .slice(r.start as usize..(r.end as usize).min(self.1.len())))
+                    }
+                }
+                let pyramid = crate::pyramid::read_pyramid(&obj).await.unwrap();
+                let level = &pyramid.levels()[0];
+                let px =
+                    crate::pyramid::decode_tile(level, &[1, 2, 3, 4], Budget::default()).unwrap();
+                assert_eq!((px.width(), px.height(), px.layout()), (2, 2, Layout::Gray));
+                assert_eq!(px.data(), &[1, 2, 3, 4]);
+                assert!(crate::pyramid::decode_tile(level, &[1, 2], Budget::default()).is_err());
+            });
     }
 }

@@ -81,6 +81,7 @@ impl fmt::Display for ImageRequest {
 ///
 /// This is the "parsed request" extension of the design: the first IIIF-aware layer that parses
 /// the path inserts it into the request's extensions, and the others and `IiifService` reuse it.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum IiifRequest {
     /// `{id}`: redirect to the image information.

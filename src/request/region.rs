@@ -1,18 +1,4 @@
 //! The `region` parameter: `full`, `square`, `x,y,w,h` or `pct:x,y,w,h`.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_iiif::request::Region;
-//! use tower_iiif::pixels::Rect;
-//!
-//! let r: Region = "125,15,200,200".parse().unwrap();
-//! // Clipped at the image edge, as the spec's own example shows.
-//! assert_eq!(r.resolve(300, 200).unwrap(), Rect::new(125, 15, 175, 185));
-//! let p: Region = "pct:10,10,80,80".parse().unwrap();
-//! assert_eq!(p.resolve(1000, 500).unwrap(), Rect::new(100, 50, 800, 400));
-//! assert_eq!("square".parse::<Region>().unwrap().resolve(300, 200).unwrap(), Rect::new(50, 0, 200, 200));
-//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,13 +41,7 @@ pub enum Region {
 impl Region {
     /// The pixel rectangle this region selects from a `width` x `height` image, clipped to the
     /// image. A region of zero size, or wholly outside the image, is a 400.
-    ///
-    /// ```
-    /// use tower_iiif::request::Region;
-    /// let r: Region = "1000,0,10,10".parse().unwrap();
-    /// assert_eq!(r.resolve(1000, 1000).unwrap_err().status(), 400);
-    /// ```
-    pub fn resolve(&self, width: u32, height: u32) -> Result<Rect, Error> {
+    pub(crate) fn resolve(&self, width: u32, height: u32) -> Result<Rect, Error> {
         let rect = match *self {
             Region::Full => Rect::new(0, 0, width, height),
             Region::Square => {
@@ -250,5 +230,37 @@ mod tests {
         for s in ["full", "square", "1,2,3,4", "pct:1.5,0,50,50"] {
             assert_eq!(s.parse::<Region>().unwrap().to_string(), s);
         }
+    }
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_region_resolve_outside() {
+        use crate::request::Region;
+        let r: Region = "1000,0,10,10".parse().unwrap();
+        assert_eq!(r.resolve(1000, 1000).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn doc_region_5() {
+        use crate::pixels::Rect;
+        use crate::request::Region;
+
+        let r: Region = "125,15,200,200".parse().unwrap();
+        // Clipped at the image edge, as the spec's own example shows.
+        assert_eq!(r.resolve(300, 200).unwrap(), Rect::new(125, 15, 175, 185));
+        let p: Region = "pct:10,10,80,80".parse().unwrap();
+        assert_eq!(p.resolve(1000, 500).unwrap(), Rect::new(100, 50, 800, 400));
+        assert_eq!(
+            "square"
+                .parse::<Region>()
+                .unwrap()
+                .resolve(300, 200)
+                .unwrap(),
+            Rect::new(50, 0, 200, 200)
+        );
     }
 }

@@ -17,7 +17,7 @@ pub(super) struct Validators {
 impl Validators {
     /// Validators from the bytes that decide the representation (hashed into the entity tag) and
     /// the source's modification time.
-    pub fn new(parts: &[&[u8]], modified: Option<SystemTime>) -> Self {
+    pub(super) fn new(parts: &[&[u8]], modified: Option<SystemTime>) -> Self {
         // FNV-1a, 64 bits: stable across processes and releases, unlike std's hasher.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for part in parts {
@@ -32,7 +32,7 @@ impl Validators {
     }
 
     /// Add `ETag` and `Last-Modified` to a response's headers.
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    pub(super) fn apply(&self, headers: &mut HeaderMap) {
         headers.insert(header::ETAG, self.etag.clone());
         if let Some(Ok(v)) = self
             .modified
@@ -44,7 +44,7 @@ impl Validators {
 
     /// Whether the request's conditions say the client's copy is current (answer 304).
     /// `If-None-Match` wins over `If-Modified-Since`, as RFC 9110 says.
-    pub fn not_modified(&self, request: &HeaderMap) -> bool {
+    pub(super) fn not_modified(&self, request: &HeaderMap) -> bool {
         let mut matches = request.get_all(header::IF_NONE_MATCH).iter().peekable();
         if matches.peek().is_some() {
             let ours = self.etag.as_bytes();

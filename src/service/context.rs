@@ -13,16 +13,6 @@ use crate::request::{ApiVersion, Identifier, IdentifierOptions, IiifRequest};
 
 /// Parses request paths exactly as the `IiifService` it came from does: same API version, same
 /// mount path, same identifier options.
-///
-/// ```
-/// use tower_iiif::service::HasIiifContext;
-/// use tower_iiif::{IiifService, request::IiifRequest, source::FsSource};
-/// let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
-/// let parser = svc.iiif_context().parser().clone();
-/// let req = http::Request::get("/iiif/3/abc/info.json").body(()).unwrap();
-/// let (parts, _) = req.into_parts();
-/// assert!(matches!(parser.parse(&parts), Ok(IiifRequest::Info(id)) if id.as_str() == "abc"));
-/// ```
 #[derive(Debug, Clone)]
 pub struct RequestParser {
     pub(super) version: ApiVersion,
@@ -46,15 +36,6 @@ impl RequestParser {
 
     /// The path relative to the mount point: the path prefix stripped when the path still
     /// carries it (routers like axum's `nest_service` strip it themselves).
-    ///
-    /// ```
-    /// # use tower_iiif::{IiifService, service::HasIiifContext, source::FsSource};
-    /// let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
-    /// let parser = svc.iiif_context().parser().clone();
-    /// assert_eq!(parser.relative_path("/iiif/3/a/info.json"), "/a/info.json");
-    /// assert_eq!(parser.relative_path("/a/info.json"), "/a/info.json");
-    /// assert_eq!(parser.relative_path("/iiif/30/x"), "/iiif/30/x");
-    /// ```
     pub fn relative_path<'a>(&self, path: &'a str) -> &'a str {
         let prefix = self.path_prefix.as_str();
         match path.strip_prefix(prefix) {
@@ -96,8 +77,8 @@ impl ImageLookup {
     }
 }
 
-/// A handle on an `IiifService` for the layers in front of it: its [`RequestParser`] and an
-/// [`ImageLookup`]. Cheap to clone; shares the service's caches.
+/// A handle on an `IiifService` for the layers in front of it: its request parser and a
+/// lookup of image information. Cheap to clone; shares the service's caches.
 #[derive(Debug, Clone)]
 pub struct IiifContext {
     pub(super) parser: RequestParser,
@@ -126,7 +107,7 @@ impl IiifContext {
 /// way.
 ///
 /// ```
-/// use tower_iiif::service::{HasIiifContext, IiifContext};
+/// use tower_iiif::{HasIiifContext, IiifContext};
 ///
 /// struct MyMiddleware<S>(S);
 ///
@@ -139,4 +120,32 @@ impl IiifContext {
 pub trait HasIiifContext {
     /// The context of the `IiifService` inside.
     fn iiif_context(&self) -> IiifContext;
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[cfg(test)]
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_context_requestparser_17() {
+        use crate::service::HasIiifContext;
+        use crate::{IiifService, request::IiifRequest, source::FsSource};
+        let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+        let parser = svc.iiif_context().parser().clone();
+        let req = http::Request::get("/iiif/3/abc/info.json")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        assert!(matches!(parser.parse(&parts), Ok(IiifRequest::Info(id)) if id.as_str() == "abc"));
+    }
+
+    #[test]
+    fn doc_context_requestparser_relative_path_50() {
+        use crate::{IiifService, service::HasIiifContext, source::FsSource};
+        let svc = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+        let parser = svc.iiif_context().parser().clone();
+        assert_eq!(parser.relative_path("/iiif/3/a/info.json"), "/a/info.json");
+        assert_eq!(parser.relative_path("/a/info.json"), "/a/info.json");
+        assert_eq!(parser.relative_path("/iiif/30/x"), "/iiif/30/x");
+    }
 }

@@ -47,9 +47,11 @@ use tower_service::Service;
 use tracing::Instrument;
 
 pub use body::IiifBody;
-pub use context::{HasIiifContext, IiifContext, ImageLookup, RequestParser};
+pub use context::{HasIiifContext, IiifContext};
+pub(crate) use context::{ImageLookup, RequestParser};
 pub use health::Health;
 
+use crate::base_uri::{BaseUri, PublicIdentifier};
 use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, DerivativeCache};
 use crate::codec::{self, EncodeOptions, Header, SourceFormat};
 use crate::info::{ImageInfo, InfoOptions, InfoServices};
@@ -61,7 +63,7 @@ use crate::request::{
     ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest, Quality, Rotation,
 };
 use crate::source::{Source, SourceObject};
-use crate::{BaseUri, Error, ErrorKind, PublicIdentifier};
+use crate::{Error, ErrorKind};
 
 /// How many bytes of a file are read first to find its header; the whole file is read only
 /// when the header is not within them.
@@ -153,7 +155,6 @@ impl InfoKey {
 /// # let _ = app;
 /// ```
 ///
-/// See the [module docs](crate::service) for a request example.
 #[derive(Clone)]
 #[must_use]
 pub struct IiifService<S> {
@@ -246,7 +247,7 @@ impl<S: Source> IiifService<S> {
     /// The public URL of the app this service is mounted in (`scheme://host[:port][/path]`,
     /// without the mount path, like Cantaloupe's `base_uri`), used instead of the `Host`
     /// header; the mount path is appended. A [`BaseUri`] request extension (from
-    /// [`SetBaseUri`](crate::SetBaseUri)) still takes precedence.
+    /// [`SetBaseUri`](crate::base_uri::SetBaseUri)) still takes precedence.
     ///
     /// ```
     /// use tower_iiif::{IiifService, source::FsSource};
@@ -535,7 +536,7 @@ impl<S: Source> IiifService<S> {
                 info_opts.upscaling &= limits.scale().is_none_or(|s| s > 1.0);
                 let image_id = self.image_base(parts, &base, &id);
                 let mut doc = self
-                    .image_info(&id, &object, &header)
+                    .image_info_of(&id, &object, &header)
                     .await
                     .to_json(&image_id, &info_opts);
                 if let Some(services) = parts.extensions.get::<InfoServices>() {
@@ -777,7 +778,12 @@ impl<S: Source> IiifService<S> {
 
     /// What info.json says of an image: its header, and the levels and tile size of its
     /// pyramid, if it has one.
-    async fn image_info(&self, id: &Identifier, object: &S::Object, header: &Header) -> ImageInfo {
+    async fn image_info_of(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        header: &Header,
+    ) -> ImageInfo {
         let info = ImageInfo::new(header.width, header.height).with_gray(header.gray);
         let pyramid = match header.format {
             SourceFormat::Tiff => self.pyramid(id, object, header).await,
@@ -933,6 +939,26 @@ impl<S: Source> IiifService<S> {
         }
     }
 
+    /// The information of one image (its size after orientation, its stored sizes and
+    /// tiles), read through this service's source and shared info cache, or the error a
+    /// request for it would answer with (404 for an unknown identifier).
+    ///
+    /// ```no_run
+    /// use tower_iiif::{IiifService, request::Identifier, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_iiif::Error> {
+    /// let svc = IiifService::new(FsSource::new("images").unwrap());
+    /// let info = svc.image_info(&Identifier::new("page1").unwrap()).await?;
+    /// println!("{} x {}", info.width, info.height);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn image_info(&self, id: &Identifier) -> Result<ImageInfo, Error> {
+        let object = self.source.open(id).await?;
+        let h = self.header(id, &object).await?;
+        Ok(self.image_info_of(id, &object, &h).await)
+    }
+
     /// A health-check service over this service's source.
     pub fn health(&self) -> Health<S> {
         Health {
@@ -949,7 +975,7 @@ impl<S: Source> IiifService<S> {
             Box::pin(async move {
                 let object = this.source.open(&id).await?;
                 let h = this.header(&id, &object).await?;
-                Ok(this.image_info(&id, &object, &h).await)
+                Ok(this.image_info_of(&id, &object, &h).await)
             })
         }));
         IiifContext {

@@ -839,7 +839,7 @@ async fn public_identifier_is_echoed() {
         .body(())
         .unwrap();
     req.extensions_mut()
-        .insert(crate::PublicIdentifier::new("public/gray"));
+        .insert(crate::base_uri::PublicIdentifier::new("public/gray"));
     let res = svc.clone().oneshot(req).await.unwrap();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     let doc: Value = serde_json::from_slice(&body).unwrap();

@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_iiif::codec;
-use tower_iiif::pixels::{Budget, Pixels};
+use tower_iiif::__private::{Budget, Pixels, decode};
 
 /// A response: status, headers in order, body (de-chunked).
 pub struct Reply {
@@ -33,7 +32,7 @@ impl Reply {
 
     /// The body decoded as an image.
     pub fn image(&self) -> Pixels {
-        codec::decode(&self.body, Budget::default()).unwrap()
+        decode(&self.body, Budget::default()).unwrap()
     }
 }
 
