@@ -1,5 +1,5 @@
 //! Tile decode benchmarks: one 256x256 tile of a tiled TIFF per compression (through
-//! `pyramid::decode_tile`), and JPEG 2000 regions (through `codec::jp2::decode`). Every fixture
+//! `tiff::decode_tile`), and JPEG 2000 regions (through `crate::jp2::decode`). Every fixture
 //! is written in memory here.
 //!
 //! ```text

@@ -64,15 +64,15 @@ pub mod request;
 pub mod source;
 
 mod codec;
-mod codestream;
 mod error;
+mod flat;
 mod info;
+mod jp2;
 mod ops;
 mod pixels;
 mod plan;
-mod pyramid;
-mod reduced;
 mod service;
+mod tiff;
 
 #[doc(hidden)]
 pub mod samples;
@@ -89,12 +89,17 @@ pub mod future {
 /// Not public API: what this crate's benches and tests reach inside it. No semver guarantee.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::codec::jp2;
     pub use crate::codec::{EncodeOptions, decode, encode};
-    pub use crate::codestream::read_index;
+    pub use crate::jp2::codestream::read_index;
     pub use crate::ops::crop_resize;
     pub use crate::pixels::{Budget, Layout, Pixels, Rect};
     pub use crate::plan::{PlanOptions, plan};
-    pub use crate::pyramid::{assemble, decode_tile, join_jpeg_tiles, read_pyramid};
     pub use crate::request::IiifRequest;
+    pub use crate::source::read_at::ReadAt;
+    pub use crate::tiff::{assemble, decode_tile, join_jpeg_tiles, read_pyramid};
+
+    /// The OpenJPEG wrapper.
+    pub mod jp2 {
+        pub use crate::jp2::{DecodeRequest, Decoded, Jp2Error, Jp2Info, decode, read_info};
+    }
 }

@@ -11,11 +11,9 @@
 //! hold, which are [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest).
 
 mod gif;
-pub mod jp2;
 mod jpeg;
 pub(crate) mod orientation;
-mod png;
-pub(crate) mod png_reduce;
+pub(crate) mod png;
 pub(crate) mod tiff;
 #[cfg(feature = "turbojpeg")]
 pub(crate) mod turbo;
@@ -25,6 +23,7 @@ pub(crate) use self::orientation::Orientation;
 pub(crate) use crate::request::Format;
 
 use crate::Error;
+use crate::jp2;
 use crate::pixels::{Budget, Layout, Pixels};
 
 /// A source file format the decoders understand.

@@ -13,7 +13,7 @@ use crate::Error;
 use crate::pixels::{Budget, Layout, Pixels};
 
 /// A png decoding error as the crate's: a source error (the file is broken or unsupported).
-pub(super) fn source_error(e: ::png::DecodingError) -> Error {
+pub(crate) fn source_error(e: ::png::DecodingError) -> Error {
     Error::source(format!("cannot decode PNG: {e}"))
 }
 
@@ -60,7 +60,7 @@ pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
 /// A decoder of `input` that expands palettes and `tRNS` and strips 16-bit samples, its own
 /// allocations limited to `budget`: what every PNG decode here starts from, so that whole and
 /// row-by-row decodes give the same layout.
-pub(super) fn decoder<R: BufRead + Seek>(input: R, budget: Budget) -> Decoder<R> {
+pub(crate) fn decoder<R: BufRead + Seek>(input: R, budget: Budget) -> Decoder<R> {
     let limits = Limits {
         bytes: usize::try_from(budget.max_bytes()).unwrap_or(usize::MAX),
     };
@@ -71,7 +71,7 @@ pub(super) fn decoder<R: BufRead + Seek>(input: R, budget: Budget) -> Decoder<R>
 
 /// The layout of the rows `reader` (made by [`decoder`]) gives: gray, gray + alpha (gray with
 /// `tRNS` too), RGB (palette too) or RGBA (RGB or palette with `tRNS` too), 8 bits each.
-pub(super) fn output_layout<R: BufRead + Seek>(reader: &Reader<R>) -> Result<Layout, Error> {
+pub(crate) fn output_layout<R: BufRead + Seek>(reader: &Reader<R>) -> Result<Layout, Error> {
     match reader.output_color_type() {
         (ColorType::Grayscale, BitDepth::Eight) => Ok(Layout::Gray),
         (ColorType::GrayscaleAlpha, BitDepth::Eight) => Ok(Layout::GrayAlpha),

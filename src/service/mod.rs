@@ -23,11 +23,12 @@
 mod body;
 mod conditional;
 mod context;
-mod flat;
+mod handle;
 mod health;
-mod jp2;
+mod job;
+mod lookup;
 mod negotiate;
-mod render;
+pub(crate) mod render;
 mod respond;
 
 use std::convert::Infallible;
@@ -56,14 +57,15 @@ use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, Derivativ
 use crate::codec::{self, EncodeOptions, Header, SourceFormat};
 use crate::info::{ImageInfo, InfoOptions, InfoServices};
 use crate::pixels::Budget;
-use crate::pixels::Rect;
 use crate::plan::{Limits, OverLimit, PlanOptions};
-use crate::pyramid::TiffPyramid;
 use crate::request::{
-    ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest, Quality, Rotation,
+    ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest,
 };
 use crate::source::{Source, SourceObject};
-use crate::{Error, ErrorKind};
+use crate::tiff::TiffPyramid;
+use crate::{Error, ErrorKind, flat, jp2};
+
+pub(crate) use job::{RenderInput, reserve_render_slot};
 
 /// How many bytes of a file are read first to find its header; the whole file is read only
 /// when the header is not within them.
@@ -73,9 +75,9 @@ const HEADER_PREFIX: u64 = 64 * 1024;
 /// entity tags: the crate version, a revision of the render paths (bumped when they change the
 /// output), and the JPEG codec.
 #[cfg(feature = "turbojpeg")]
-const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r3/libjpeg-turbo");
+pub(crate) const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r3/libjpeg-turbo");
 #[cfg(not(feature = "turbojpeg"))]
-const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r3");
+pub(crate) const RENDERER: &str = concat!(env!("CARGO_PKG_VERSION"), "/r3");
 
 /// The service's configuration; cloned on write, so services built from one another share
 /// their caches but not their settings.
@@ -100,34 +102,34 @@ struct Config {
 
 /// State shared by every clone of a service: caches and the render pool's bounds.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     info_cache: quick_cache::sync::Cache<InfoKey, Header>,
     /// Tiled TIFF pyramids by source version; `None` remembers "not a usable pyramid".
     pyramids: quick_cache::sync::Cache<InfoKey, Option<Arc<TiffPyramid>>>,
     /// JPEG 2000 main headers by source version.
-    jp2_info: quick_cache::sync::Cache<InfoKey, crate::codec::jp2::Jp2Info>,
+    jp2_info: quick_cache::sync::Cache<InfoKey, crate::jp2::Jp2Info>,
     /// JPEG 2000 tile-part indexes by source version, weighed by bytes; `None` remembers "no
     /// usable index".
     codestreams: jp2::IndexCache,
-    renders: Arc<Semaphore>,
+    pub(crate) renders: Arc<Semaphore>,
     /// The configured number of render permits (the semaphore only knows the free ones).
     render_permits: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    renders_done: std::sync::atomic::AtomicU64,
+    pub(crate) renders_done: std::sync::atomic::AtomicU64,
 }
 
 /// An info cache key: the identifier and the version of its file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct InfoKey {
-    id: Identifier,
-    len: u64,
-    modified: Option<SystemTime>,
-    etag: Option<String>,
+pub(crate) struct InfoKey {
+    pub(crate) id: Identifier,
+    pub(crate) len: u64,
+    pub(crate) modified: Option<SystemTime>,
+    pub(crate) etag: Option<String>,
 }
 
 impl InfoKey {
-    fn new(id: &Identifier, meta: &crate::source::SourceMetadata) -> Self {
+    pub(crate) fn new(id: &Identifier, meta: &crate::source::SourceMetadata) -> Self {
         Self {
             id: id.clone(),
             len: meta.len,
@@ -463,7 +465,7 @@ impl<S: Source> IiifService<S> {
     /// Whether a request for whole stored JPEG tiles of a pyramid level, at their own size (a
     /// JPEG, upright, in the quality the level is stored in), is answered from the stored
     /// bytes: one tile sent as it is stored, several joined into one JPEG without decoding
-    /// (see [`join_jpeg_tiles`](crate::pyramid::join_jpeg_tiles)). On by default: it costs a
+    /// (see [`join_jpeg_tiles`](crate::tiff::join_jpeg_tiles)). On by default: it costs a
     /// fraction of a decode and an encode, and the pixels are the stored ones. The bytes are
     /// at the file's quality, not [`jpeg_quality`](Self::jpeg_quality): turn it off to
     /// re-encode every tile when the files are stored at a much higher quality than clients
@@ -498,253 +500,9 @@ impl<S: Source> IiifService<S> {
         self
     }
 
-    /// Answer one request. Never fails: errors become error responses.
-    async fn handle(self, parts: Parts) -> Response<IiifBody> {
-        let head = parts.method == Method::HEAD;
-        let mut res = match parts.method {
-            Method::OPTIONS => respond::preflight(&parts),
-            Method::GET | Method::HEAD => match self.get(&parts).await {
-                Ok(res) => res,
-                Err(e) => respond::error(&e),
-            },
-            _ => respond::error(&Error::new(
-                ErrorKind::MethodNotAllowed,
-                "only GET, HEAD and OPTIONS are allowed",
-            )),
-        };
-        respond::cors(&mut res);
-        if head {
-            *res.body_mut() = IiifBody::empty();
-        }
-        res
-    }
-
-    async fn get(&self, parts: &Parts) -> Result<Response<IiifBody>, Error> {
-        let parsed = self.parser().parse(parts)?;
-        let base = self.public_base(parts);
-        match parsed {
-            IiifRequest::Base(id) => Ok(respond::redirect(&format!(
-                "{}/info.json",
-                self.image_base(parts, &base, &id)
-            ))),
-            IiifRequest::Info(id) => {
-                let object = self.source.open(&id).await?;
-                let header = self.header(&id, &object).await?;
-                let limits = self.limits(parts);
-                let mut info_opts = self.config.info.clone();
-                info_opts.limits = limits;
-                info_opts.upscaling &= limits.scale().is_none_or(|s| s > 1.0);
-                let image_id = self.image_base(parts, &base, &id);
-                let mut doc = self
-                    .image_info_of(&id, &object, &header)
-                    .await
-                    .to_json(&image_id, &info_opts);
-                if let Some(services) = parts.extensions.get::<InfoServices>() {
-                    services.apply(&mut doc, &image_id, self.config.version);
-                }
-                let mut res = respond::info(&doc, self.config.version, parts);
-                let content_type = res.headers()[http::header::CONTENT_TYPE].clone();
-                let body = doc.to_string();
-                let validators = conditional::Validators::new(
-                    &[body.as_bytes(), content_type.as_bytes()],
-                    object.metadata().modified,
-                );
-                if validators.not_modified(&parts.headers) {
-                    res = respond::not_modified();
-                    res.headers_mut()
-                        .insert(http::header::VARY, "Accept".parse().expect("valid"));
-                }
-                validators.apply(res.headers_mut());
-                Ok(res)
-            }
-            IiifRequest::Image(req) => self.image(parts, &base, &req).await,
-        }
-    }
-
-    async fn image(
-        &self,
-        parts: &Parts,
-        base: &BaseUri,
-        req: &ImageRequest,
-    ) -> Result<Response<IiifBody>, Error> {
-        let object = self
-            .source
-            .open(&req.identifier)
-            .instrument(tracing::debug_span!("resolve"))
-            .await?;
-        let header = self
-            .header(&req.identifier, &object)
-            .instrument(tracing::debug_span!("header"))
-            .await?;
-        let policy = parts
-            .extensions
-            .get::<OverLimit>()
-            .copied()
-            .unwrap_or_default();
-        let opts = self
-            .config
-            .plan
-            .limits(self.limits(parts))
-            .over_limit(policy);
-        let plan = crate::plan::plan(req, header.width, header.height, &opts)?;
-        let canonical = format!(
-            "{}/{}",
-            self.image_base(parts, base, &req.identifier),
-            plan.canonical
-        );
-        let meta = object.metadata().clone();
-        let validators = self.image_validators(req, &plan, &meta);
-        if validators.not_modified(&parts.headers) {
-            let mut res = respond::not_modified();
-            validators.apply(res.headers_mut());
-            return Ok(res);
-        }
-        if parts.method == Method::HEAD {
-            // Everything but the length is known without rendering.
-            let mut res = respond::image_head(plan.format, self.config.version, &canonical);
-            validators.apply(res.headers_mut());
-            return Ok(res);
-        }
-        let pyramid = match header.format {
-            SourceFormat::Tiff => self.pyramid(&req.identifier, &object, &header).await,
-            _ => None,
-        };
-        let jp2 = match header.format {
-            SourceFormat::Jp2 => {
-                let info = self
-                    .jp2_info(&req.identifier, &object)
-                    .await
-                    .ok_or_else(|| Error::internal("the JPEG 2000 header could not be kept"))?;
-                // The whole image at full resolution is decoded from the whole file: no index
-                // needed. (At a reduction, the index may cut the tiles' higher resolutions.)
-                let full = jp2::is_whole(&info, plan.region) && jp2::reduce_for(&info, &plan) == 0;
-                let index = match full {
-                    true => None,
-                    false => jp2::index(&self.shared.codestreams, &req.identifier, &object).await,
-                };
-                Some((info, index))
-            }
-            _ => None,
-        };
-        if let Some(jpeg) = match &pyramid {
-            Some(p) if self.config.stored_tiles => passthrough(p, &plan, &object).await?,
-            _ => None,
-        } {
-            let mut res = respond::image(jpeg, plan.format, self.config.version, &canonical);
-            validators.apply(res.headers_mut());
-            return Ok(res);
-        }
-        let job = {
-            let shared = Arc::clone(&self.shared);
-            let (plan, budget, encode) = (plan.clone(), self.config.budget, self.config.encode);
-            let max_source_bytes = self.config.max_source_bytes;
-            let reduced = self.config.reduced.clone();
-            let key = InfoKey::new(&req.identifier, &meta);
-            let stored_tiles = self.config.stored_tiles;
-            move || async move {
-                // Shared: a reduced pyramid's build holds it in a task of its own.
-                let object = Arc::new(object);
-                let input = match (pyramid, jp2) {
-                    (Some(p), _) => RenderInput::pyramid(p, &plan, stored_tiles),
-                    (None, Some((info, index))) => {
-                        jp2::input(&info, index, &plan, object.metadata().len, budget)?
-                    }
-                    (None, None) => {
-                        flat::input(
-                            reduced.as_ref(),
-                            key,
-                            &object,
-                            &header,
-                            &plan,
-                            &shared,
-                            budget,
-                            max_source_bytes,
-                        )
-                        .await?
-                    }
-                };
-                let body = render_job(shared, object, input, &plan, budget, encode).await?;
-                Ok(CachedDerivative::new(body, plan.format.media_type()))
-            }
-        };
-        let body = match &self.config.derivatives {
-            Some(cache) => {
-                let key = self.cache_key(req, &plan, &meta);
-                cache
-                    .get_or_render(key, job)
-                    .instrument(tracing::debug_span!("cache"))
-                    .await?
-                    .body
-            }
-            None => job().await?.body,
-        };
-        let mut res = respond::image(body, plan.format, self.config.version, &canonical);
-        validators.apply(res.headers_mut());
-        Ok(res)
-    }
-
-    /// The derivative cache key: the identifier, and everything that decides the bytes: the
-    /// resolved plan, not the canonical form, whose `max` depends on the limits in force.
-    fn cache_key(
-        &self,
-        req: &ImageRequest,
-        plan: &crate::plan::Plan,
-        meta: &crate::source::SourceMetadata,
-    ) -> CacheKey {
-        let modified = meta
-            .modified
-            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        CacheKey::new(
-            req.identifier.as_str(),
-            format!(
-                "{}|{}|{modified}|{}|q{}{}|{}",
-                RENDERER,
-                meta.len,
-                meta.etag.as_deref().unwrap_or(""),
-                self.config.encode.jpeg_quality,
-                if self.config.stored_tiles {
-                    ""
-                } else {
-                    "|encoded"
-                },
-                plan.resolved(),
-            ),
-        )
-    }
-
-    /// The validators of a rendered image: the crate version, the source's version, the
-    /// identifier, the resolved plan and the settings that change the bytes.
-    fn image_validators(
-        &self,
-        req: &ImageRequest,
-        plan: &crate::plan::Plan,
-        meta: &crate::source::SourceMetadata,
-    ) -> conditional::Validators {
-        let modified = meta
-            .modified
-            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        conditional::Validators::new(
-            &[
-                RENDERER.as_bytes(),
-                req.identifier.as_str().as_bytes(),
-                &meta.len.to_le_bytes(),
-                &modified.to_le_bytes(),
-                meta.etag.as_deref().unwrap_or("").as_bytes(),
-                plan.resolved().as_bytes(),
-                &[
-                    self.config.encode.jpeg_quality,
-                    self.config.stored_tiles.into(),
-                ],
-            ],
-            meta.modified,
-        )
-    }
-
     /// Take a place in the render queue, or answer 503 when it is full.
     #[cfg(test)]
-    fn reserve_render_slot(&self) -> Result<SlotGuard, Error> {
+    fn reserve_render_slot(&self) -> Result<job::SlotGuard, Error> {
         reserve_render_slot(&self.shared)
     }
 
@@ -752,191 +510,6 @@ impl<S: Source> IiifService<S> {
     /// was created: cache hits and 304s do not count. For metrics and tests.
     pub fn renders(&self) -> u64 {
         self.shared.renders_done.load(Ordering::Relaxed)
-    }
-
-    /// The tiled pyramid of a TIFF source, from the cache or read by range; `None` when the file
-    /// is not a tiled pyramid this reader handles (it is then decoded whole). Concurrent first
-    /// requests read it once.
-    async fn pyramid(
-        &self,
-        id: &Identifier,
-        object: &S::Object,
-        header: &Header,
-    ) -> Option<Arc<TiffPyramid>> {
-        let key = InfoKey::new(id, object.metadata());
-        let read = async {
-            let pyramid = read_usable_pyramid(object).await;
-            Ok::<_, Infallible>(pyramid)
-        };
-        let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
-            Ok(p) => p,
-            Err(never) => match never {},
-        };
-        // A header that disagrees is left to the whole-file decoder.
-        pyramid.filter(|p| (p.width(), p.height()) == (header.width, header.height))
-    }
-
-    /// What info.json says of an image: its header, and the levels and tile size of its
-    /// pyramid, if it has one.
-    async fn image_info_of(
-        &self,
-        id: &Identifier,
-        object: &S::Object,
-        header: &Header,
-    ) -> ImageInfo {
-        let info = ImageInfo::new(header.width, header.height).with_gray(header.gray);
-        let pyramid = match header.format {
-            SourceFormat::Tiff => self.pyramid(id, object, header).await,
-            _ => None,
-        };
-        if header.format == SourceFormat::Jp2
-            && let Some(j) = self.jp2_info(id, object).await
-        {
-            let info = info.with_levels(jp2::levels(&j));
-            return match j.tiles_x.saturating_mul(j.tiles_y) > 1 {
-                true => info.with_tile(j.tile_width, j.tile_height),
-                false => info,
-            };
-        }
-        match pyramid
-            .as_deref()
-            .and_then(|p| Some((p, p.levels().first()?)))
-        {
-            Some((p, first)) => {
-                let levels = p.levels().iter().map(|l| (l.width, l.height)).collect();
-                info.with_levels(levels)
-                    .with_tile(first.tile_width, first.tile_height)
-            }
-            None => info,
-        }
-    }
-
-    /// The main header of a JPEG 2000 source (read with its [`Header`]).
-    async fn jp2_info(
-        &self,
-        id: &Identifier,
-        object: &S::Object,
-    ) -> Option<crate::codec::jp2::Jp2Info> {
-        let key = InfoKey::new(id, object.metadata());
-        if let Some(info) = self.shared.jp2_info.get(&key) {
-            return Some(info);
-        }
-        // Evicted: read the header again, which caches it.
-        self.shared.info_cache.remove(&key);
-        self.header(id, object).await.ok()?;
-        self.shared.jp2_info.get(&key)
-    }
-
-    /// The image's header, from the info cache or read from the source; concurrent first
-    /// requests read it once. A tiled TIFF's header comes from its pyramid, read by range (its
-    /// IFDs may be anywhere in the file).
-    async fn header(&self, id: &Identifier, object: &S::Object) -> Result<Header, Error> {
-        let key = InfoKey::new(id, object.metadata());
-        let read = async {
-            let meta = object.metadata();
-            let prefix = object.read_range(0..HEADER_PREFIX.min(meta.len)).await?;
-            if codec::sniff(&prefix) == Some(SourceFormat::Tiff) {
-                let read = async { Ok::<_, Infallible>(read_usable_pyramid(object).await) };
-                let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
-                    Ok(p) => p,
-                    Err(never) => match never {},
-                };
-                if let Some(p) = pyramid {
-                    return Ok(Header {
-                        format: SourceFormat::Tiff,
-                        width: p.width(),
-                        height: p.height(),
-                        orientation: p.orientation(),
-                        gray: p.levels().first().is_some_and(|l| l.layout().is_gray()),
-                    });
-                }
-            }
-            if codec::sniff(&prefix) == Some(SourceFormat::Jp2) {
-                let parse = |b: &[u8]| codec::jp2::read_info(b).map_err(codec::jp2_error);
-                let info = self.parse_header(object, prefix, parse).await?;
-                self.shared.jp2_info.insert(key.clone(), info);
-                return codec::jp2_header(&info);
-            }
-            self.parse_header(object, prefix, codec::read_header).await
-        };
-        self.shared.info_cache.get_or_insert_async(&key, read).await
-    }
-
-    /// `parse` the header from `prefix` (the first [`HEADER_PREFIX`] bytes), else from the first
-    /// MiB, else from the whole file (refused past `max_source_bytes`).
-    async fn parse_header<T>(
-        &self,
-        object: &S::Object,
-        prefix: Bytes,
-        parse: impl Fn(&[u8]) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        const WIDER: u64 = 1 << 20;
-        let len = object.metadata().len;
-        let err = match parse(&prefix) {
-            Ok(v) => return Ok(v),
-            Err(e) if len <= prefix.len() as u64 => return Err(e),
-            Err(e) => e,
-        };
-        let wider = object.read_range(0..WIDER.min(len)).await?;
-        match parse(&wider) {
-            Ok(v) => Ok(v),
-            Err(_) if len > WIDER && len <= self.config.max_source_bytes => {
-                parse(&object.read_all().await?)
-            }
-            Err(e) if len <= WIDER => Err(e),
-            Err(_) => Err(Error::source(format!(
-                "no header in the first MiB ({}) and the file is larger than this server reads whole",
-                err.message()
-            ))),
-        }
-    }
-
-    /// The configured limits, tightened by a [`Limits`] request extension if one is present.
-    fn limits(&self, parts: &Parts) -> Limits {
-        let own = *self.config.plan.get_limits();
-        match parts.extensions.get::<Limits>() {
-            Some(ext) => own.tighten(ext),
-            None => own,
-        }
-    }
-
-    /// The public URL of this mount: the app's public URL (a [`BaseUri`] extension, else the
-    /// configured base URI, else the `Host` header) and the mount path.
-    fn public_base(&self, parts: &Parts) -> BaseUri {
-        let app = match (parts.extensions.get::<BaseUri>(), &self.config.base_uri) {
-            (Some(b), _) | (None, Some(b)) => b.clone(),
-            (None, None) => BaseUri::from_request(parts),
-        };
-        BaseUri::new(format!(
-            "{}{}",
-            app.as_str(),
-            mount_path(parts, &self.config.path_prefix)
-        ))
-    }
-
-    /// The base URI of one image: `{base}/{encoded identifier}`, where the identifier is the
-    /// [`PublicIdentifier`] extension when a proxy rewrote it.
-    fn image_base(&self, parts: &Parts, base: &BaseUri, id: &Identifier) -> String {
-        let public = parts
-            .extensions
-            .get::<PublicIdentifier>()
-            .and_then(|p| Identifier::new(p.as_str()).ok());
-        format!(
-            "{}/{}",
-            base.as_str(),
-            public
-                .as_ref()
-                .unwrap_or(id)
-                .encoded_with(&self.config.identifiers)
-        )
-    }
-
-    fn parser(&self) -> RequestParser {
-        RequestParser {
-            version: self.config.version,
-            path_prefix: self.config.path_prefix.clone(),
-            identifiers: self.config.identifiers.clone(),
-        }
     }
 
     /// The information of one image (its size after orientation, its stored sizes and
@@ -988,391 +561,6 @@ impl<S: Source> IiifService<S> {
 impl<S: Source> HasIiifContext for IiifService<S> {
     fn iiif_context(&self) -> IiifContext {
         self.context()
-    }
-}
-
-/// The path the service is mounted at: the configured path prefix or, with the `axum` feature,
-/// what axum's `nest_service` stripped (the `OriginalUri` path less the path the service sees).
-fn mount_path<'a>(parts: &'a Parts, configured: &'a str) -> &'a str {
-    if !configured.is_empty() {
-        return configured;
-    }
-    #[cfg(feature = "axum")]
-    if let Some(original) = parts.extensions.get::<axum::extract::OriginalUri>() {
-        let (full, seen) = (original.0.path(), parts.uri.path());
-        let stripped = if seen == "/" && !full.ends_with('/') {
-            Some(full)
-        } else {
-            full.strip_suffix(seen)
-        };
-        if let Some(mount) = stripped
-            .map(|m| m.trim_end_matches('/'))
-            .filter(|m| m.starts_with('/'))
-        {
-            return mount;
-        }
-    }
-    #[cfg(not(feature = "axum"))]
-    let _ = parts;
-    ""
-}
-
-/// The tiled pyramid of a TIFF file, read by range, when the render path can use it: stored
-/// upright (other orientations are left to the whole-file decoder, which applies them).
-async fn read_usable_pyramid<O: SourceObject>(object: &O) -> Option<Arc<TiffPyramid>> {
-    match crate::pyramid::read_pyramid(object)
-        .instrument(tracing::debug_span!("pyramid"))
-        .await
-    {
-        Ok(p) if p.orientation() == crate::codec::Orientation::NORMAL => Some(Arc::new(p)),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::debug!("not rendered as a pyramid: {}", e.message());
-            None
-        }
-    }
-}
-
-/// Take a place in the render queue, or answer 503 when it is full.
-fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Error> {
-    let max = shared.max_in_flight.load(Ordering::Relaxed);
-    let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
-    let guard = SlotGuard(Arc::clone(shared));
-    if before >= max {
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            "the server is busy; retry shortly",
-        ));
-    }
-    Ok(guard)
-}
-
-/// The stored JPEG tile that `plan` asks for exactly, read and made a standalone JPEG: a JPEG
-/// without mirroring or rotation, in the colours the tile has.
-async fn passthrough<O: SourceObject>(
-    pyramid: &TiffPyramid,
-    plan: &crate::plan::Plan,
-    object: &O,
-) -> Result<Option<Bytes>, Error> {
-    if plan.format != Format::Jpg || plan.rotation != Rotation::NONE {
-        return Ok(None);
-    }
-    let Some((index, tile)) =
-        crate::pyramid::stored_jpeg_tile(pyramid, plan.region, plan.width, plan.height)
-    else {
-        return Ok(None);
-    };
-    let Some(level) = pyramid.level(index) else {
-        return Ok(None);
-    };
-    if !stored_quality(plan, level) {
-        return Ok(None);
-    }
-    let stored = object
-        .read_range(tile.range.clone())
-        .instrument(tracing::debug_span!("passthrough", level = index))
-        .await?;
-    // A file cut short (or shrinking under us): render instead, which reports it.
-    if stored.len() as u64 != tile.range.end - tile.range.start {
-        return Ok(None);
-    }
-    Ok(crate::pyramid::standalone_jpeg(level, &stored))
-}
-
-/// Whether `plan` asks for a level's stored JPEG tiles as they are: JPEG, upright, unmirrored,
-/// in the quality the level is stored in (default, or colour / gray matching it).
-fn stored_quality(plan: &crate::plan::Plan, level: &crate::pyramid::Level) -> bool {
-    let gray = level.layout().is_gray();
-    let quality = match plan.quality {
-        Quality::Default => true,
-        Quality::Color => !gray,
-        Quality::Gray => gray,
-        Quality::Bitonal => false,
-    };
-    quality && plan.format == Format::Jpg && plan.rotation == Rotation::NONE
-}
-
-/// What a render reads: the whole file, or the tiles of one pyramid level.
-enum RenderInput {
-    /// The whole file, decoded whole (refused past this size).
-    Whole { max_source_bytes: u64 },
-    /// `rect` of pyramid level `level`: only its tiles are read. `join`: whole stored JPEG
-    /// tiles at their size are joined, not decoded.
-    Level {
-        pyramid: Arc<TiffPyramid>,
-        level: usize,
-        rect: Rect,
-        join: bool,
-    },
-    /// The plan's region of a JPEG 2000 source decoded at resolution reduction `reduce`: with
-    /// a tile-part index, from a codestream of the region's tiles only (fetched first); else
-    /// reading what OpenJPEG asks for.
-    Jp2 {
-        info: crate::codec::jp2::Jp2Info,
-        index: Option<Arc<crate::codestream::CodestreamIndex>>,
-        reduce: u32,
-        area: Rect,
-    },
-    /// `rect` of level `level` of a flat source's reduced pyramid, in memory.
-    Reduced {
-        pyramid: Arc<crate::reduced::ReducedPyramid>,
-        level: usize,
-        rect: Rect,
-    },
-    /// `rect` of a PNG (stored upright), its rows decoded down to the region's last one.
-    PngRegion { rect: Rect, max_source_bytes: u64 },
-    /// `rect` of a JPEG decoded at 1/2^`shift` (libjpeg-turbo), from the whole file.
-    #[cfg(feature = "turbojpeg")]
-    JpegRegion {
-        shift: u32,
-        rect: Rect,
-        max_source_bytes: u64,
-    },
-}
-
-impl RenderInput {
-    /// The smallest level that still covers the output size, and the plan's region in that
-    /// level's pixels (widened to whole pixels).
-    fn pyramid(pyramid: Arc<TiffPyramid>, plan: &crate::plan::Plan, join: bool) -> Self {
-        let r = plan.region;
-        let level = pyramid.level_for(flat::plan_scale(plan));
-        let (lw, lh) = pyramid
-            .level(level)
-            .map_or((pyramid.width(), pyramid.height()), |l| (l.width, l.height));
-        let (dx, dy) = pyramid.downsample(level).unwrap_or((1.0, 1.0));
-        let rect = r.scaled_cover(dx, dy, (lw, lh));
-        RenderInput::Level {
-            pyramid,
-            level,
-            rect,
-            join,
-        }
-    }
-}
-
-/// Read what the render needs and render `plan` on the blocking pool. The queue slot and the
-/// render permit move into the blocking task: they are released when the render really ends,
-/// even if the client has gone away meanwhile.
-async fn render_job<O: SourceObject>(
-    shared: Arc<Shared>,
-    object: O,
-    input: RenderInput,
-    plan: &crate::plan::Plan,
-    budget: Budget,
-    encode: EncodeOptions,
-) -> Result<Bytes, Error> {
-    let slot = reserve_render_slot(&shared)?;
-    let acquire = || async {
-        Arc::clone(&shared.renders)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::internal("render pool closed"))
-    };
-    // A whole-file read takes its render permit first: requests waiting for a permit then hold
-    // no file in memory (at most `render_concurrency` whole files at once). Tile reads are
-    // small and overlap the renders in progress.
-    #[cfg(feature = "turbojpeg")]
-    let reads_whole = matches!(
-        input,
-        RenderInput::Whole { .. } | RenderInput::JpegRegion { .. }
-    );
-    #[cfg(not(feature = "turbojpeg"))]
-    let reads_whole = matches!(input, RenderInput::Whole { .. });
-    let early = match reads_whole {
-        true => Some(acquire().await?),
-        false => None,
-    };
-    enum Fetched {
-        Whole(Bytes),
-        Codestream(Vec<u8>),
-        Tiles(Vec<(crate::pyramid::TileRef, Bytes)>),
-        Nothing,
-    }
-    let fetched = match &input {
-        // A remote source: the tile-parts are fetched here. A local file is read on the
-        // render's own blocking thread (no extra thread, no extra copy).
-        RenderInput::Jp2 {
-            info,
-            index: Some(index),
-            area,
-            reduce,
-        } if object.read_at_blocking(0, &mut []).is_none()
-            && jp2::reads_index(info, index, *area, *reduce) =>
-        {
-            Fetched::Codestream(
-                index
-                    .read_region(
-                        &object,
-                        area.x,
-                        area.y,
-                        area.w,
-                        area.h,
-                        *reduce,
-                        budget.max_bytes() / 2,
-                    )
-                    .instrument(tracing::debug_span!("fetch tile-parts"))
-                    .await?,
-            )
-        }
-        RenderInput::Reduced { .. } | RenderInput::Jp2 { .. } | RenderInput::PngRegion { .. } => {
-            Fetched::Nothing
-        }
-        #[cfg(feature = "turbojpeg")]
-        RenderInput::JpegRegion {
-            max_source_bytes, ..
-        } => {
-            let len = object.metadata().len;
-            if len > *max_source_bytes {
-                return Err(Error::source(format!(
-                    "the source file ({len} bytes) is larger than this server reads whole"
-                )));
-            }
-            Fetched::Whole(object.read_all().await?)
-        }
-        RenderInput::Whole { max_source_bytes } => {
-            let len = object.metadata().len;
-            if len > *max_source_bytes {
-                return Err(Error::source(format!(
-                    "the source file ({len} bytes) is larger than this server reads whole"
-                )));
-            }
-            Fetched::Whole(object.read_all().await?)
-        }
-        RenderInput::Level {
-            pyramid,
-            level,
-            rect,
-            ..
-        } => Fetched::Tiles(
-            crate::pyramid::fetch_tiles(&object, pyramid.tiles(*level, *rect), budget)
-                .instrument(tracing::debug_span!("fetch tiles", level = *level))
-                .await?,
-        ),
-    };
-    let permit = match early {
-        Some(p) => p,
-        None => acquire().await?,
-    };
-    let plan = plan.clone();
-    shared.renders_done.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::debug_span!("render", canonical = %plan.canonical);
-    let handle = tokio::runtime::Handle::current();
-    let body = tokio::task::spawn_blocking(move || {
-        let _held = (slot, permit);
-        let _span = span.entered();
-        match (fetched, input) {
-            (
-                fetched @ (Fetched::Nothing | Fetched::Codestream(_)),
-                RenderInput::Jp2 {
-                    info,
-                    index,
-                    reduce,
-                    area,
-                },
-            ) => {
-                let req = jp2::request(&info, reduce, area, budget.max_bytes());
-                let decode = |src: &dyn crate::codec::jp2::ReadAt| {
-                    tracing::debug_span!("decode", reduce).in_scope(|| {
-                        crate::codec::jp2::decode(src, &req)
-                            .map_err(codec::jp2_error)
-                            .and_then(codec::jp2_pixels)
-                    })
-                };
-                let reader = jp2::SourceReader {
-                    object: &object,
-                    handle,
-                };
-                let px = match (fetched, index) {
-                    (Fetched::Codestream(cs), _) => decode(&cs)?,
-                    (_, Some(index)) if jp2::reads_index(&info, &index, area, reduce) => {
-                        let (a, max) = (area, budget.max_bytes() / 2);
-                        let cs = tracing::debug_span!("read tile-parts").in_scope(|| {
-                            index.read_region_at(&reader, a.x, a.y, a.w, a.h, reduce, max)
-                        })?;
-                        decode(&cs)?
-                    }
-                    _ => decode(&reader)?,
-                };
-                let whole = Rect::new(0, 0, px.width(), px.height());
-                render::finish(px, whole, &plan, budget, &encode)
-            }
-            (
-                Fetched::Tiles(tiles),
-                RenderInput::Level {
-                    pyramid,
-                    level,
-                    rect,
-                    join,
-                },
-            ) => {
-                let lv = pyramid
-                    .level(level)
-                    .ok_or_else(|| Error::internal("pyramid level vanished"))?;
-                // Whole stored JPEG tiles at their own size: joined, not decoded.
-                if join
-                    && (plan.width, plan.height) == (rect.w, rect.h)
-                    && stored_quality(&plan, lv)
-                    && let Some(jpeg) = tracing::debug_span!("join")
-                        .in_scope(|| crate::pyramid::join_jpeg_tiles(lv, rect, &tiles))
-                {
-                    return Ok(jpeg);
-                }
-                let px = tracing::debug_span!("assemble")
-                    .in_scope(|| crate::pyramid::assemble(lv, rect, &tiles, budget))?;
-                let whole = Rect::new(0, 0, px.width(), px.height());
-                render::finish(px, whole, &plan, budget, &encode)
-            }
-            (
-                Fetched::Nothing,
-                RenderInput::Reduced {
-                    pyramid,
-                    level,
-                    rect,
-                },
-            ) => {
-                let px = pyramid
-                    .level(level)
-                    .ok_or_else(|| Error::internal("reduced level vanished"))?;
-                render::finish_ref(px, rect, &plan, budget, &encode)
-            }
-            (
-                Fetched::Nothing,
-                RenderInput::PngRegion {
-                    rect,
-                    max_source_bytes,
-                },
-            ) => {
-                let reader = jp2::SourceReader {
-                    object: &object,
-                    handle,
-                };
-                flat::render_png_region(&reader, rect, max_source_bytes, &plan, budget, &encode)
-            }
-            #[cfg(feature = "turbojpeg")]
-            (Fetched::Whole(bytes), RenderInput::JpegRegion { shift, rect, .. }) => {
-                match codec::turbo::decode(&bytes, shift, Some(rect), budget) {
-                    Ok(px) => {
-                        let whole = Rect::new(0, 0, px.width(), px.height());
-                        render::finish(px, whole, &plan, budget, &encode)
-                    }
-                    Err(_) => render::render(&bytes, &plan, budget, &encode),
-                }
-            }
-            (Fetched::Whole(bytes), _) => render::render(&bytes, &plan, budget, &encode),
-            _ => Err(Error::internal("render input mismatch")),
-        }
-    })
-    .await
-    .map_err(|e| Error::internal(format!("render task failed: {e}")))??;
-    Ok(Bytes::from(body))
-}
-
-/// Releases a place in the render queue when dropped.
-struct SlotGuard(Arc<Shared>);
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -9,7 +9,7 @@ use crate::plan::Plan;
 use crate::request::Quality;
 
 /// Render `plan` from the encoded source `bytes`.
-pub(super) fn render(
+pub(crate) fn render(
     bytes: &[u8],
     plan: &Plan,
     budget: Budget,
@@ -22,7 +22,7 @@ pub(super) fn render(
 /// Render `plan` from `src`, whose pixels `region` hold the plan's region (the whole decoded
 /// image and the plan's region; or a pyramid level's crop and all of it): crop and scale to the
 /// plan's size, mirror, rotate, quality, encode.
-pub(super) fn finish(
+pub(crate) fn finish(
     src: Pixels,
     region: Rect,
     plan: &Plan,
@@ -36,9 +36,20 @@ pub(super) fn finish(
     finish_ref(&src, region, plan, budget, encode)
 }
 
+/// [`finish`] of pixels that hold exactly the plan's region (a decoded region or tiles).
+pub(crate) fn finish_region(
+    src: Pixels,
+    plan: &Plan,
+    budget: Budget,
+    encode: &EncodeOptions,
+) -> Result<Vec<u8>, Error> {
+    let whole = Rect::new(0, 0, src.width(), src.height());
+    finish(src, whole, plan, budget, encode)
+}
+
 /// [`finish`] from pixels that stay where they are (a cached level): `region` of `src` is
 /// always copied or scaled first.
-pub(super) fn finish_ref(
+pub(crate) fn finish_ref(
     src: &Pixels,
     region: Rect,
     plan: &Plan,

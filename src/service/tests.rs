@@ -9,6 +9,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::codec::testutil::mean_abs_diff;
+use crate::pixels::Rect;
 use crate::samples::{VALIDATOR_ID, square_color};
 use crate::source::{FsSource, Source, SourceObject};
 use std::sync::Arc;
@@ -1036,7 +1037,7 @@ impl SourceObject for CountingObject {
 
 #[tokio::test]
 async fn pyramidal_tiff_renders_from_the_right_level_reading_only_its_tiles() {
-    let (file, levels) = crate::pyramid::tests::deflate_rgb_pyramid();
+    let (file, levels) = crate::tiff::tests::deflate_rgb_pyramid();
     let file_len = file.len() as u64;
     let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let source = CountingSource {
@@ -1084,7 +1085,7 @@ async fn pyramidal_tiff_renders_from_the_right_level_reading_only_its_tiles() {
 
 #[tokio::test]
 async fn pyramid_info_json_advertises_its_levels_and_whole_stored_tiles() {
-    let (file, _) = crate::pyramid::tests::deflate_rgb_pyramid();
+    let (file, _) = crate::tiff::tests::deflate_rgb_pyramid();
     let source = CountingSource {
         files: Arc::new(
             [("pyr".to_owned(), bytes::Bytes::from(file))]
@@ -1127,7 +1128,7 @@ async fn pyramid_info_json_advertises_its_levels_and_whole_stored_tiles() {
 #[tokio::test]
 async fn a_request_for_exactly_one_stored_jpeg_tile_gets_its_bytes() {
     for raw in [false, true] {
-        let (file, levels) = crate::pyramid::tests::jpeg_rgb_pyramid(raw);
+        let (file, levels) = crate::tiff::tests::jpeg_rgb_pyramid(raw);
         let data = bytes::Bytes::from(file);
         let source = CountingSource {
             files: Arc::new([("pyr".to_owned(), data.clone())].into_iter().collect()),
@@ -1145,7 +1146,7 @@ async fn a_request_for_exactly_one_stored_jpeg_tile_gets_its_bytes() {
                 res.into_body().collect().await.unwrap().to_bytes()
             }
         };
-        let pyramid = crate::pyramid::read_pyramid(&CountingObject {
+        let pyramid = crate::tiff::read_pyramid(&CountingObject {
             meta: crate::source::SourceMetadata::new(data.len() as u64, None, None),
             data: data.clone(),
             read: Arc::default(),
@@ -1159,10 +1160,10 @@ async fn a_request_for_exactly_one_stored_jpeg_tile_gets_its_bytes() {
         ] {
             let body = fetch(path.to_owned()).await;
             let (_, t) =
-                crate::pyramid::stored_jpeg_tile(&pyramid, Rect::new(128, 0, 128, 128), 64, 64)
+                crate::tiff::stored_jpeg_tile(&pyramid, Rect::new(128, 0, 128, 128), 64, 64)
                     .unwrap();
             let stored = &data[t.range.start as usize..t.range.end as usize];
-            let want = crate::pyramid::standalone_jpeg(&pyramid.levels()[1], stored).unwrap();
+            let want = crate::tiff::standalone_jpeg(&pyramid.levels()[1], stored).unwrap();
             assert_eq!(body, want, "raw {raw} {path}");
             // And it shows level 1's pixels of that tile.
             let px = decode(&body, "image/jpeg");
@@ -1196,9 +1197,9 @@ async fn a_request_for_exactly_one_stored_jpeg_tile_gets_its_bytes() {
 #[tokio::test]
 async fn a_request_for_several_whole_stored_jpeg_tiles_gets_them_joined() {
     for raw in [false, true] {
-        let (file, levels) = crate::pyramid::tests::jpeg_rgb_pyramid(raw);
+        let (file, levels) = crate::tiff::tests::jpeg_rgb_pyramid(raw);
         let (svc, _) = counting_service("pyr", file.clone());
-        let pyramid = crate::pyramid::read_pyramid(&CountingObject {
+        let pyramid = crate::tiff::read_pyramid(&CountingObject {
             meta: crate::source::SourceMetadata::new(file.len() as u64, None, None),
             data: bytes::Bytes::from(file.clone()),
             read: Arc::default(),
@@ -1215,7 +1216,7 @@ async fn a_request_for_several_whole_stored_jpeg_tiles_gets_them_joined() {
                     (t, bytes::Bytes::copy_from_slice(&file[range]))
                 })
                 .collect();
-            crate::pyramid::join_jpeg_tiles(&pyramid.levels()[0], rect, &tiles).unwrap()
+            crate::tiff::join_jpeg_tiles(&pyramid.levels()[0], rect, &tiles).unwrap()
         };
         let fetch = |path: &'static str| {
             let svc = svc.clone();
@@ -1300,7 +1301,7 @@ async fn a_request_for_several_whole_stored_jpeg_tiles_gets_them_joined() {
 
 #[tokio::test]
 async fn concurrent_cold_requests_read_a_pyramid_once_and_never_whole() {
-    let (file, _) = crate::pyramid::tests::deflate_rgb_pyramid();
+    let (file, _) = crate::tiff::tests::deflate_rgb_pyramid();
     let file_len = file.len() as u64;
     let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let source = CountingSource {
@@ -1571,14 +1572,14 @@ async fn a_reduced_pyramid_build_outlives_the_request_that_started_it() {
 
 #[tokio::test]
 async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
-    let (file, src) = crate::codec::jp2::tests::tiled_rgb_fixture(1024, 768);
+    let (file, src) = crate::jp2::openjpeg::tests::tiled_rgb_fixture(1024, 768);
     let file_len = file.len() as u64;
     let whole = CountingObject {
         data: bytes::Bytes::from(file.clone()),
         meta: crate::source::SourceMetadata::new(file_len, None, None),
         read: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     };
-    let index = crate::codestream::read_index(&whole)
+    let index = crate::jp2::codestream::read_index(&whole)
         .await
         .unwrap()
         .unwrap();
@@ -1664,7 +1665,7 @@ async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
 async fn an_untiled_jpeg_2000_with_packet_lengths_is_read_only_as_far_as_a_request_needs() {
     // The archival layout of Kakadu's usual recipe (one tile, RPCL, precincts, PLT, SOP + EPH)
     // as OpenJPEG writes it; lossless, so every pixel can be checked.
-    use crate::codec::jp2::tests::{Opts, encode_fixture, pattern};
+    use crate::jp2::openjpeg::tests::{Opts, encode_fixture, pattern};
     let (w, h) = (1024, 768);
     let src = pattern(w, h, 3);
     let opts = Opts {
@@ -1698,11 +1699,11 @@ async fn an_untiled_jpeg_2000_with_packet_lengths_is_read_only_as_far_as_a_reque
     let thumb = fetch_png(&svc, "/u/full/128,/0/default.png").await;
     let bytes_read = read.load(Ordering::Relaxed);
     assert!(bytes_read < file_len / 8, "read {bytes_read} of {file_len}");
-    let req = crate::codec::jp2::DecodeRequest {
+    let req = crate::jp2::DecodeRequest {
         reduce: 3,
         ..Default::default()
     };
-    let want = crate::codec::jp2::decode(file.as_slice(), &req).unwrap();
+    let want = crate::jp2::decode(file.as_slice(), &req).unwrap();
     assert_eq!((thumb.width(), thumb.height()), (128, 96));
     assert!(thumb.data() == want.data, "the whole file's pixels at 1/8");
 
@@ -1711,12 +1712,12 @@ async fn an_untiled_jpeg_2000_with_packet_lengths_is_read_only_as_far_as_a_reque
     let half = fetch_png(&svc, "/u/512,256,256,256/128,/0/default.png").await;
     let bytes_read = read.load(Ordering::Relaxed);
     assert!(bytes_read < file_len / 2, "read {bytes_read} of {file_len}");
-    let req = crate::codec::jp2::DecodeRequest {
+    let req = crate::jp2::DecodeRequest {
         reduce: 1,
         area: Some((512, 256, 256, 256)),
         ..Default::default()
     };
-    let want = crate::codec::jp2::decode(file.as_slice(), &req).unwrap();
+    let want = crate::jp2::decode(file.as_slice(), &req).unwrap();
     assert!(half.data() == want.data);
 
     // At full size, only the precincts near the region: exact against the source.
@@ -1766,7 +1767,7 @@ async fn a_header_past_the_first_64_kib_is_read_from_the_first_mib_not_the_whole
 
 #[tokio::test]
 async fn large_flat_pngs_are_streamed_into_their_reduced_pyramid() {
-    use crate::codec::png_reduce::tests::{Kind, gradient, interlaced_rgb, png_file};
+    use crate::flat::png_reduce::tests::{Kind, gradient, interlaced_rgb, png_file};
     use ::png::{BitDepth, ColorType};
     // 1001x517 RGB: 1.55 MB decoded whole. Pyramids from 100 kpx in 600 KB (300 KB an image,
     // reckoned as RGBA: from 1/4, 251x130), 400 KB a buffer, 1000 bytes read whole: the whole
@@ -1825,7 +1826,7 @@ async fn large_flat_pngs_are_streamed_into_their_reduced_pyramid() {
 
 #[tokio::test]
 async fn zoomed_in_png_tiles_decode_only_the_rows_down_to_their_region() {
-    use crate::codec::png_reduce::tests::{Kind, interlaced_rgb, png_file};
+    use crate::flat::png_reduce::tests::{Kind, interlaced_rgb, png_file};
     use ::png::{BitDepth, ColorType};
     // 1001x517 RGBA: 2 MB decoded whole. Pyramids from 100 kpx (their largest level a quarter,
     // 600 KB reckoned as RGBA), 400 KB a buffer, 1000 bytes read whole: full-size tiles are
@@ -1883,7 +1884,7 @@ async fn zoomed_in_png_tiles_decode_only_the_rows_down_to_their_region() {
 
 #[tokio::test]
 async fn jpeg_2000_regions_of_a_local_file_are_read_on_the_render_thread() {
-    let (file, src) = crate::codec::jp2::tests::tiled_rgb_fixture(1024, 768);
+    let (file, src) = crate::jp2::openjpeg::tests::tiled_rgb_fixture(1024, 768);
     let dir = crate::cache::fs::tests::TempDir::new("jp2-local");
     std::fs::create_dir_all(&dir.0).unwrap();
     std::fs::write(dir.0.join("j.jp2"), &file).unwrap();

@@ -27,6 +27,7 @@
 //! ```
 
 mod fs;
+pub(crate) mod read_at;
 
 use std::future::Future;
 use std::ops::Range;

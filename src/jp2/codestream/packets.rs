@@ -49,7 +49,7 @@ pub(super) struct Coding {
     pub(super) sop: bool,
     /// EPH marker after each packet header.
     pub(super) eph: bool,
-    /// HT (Part 15) code-blocks: decoded here a whole tile at a time (see `codec::jp2`), so
+    /// HT (Part 15) code-blocks: decoded here a whole tile at a time (see `jp2::openjpeg`), so
     /// precincts away from a region are not left out (the cuts by resolution are exact).
     pub(super) ht: bool,
 }

@@ -1,53 +1,20 @@
-//! JPEG 2000 sources: the render input of a request (a region at a reduced resolution) and the
-//! bridge that lets OpenJPEG, which reads synchronously, read the source by byte range.
+//! The render input of a request on a JPEG 2000 source: a region at the most reduced resolution
+//! that covers it, read through the tile-part index when that leaves bytes out; and the cache
+//! of those indexes.
 
-use std::io;
 use std::sync::Arc;
 
-use super::InfoKey;
-use super::RenderInput;
+use super::Jp2Info;
+use super::codestream::{CodestreamIndex, read_index};
 use crate::Error;
-use crate::codec::jp2::{Jp2Info, ReadAt};
-use crate::codestream::{CodestreamIndex, read_index};
 use crate::pixels::{Budget, Rect};
 use crate::plan::Plan;
 use crate::request::Identifier;
+use crate::service::{InfoKey, RenderInput};
 use crate::source::SourceObject;
 
-/// A [`SourceObject`] read synchronously, for OpenJPEG's stream callbacks: with the object's
-/// own blocking read when it has one (a local file: no thread hand-off per read), else
-/// [`SourceObject::read_range`] run to completion on the runtime of `handle`. Only for
-/// blocking threads (it blocks the calling thread).
-pub(super) struct SourceReader<'a, O> {
-    pub(super) object: &'a O,
-    pub(super) handle: tokio::runtime::Handle,
-}
-
-impl<O: SourceObject> ReadAt for SourceReader<'_, O> {
-    fn len(&self) -> u64 {
-        self.object.metadata().len
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(read) = self.object.read_at_blocking(offset, buf) {
-            return read.map_err(|e| io::Error::other(e.message().to_owned()));
-        }
-        let end = offset.saturating_add(buf.len() as u64).min(self.len());
-        if offset >= end {
-            return Ok(0);
-        }
-        let bytes = self
-            .handle
-            .block_on(self.object.read_range(offset..end))
-            .map_err(|e| io::Error::other(e.message().to_owned()))?;
-        let n = bytes.len().min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
-        Ok(n)
-    }
-}
-
 /// The sizes of a JPEG 2000 image's resolution levels, largest first.
-pub(super) fn levels(info: &Jp2Info) -> Vec<(u32, u32)> {
+pub(crate) fn levels(info: &Jp2Info) -> Vec<(u32, u32)> {
     (0..info.resolutions.min(32))
         .map(|r| (info.width.div_ceil(1 << r), info.height.div_ceil(1 << r)))
         .collect()
@@ -62,7 +29,7 @@ pub(super) fn levels(info: &Jp2Info) -> Vec<(u32, u32)> {
 /// the reduction keeps when the index can cut them): when those (from the index, else
 /// estimated from the file's length, evenly spread over its tiles) exceed the budget, the
 /// request is refused rather than read.
-pub(super) fn input(
+pub(crate) fn input(
     info: &Jp2Info,
     index: Option<Arc<CodestreamIndex>>,
     plan: &Plan,
@@ -96,8 +63,8 @@ pub(super) fn input(
 }
 
 /// The most reduced resolution that still covers the plan's output size.
-pub(super) fn reduce_for(info: &Jp2Info, plan: &Plan) -> u32 {
-    let scale = super::flat::plan_scale(plan);
+pub(crate) fn reduce_for(info: &Jp2Info, plan: &Plan) -> u32 {
+    let scale = plan.scale();
     (0..info.resolutions.clamp(1, 32))
         .rev()
         .find(|&r| (1.0 / f64::from(1u32 << r)) * (1.0 + 1e-9) >= scale)
@@ -105,14 +72,14 @@ pub(super) fn reduce_for(info: &Jp2Info, plan: &Plan) -> u32 {
 }
 
 /// Whether `area` is the whole image (decoded whole, from the whole file).
-pub(super) fn is_whole(info: &Jp2Info, area: Rect) -> bool {
+pub(crate) fn is_whole(info: &Jp2Info, area: Rect) -> bool {
     area == Rect::new(0, 0, info.width, info.height)
 }
 
 /// Whether `area` at `reduce` is read through the tile-part index: a part of a tiled image
 /// (its tiles only), or whenever the index leaves packets out (else OpenJPEG reads the file
 /// itself, without a copy of it in memory).
-pub(super) fn reads_index(
+pub(crate) fn reads_index(
     info: &Jp2Info,
     index: &CodestreamIndex,
     area: Rect,
@@ -124,13 +91,13 @@ pub(super) fn reads_index(
 }
 
 /// `area` decoded at `reduce` (the whole decode of `area` when it is the image).
-pub(super) fn request(
+pub(crate) fn request(
     info: &Jp2Info,
     reduce: u32,
     area: Rect,
     max_bytes: u64,
-) -> crate::codec::jp2::DecodeRequest {
-    crate::codec::jp2::DecodeRequest {
+) -> super::DecodeRequest {
+    super::DecodeRequest {
         reduce,
         area: (!is_whole(info, area)).then_some((area.x, area.y, area.w, area.h)),
         threads: 1,
@@ -141,7 +108,7 @@ pub(super) fn request(
 
 /// Weighs a cached tile-part index by the bytes it keeps.
 #[derive(Debug, Clone)]
-pub(super) struct IndexBytes;
+pub(crate) struct IndexBytes;
 
 impl quick_cache::Weighter<InfoKey, Option<Arc<CodestreamIndex>>> for IndexBytes {
     fn weight(&self, _key: &InfoKey, index: &Option<Arc<CodestreamIndex>>) -> u64 {
@@ -150,13 +117,13 @@ impl quick_cache::Weighter<InfoKey, Option<Arc<CodestreamIndex>>> for IndexBytes
 }
 
 /// The tile-part indexes of JPEG 2000 sources, by source version.
-pub(super) type IndexCache =
+pub(crate) type IndexCache =
     quick_cache::sync::Cache<InfoKey, Option<Arc<CodestreamIndex>>, IndexBytes>;
 
 /// An index cache of 128 MiB (an index takes ~24 bytes per tile-part: a 25,000-pixel image in
 /// 1024-pixel tiles and 7 tile-parts per tile, ~55 KB). quick_cache admits no entry larger than
 /// a shard's share: 4 shards of 32 MiB hold the largest index (2^20 tile-parts).
-pub(super) fn index_cache() -> IndexCache {
+pub(crate) fn index_cache() -> IndexCache {
     let options = quick_cache::OptionsBuilder::new()
         .estimated_items_capacity(1024)
         .weight_capacity(128 << 20)
@@ -174,7 +141,7 @@ pub(super) fn index_cache() -> IndexCache {
 /// The tile-part index of a JPEG 2000 source, read once per source version (concurrent first
 /// requests share the read); `None` when it has none (see [`read_index`]) or when reading it
 /// failed (not cached: the next request tries again; this one lets OpenJPEG read the file).
-pub(super) async fn index<O: SourceObject>(
+pub(crate) async fn index<O: SourceObject>(
     cache: &IndexCache,
     id: &Identifier,
     object: &O,

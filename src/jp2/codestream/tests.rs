@@ -1,9 +1,9 @@
 //! Tests of the tile-part index, on JPEG 2000 files written by OpenJPEG's own encoder.
 
 use super::*;
-use crate::codec::jp2::tests::{Opts, encode_fixture, pattern};
-use crate::codec::jp2::{self, DecodeRequest};
-use crate::pyramid::tests::Counting;
+use crate::jp2::openjpeg::tests::{Opts, encode_fixture, pattern};
+use crate::jp2::{self, DecodeRequest};
+use crate::tiff::tests::Counting;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -363,7 +363,7 @@ fn cuttable_fixtures() -> Vec<(&'static str, Vec<u8>)> {
         (
             "64 tiles, RPCL, tile-parts by resolution, components 1x1, 2x2, 2x2 (cut by resolution)",
             {
-                use crate::codec::jp2::tests::{PlaneIn, encode_planes};
+                use crate::jp2::openjpeg::tests::{PlaneIn, encode_planes};
                 let full = pattern(300, 200, 3);
                 let half = pattern(150, 100, 3);
                 let planes = vec![
@@ -633,7 +633,7 @@ fn precincts_away_from_an_area_are_left_out_and_the_pixels_are_the_same() {
         }),
         // Every component subsampled 2x2: precincts on the components' own grids.
         {
-            use crate::codec::jp2::tests::{PlaneIn, encode_planes};
+            use crate::jp2::openjpeg::tests::{PlaneIn, encode_planes};
             let px = pattern(150, 100, 3);
             let planes: Vec<PlaneIn> = (0..3)
                 .map(|c| PlaneIn {
@@ -792,4 +792,41 @@ fn precinct_counts_past_any_bound_give_no_cuts_and_no_panic() {
     cs.extend_from_slice(&[0xFF, 0x90, 0, 10, 0, 0, 0, 0, 0, 19, 0, 1]);
     cs.extend_from_slice(&[0xFF, 0x58, 0, 3, 0, 0xFF, 0x93, 0xFF, 0xD9]);
     assert!(block_on(read_index(&Counting::new(cs))).unwrap().is_none());
+}
+
+/// The examples that stood in the doc comments of these crate-private items.
+#[allow(unused_imports, clippy::all)]
+mod doc_examples {
+    #[test]
+    fn doc_codestream_43() {
+        use crate::Error;
+        use crate::jp2::codestream::read_index;
+        use crate::source::{SourceMetadata, SourceObject};
+        use bytes::Bytes;
+
+        struct Mem(SourceMetadata, Bytes);
+        impl SourceObject for Mem {
+            fn metadata(&self) -> &SourceMetadata {
+                &self.0
+            }
+            async fn read_range(&self, r: std::ops::Range<u64>) -> Result<Bytes, Error> {
+                let end = r.end.min(self.1.len() as u64) as usize;
+                Ok(self.1.slice((r.start as usize).min(end)..end))
+            }
+        }
+
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                // A codestream of a single tile without packet lengths has no index.
+                let path = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/htj2k/ht_rgb_64x48_lossless.j2c"
+                );
+                let file = Bytes::from(std::fs::read(path).unwrap());
+                let obj = Mem(SourceMetadata::new(file.len() as u64, None, None), file);
+                assert!(read_index(&obj).await.unwrap().is_none());
+            });
+    }
 }

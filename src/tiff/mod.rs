@@ -21,6 +21,7 @@ mod ifd;
 mod mosaic;
 mod passthrough;
 mod region;
+mod render;
 mod tile;
 
 #[cfg(test)]
@@ -38,6 +39,7 @@ pub use self::region::assemble;
 pub(crate) use self::region::fetch_tiles;
 #[cfg(test)]
 pub(crate) use self::region::read_region;
+pub(crate) use self::render::{level_input, passthrough, read_usable_pyramid, stored_quality};
 pub use self::tile::decode_tile;
 
 use crate::codec::Orientation;
@@ -168,7 +170,6 @@ impl Level {
     /// The layout [`decode_tile`] and [`read_region`] produce for this level: gray or RGB, with
     /// alpha when the level has it.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn layout(&self) -> Layout {
         let colour = match self.photometric {
             Photometric::WhiteIsZero | Photometric::BlackIsZero => Layout::Gray,
@@ -182,14 +183,12 @@ impl Level {
 
     /// Number of tile columns.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn tiles_across(&self) -> u32 {
         self.width.div_ceil(self.tile_width.max(1))
     }
 
     /// Number of tile rows.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn tiles_down(&self) -> u32 {
         self.height.div_ceil(self.tile_height.max(1))
     }
@@ -231,7 +230,6 @@ pub struct TileRef {
 
 /// The levels of a tiled TIFF pyramid, largest first, as [`read_pyramid`] found them.
 ///
-/// See the [module docs](crate::pyramid) for an example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TiffPyramid {
     levels: Vec<Level>,
@@ -243,35 +241,30 @@ impl TiffPyramid {
     /// The levels, largest (the full image, the first IFD) first, each strictly smaller than
     /// the one before. Never empty.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn levels(&self) -> &[Level] {
         &self.levels
     }
 
     /// Level `index`, if there is one.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn level(&self, index: usize) -> Option<&Level> {
         self.levels.get(index)
     }
 
     /// Length of the file the pyramid was read from, in bytes.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn file_len(&self) -> u64 {
         self.len
     }
 
     /// Width of the full image (level 0), as stored (before [`orientation`](Self::orientation)).
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn width(&self) -> u32 {
         self.levels.first().map_or(0, |l| l.width)
     }
 
     /// Height of the full image (level 0), as stored.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn height(&self) -> u32 {
         self.levels.first().map_or(0, |l| l.height)
     }
@@ -279,7 +272,6 @@ impl TiffPyramid {
     /// The Orientation tag (274) of the first image. Pixels are read as stored; applying it is
     /// the caller's job (the whole-file decoder applies it).
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn orientation(&self) -> Orientation {
         self.orientation
     }
@@ -289,7 +281,6 @@ impl TiffPyramid {
     /// reduction (writers round down or up: libvips makes 6291 of 25167 / 4) spans exactly that
     /// power of two, so that tile grids line up with it.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn downsample(&self, index: usize) -> Option<(f64, f64)> {
         let level = self.level(index)?;
         let (w, h) = (self.width(), self.height());
@@ -316,7 +307,6 @@ impl TiffPyramid {
     /// region's size from without upsampling. `scale` >= 1 (or NaN) gives level 0, a tiny
     /// `scale` the smallest level.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn level_for(&self, scale: f64) -> usize {
         if scale.is_nan() || scale >= 1.0 {
             return 0;
@@ -333,7 +323,6 @@ impl TiffPyramid {
     /// exactly those, with their byte ranges. `rect` is clipped to the level; an empty or
     /// outside rectangle, or a level that does not exist, gives no tiles.
     ///
-    /// See the [module docs](crate::pyramid) for an example.
     pub fn tiles(&self, index: usize, rect: Rect) -> Vec<TileRef> {
         let Some(level) = self.level(index) else {
             return Vec::new();
@@ -365,8 +354,8 @@ mod doc_examples {
     fn doc_pyramid_22() {
         use crate::Error;
         use crate::pixels::{Budget, Layout, Rect};
-        use crate::pyramid::{self, Compression};
         use crate::source::{SourceMetadata, SourceObject};
+        use crate::tiff::{self, Compression};
         use bytes::Bytes;
 
         /// A file in memory.
@@ -437,7 +426,7 @@ mod doc_examples {
                     SourceMetadata::new(file.len() as u64, None, None),
                     Bytes::from(file),
                 );
-                let pyramid = pyramid::read_pyramid(&obj).await.unwrap();
+                let pyramid = crate::tiff::read_pyramid(&obj).await.unwrap();
                 assert_eq!((pyramid.width(), pyramid.height()), (20, 12));
                 let level = &pyramid.levels()[0];
                 assert_eq!(
@@ -453,7 +442,7 @@ mod doc_examples {
                     tiles.iter().map(|t| (t.col, t.row)).collect::<Vec<_>>(),
                     [(0, 0), (1, 0)]
                 );
-                let px = pyramid::read_region(&obj, &pyramid, 0, rect, Budget::default())
+                let px = crate::tiff::read_region(&obj, &pyramid, 0, rect, Budget::default())
                     .await
                     .unwrap();
                 assert_eq!(px.layout(), Layout::Gray);
@@ -463,14 +452,14 @@ mod doc_examples {
 
     #[test]
     fn doc_compression_from_tag_147() {
-        use crate::pyramid::Compression;
+        use crate::tiff::Compression;
         assert_eq!(Compression::from_tag(32946), Compression::Deflate);
         assert_eq!(Compression::from_tag(34712), Compression::Other(34712));
     }
 
     #[test]
     fn doc_tileref_306() {
-        use crate::pyramid::TileRef;
+        use crate::tiff::TileRef;
         let t = TileRef {
             col: 1,
             row: 0,

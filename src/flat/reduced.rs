@@ -36,7 +36,6 @@ impl ReducedPyramid {
     /// The smallest reduction 2^`shift` (`shift` >= 1) whose levels, all of them, take at most
     /// `max_bytes` in `layout`; `None` when even a tiny pyramid does not fit.
     ///
-    /// See the [module docs](crate::reduced) for an example.
     pub(crate) fn base_shift(
         width: u32,
         height: u32,
@@ -119,7 +118,6 @@ impl ReducedPyramid {
 
     /// Width of the full image.
     ///
-    /// See the [module docs](crate::reduced) for an example.
     #[cfg(test)]
     pub(crate) fn width(&self) -> u32 {
         self.width
@@ -127,7 +125,6 @@ impl ReducedPyramid {
 
     /// Height of the full image.
     ///
-    /// See the [module docs](crate::reduced) for an example.
     #[cfg(test)]
     pub(crate) fn height(&self) -> u32 {
         self.height
@@ -135,7 +132,6 @@ impl ReducedPyramid {
 
     /// The sizes of the levels, largest first.
     ///
-    /// See the [module docs](crate::reduced) for an example.
     #[cfg(test)]
     pub(crate) fn level_sizes(&self) -> Vec<(u32, u32)> {
         self.levels
@@ -146,14 +142,12 @@ impl ReducedPyramid {
 
     /// The pixels of level `index`, if there is one.
     ///
-    /// See the [module docs](crate::reduced) for an example.
     pub(crate) fn level(&self, index: usize) -> Option<&Pixels> {
         self.levels.get(index)
     }
 
     /// The bytes the levels hold.
     ///
-    /// See the [module docs](crate::reduced) for an example.
     pub(crate) fn bytes(&self) -> usize {
         self.levels.iter().map(|l| l.data().len()).sum()
     }
@@ -167,7 +161,6 @@ impl ReducedPyramid {
     /// render an output of `scale` x the region's size from; `None` when `scale` is larger
     /// than the largest level (the file must be decoded).
     ///
-    /// See the [module docs](crate::reduced) for an example.
     pub(crate) fn level_for(&self, scale: f64) -> Option<(usize, &Pixels)> {
         if scale.is_nan() {
             return None;
@@ -432,8 +425,8 @@ mod tests {
 mod doc_examples {
     #[test]
     fn doc_reduced_12() {
+        use crate::flat::reduced::ReducedPyramid;
         use crate::pixels::{Budget, Layout, Pixels};
-        use crate::reduced::ReducedPyramid;
 
         // A 4000x3000 RGB image in at most 8 MB of levels: the largest level is 1/4 (1000x750).
         let shift = ReducedPyramid::base_shift(4000, 3000, Layout::Rgb, 8 << 20).unwrap();
@@ -449,8 +442,8 @@ mod doc_examples {
 
     #[test]
     fn doc_reducedpyramid_from_full_126() {
+        use crate::flat::reduced::ReducedPyramid;
         use crate::pixels::{Budget, Layout, Pixels};
-        use crate::reduced::ReducedPyramid;
         let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
         let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
         assert_eq!(p.level_sizes()[0], (600, 400));
@@ -458,8 +451,8 @@ mod doc_examples {
 
     #[test]
     fn doc_reducedpyramid_level_rect_204() {
+        use crate::flat::reduced::ReducedPyramid;
         use crate::pixels::{Budget, Layout, Pixels, Rect};
-        use crate::reduced::ReducedPyramid;
         let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
         let p = ReducedPyramid::from_full(&full, 2, Budget::default()).unwrap();
         assert_eq!(
@@ -474,8 +467,8 @@ mod doc_examples {
 
     #[test]
     fn doc_reducedpyramid_to_bytes_225() {
+        use crate::flat::reduced::ReducedPyramid;
         use crate::pixels::{Budget, Layout, Pixels};
-        use crate::reduced::ReducedPyramid;
         let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
         let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
         let back = ReducedPyramid::from_bytes(&p.to_bytes(), Budget::default()).unwrap();
@@ -484,8 +477,8 @@ mod doc_examples {
 
     #[test]
     fn doc_reducedpyramid_stored_size_261() {
+        use crate::flat::reduced::ReducedPyramid;
         use crate::pixels::{Budget, Layout, Pixels};
-        use crate::reduced::ReducedPyramid;
         let full = Pixels::try_new(1200, 800, Layout::Gray, Budget::default()).unwrap();
         let p = ReducedPyramid::from_full(&full, 1, Budget::default()).unwrap();
         assert_eq!(

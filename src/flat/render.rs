@@ -5,7 +5,7 @@
 //!
 //! A PNG's pyramid is built without holding the file or its full-size pixels: the file is read
 //! in 1 MiB chunks on the async side ([`send_chunks`]) and decoded row by row on the blocking
-//! pool ([`ChunkReader`], [`codec::png_reduce`]), reduced to the base level as it goes. A
+//! pool ([`ChunkReader`], [`png_reduce`]), reduced to the base level as it goes. A
 //! JPEG's (and an interlaced PNG's) is built from the whole file.
 
 use std::sync::Arc;
@@ -14,19 +14,19 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use tracing::Instrument;
 
-use super::{InfoKey, RenderInput, Shared, reserve_render_slot};
+use super::ReducedPyramid;
 use crate::Error;
 use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative};
-use crate::codec::jp2::ReadAt;
 use crate::codec::{self, Header, SourceFormat};
 use crate::pixels::{Budget, Layout, Pixels};
 use crate::plan::Plan;
-use crate::reduced::ReducedPyramid;
+use crate::service::{InfoKey, RenderInput, Shared, reserve_render_slot};
 use crate::source::SourceObject;
+use crate::source::read_at::{ReadAt, ReadAtStream};
 
 /// Weighs a cached pyramid by the bytes of its levels.
 #[derive(Debug, Clone)]
-pub(super) struct PyramidBytes;
+pub(crate) struct PyramidBytes;
 
 impl quick_cache::Weighter<InfoKey, Arc<ReducedPyramid>> for PyramidBytes {
     fn weight(&self, _key: &InfoKey, pyramid: &Arc<ReducedPyramid>) -> u64 {
@@ -37,19 +37,19 @@ impl quick_cache::Weighter<InfoKey, Arc<ReducedPyramid>> for PyramidBytes {
 /// The reduced pyramids of large flat sources, bounded by bytes; shared by every clone of a
 /// service.
 #[derive(Debug, Clone)]
-pub(super) struct ReducedCache {
-    pub(super) cache: Arc<quick_cache::sync::Cache<InfoKey, Arc<ReducedPyramid>, PyramidBytes>>,
+pub(crate) struct ReducedCache {
+    pub(crate) cache: Arc<quick_cache::sync::Cache<InfoKey, Arc<ReducedPyramid>, PyramidBytes>>,
     /// The cache's capacity in bytes; one pyramid takes at most half of it.
-    pub(super) max_bytes: u64,
+    pub(crate) max_bytes: u64,
     /// Flat sources of fewer pixels are decoded whole, as small files are.
-    pub(super) min_pixels: u64,
+    pub(crate) min_pixels: u64,
     /// A second tier that outlives the process (or the memory cache's evictions): pyramids are
     /// stored there when built and loaded from it before building.
-    pub(super) store: Option<AnyCache>,
+    pub(crate) store: Option<AnyCache>,
 }
 
 impl ReducedCache {
-    pub(super) fn new(max_bytes: u64, min_pixels: u64) -> Self {
+    pub(crate) fn new(max_bytes: u64, min_pixels: u64) -> Self {
         // quick_cache sizes its tables from an item estimate: a pyramid of ~80 MB each.
         let items = (max_bytes / (16 << 20)).clamp(4, 1024) as usize;
         Self {
@@ -65,20 +65,9 @@ impl ReducedCache {
     }
 }
 
-/// How much smaller than its region a plan's output is (1.0 = full scale), less one output
-/// pixel: a level (or DCT scale) one pixel short of the exact size still serves it (an edge
-/// tile of 591 pixels at 148 wide is a quarter scale, not a little more), stretched by less
-/// than a pixel.
-pub(super) fn plan_scale(plan: &Plan) -> f64 {
-    let r = plan.region;
-    let axis =
-        |out: u32, region: u32| f64::from(out.saturating_sub(1).max(1)) / f64::from(region.max(1));
-    axis(plan.width, r.w).max(axis(plan.height, r.h))
-}
-
 /// What a render of `plan` on a flat source reads.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn input<O: SourceObject>(
+pub(crate) async fn input<O: SourceObject>(
     reduced: Option<&ReducedCache>,
     key: InfoKey,
     object: &Arc<O>,
@@ -101,7 +90,7 @@ pub(super) async fn input<O: SourceObject>(
         (SourceFormat::Jpeg, false) => Layout::Rgb,
         _ => Layout::Rgba,
     };
-    let scale = plan_scale(plan);
+    let scale = plan.scale();
     let shift =
         ReducedPyramid::base_shift(header.width, header.height, layout, reduced.max_bytes / 2);
     if let Some(shift) = shift.filter(|&s| scale <= (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9)) {
@@ -199,7 +188,7 @@ fn store_key(key: &InfoKey, shift: u32, layout: Layout) -> Option<CacheKey> {
         key.id.as_str(),
         format!(
             "reduced-pyramid|{}|{}|{modified}|{etag}|{shift}|{layout:?}",
-            super::RENDERER,
+            crate::service::RENDERER,
             key.len,
         ),
     ))
@@ -250,9 +239,9 @@ fn keep(store: AnyCache, key: CacheKey, pyramid: Arc<ReducedPyramid>) {
 
 /// Render `plan` from `rect` of a PNG read through `reader` on the blocking pool, its rows
 /// decoded only down to the region's last one and only the region's columns kept (see
-/// [`codec::png_reduce::decode_region`]); an interlaced PNG is read and decoded whole, within
+/// [`crate::flat::png_reduce::decode_region`]); an interlaced PNG is read and decoded whole, within
 /// `max_source_bytes`.
-pub(super) fn render_png_region<R: ReadAt>(
+pub(crate) fn render_png_region<R: ReadAt>(
     reader: &R,
     rect: crate::pixels::Rect,
     max_source_bytes: u64,
@@ -260,12 +249,12 @@ pub(super) fn render_png_region<R: ReadAt>(
     budget: Budget,
     encode: &codec::EncodeOptions,
 ) -> Result<Vec<u8>, Error> {
-    let stream = std::io::BufReader::with_capacity(CHUNK as usize, ReadAtStream { reader, pos: 0 });
+    let stream = std::io::BufReader::with_capacity(CHUNK as usize, ReadAtStream::new(reader));
     let decoded = tracing::debug_span!("decode", rows = rect.bottom())
-        .in_scope(|| codec::png_reduce::decode_region(stream, rect, budget))?;
+        .in_scope(|| crate::flat::png_reduce::decode_region(stream, rect, budget))?;
     if let Some(px) = decoded {
         let whole = crate::pixels::Rect::new(0, 0, px.width(), px.height());
-        return super::render::finish(px, whole, plan, budget, encode);
+        return crate::service::render::finish(px, whole, plan, budget, encode);
     }
     let len = reader.len();
     if len > max_source_bytes {
@@ -277,7 +266,7 @@ pub(super) fn render_png_region<R: ReadAt>(
     bytes
         .try_reserve_exact(len as usize)
         .map_err(|_| Error::source(format!("cannot allocate {len} bytes for the file")))?;
-    let mut stream = ReadAtStream { reader, pos: 0 };
+    let mut stream = ReadAtStream::new(reader);
     std::io::Read::read_to_end(&mut stream, &mut bytes)
         .map_err(|e| Error::source(format!("cannot read the source: {e}")))?;
     if (bytes.len() as u64) < len {
@@ -286,33 +275,7 @@ pub(super) fn render_png_region<R: ReadAt>(
             bytes.len()
         )));
     }
-    super::render::render(&bytes, plan, budget, encode)
-}
-
-/// A [`ReadAt`] read from its start as a `Read + Seek` stream, on a blocking thread.
-struct ReadAtStream<'a, R> {
-    reader: &'a R,
-    pos: u64,
-}
-
-impl<R: ReadAt> std::io::Read for ReadAtStream<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.reader.read_at(self.pos, buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R: ReadAt> std::io::Seek for ReadAtStream<'_, R> {
-    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
-        let pos = match to {
-            std::io::SeekFrom::Start(n) => Some(n),
-            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            std::io::SeekFrom::End(d) => self.reader.len().checked_add_signed(d),
-        };
-        self.pos = pos.ok_or_else(|| std::io::Error::other("seek before the start"))?;
-        Ok(self.pos)
-    }
+    crate::service::render::render(&bytes, plan, budget, encode)
 }
 
 /// With libjpeg-turbo: a JPEG region decoded at the DCT scale that still covers the output.
@@ -445,7 +408,7 @@ type Chunks = tokio::sync::mpsc::Receiver<Result<Bytes, Error>>;
 ///
 /// The object is read here, on the async side, because the build borrows it: the blocking
 /// task cannot take it along (the JPEG 2000 render owns its object and reads it through
-/// [`SourceReader`](super::jp2::SourceReader) on the blocking thread instead).
+/// [`SourceReader`](crate::source::read_at::SourceReader) on the blocking thread instead).
 async fn send_chunks<O: SourceObject>(
     object: &O,
     len: u64,
@@ -564,8 +527,8 @@ fn build_png<R: std::io::BufRead + std::io::Seek>(
     shift: u32,
     budget: Budget,
 ) -> Result<Option<ReducedPyramid>, Error> {
-    let streamed = shift.min(codec::png_reduce::MAX_SHIFT);
-    let Some(px) = codec::png_reduce::decode_reduced(input, streamed, budget)? else {
+    let streamed = shift.min(crate::flat::png_reduce::MAX_SHIFT);
+    let Some(px) = crate::flat::png_reduce::decode_reduced(input, streamed, budget)? else {
         return Ok(None);
     };
     from_reduced(px, header, shift, streamed, budget).map(Some)
@@ -619,7 +582,7 @@ mod tests {
     use ::png::{BitDepth, ColorType};
 
     use super::*;
-    use crate::codec::png_reduce::tests::{Kind, interlaced_rgb, png_file};
+    use crate::flat::png_reduce::tests::{Kind, interlaced_rgb, png_file};
     use crate::source::SourceMetadata;
 
     /// An in-memory object that claims `len` bytes (more than it has, to play a file cut

@@ -615,13 +615,12 @@ mod doc_examples {
                             .slice(r.start as usize..(r.end as usize).min(self.1.len())))
                     }
                 }
-                let pyramid = crate::pyramid::read_pyramid(&obj).await.unwrap();
+                let pyramid = crate::tiff::read_pyramid(&obj).await.unwrap();
                 let level = &pyramid.levels()[0];
-                let px =
-                    crate::pyramid::decode_tile(level, &[1, 2, 3, 4], Budget::default()).unwrap();
+                let px = crate::tiff::decode_tile(level, &[1, 2, 3, 4], Budget::default()).unwrap();
                 assert_eq!((px.width(), px.height(), px.layout()), (2, 2, Layout::Gray));
                 assert_eq!(px.data(), &[1, 2, 3, 4]);
-                assert!(crate::pyramid::decode_tile(level, &[1, 2], Budget::default()).is_err());
+                assert!(crate::tiff::decode_tile(level, &[1, 2], Budget::default()).is_err());
             });
     }
 }

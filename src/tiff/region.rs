@@ -31,7 +31,6 @@ const MERGE_GAP: u64 = 64 * 1024;
 /// `rect` with nothing inside the level; otherwise as [`assemble`], plus the source's read
 /// errors and [`ErrorKind::Source`](crate::ErrorKind::Source) for a short read.
 ///
-/// See the [module docs](crate::pyramid) for an example.
 #[cfg(test)]
 pub(crate) async fn read_region<O: SourceObject>(
     obj: &O,
@@ -170,7 +169,7 @@ mod doc_examples {
     #[test]
     fn doc_region_assemble_122() {
         use crate::pixels::{Budget, Rect};
-        use crate::pyramid::assemble;
+        use crate::tiff::assemble;
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
@@ -213,7 +212,7 @@ mod doc_examples {
                             .slice(r.start as usize..(r.end as usize).min(self.1.len())))
                     }
                 }
-                let pyramid = crate::pyramid::read_pyramid(&obj).await.unwrap();
+                let pyramid = crate::tiff::read_pyramid(&obj).await.unwrap();
                 let rect = Rect::new(1, 0, 1, 2);
                 // Fetch the tiles however you like, then decode elsewhere.
                 let tiles: Vec<_> = pyramid

@@ -1,0 +1,367 @@
+//! The render job: what a request reads ([`RenderInput`]), fetched ([`Fetched`]: each kind of
+//! input with the bytes it needs, so that the render matches on one value and cannot pair an
+//! input with another's data), then rendered on the blocking pool behind the render queue.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tracing::Instrument;
+
+use super::{Shared, render};
+use crate::codec::{self, EncodeOptions};
+use crate::flat::ReducedPyramid;
+use crate::jp2::codestream::CodestreamIndex;
+use crate::jp2::{self, Jp2Info};
+use crate::pixels::{Budget, Rect};
+use crate::plan::Plan;
+use crate::source::SourceObject;
+use crate::source::read_at::{ReadAt, SourceReader};
+use crate::tiff::{TiffPyramid, TileRef};
+use crate::{Error, ErrorKind};
+
+/// What a render reads: the whole file, the tiles of one pyramid level, a JPEG 2000 region, a
+/// level of a reduced pyramid in memory, or a region of a flat file.
+pub(crate) enum RenderInput {
+    /// The whole file, decoded whole (refused past this size).
+    Whole { max_source_bytes: u64 },
+    /// `rect` of pyramid level `level`: only its tiles are read. `join`: whole stored JPEG
+    /// tiles at their size are joined, not decoded.
+    Level {
+        pyramid: Arc<TiffPyramid>,
+        level: usize,
+        rect: Rect,
+        join: bool,
+    },
+    /// The plan's region of a JPEG 2000 source decoded at resolution reduction `reduce`: with
+    /// a tile-part index, from a codestream of the region's tiles only (fetched first); else
+    /// reading what OpenJPEG asks for.
+    Jp2 {
+        info: Jp2Info,
+        index: Option<Arc<CodestreamIndex>>,
+        reduce: u32,
+        area: Rect,
+    },
+    /// `rect` of level `level` of a flat source's reduced pyramid, in memory.
+    Reduced {
+        pyramid: Arc<ReducedPyramid>,
+        level: usize,
+        rect: Rect,
+    },
+    /// `rect` of a PNG (stored upright), its rows decoded down to the region's last one.
+    PngRegion { rect: Rect, max_source_bytes: u64 },
+    /// `rect` of a JPEG decoded at 1/2^`shift` (libjpeg-turbo), from the whole file.
+    #[cfg(feature = "turbojpeg")]
+    JpegRegion {
+        shift: u32,
+        rect: Rect,
+        max_source_bytes: u64,
+    },
+}
+
+/// A [`RenderInput`] with what it reads on the async side: the file, the level's tiles, or the
+/// region's codestream (a remote JPEG 2000 source; a local file is read on the render thread).
+enum Fetched {
+    Whole(Bytes),
+    Level {
+        pyramid: Arc<TiffPyramid>,
+        level: usize,
+        rect: Rect,
+        join: bool,
+        tiles: Vec<(TileRef, Bytes)>,
+    },
+    Jp2 {
+        info: Jp2Info,
+        index: Option<Arc<CodestreamIndex>>,
+        reduce: u32,
+        area: Rect,
+        codestream: Option<Vec<u8>>,
+    },
+    Reduced {
+        pyramid: Arc<ReducedPyramid>,
+        level: usize,
+        rect: Rect,
+    },
+    PngRegion {
+        rect: Rect,
+        max_source_bytes: u64,
+    },
+    #[cfg(feature = "turbojpeg")]
+    JpegRegion {
+        shift: u32,
+        rect: Rect,
+        file: Bytes,
+    },
+}
+
+impl RenderInput {
+    /// Whether the input reads the whole file (it then takes its render permit first).
+    fn reads_whole(&self) -> bool {
+        #[cfg(feature = "turbojpeg")]
+        if matches!(self, RenderInput::JpegRegion { .. }) {
+            return true;
+        }
+        matches!(self, RenderInput::Whole { .. })
+    }
+
+    /// Read what the input needs on the async side.
+    async fn fetch<O: SourceObject>(self, object: &O, budget: Budget) -> Result<Fetched, Error> {
+        Ok(match self {
+            RenderInput::Whole { max_source_bytes } => {
+                Fetched::Whole(read_whole(object, max_source_bytes).await?)
+            }
+            #[cfg(feature = "turbojpeg")]
+            RenderInput::JpegRegion {
+                shift,
+                rect,
+                max_source_bytes,
+            } => Fetched::JpegRegion {
+                shift,
+                rect,
+                file: read_whole(object, max_source_bytes).await?,
+            },
+            RenderInput::Level {
+                pyramid,
+                level,
+                rect,
+                join,
+            } => {
+                let tiles = crate::tiff::fetch_tiles(object, pyramid.tiles(level, rect), budget)
+                    .instrument(tracing::debug_span!("fetch tiles", level))
+                    .await?;
+                Fetched::Level {
+                    pyramid,
+                    level,
+                    rect,
+                    join,
+                    tiles,
+                }
+            }
+            RenderInput::Jp2 {
+                info,
+                index,
+                reduce,
+                area,
+            } => {
+                // A remote source: the tile-parts are fetched here. A local file is read on
+                // the render's own blocking thread (no extra thread, no extra copy).
+                let codestream = match &index {
+                    Some(index)
+                        if object.read_at_blocking(0, &mut []).is_none()
+                            && jp2::reads_index(&info, index, area, reduce) =>
+                    {
+                        let (a, max) = (area, budget.max_bytes() / 2);
+                        Some(
+                            index
+                                .read_region(object, a.x, a.y, a.w, a.h, reduce, max)
+                                .instrument(tracing::debug_span!("fetch tile-parts"))
+                                .await?,
+                        )
+                    }
+                    _ => None,
+                };
+                Fetched::Jp2 {
+                    info,
+                    index,
+                    reduce,
+                    area,
+                    codestream,
+                }
+            }
+            RenderInput::Reduced {
+                pyramid,
+                level,
+                rect,
+            } => Fetched::Reduced {
+                pyramid,
+                level,
+                rect,
+            },
+            RenderInput::PngRegion {
+                rect,
+                max_source_bytes,
+            } => Fetched::PngRegion {
+                rect,
+                max_source_bytes,
+            },
+        })
+    }
+}
+
+/// The whole file, refused past `max_source_bytes`.
+async fn read_whole<O: SourceObject>(object: &O, max_source_bytes: u64) -> Result<Bytes, Error> {
+    let len = object.metadata().len;
+    if len > max_source_bytes {
+        return Err(Error::source(format!(
+            "the source file ({len} bytes) is larger than this server reads whole"
+        )));
+    }
+    object.read_all().await
+}
+
+impl Fetched {
+    /// Render `plan` from the fetched input, on a blocking thread (`handle` runs the source's
+    /// reads that happen here).
+    fn render<O: SourceObject>(
+        self,
+        object: &O,
+        handle: tokio::runtime::Handle,
+        plan: &Plan,
+        budget: Budget,
+        encode: &EncodeOptions,
+    ) -> Result<Vec<u8>, Error> {
+        match self {
+            Fetched::Whole(bytes) => render::render(&bytes, plan, budget, encode),
+            #[cfg(feature = "turbojpeg")]
+            Fetched::JpegRegion { shift, rect, file } => {
+                match codec::turbo::decode(&file, shift, Some(rect), budget) {
+                    Ok(px) => render::finish_region(px, plan, budget, encode),
+                    Err(_) => render::render(&file, plan, budget, encode),
+                }
+            }
+            Fetched::Level {
+                pyramid,
+                level,
+                rect,
+                join,
+                tiles,
+            } => {
+                let lv = pyramid
+                    .level(level)
+                    .ok_or_else(|| Error::internal("pyramid level vanished"))?;
+                // Whole stored JPEG tiles at their own size: joined, not decoded.
+                if join
+                    && (plan.width, plan.height) == (rect.w, rect.h)
+                    && crate::tiff::stored_quality(plan, lv)
+                    && let Some(jpeg) = tracing::debug_span!("join")
+                        .in_scope(|| crate::tiff::join_jpeg_tiles(lv, rect, &tiles))
+                {
+                    return Ok(jpeg);
+                }
+                let px = tracing::debug_span!("assemble")
+                    .in_scope(|| crate::tiff::assemble(lv, rect, &tiles, budget))?;
+                render::finish_region(px, plan, budget, encode)
+            }
+            Fetched::Jp2 {
+                info,
+                index,
+                reduce,
+                area,
+                codestream,
+            } => {
+                let req = jp2::request(&info, reduce, area, budget.max_bytes());
+                let decode = |src: &dyn ReadAt| {
+                    tracing::debug_span!("decode", reduce).in_scope(|| {
+                        jp2::decode(src, &req)
+                            .map_err(codec::jp2_error)
+                            .and_then(codec::jp2_pixels)
+                    })
+                };
+                let reader = SourceReader { object, handle };
+                let px = match (codestream, index) {
+                    (Some(cs), _) => decode(&cs)?,
+                    (None, Some(index)) if jp2::reads_index(&info, &index, area, reduce) => {
+                        let (a, max) = (area, budget.max_bytes() / 2);
+                        let cs = tracing::debug_span!("read tile-parts").in_scope(|| {
+                            index.read_region_at(&reader, a.x, a.y, a.w, a.h, reduce, max)
+                        })?;
+                        decode(&cs)?
+                    }
+                    _ => decode(&reader)?,
+                };
+                render::finish_region(px, plan, budget, encode)
+            }
+            Fetched::Reduced {
+                pyramid,
+                level,
+                rect,
+            } => {
+                let px = pyramid
+                    .level(level)
+                    .ok_or_else(|| Error::internal("reduced level vanished"))?;
+                render::finish_ref(px, rect, plan, budget, encode)
+            }
+            Fetched::PngRegion {
+                rect,
+                max_source_bytes,
+            } => {
+                let reader = SourceReader { object, handle };
+                crate::flat::render_png_region(
+                    &reader,
+                    rect,
+                    max_source_bytes,
+                    plan,
+                    budget,
+                    encode,
+                )
+            }
+        }
+    }
+}
+
+/// Read what the render needs and render `plan` on the blocking pool. The queue slot and the
+/// render permit move into the blocking task: they are released when the render really ends,
+/// even if the client has gone away meanwhile.
+pub(super) async fn render_job<O: SourceObject>(
+    shared: Arc<Shared>,
+    object: O,
+    input: RenderInput,
+    plan: &Plan,
+    budget: Budget,
+    encode: EncodeOptions,
+) -> Result<Bytes, Error> {
+    let slot = reserve_render_slot(&shared)?;
+    let acquire = || async {
+        Arc::clone(&shared.renders)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::internal("render pool closed"))
+    };
+    // A whole-file read takes its render permit first: requests waiting for a permit then hold
+    // no file in memory (at most `render_concurrency` whole files at once). Tile reads are
+    // small and overlap the renders in progress.
+    let early = match input.reads_whole() {
+        true => Some(acquire().await?),
+        false => None,
+    };
+    let fetched = input.fetch(&object, budget).await?;
+    let permit = match early {
+        Some(p) => p,
+        None => acquire().await?,
+    };
+    let plan = plan.clone();
+    shared.renders_done.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::debug_span!("render", canonical = %plan.canonical);
+    let handle = tokio::runtime::Handle::current();
+    let body = tokio::task::spawn_blocking(move || {
+        let _held = (slot, permit);
+        let _span = span.entered();
+        fetched.render(&object, handle, &plan, budget, &encode)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("render task failed: {e}")))??;
+    Ok(Bytes::from(body))
+}
+
+/// Take a place in the render queue, or answer 503 when it is full.
+pub(crate) fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Error> {
+    let max = shared.max_in_flight.load(Ordering::Relaxed);
+    let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    let guard = SlotGuard(Arc::clone(shared));
+    if before >= max {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "the server is busy; retry shortly",
+        ));
+    }
+    Ok(guard)
+}
+
+/// Releases a place in the render queue when dropped.
+pub(crate) struct SlotGuard(Arc<Shared>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,148 @@
+//! What the service knows of a source file, read once per source version and cached: its
+//! header, its TIFF pyramid, its JPEG 2000 main header, and what info.json says of it.
+
+use super::*;
+
+impl<S: Source> IiifService<S> {
+    /// The tiled pyramid of a TIFF source, from the cache or read by range; `None` when the file
+    /// is not a tiled pyramid this reader handles (it is then decoded whole). Concurrent first
+    /// requests read it once.
+    pub(super) async fn pyramid(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        header: &Header,
+    ) -> Option<Arc<TiffPyramid>> {
+        let key = InfoKey::new(id, object.metadata());
+        let read = async {
+            let pyramid = crate::tiff::read_usable_pyramid(object).await;
+            Ok::<_, Infallible>(pyramid)
+        };
+        let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
+            Ok(p) => p,
+            Err(never) => match never {},
+        };
+        // A header that disagrees is left to the whole-file decoder.
+        pyramid.filter(|p| (p.width(), p.height()) == (header.width, header.height))
+    }
+
+    /// What info.json says of an image: its header, and the levels and tile size of its
+    /// pyramid, if it has one.
+    pub(super) async fn image_info_of(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        header: &Header,
+    ) -> ImageInfo {
+        let info = ImageInfo::new(header.width, header.height).with_gray(header.gray);
+        let pyramid = match header.format {
+            SourceFormat::Tiff => self.pyramid(id, object, header).await,
+            _ => None,
+        };
+        if header.format == SourceFormat::Jp2
+            && let Some(j) = self.jp2_info(id, object).await
+        {
+            let info = info.with_levels(jp2::levels(&j));
+            return match j.tiles_x.saturating_mul(j.tiles_y) > 1 {
+                true => info.with_tile(j.tile_width, j.tile_height),
+                false => info,
+            };
+        }
+        match pyramid
+            .as_deref()
+            .and_then(|p| Some((p, p.levels().first()?)))
+        {
+            Some((p, first)) => {
+                let levels = p.levels().iter().map(|l| (l.width, l.height)).collect();
+                info.with_levels(levels)
+                    .with_tile(first.tile_width, first.tile_height)
+            }
+            None => info,
+        }
+    }
+
+    /// The main header of a JPEG 2000 source (read with its [`Header`]).
+    pub(super) async fn jp2_info(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+    ) -> Option<crate::jp2::Jp2Info> {
+        let key = InfoKey::new(id, object.metadata());
+        if let Some(info) = self.shared.jp2_info.get(&key) {
+            return Some(info);
+        }
+        // Evicted: read the header again, which caches it.
+        self.shared.info_cache.remove(&key);
+        self.header(id, object).await.ok()?;
+        self.shared.jp2_info.get(&key)
+    }
+
+    /// The image's header, from the info cache or read from the source; concurrent first
+    /// requests read it once. A tiled TIFF's header comes from its pyramid, read by range (its
+    /// IFDs may be anywhere in the file).
+    pub(super) async fn header(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+    ) -> Result<Header, Error> {
+        let key = InfoKey::new(id, object.metadata());
+        let read = async {
+            let meta = object.metadata();
+            let prefix = object.read_range(0..HEADER_PREFIX.min(meta.len)).await?;
+            if codec::sniff(&prefix) == Some(SourceFormat::Tiff) {
+                let read =
+                    async { Ok::<_, Infallible>(crate::tiff::read_usable_pyramid(object).await) };
+                let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
+                    Ok(p) => p,
+                    Err(never) => match never {},
+                };
+                if let Some(p) = pyramid {
+                    return Ok(Header {
+                        format: SourceFormat::Tiff,
+                        width: p.width(),
+                        height: p.height(),
+                        orientation: p.orientation(),
+                        gray: p.levels().first().is_some_and(|l| l.layout().is_gray()),
+                    });
+                }
+            }
+            if codec::sniff(&prefix) == Some(SourceFormat::Jp2) {
+                let parse = |b: &[u8]| crate::jp2::read_info(b).map_err(codec::jp2_error);
+                let info = self.parse_header(object, prefix, parse).await?;
+                self.shared.jp2_info.insert(key.clone(), info);
+                return codec::jp2_header(&info);
+            }
+            self.parse_header(object, prefix, codec::read_header).await
+        };
+        self.shared.info_cache.get_or_insert_async(&key, read).await
+    }
+
+    /// `parse` the header from `prefix` (the first [`HEADER_PREFIX`] bytes), else from the first
+    /// MiB, else from the whole file (refused past `max_source_bytes`).
+    pub(super) async fn parse_header<T>(
+        &self,
+        object: &S::Object,
+        prefix: Bytes,
+        parse: impl Fn(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        const WIDER: u64 = 1 << 20;
+        let len = object.metadata().len;
+        let err = match parse(&prefix) {
+            Ok(v) => return Ok(v),
+            Err(e) if len <= prefix.len() as u64 => return Err(e),
+            Err(e) => e,
+        };
+        let wider = object.read_range(0..WIDER.min(len)).await?;
+        match parse(&wider) {
+            Ok(v) => Ok(v),
+            Err(_) if len > WIDER && len <= self.config.max_source_bytes => {
+                parse(&object.read_all().await?)
+            }
+            Err(e) if len <= WIDER => Err(e),
+            Err(_) => Err(Error::source(format!(
+                "no header in the first MiB ({}) and the file is larger than this server reads whole",
+                err.message()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! How the service renders from a tiled pyramid: the level and rectangle a request reads, and
+//! the requests a stored JPEG tile answers as it is.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::Instrument;
+
+use super::{Level, TiffPyramid};
+use crate::Error;
+use crate::plan::Plan;
+use crate::request::{Format, Quality, Rotation};
+use crate::service::RenderInput;
+use crate::source::SourceObject;
+
+/// The tiled pyramid of a TIFF file, read by range, when the render path can use it: stored
+/// upright (other orientations are left to the whole-file decoder, which applies them).
+pub(crate) async fn read_usable_pyramid<O: SourceObject>(object: &O) -> Option<Arc<TiffPyramid>> {
+    match crate::tiff::read_pyramid(object)
+        .instrument(tracing::debug_span!("pyramid"))
+        .await
+    {
+        Ok(p) if p.orientation() == crate::codec::Orientation::NORMAL => Some(Arc::new(p)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!("not rendered as a pyramid: {}", e.message());
+            None
+        }
+    }
+}
+
+/// The smallest level that still covers the output size, and the plan's region in that
+/// level's pixels (widened to whole pixels).
+pub(crate) fn level_input(pyramid: Arc<TiffPyramid>, plan: &Plan, join: bool) -> RenderInput {
+    let r = plan.region;
+    let level = pyramid.level_for(plan.scale());
+    let (lw, lh) = pyramid
+        .level(level)
+        .map_or((pyramid.width(), pyramid.height()), |l| (l.width, l.height));
+    let (dx, dy) = pyramid.downsample(level).unwrap_or((1.0, 1.0));
+    let rect = r.scaled_cover(dx, dy, (lw, lh));
+    RenderInput::Level {
+        pyramid,
+        level,
+        rect,
+        join,
+    }
+}
+
+/// The stored JPEG tile that `plan` asks for exactly, read and made a standalone JPEG: a JPEG
+/// without mirroring or rotation, in the colours the tile has.
+pub(crate) async fn passthrough<O: SourceObject>(
+    pyramid: &TiffPyramid,
+    plan: &Plan,
+    object: &O,
+) -> Result<Option<Bytes>, Error> {
+    if plan.format != Format::Jpg || plan.rotation != Rotation::NONE {
+        return Ok(None);
+    }
+    let Some((index, tile)) =
+        super::stored_jpeg_tile(pyramid, plan.region, plan.width, plan.height)
+    else {
+        return Ok(None);
+    };
+    let Some(level) = pyramid.level(index) else {
+        return Ok(None);
+    };
+    if !stored_quality(plan, level) {
+        return Ok(None);
+    }
+    let stored = object
+        .read_range(tile.range.clone())
+        .instrument(tracing::debug_span!("passthrough", level = index))
+        .await?;
+    // A file cut short (or shrinking under us): render instead, which reports it.
+    if stored.len() as u64 != tile.range.end - tile.range.start {
+        return Ok(None);
+    }
+    Ok(super::standalone_jpeg(level, &stored))
+}
+
+/// Whether `plan` asks for a level's stored JPEG tiles as they are: JPEG, upright, unmirrored,
+/// in the quality the level is stored in (default, or colour / gray matching it).
+pub(crate) fn stored_quality(plan: &Plan, level: &Level) -> bool {
+    let gray = level.layout().is_gray();
+    let quality = match plan.quality {
+        Quality::Default => true,
+        Quality::Color => !gray,
+        Quality::Gray => gray,
+        Quality::Bitonal => false,
+    };
+    quality && plan.format == Format::Jpg && plan.rotation == Rotation::NONE
+}
