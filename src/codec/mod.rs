@@ -12,11 +12,22 @@
 
 mod gif;
 mod jpeg;
+#[cfg(not(feature = "turbojpeg"))]
+pub(crate) mod libjpeg;
 pub(crate) mod orientation;
 pub(crate) mod png;
 pub(crate) mod tiff;
 #[cfg(feature = "turbojpeg")]
 pub(crate) mod turbo;
+
+/// A JPEG decoded at 1/2^`shift` of its size, all of it or a crop (`decode`, `scaled_size`):
+/// libjpeg-turbo with the `turbojpeg` feature, else MozJPEG's libjpeg row by row.
+#[cfg(not(feature = "turbojpeg"))]
+pub(crate) use libjpeg as scaled;
+/// A JPEG decoded at 1/2^`shift` of its size, all of it or a crop (`decode`, `scaled_size`):
+/// libjpeg-turbo with the `turbojpeg` feature, else MozJPEG's libjpeg row by row.
+#[cfg(feature = "turbojpeg")]
+pub(crate) use turbo as scaled;
 mod webp;
 
 pub(crate) use self::orientation::Orientation;

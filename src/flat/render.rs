@@ -1,7 +1,7 @@
 //! Large flat sources (JPEG, PNG): which render input a request gets. Scales the
 //! [`ReducedPyramid`] covers are rendered from it (built once, on first access, held in a
-//! byte-bounded cache); larger ones from the file, with a DCT-scaled and cropped decode when
-//! the `turbojpeg` feature is on, else decoded whole.
+//! byte-bounded cache); larger ones from the file, a JPEG with a DCT-scaled and cropped
+//! decode (libjpeg-turbo with the `turbojpeg` feature, else MozJPEG's libjpeg row by row).
 //!
 //! A PNG's pyramid is built without holding the file or its full-size pixels: the file is read
 //! in 1 MiB chunks on the async side ([`send_chunks`]) and decoded row by row on the blocking
@@ -278,8 +278,8 @@ pub(crate) fn render_png_region<R: ReadAt>(
     crate::service::render::render(&bytes, plan, budget, encode)
 }
 
-/// With libjpeg-turbo: a JPEG region decoded at the DCT scale that still covers the output.
-#[cfg(feature = "turbojpeg")]
+/// A JPEG region decoded at the DCT scale that still covers the output (libjpeg-turbo, or
+/// without the `turbojpeg` feature MozJPEG's libjpeg row by row).
 fn region_input(
     header: &Header,
     plan: &Plan,
@@ -293,19 +293,13 @@ fn region_input(
         .rev()
         .find(|&s| (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9) >= scale)
         .unwrap_or(0);
-    let (sw, sh) = codec::turbo::scaled_size((header.width, header.height), shift);
+    let (sw, sh) = codec::scaled::scaled_size((header.width, header.height), shift);
     let f = f64::from(1u32 << shift);
     Some(RenderInput::JpegRegion {
         shift,
         rect: plan.region.scaled_cover(f, f, (sw, sh)),
         max_source_bytes,
     })
-}
-
-/// Without libjpeg-turbo, larger scales decode the whole file.
-#[cfg(not(feature = "turbojpeg"))]
-fn region_input(_: &Header, _: &Plan, _: f64, _: u64) -> Option<RenderInput> {
-    None
 }
 
 /// Build the reduced pyramid of a flat source on the blocking pool, holding a render slot and
@@ -554,18 +548,16 @@ fn from_reduced(
     ReducedPyramid::from_base(w, h, shift, base, budget)
 }
 
-/// Decode the whole file (DCT-scaled where libjpeg-turbo can) and reduce.
-#[cfg_attr(not(feature = "turbojpeg"), allow(unused_variables))]
+/// Decode the whole file (DCT-scaled where libjpeg can) and reduce.
 fn build_blocking(
     bytes: &[u8],
     header: &Header,
     shift: u32,
     budget: Budget,
 ) -> Result<ReducedPyramid, Error> {
-    #[cfg(feature = "turbojpeg")]
     if header.format == SourceFormat::Jpeg {
         let dct = shift.min(3);
-        match codec::turbo::decode(bytes, dct, None, budget) {
+        match codec::scaled::decode(bytes, dct, None, budget) {
             Ok(px) => return from_reduced(px, header, shift, dct, budget),
             // CMYK, lossless...: the general decoder.
             Err(e) => tracing::debug!("not decoded scaled: {}", e.message()),

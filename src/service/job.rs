@@ -50,8 +50,7 @@ pub(crate) enum RenderInput {
     },
     /// `rect` of a PNG (stored upright), its rows decoded down to the region's last one.
     PngRegion { rect: Rect, max_source_bytes: u64 },
-    /// `rect` of a JPEG decoded at 1/2^`shift` (libjpeg-turbo), from the whole file.
-    #[cfg(feature = "turbojpeg")]
+    /// `rect` of a JPEG decoded at 1/2^`shift` (libjpeg), from the whole file.
     JpegRegion {
         shift: u32,
         rect: Rect,
@@ -86,7 +85,6 @@ enum Fetched {
         rect: Rect,
         max_source_bytes: u64,
     },
-    #[cfg(feature = "turbojpeg")]
     JpegRegion {
         shift: u32,
         rect: Rect,
@@ -97,11 +95,10 @@ enum Fetched {
 impl RenderInput {
     /// Whether the input reads the whole file (it then takes its render permit first).
     fn reads_whole(&self) -> bool {
-        #[cfg(feature = "turbojpeg")]
-        if matches!(self, RenderInput::JpegRegion { .. }) {
-            return true;
-        }
-        matches!(self, RenderInput::Whole { .. })
+        matches!(
+            self,
+            RenderInput::Whole { .. } | RenderInput::JpegRegion { .. }
+        )
     }
 
     /// Read what the input needs on the async side.
@@ -110,7 +107,6 @@ impl RenderInput {
             RenderInput::Whole { max_source_bytes } => {
                 Fetched::Whole(read_whole(object, max_source_bytes).await?)
             }
-            #[cfg(feature = "turbojpeg")]
             RenderInput::JpegRegion {
                 shift,
                 rect,
@@ -212,9 +208,8 @@ impl Fetched {
     ) -> Result<Vec<u8>, Error> {
         match self {
             Fetched::Whole(bytes) => render::render(&bytes, plan, budget, encode),
-            #[cfg(feature = "turbojpeg")]
             Fetched::JpegRegion { shift, rect, file } => {
-                match codec::turbo::decode(&file, shift, Some(rect), budget) {
+                match codec::scaled::decode(&file, shift, Some(rect), budget) {
                     Ok(px) => render::finish_region(px, plan, budget, encode),
                     Err(_) => render::render(&file, plan, budget, encode),
                 }
