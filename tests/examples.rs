@@ -225,3 +225,59 @@ async fn slow_and_idle_clients_are_cut_off_and_cannot_starve_others() {
         .expect("an idle keep-alive connection is still open");
     assert!(got.starts_with(b"HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn the_viewers_work_offline_with_a_manifest_of_the_images() {
+    let dir = fresh_dir("viewers");
+    let args = serve_app::Args {
+        samples: dir.join("samples"),
+        ..Default::default()
+    };
+    let addr = spawn_demo(args, Default::default()).await;
+    // OpenSeadragon from the binary, not from a CDN.
+    let page = String::from_utf8(common::get(addr, "/", &[]).await.body).unwrap();
+    assert!(
+        page.contains("\"/viewer/openseadragon/openseadragon.min.js\""),
+        "{page}"
+    );
+    assert!(
+        !page.contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
+    let js = common::get(addr, "/viewer/openseadragon/openseadragon.min.js", &[]).await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("application/javascript; charset=utf-8")
+    );
+    assert!(String::from_utf8_lossy(&js.body).contains("OpenSeadragon"));
+    let version = common::get(addr, "/viewer/openseadragon/VERSION", &[]).await;
+    assert!(String::from_utf8_lossy(&version.body).starts_with("6."));
+    let button = common::get(addr, "/viewer/openseadragon/images/button_rest.png", &[]).await;
+    assert_eq!(button.header("content-type"), Some("image/png"));
+    assert!(button.image().width() > 0);
+    // Mirador on a Presentation 3 manifest whose image services answer.
+    let mirador = String::from_utf8(common::get(addr, "/mirador", &[]).await.body).unwrap();
+    assert!(mirador.contains("/viewer/mirador/mirador.min.js"));
+    let manifest = common::get(addr, "/manifest.json", &[]).await.json();
+    assert_eq!(manifest["type"], "Manifest");
+    let canvases = manifest["items"].as_array().unwrap();
+    assert_eq!(canvases.len(), 4);
+    let first = &canvases[0];
+    assert_eq!(
+        (first["width"].as_u64(), first["height"].as_u64()),
+        (Some(4000), Some(2600))
+    );
+    let service = &first["items"][0]["items"][0]["body"]["service"][0];
+    assert_eq!(service["type"], "ImageService3");
+    let id = service["id"].as_str().unwrap();
+    assert_eq!(id, format!("http://{addr}/iiif/3/landscape"));
+    let info = common::get(
+        addr,
+        &format!("{}/info.json", &id[id.find("/iiif").unwrap()..]),
+        &[],
+    )
+    .await
+    .json();
+    assert_eq!(info["width"], 4000);
+}
