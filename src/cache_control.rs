@@ -120,6 +120,13 @@ impl Default for CacheControl {
 
 impl CacheControl {
     /// Create an empty [`CacheControl`], with no directives.
+    ///
+    /// ```
+    /// use tower_iiif::cache_control::CacheControl;
+    ///
+    /// assert_eq!(CacheControl::new().to_header_value(), "");
+    /// assert_eq!("".parse::<CacheControl>().unwrap(), CacheControl::new());
+    /// ```
     pub fn new() -> Self {
         Self {
             max_age: None,
@@ -135,6 +142,13 @@ impl CacheControl {
     }
 
     /// How long any cache may keep the response (`max-age`, Cantaloupe's `max_age`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc = CacheControl::new().max_age(Duration::from_secs(60));
+    /// assert_eq!(cc.to_header_value(), "max-age=60");
+    /// ```
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age.as_secs());
         self
@@ -142,12 +156,25 @@ impl CacheControl {
 
     /// How long a shared cache may keep the response (`s-maxage`, Cantaloupe's
     /// `shared_max_age`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc = CacheControl::new().s_maxage(Duration::from_millis(30_900)); // whole seconds
+    /// assert_eq!(cc.to_header_value(), "s-maxage=30");
+    /// ```
     pub fn s_maxage(mut self, age: Duration) -> Self {
         self.s_maxage = Some(age.as_secs());
         self
     }
 
     /// Whether shared caches may store the response (`public`); `true` drops `private`.
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc = CacheControl::new().private(true).public(true);
+    /// assert_eq!(cc.to_header_value(), "public");
+    /// ```
     pub fn public(mut self, public: bool) -> Self {
         self.public = public;
         if public {
@@ -158,6 +185,12 @@ impl CacheControl {
 
     /// Whether only the user's own cache may store the response (`private`); `true` drops
     /// `public`.
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc = CacheControl::default().private(true);
+    /// assert_eq!(cc.to_header_value(), "max-age=2592000, private, no-transform");
+    /// ```
     pub fn private(mut self, private: bool) -> Self {
         self.private = private;
         if private {
@@ -167,18 +200,34 @@ impl CacheControl {
     }
 
     /// Whether caches must revalidate before every reuse (`no-cache`).
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// assert_eq!(CacheControl::new().no_cache(true).to_header_value(), "no-cache");
+    /// ```
     pub fn no_cache(mut self, no_cache: bool) -> Self {
         self.no_cache = no_cache;
         self
     }
 
     /// Whether caches must not store the response at all (`no-store`).
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// assert_eq!(CacheControl::new().no_store(true).to_header_value(), "no-store");
+    /// ```
     pub fn no_store(mut self, no_store: bool) -> Self {
         self.no_store = no_store;
         self
     }
 
     /// Whether caches must revalidate a stale response before reuse (`must-revalidate`).
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc = CacheControl::new().must_revalidate(true);
+    /// assert_eq!(cc.to_header_value(), "must-revalidate");
+    /// ```
     pub fn must_revalidate(mut self, must_revalidate: bool) -> Self {
         self.must_revalidate = must_revalidate;
         self
@@ -186,12 +235,24 @@ impl CacheControl {
 
     /// Whether shared caches must revalidate a stale response before reuse
     /// (`proxy-revalidate`).
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc = CacheControl::new().proxy_revalidate(true);
+    /// assert_eq!(cc.to_header_value(), "proxy-revalidate");
+    /// ```
     pub fn proxy_revalidate(mut self, proxy_revalidate: bool) -> Self {
         self.proxy_revalidate = proxy_revalidate;
         self
     }
 
     /// Whether intermediaries must not transform (e.g. recompress) the body (`no-transform`).
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc = CacheControl::default().no_transform(false);
+    /// assert_eq!(cc.to_header_value(), "max-age=2592000, public");
+    /// ```
     pub fn no_transform(mut self, no_transform: bool) -> Self {
         self.no_transform = no_transform;
         self
@@ -200,6 +261,12 @@ impl CacheControl {
     /// The same value for a restricted response: without `public` and `s-maxage`, with
     /// `private` and `no-cache`, so that even the user's own browser asks again (and the
     /// authorization hook runs again, with a 304 when nothing changed) before reusing it.
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let cc: CacheControl = "max-age=60, s-maxage=30, public".parse().unwrap();
+    /// assert_eq!(cc.restricted().to_header_value(), "max-age=60, private, no-cache");
+    /// ```
     pub fn restricted(&self) -> CacheControl {
         let mut cc = self.clone().private(true).no_cache(true);
         cc.s_maxage = None;
@@ -209,6 +276,13 @@ impl CacheControl {
     /// The header value: `max-age`, `s-maxage`, `public` or `private`, `no-cache`, `no-store`,
     /// `must-revalidate`, `proxy-revalidate`, `no-transform`, in that order, comma-separated.
     /// Empty for an empty [`CacheControl`].
+    ///
+    /// ```
+    /// # use tower_iiif::cache_control::CacheControl;
+    /// let value = CacheControl::default().to_header_value();
+    /// assert_eq!(value, "max-age=2592000, public, no-transform");
+    /// assert_eq!(value, CacheControl::default().to_string());
+    /// ```
     pub fn to_header_value(&self) -> HeaderValue {
         HeaderValue::from_str(&self.to_string()).expect("directives are visible ASCII")
     }
@@ -337,6 +411,16 @@ fn seconds(value: Option<&str>) -> Result<u64, &'static str> {
 }
 
 /// The error returned when a string is not a [`CacheControl`] value.
+///
+/// ```
+/// use tower_iiif::cache_control::CacheControl;
+///
+/// let err = "public, private".parse::<CacheControl>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid Cache-Control directive `private`: public and private together"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseCacheControlError {
     directive: String,
@@ -359,6 +443,25 @@ impl std::error::Error for ParseCacheControlError {}
 /// info.json responses.
 ///
 /// See the [module docs](crate::cache_control) for an example.
+///
+/// ```
+/// # use std::convert::Infallible;
+/// # use http::{Request, Response, header};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use tower_iiif::cache_control::SetCacheControlLayer;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let inner = service_fn(|_req: Request<()>| async {
+/// #     let res = Response::builder().header(header::CONTENT_TYPE, "image/jpeg").body(());
+/// #     Ok::<_, Infallible>(res.unwrap())
+/// # });
+///
+/// let svc = SetCacheControlLayer::new().layer(inner);
+/// let req = Request::get("/a.jpg/full/max/0/default.jpg").body(()).unwrap();
+/// let res = svc.oneshot(req).await.unwrap();
+/// assert_eq!(res.headers()[header::CACHE_CONTROL], "max-age=2592000, public, no-transform");
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct SetCacheControlLayer {
@@ -369,11 +472,49 @@ pub struct SetCacheControlLayer {
 impl SetCacheControlLayer {
     /// Create a new [`SetCacheControlLayer`] with Cantaloupe's default value for both images and
     /// info.json: `max-age=2592000, public, no-transform`.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use http::{Request, Response, header};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use tower_iiif::cache_control::SetCacheControlLayer;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let inner = service_fn(|_req: Request<()>| async {
+    /// #     let json = "application/json";
+    /// #     let res = Response::builder().header(header::CONTENT_TYPE, json).body(());
+    /// #     Ok::<_, Infallible>(res.unwrap())
+    /// # });
+    ///
+    /// let svc = SetCacheControlLayer::new().layer(inner); // the same as `default()`
+    /// let res = svc.oneshot(Request::get("/a.jpg/info.json").body(()).unwrap()).await.unwrap();
+    /// assert_eq!(res.headers()[header::CACHE_CONTROL], "max-age=2592000, public, no-transform");
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The value for image responses (`image/*`); an empty [`CacheControl`] sends none.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use http::{Request, Response, header};
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let inner = service_fn(|_req: Request<()>| async {
+    /// #     let res = Response::builder().header(header::CONTENT_TYPE, "image/png").body(());
+    /// #     Ok::<_, Infallible>(res.unwrap())
+    /// # });
+    /// let no_store = CacheControl::new().no_store(true);
+    /// let svc = SetCacheControlLayer::new().images(no_store).layer(inner);
+    /// let req = Request::get("/a.jpg/full/max/0/default.png").body(()).unwrap();
+    /// let res = svc.oneshot(req).await;
+    /// assert_eq!(res.unwrap().headers()[header::CACHE_CONTROL], "no-store");
+    /// # }
+    /// ```
     pub fn images(mut self, value: CacheControl) -> Self {
         self.images = value;
         self
@@ -381,12 +522,50 @@ impl SetCacheControlLayer {
 
     /// The value for info.json responses (`application/json`, `application/ld+json`); an empty
     /// [`CacheControl`] sends none.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use http::{Request, Response, header};
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let inner = service_fn(|_req: Request<()>| async {
+    /// #     let json = "application/ld+json";
+    /// #     let res = Response::builder().header(header::CONTENT_TYPE, json).body(());
+    /// #     Ok::<_, Infallible>(res.unwrap())
+    /// # });
+    /// let info = "max-age=60, must-revalidate".parse::<CacheControl>().unwrap();
+    /// let svc = SetCacheControlLayer::new().info(info).layer(inner);
+    /// let res = svc.oneshot(Request::get("/a.jpg/info.json").body(()).unwrap()).await;
+    /// assert_eq!(res.unwrap().headers()[header::CACHE_CONTROL], "max-age=60, must-revalidate");
+    /// # }
+    /// ```
     pub fn info(mut self, value: CacheControl) -> Self {
         self.info = value;
         self
     }
 
     /// The same value for images and info.json.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use http::{Request, Response, header};
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let inner = service_fn(|_req: Request<()>| async {
+    /// #     let res = Response::builder().header(header::CONTENT_TYPE, "image/jpeg").body(());
+    /// #     Ok::<_, Infallible>(res.unwrap())
+    /// # });
+    /// // An empty value: no `Cache-Control` at all.
+    /// let svc = SetCacheControlLayer::new().both(CacheControl::new()).layer(inner);
+    /// let req = Request::get("/a.jpg/full/max/0/default.jpg").body(()).unwrap();
+    /// let res = svc.oneshot(req).await;
+    /// assert!(res.unwrap().headers().get(header::CACHE_CONTROL).is_none());
+    /// # }
+    /// ```
     pub fn both(mut self, value: CacheControl) -> Self {
         self.images = value.clone();
         self.info = value;
@@ -436,6 +615,25 @@ impl Pair {
 /// on restricted ones, and keeps any the inner service set.
 ///
 /// See the [module docs](crate::cache_control) for an example.
+///
+/// ```
+/// # use std::convert::Infallible;
+/// # use http::{Request, Response, header};
+/// use tower::{ServiceExt, service_fn};
+/// use tower_iiif::cache_control::SetCacheControl;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let inner = service_fn(|_req: Request<()>| async {
+/// #     let res = Response::builder().header(header::CONTENT_TYPE, "image/webp").body(());
+/// #     Ok::<_, Infallible>(res.unwrap())
+/// # });
+///
+/// let svc = SetCacheControl::new(inner);
+/// let req = Request::get("/a.jpg/full/max/0/default.webp").body(()).unwrap();
+/// let res = svc.oneshot(req).await.unwrap();
+/// assert_eq!(res.headers()[header::CACHE_CONTROL], "max-age=2592000, public, no-transform");
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SetCacheControl<S> {
     inner: S,
@@ -445,6 +643,23 @@ pub struct SetCacheControl<S> {
 impl<S> SetCacheControl<S> {
     /// Create a new [`SetCacheControl`] with Cantaloupe's default value for images and
     /// info.json.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use http::{Request, Response, StatusCode};
+    /// use tower::{ServiceExt, service_fn};
+    /// use tower_iiif::cache_control::SetCacheControl;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    ///
+    /// let inner = service_fn(|_req: Request<()>| async {
+    ///     Ok::<_, Infallible>(Response::builder().status(404).body(()).unwrap())
+    /// });
+    /// let req = Request::get("/nope").body(()).unwrap();
+    /// let res = SetCacheControl::new(inner).oneshot(req).await.unwrap();
+    /// assert!(res.headers().get(http::header::CACHE_CONTROL).is_none()); // not on errors
+    /// # }
+    /// ```
     pub fn new(inner: S) -> Self {
         SetCacheControlLayer::new().layer(inner)
     }

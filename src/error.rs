@@ -21,6 +21,20 @@ use std::fmt;
 use http::StatusCode;
 
 /// What went wrong, which decides the HTTP status of the error response.
+///
+/// ```
+/// use tower_iiif::{Error, ErrorKind};
+///
+/// for (kind, status) in [
+///     (ErrorKind::BadRequest, 400),
+///     (ErrorKind::Unauthorized, 401),
+///     (ErrorKind::NotImplemented, 501),
+///     (ErrorKind::Unavailable, 503),
+///     (ErrorKind::Source, 500),
+/// ] {
+///     assert_eq!(Error::new(kind, "message").status(), status);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -47,6 +61,14 @@ pub enum ErrorKind {
 
 /// The crate's error: a kind and a short human-readable message.
 ///
+/// ```
+/// use tower_iiif::{Error, ErrorKind};
+///
+/// let e = Error::new(ErrorKind::Forbidden, "not for\nyou");
+/// assert_eq!(e.status(), 403);
+/// assert_eq!(e.message(), "not for you"); // always one line
+/// assert_eq!(e.to_string(), e.message());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,

@@ -7,6 +7,15 @@ use crate::request::{ApiVersion, Format, Quality};
 
 /// What the service knows of one image: its dimensions (after orientation), colour, and the
 /// resolutions and tiles the source stores.
+///
+/// ```
+/// use tower_iiif::ImageInfo;
+///
+/// let info = ImageInfo::new(4000, 3000).with_tile(256, 256);
+/// assert_eq!((info.width, info.height, info.gray), (4000, 3000, false));
+/// assert_eq!(info.tile_size(512), (512, 512)); // stored tiles, doubled
+/// assert_eq!(info.scale_factors(512), vec![1, 2, 4, 8]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct ImageInfo {
@@ -26,6 +35,14 @@ pub struct ImageInfo {
 
 impl ImageInfo {
     /// Create a new [`ImageInfo`] for a flat colour image.
+    ///
+    /// ```
+    /// use tower_iiif::ImageInfo;
+    ///
+    /// let info = ImageInfo::new(3, 2);
+    /// assert_eq!((info.width, info.height, info.gray, info.tile), (3, 2, false, None));
+    /// assert!(info.levels.is_empty());
+    /// ```
     pub fn new(width: u32, height: u32) -> Self {
         Self {
             width,
@@ -37,6 +54,10 @@ impl ImageInfo {
     }
 
     /// The same, marked as a grayscale image.
+    ///
+    /// ```
+    /// assert!(tower_iiif::ImageInfo::new(3, 2).with_gray(true).gray);
+    /// ```
     #[must_use]
     pub fn with_gray(mut self, gray: bool) -> Self {
         self.gray = gray;
@@ -44,6 +65,15 @@ impl ImageInfo {
     }
 
     /// The same, with the reduced resolutions the source stores.
+    ///
+    /// ```
+    /// use tower_iiif::{ImageInfo, limit::Limits};
+    ///
+    /// // A pyramid whose levels round down where plain halving rounds up.
+    /// let info = ImageInfo::new(1001, 501).with_levels(vec![(500, 250), (250, 125)]);
+    /// let sizes = info.sizes(&Limits::default());
+    /// assert_eq!(sizes, vec![(126, 63), (250, 125), (500, 250), (1001, 501)]);
+    /// ```
     #[must_use]
     pub fn with_levels(mut self, levels: Vec<(u32, u32)>) -> Self {
         self.levels = levels;
@@ -51,6 +81,13 @@ impl ImageInfo {
     }
 
     /// The same, with the source's tile size.
+    ///
+    /// ```
+    /// use tower_iiif::ImageInfo;
+    ///
+    /// assert_eq!(ImageInfo::new(4000, 3000).with_tile(256, 256).tile, Some((256, 256)));
+    /// assert_eq!(ImageInfo::new(4000, 3000).with_tile(0, 256).tile, None);
+    /// ```
     #[must_use]
     pub fn with_tile(mut self, width: u32, height: u32) -> Self {
         self.tile = (width > 0 && height > 0).then_some((width, height));
@@ -61,6 +98,15 @@ impl ImageInfo {
     /// again and again (rounding up) until the long side is under 64 pixels, as Cantaloupe
     /// lists them, where a stored level that is within a pixel of a halving replaces it, and
     /// the other stored levels at least 64 pixels long added.
+    ///
+    /// ```
+    /// use tower_iiif::{ImageInfo, limit::Limits};
+    ///
+    /// let info = ImageInfo::new(1000, 500);
+    /// let sizes = info.sizes(&Limits::default());
+    /// assert_eq!(sizes, vec![(125, 63), (250, 125), (500, 250), (1000, 500)]);
+    /// assert_eq!(info.sizes(&Limits::default().max_width(300)), vec![(125, 63), (250, 125)]);
+    /// ```
     pub fn sizes(&self, limits: &Limits) -> Vec<(u32, u32)> {
         let mut sizes = Vec::new();
         for k in 0..32 {
@@ -92,6 +138,15 @@ impl ImageInfo {
     /// The advertised tile size for a wanted minimum side `min_side`: the stored tile size
     /// doubled until both sides reach `min_side` (Cantaloupe's policy, so that a tile request
     /// maps onto whole stored tiles), or `min_side` square for an untiled image.
+    ///
+    /// ```
+    /// use tower_iiif::ImageInfo;
+    ///
+    /// let info = ImageInfo::new(4000, 3000);
+    /// assert_eq!(info.tile_size(512), (512, 512)); // untiled
+    /// assert_eq!(info.clone().with_tile(1024, 1024).tile_size(512), (1024, 1024));
+    /// assert_eq!(info.with_tile(128, 64).tile_size(512), (1024, 512));
+    /// ```
     pub fn tile_size(&self, min_side: u32) -> (u32, u32) {
         let min_side = min_side.max(1);
         match self.tile {
@@ -108,6 +163,14 @@ impl ImageInfo {
     }
 
     /// The scale factors for tiles of side `tile`: powers of two until one tile covers the image.
+    ///
+    /// ```
+    /// use tower_iiif::ImageInfo;
+    ///
+    /// let info = ImageInfo::new(1000, 1000);
+    /// assert_eq!(info.scale_factors(512), vec![1, 2]);
+    /// assert_eq!(info.scale_factors(256), vec![1, 2, 4]);
+    /// ```
     pub fn scale_factors(&self, tile: u32) -> Vec<u32> {
         self.scale_factors_for(tile, tile)
     }
@@ -129,7 +192,7 @@ impl ImageInfo {
 
     /// The info.json document, with `id` (3.0) or `@id` (2.1) set to `id`.
     ///
-    pub fn to_json(&self, id: &str, opts: &InfoOptions) -> Value {
+    pub(crate) fn to_json(&self, id: &str, opts: &InfoOptions) -> Value {
         let limits = &opts.limits;
         let (mut tw, mut th) = self.tile_size(opts.tile_size);
         if let Some(w) = limits.width() {
@@ -267,7 +330,7 @@ fn insert_limits(doc: &mut Map<String, Value>, limits: &Limits) {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 #[must_use]
-pub struct InfoOptions {
+pub(crate) struct InfoOptions {
     /// The API version of the document.
     pub version: ApiVersion,
     /// The smallest side of the advertised tiles: the side of the square tiles of an untiled
@@ -291,7 +354,7 @@ pub struct InfoOptions {
 
 impl InfoOptions {
     /// Create new [`InfoOptions`]: 512-pixel tiles, every format and quality, upscaling on.
-    pub fn new(version: ApiVersion) -> Self {
+    pub(crate) fn new(version: ApiVersion) -> Self {
         Self {
             version,
             tile_size: 512,
@@ -306,13 +369,13 @@ impl InfoOptions {
     }
 
     /// Side of the advertised tiles.
-    pub fn tile_size(mut self, px: u32) -> Self {
+    pub(crate) fn tile_size(mut self, px: u32) -> Self {
         self.tile_size = px.max(1);
         self
     }
 
     /// The `rights` URI.
-    pub fn rights(mut self, uri: impl Into<String>) -> Self {
+    pub(crate) fn rights(mut self, uri: impl Into<String>) -> Self {
         self.rights = Some(uri.into());
         self
     }

@@ -43,6 +43,31 @@ use crate::service::{HasIiifContext, IiifContext};
 /// Layer that applies [`PixelLimit`] which limits the size of every returned image.
 ///
 /// See the [module docs](crate::limit) for an example.
+///
+/// ```
+/// use tower::{Layer, ServiceExt};
+/// use tower_iiif::limit::PixelLimitLayer;
+/// use tower_iiif::{IiifService, samples, source::FsSource};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = std::env::temp_dir()
+/// #     .join(format!("tower-iiif-doc-{}-{}", "pixel-limit-layer", std::process::id()));
+/// # samples::write_samples(&dir).unwrap();
+/// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+/// # async fn body_json(res: http::Response<tower_iiif::IiifBody>) -> serde_json::Value {
+/// #     use http_body_util::BodyExt;
+/// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+/// # }
+///
+/// let iiif = IiifService::new(FsSource::new(&dir).unwrap());
+/// let svc = PixelLimitLayer::new().max_width(400).clamp().layer(iiif);
+/// let res = svc.clone().oneshot(get("/gray/info.json")).await.unwrap();
+/// assert_eq!(body_json(res).await["maxWidth"], 400); // advertised
+/// let res = svc.oneshot(get("/gray/full/700,/0/default.png")).await.unwrap();
+/// assert_eq!(res.status(), 200); // clamped to 400 pixels wide
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct PixelLimitLayer {
@@ -62,47 +87,185 @@ impl Default for OverLimitPolicy {
 
 impl PixelLimitLayer {
     /// Create a new [`PixelLimitLayer`] with no limits yet and the 403 policy.
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// // What the layer inserts into each request, for the service to apply:
+    /// let svc = PixelLimitLayer::new().layer(seen);
+    /// let (limits, policy) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert!(limits.is_unlimited());
+    /// assert_eq!(policy, OverLimit::Forbid);
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The most pixels (width x height) of a returned image (Cantaloupe's `max_pixels`).
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// let svc = PixelLimitLayer::new().max_area(10_000).layer(seen);
+    /// let (limits, _) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(limits.area(), Some(10_000));
+    /// # }
+    /// ```
     pub fn max_area(mut self, px: u64) -> Self {
         self.limits = self.limits.max_area(px);
         self
     }
 
     /// The widest returned image.
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// let svc = PixelLimitLayer::new().max_width(800).layer(seen);
+    /// let (limits, _) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!((limits.width(), limits.height()), (Some(800), Some(800)));
+    /// # }
+    /// ```
     pub fn max_width(mut self, px: u32) -> Self {
         self.limits = self.limits.max_width(px);
         self
     }
 
     /// The tallest returned image (defaults to the width limit).
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// let svc = PixelLimitLayer::new().max_width(800).max_height(600).layer(seen);
+    /// let (limits, _) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!((limits.width(), limits.height()), (Some(800), Some(600)));
+    /// # }
+    /// ```
     pub fn max_height(mut self, px: u32) -> Self {
         self.limits = self.limits.max_height(px);
         self
     }
 
     /// The largest scale against the region (Cantaloupe's `max_scale`; 1.0 forbids upscaling).
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// let svc = PixelLimitLayer::new().max_scale(1.0).layer(seen);
+    /// let (limits, _) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(limits.scale(), Some(1.0));
+    /// # }
+    /// ```
     pub fn max_scale(mut self, scale: f64) -> Self {
         self.limits = self.limits.max_scale(scale);
         self
     }
 
     /// Answer requests over the limits with 403 Forbidden (the default, as Cantaloupe does).
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// let svc = PixelLimitLayer::new().clamp().forbid().layer(seen);
+    /// let (_, policy) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(policy, OverLimit::Forbid);
+    /// # }
+    /// ```
     pub fn forbid(mut self) -> Self {
         self.policy = OverLimitPolicy(OverLimit::Forbid);
         self
     }
 
     /// Answer requests over the limits with 400 Bad Request (the spec's recommendation).
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// let svc = PixelLimitLayer::new().max_area(10_000).reject().layer(seen);
+    /// let (_, policy) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(policy, OverLimit::Reject);
+    /// # }
+    /// ```
     pub fn reject(mut self) -> Self {
         self.policy = OverLimitPolicy(OverLimit::Reject);
         self
     }
 
     /// Scale requests over the limits down until they fit, keeping their proportions.
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::limit::{Limits, OverLimit, PixelLimitLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     let e = req.extensions();
+    /// #     let limits = e.get::<Limits>().copied().unwrap();
+    /// #     let seen = (limits, e.get::<OverLimit>().copied().unwrap());
+    /// #     Ok::<_, std::convert::Infallible>(seen)
+    /// # });
+    /// let svc = PixelLimitLayer::new().max_area(10_000).clamp().layer(seen);
+    /// let (_, policy) = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(policy, OverLimit::Clamp);
+    /// # }
+    /// ```
     pub fn clamp(mut self) -> Self {
         self.policy = OverLimitPolicy(OverLimit::Clamp);
         self
@@ -125,6 +288,24 @@ impl<S> Layer<S> for PixelLimitLayer {
 /// [`OverLimit`] policy that `IiifService` applies.
 ///
 /// See the [module docs](crate::limit) for an example.
+///
+/// ```
+/// use tower::{ServiceExt, service_fn};
+/// use tower_iiif::limit::{Limits, OverLimit, PixelLimit};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+///
+/// // The limits and policy reach the inner service as request extensions.
+/// let svc = PixelLimit::new(service_fn(|req: http::Request<()>| async move {
+///     let e = req.extensions();
+///     let seen = (e.get::<Limits>().copied(), e.get::<OverLimit>().copied());
+///     Ok::<_, std::convert::Infallible>(seen)
+/// }));
+/// let (limits, policy) = svc.oneshot(http::Request::new(())).await.unwrap();
+/// assert!(limits.unwrap().is_unlimited());
+/// assert_eq!(policy, Some(OverLimit::Forbid));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct PixelLimit<S> {
     inner: S,

@@ -12,6 +12,15 @@ use crate::{Error, ErrorKind};
 ///
 /// A request extension: the service reads a `Limits` from the request's extensions (inserted
 /// by a limiting or authorizing layer) and applies the tighter of it and its own configuration.
+///
+/// ```
+/// use tower_iiif::limit::Limits;
+///
+/// let limits = Limits::default().max_width(1000).max_area(500_000);
+/// assert!(limits.allows(1000, 500));
+/// assert!(!limits.allows(1000, 501)); // over the area
+/// assert_eq!(limits.fit(4000, 2000, false), (1000, 500));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 #[must_use]
 pub struct Limits {
@@ -26,6 +35,13 @@ impl Limits {
     /// The largest scale factor against the region (Cantaloupe's `max_scale`): 1.0 forbids
     /// upscaling, 2.0 allows doubling. Not advertised in info.json (no such property); a
     /// request beyond it is refused like any other over-limit request.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// let limits = Limits::default().max_scale(2.0);
+    /// assert_eq!(limits.scale(), Some(2.0));
+    /// assert_eq!(limits.fit(300, 200, true), (600, 400)); // upscaled twice, no more
+    /// ```
     pub fn max_scale(mut self, scale: f64) -> Self {
         let milli = (scale.clamp(0.001, 1_000_000.0) * 1000.0).round() as u32;
         self.max_scale_milli = Some(milli.max(1));
@@ -33,11 +49,24 @@ impl Limits {
     }
 
     /// The scale limit, if any.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// assert_eq!(Limits::default().scale(), None);
+    /// assert_eq!(Limits::default().max_scale(1.5).scale(), Some(1.5));
+    /// ```
     pub fn scale(&self) -> Option<f64> {
         self.max_scale_milli.map(|m| f64::from(m) / 1000.0)
     }
 
     /// The widest image returned.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// let limits = Limits::default().max_width(800);
+    /// assert_eq!((limits.width(), limits.height()), (Some(800), Some(800)));
+    /// assert!(!limits.allows(801, 100));
+    /// ```
     pub fn max_width(mut self, px: u32) -> Self {
         self.max_width = Some(px.max(1));
         self
@@ -45,38 +74,84 @@ impl Limits {
 
     /// The tallest image returned. Without it, `max_width` applies to the height too, as the
     /// spec says.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// let limits = Limits::default().max_width(800).max_height(600);
+    /// assert_eq!((limits.width(), limits.height()), (Some(800), Some(600)));
+    /// assert!(!limits.allows(800, 601));
+    /// ```
     pub fn max_height(mut self, px: u32) -> Self {
         self.max_height = Some(px.max(1));
         self
     }
 
     /// The most pixels (width x height) returned.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// let limits = Limits::default().max_area(1_000_000);
+    /// assert!(limits.allows(1000, 1000));
+    /// assert!(!limits.allows(1001, 1000));
+    /// ```
     pub fn max_area(mut self, px: u64) -> Self {
         self.max_area = Some(px.max(1));
         self
     }
 
     /// The width limit, if any.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// assert_eq!(Limits::default().width(), None);
+    /// assert_eq!(Limits::default().max_width(640).width(), Some(640));
+    /// ```
     pub fn width(&self) -> Option<u32> {
         self.max_width
     }
 
     /// The height limit, if any (defaults to the width limit).
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// assert_eq!(Limits::default().max_width(640).height(), Some(640));
+    /// assert_eq!(Limits::default().max_height(480).height(), Some(480));
+    /// ```
     pub fn height(&self) -> Option<u32> {
         self.max_height.or(self.max_width)
     }
 
     /// The area limit, if any.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// assert_eq!(Limits::default().area(), None);
+    /// assert_eq!(Limits::default().max_area(10_000).area(), Some(10_000));
+    /// ```
     pub fn area(&self) -> Option<u64> {
         self.max_area
     }
 
     /// Whether no limit is set.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// assert!(Limits::default().is_unlimited());
+    /// assert!(!Limits::default().max_area(10_000).is_unlimited());
+    /// ```
     pub fn is_unlimited(&self) -> bool {
         self.max_width.is_none() && self.max_height.is_none() && self.max_area.is_none()
     }
 
     /// The tighter of two sets of limits, limit by limit.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// let outer = Limits::default().max_width(1000).max_area(200_000);
+    /// let inner = Limits::default().max_width(500);
+    /// let both = outer.tighten(&inner);
+    /// assert_eq!((both.width(), both.area()), (Some(500), Some(200_000)));
+    /// ```
     pub fn tighten(&self, other: &Limits) -> Limits {
         fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
             match (a, b) {
@@ -93,6 +168,14 @@ impl Limits {
     }
 
     /// Whether `width` x `height` is within every limit.
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// let limits = Limits::default().max_width(100);
+    /// assert!(limits.allows(100, 100));
+    /// assert!(!limits.allows(101, 50));
+    /// assert!(!limits.allows(50, 101)); // the height limit defaults to the width limit
+    /// ```
     pub fn allows(&self, width: u32, height: u32) -> bool {
         self.width().is_none_or(|w| width <= w)
             && self.height().is_none_or(|h| height <= h)
@@ -104,6 +187,14 @@ impl Limits {
     /// The largest size with the proportions of `width` x `height` within the limits, scaling
     /// up only when `upscale` is true (the implementation notes' algorithm: area first, floored;
     /// then width; then height).
+    ///
+    /// ```
+    /// # use tower_iiif::limit::Limits;
+    /// let limits = Limits::default().max_width(500);
+    /// assert_eq!(limits.fit(1000, 600, false), (500, 300));
+    /// assert_eq!(limits.fit(200, 100, false), (200, 100)); // already within
+    /// assert_eq!(limits.fit(200, 100, true), (500, 250)); // scaled up to the limit
+    /// ```
     pub fn fit(&self, width: u32, height: u32, upscale: bool) -> (u32, u32) {
         let (w0, h0) = (f64::from(width), f64::from(height));
         let mut scale = match (upscale, self.scale()) {
@@ -151,6 +242,29 @@ impl Limits {
 ///
 /// A request extension: `PixelLimit` inserts it beside its `Limits`; without one, the service
 /// answers 400 as the spec recommends.
+///
+/// ```
+/// use tower::ServiceExt;
+/// use tower_iiif::limit::{Limits, OverLimit};
+/// use tower_iiif::{IiifService, samples, source::FsSource};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = std::env::temp_dir()
+/// #     .join(format!("tower-iiif-doc-{}-{}", "over-limit", std::process::id()));
+/// # samples::write_samples(&dir).unwrap();
+///
+/// let svc = IiifService::new(FsSource::new(&dir).unwrap());
+/// let path = format!("/{}/full/500,/0/default.jpg", samples::VALIDATOR_ID);
+/// let policies = [(OverLimit::Reject, 400), (OverLimit::Forbid, 403), (OverLimit::Clamp, 200)];
+/// for (policy, status) in policies {
+///     let mut req = http::Request::get(&path).body(()).unwrap();
+///     req.extensions_mut().insert(Limits::default().max_width(100));
+///     req.extensions_mut().insert(policy);
+///     assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), status);
+/// }
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OverLimit {

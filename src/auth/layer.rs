@@ -25,6 +25,23 @@ use crate::service::{HasIiifContext, IiifContext};
 /// can wrap the 3.0 and the 2.1 service alike and cannot get out of step with their settings.
 ///
 /// See the [module docs](crate::auth) for an example.
+///
+/// ```
+/// use tower::{Layer, ServiceExt};
+/// use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision};
+/// use tower_iiif::{IiifService, source::FsSource};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+///
+/// let iiif = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+/// let layer = AuthorizeLayer::new(|_req: AuthRequest| async {
+///     Decision::Redirect("https://example.org/login".into())
+/// });
+/// let svc = layer.layer(iiif); // parses paths as `iiif` does: under /iiif/3
+/// let res = svc.oneshot(http::Request::get("/iiif/3/a/info.json").body(()).unwrap()).await;
+/// assert_eq!(res.unwrap().headers()["location"], "https://example.org/login");
+/// # }
+/// ```
 #[derive(Clone)]
 #[must_use]
 pub struct AuthorizeLayer<A> {
@@ -49,12 +66,63 @@ impl<A: AuthorizeImage> AuthorizeLayer<A> {
     /// Declare an IIIF Authorization Flow 2.0 probe service in info.json, with these access
     /// services (`AuthAccessService2` objects, each with its token and logout services, as the
     /// app implements them), and answer `{image id}/probe` with an `AuthProbeResult2`.
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt};
+    /// # use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied};
+    /// # use tower_iiif::{IiifService, source::FsSource};
+    /// # use serde_json::json;
+    /// # type Res = http::Response<tower_iiif::auth::ResponseBody<tower_iiif::IiifBody>>;
+    /// # async fn body_json(res: Res) -> serde_json::Value {
+    /// #     use http_body_util::BodyExt;
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let iiif = IiifService::new(FsSource::new(".").unwrap());
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let login = json!({"id": "https://auth.example/login", "type": "AuthAccessService2"});
+    /// let hook = |_req: AuthRequest| async { Decision::Deny(Denied::unauthorized("log in")) };
+    /// let svc = AuthorizeLayer::new(hook).auth2_probe(vec![login]).layer(iiif);
+    /// let res = svc.oneshot(get("/page1/probe")).await.unwrap();
+    /// assert_eq!(res.status(), 200); // the probe itself always answers 200
+    /// let probe_result = body_json(res).await;
+    /// assert_eq!(probe_result["type"], "AuthProbeResult2");
+    /// assert_eq!(probe_result["status"], 401); // what an image request would get
+    /// # }
+    /// ```
     pub fn auth2_probe(mut self, access_services: Vec<Value>) -> Self {
         self.services = self.services.auth2_probe(access_services);
         self
     }
 
     /// Add another service description to info.json (e.g. an Auth 1.0 cookie service).
+    ///
+    /// ```
+    /// # use tower::{Layer, ServiceExt};
+    /// # use tower_iiif::auth::{AuthRequest, AuthorizeLayer, Decision, Denied};
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # use serde_json::json;
+    /// # type Res = http::Response<tower_iiif::auth::ResponseBody<tower_iiif::IiifBody>>;
+    /// # async fn body_json(res: Res) -> serde_json::Value {
+    /// #     use http_body_util::BodyExt;
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "info-service", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let iiif = IiifService::new(FsSource::new(&dir).unwrap());
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let service = json!({"@id": "https://example.org/login", "@type": "AuthCookieService1"});
+    /// let hook = |_req: AuthRequest| async { Decision::Allow };
+    /// let svc = AuthorizeLayer::new(hook).info_service(service.clone()).layer(iiif);
+    /// let res = svc.oneshot(get("/gray/info.json")).await.unwrap();
+    /// assert_eq!(body_json(res).await["service"], json!([service]));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn info_service(mut self, service: Value) -> Self {
         self.services = self.services.service(service);
         self
@@ -78,6 +146,23 @@ impl<S: HasIiifContext, A: Clone> Layer<S> for AuthorizeLayer<A> {
 /// the inner service (and any cache in it) sees the request.
 ///
 /// See the [module docs](crate::auth) for an example.
+///
+/// ```
+/// use tower::ServiceExt;
+/// use tower_iiif::auth::{AuthRequest, Authorize, Decision, Denied};
+/// use tower_iiif::{IiifService, source::FsSource};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+///
+/// let iiif = IiifService::new(FsSource::new(".").unwrap());
+/// let svc = Authorize::new(iiif, |_req: AuthRequest| async {
+///     Decision::Deny(Denied::forbidden("members only"))
+/// });
+/// let res = svc.oneshot(http::Request::get("/a/info.json").body(()).unwrap()).await.unwrap();
+/// assert_eq!(res.status(), 403);
+/// assert_eq!(res.headers()["cache-control"], "no-store");
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Authorize<S, A> {
     inner: S,

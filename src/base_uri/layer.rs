@@ -23,6 +23,24 @@ type PeerAddr = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 /// [`ClientIp`] and, from trusted proxies, the [`PublicIdentifier`](super::PublicIdentifier).
 ///
 /// See the [module docs](crate::base_uri) for an example.
+///
+/// ```
+/// # use std::convert::Infallible;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use tower_iiif::base_uri::{BaseUri, SetBaseUriLayer};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let seen = service_fn(|req: http::Request<()>| async move {
+/// #     Ok::<_, Infallible>(req.extensions().get::<BaseUri>().cloned())
+/// # });
+///
+/// // `seen` answers with the `BaseUri` extension of the request it gets.
+/// let svc = SetBaseUriLayer::fixed("https://images.example.org/").layer(seen);
+/// let req = http::Request::get("/a/info.json").header("host", "internal:8182").body(());
+/// let base = svc.oneshot(req.unwrap()).await.unwrap().unwrap();
+/// assert_eq!(base.as_str(), "https://images.example.org"); // whatever the Host header says
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SetBaseUriLayer {
@@ -77,12 +95,53 @@ impl SetBaseUriLayer {
     /// Read RFC 7239 `Forwarded` instead of `X-Forwarded-*` (off by default). Only one family is
     /// ever read: turn this on only when your proxies write `Forwarded`, since proxies that
     /// write `X-Forwarded-*` pass a client's own `Forwarded` header through untouched.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use std::net::SocketAddr;
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::base_uri::{BaseUri, SetBaseUriLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     Ok::<_, Infallible>(req.extensions().get::<BaseUri>().cloned())
+    /// # });
+    /// let layer = SetBaseUriLayer::forwarded().trusted_proxies(["10.0.0.0/8"]).unwrap();
+    /// let svc = layer.forwarded_header(true).layer(seen);
+    /// let forwarded = "for=203.0.113.7;proto=https;host=images.example.org";
+    /// let req = http::Request::get("/a/info.json").header("forwarded", forwarded).body(());
+    /// let mut req = req.unwrap();
+    /// req.extensions_mut().insert(SocketAddr::from(([10, 0, 0, 2], 41234))); // the proxy
+    /// let base = svc.oneshot(req).await.unwrap().unwrap();
+    /// assert_eq!(base.as_str(), "https://images.example.org");
+    /// # }
+    /// ```
     pub fn forwarded_header(mut self, on: bool) -> Self {
         Arc::make_mut(&mut self.config).use_forwarded = on;
         self
     }
 
     /// Trust proxies in this network (a single host is a `/32` or `/128`).
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use std::net::SocketAddr;
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::base_uri::{ClientIp, SetBaseUriLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     Ok::<_, Infallible>(req.extensions().get::<ClientIp>().copied())
+    /// # });
+    /// let layer = SetBaseUriLayer::forwarded().trust("10.0.0.0/8".parse().unwrap()); // an `IpNet`
+    /// let svc = layer.layer(seen);
+    /// let req = http::Request::get("/").header("x-forwarded-for", "203.0.113.7").body(());
+    /// let mut req = req.unwrap();
+    /// req.extensions_mut().insert(SocketAddr::from(([10, 0, 0, 2], 41234))); // the proxy
+    /// let client = svc.oneshot(req).await.unwrap().unwrap();
+    /// assert_eq!(client.0.to_string(), "203.0.113.7");
+    /// # }
+    /// ```
     pub fn trust(mut self, net: IpNet) -> Self {
         Arc::make_mut(&mut self.config).trusted.push(net.trunc());
         self
@@ -94,6 +153,27 @@ impl SetBaseUriLayer {
     /// # Errors
     ///
     /// [`InvalidProxy`] for the first value that is neither an IP address nor a CIDR range.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use std::net::SocketAddr;
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use tower_iiif::base_uri::{ClientIp, SetBaseUriLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let seen = service_fn(|req: http::Request<()>| async move {
+    /// #     Ok::<_, Infallible>(req.extensions().get::<ClientIp>().copied())
+    /// # });
+    /// let layer = SetBaseUriLayer::forwarded().trusted_proxies(["127.0.0.1", "10.0.0.0/8"]);
+    /// let svc = layer.unwrap().layer(seen);
+    /// // A peer that is not trusted: its `X-Forwarded-For` is ignored.
+    /// let req = http::Request::get("/").header("x-forwarded-for", "203.0.113.7").body(());
+    /// let mut req = req.unwrap();
+    /// req.extensions_mut().insert(SocketAddr::from(([192, 0, 2, 1], 41234)));
+    /// let client = svc.oneshot(req).await.unwrap().unwrap();
+    /// assert_eq!(client.0.to_string(), "192.0.2.1");
+    /// # }
+    /// ```
     pub fn trusted_proxies<I>(mut self, proxies: I) -> Result<Self, InvalidProxy>
     where
         I: IntoIterator,
@@ -152,10 +232,45 @@ impl<S> Layer<S> for SetBaseUriLayer {
 /// the [`PublicIdentifier`](super::PublicIdentifier) as request extensions.
 ///
 /// See the [module docs](crate::base_uri) for an example.
+///
+/// ```
+/// # use std::convert::Infallible;
+/// use std::net::SocketAddr;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use tower_iiif::base_uri::{PublicIdentifier, SetBaseUriLayer};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let seen = service_fn(|req: http::Request<()>| async move {
+/// #     Ok::<_, Infallible>(req.extensions().get::<PublicIdentifier>().cloned())
+/// # });
+///
+/// // `seen` answers with the `PublicIdentifier` extension of the request it gets.
+/// let layer = SetBaseUriLayer::fixed("https://images.example.org").trusted_proxies(["10.0.0.2"]);
+/// let svc = layer.unwrap().layer(seen);
+/// let req = http::Request::get("/b/info.json").header("x-forwarded-id", "a%2Fb").body(());
+/// let mut req = req.unwrap();
+/// req.extensions_mut().insert(SocketAddr::from(([10, 0, 0, 2], 41234))); // the proxy
+/// let id = svc.oneshot(req).await.unwrap().unwrap();
+/// assert_eq!(id.as_str(), "a/b"); // the trusted proxy's `X-Forwarded-ID`, decoded
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SetBaseUri<S> {
     inner: S,
     config: Arc<Config>,
+}
+
+impl SetBaseUri<()> {
+    /// Returns a new [`Layer`] that wraps services with a [`SetBaseUri`] middleware reading
+    /// trusted proxies' headers (the same as [`SetBaseUriLayer::forwarded`]).
+    ///
+    /// ```
+    /// use tower_iiif::base_uri::SetBaseUri;
+    /// let layer = SetBaseUri::layer().trusted_proxies(["10.0.0.0/8"]).unwrap();
+    /// ```
+    pub fn layer() -> SetBaseUriLayer {
+        SetBaseUriLayer::forwarded()
+    }
 }
 
 impl<S> SetBaseUri<S> {
@@ -214,6 +329,13 @@ pub struct InvalidProxy(String);
 
 impl InvalidProxy {
     /// The value that could not be read.
+    ///
+    /// ```
+    /// use tower_iiif::base_uri::SetBaseUriLayer;
+    ///
+    /// let err = SetBaseUriLayer::forwarded().trusted_proxies(["localhost"]).unwrap_err();
+    /// assert_eq!(err.value(), "localhost");
+    /// ```
     pub fn value(&self) -> &str {
         &self.0
     }

@@ -93,6 +93,13 @@ pub struct BaseUri(String);
 
 impl BaseUri {
     /// Create a new [`BaseUri`]; trailing slashes are removed.
+    ///
+    /// ```
+    /// use tower_iiif::base_uri::BaseUri;
+    ///
+    /// assert_eq!(BaseUri::new("https://example.org//").as_str(), "https://example.org");
+    /// assert_eq!(BaseUri::new(String::from("http://a/b")), BaseUri::new("http://a/b/"));
+    /// ```
     pub fn new(uri: impl Into<String>) -> Self {
         let mut s: String = uri.into();
         while s.ends_with('/') {
@@ -186,11 +193,22 @@ pub struct PublicIdentifier(String);
 
 impl PublicIdentifier {
     /// Create a new [`PublicIdentifier`] (the decoded identifier).
+    ///
+    /// ```
+    /// use tower_iiif::base_uri::PublicIdentifier;
+    ///
+    /// let id = PublicIdentifier::new(String::from("ark:/12025/654"));
+    /// assert_eq!(id, PublicIdentifier::new("ark:/12025/654"));
+    /// ```
     pub fn new(id: impl Into<String>) -> Self {
         Self(id.into())
     }
 
     /// The decoded identifier.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::base_uri::PublicIdentifier::new("a b").as_str(), "a b");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }

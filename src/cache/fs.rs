@@ -230,6 +230,20 @@ impl FsCache {
     /// # Errors
     ///
     /// When `dir` cannot be created or listed. Errors on single files are logged and skipped.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, FsCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "fs-cache-new", std::process::id()));
+    /// let cache = FsCache::new(&dir)?; // created if missing
+    /// assert!(cache.is_empty());
+    /// assert!(dir.is_dir());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
@@ -255,6 +269,22 @@ impl FsCache {
 
     /// The most bytes kept on disk (headers included); 1 GiB by default. Past it, a write
     /// evicts least recently used entries down to 90% of it.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, FsCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "fs-cache-max-bytes", std::process::id()));
+    /// let cache = FsCache::new(&dir)?.max_bytes(8 * 1024);
+    /// let key = CacheKey::new("a", "full/max/0/default.jpg");
+    /// // More than an eighth of the cap: not stored.
+    /// cache.put(key.clone(), CachedDerivative::new(vec![0u8; 2000], "image/jpeg")).await;
+    /// assert!(cache.get(&key).await.is_none());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
@@ -263,6 +293,23 @@ impl FsCache {
 
     /// How long an entry stays fresh after it was written (none by default: entries live until
     /// evicted or purged). Older entries are misses, and are deleted when read.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, FsCache};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "fs-cache-ttl", std::process::id()));
+    /// let cache = FsCache::new(&dir)?.ttl(Duration::ZERO); // every entry is already stale
+    /// let key = CacheKey::new("a", "full/max/0/default.jpg");
+    /// cache.put(key.clone(), CachedDerivative::new(&b"jpeg"[..], "image/jpeg")).await;
+    /// assert!(cache.get(&key).await.is_none());
+    /// assert!(cache.is_empty()); // and deleted when read
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
@@ -270,21 +317,80 @@ impl FsCache {
     }
 
     /// The cache's directory.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, FsCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "fs-cache-dir", std::process::id()));
+    /// let cache = FsCache::new(&dir)?;
+    /// assert_eq!(cache.dir(), dir.as_path());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
 
     /// The bytes of all entry files known to this cache.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, FsCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "fs-cache-used-bytes", std::process::id()));
+    /// let cache = FsCache::new(&dir)?;
+    /// assert_eq!(cache.used_bytes(), 0);
+    /// let value = CachedDerivative::new(vec![0u8; 100], "image/png");
+    /// cache.put(CacheKey::new("a", "k"), value).await;
+    /// assert!(cache.used_bytes() > 100); // the body and the entry's header
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn used_bytes(&self) -> u64 {
         self.shared.total.load(Ordering::Relaxed)
     }
 
     /// How many entry files are known to this cache.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, FsCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "fs-cache-len", std::process::id()));
+    /// let cache = FsCache::new(&dir)?;
+    /// cache.put(CacheKey::new("a", "k1"), CachedDerivative::new(&b"1"[..], "image/png")).await;
+    /// cache.put(CacheKey::new("a", "k2"), CachedDerivative::new(&b"2"[..], "image/png")).await;
+    /// assert_eq!(cache.len(), 2);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         lock(&self.shared.state).entries.len()
     }
 
     /// Whether no entry file is known to this cache.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, FsCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "fs-cache-is-empty", std::process::id()));
+    /// let cache = FsCache::new(&dir)?;
+    /// assert!(cache.is_empty());
+    /// cache.put(CacheKey::new("a", "k"), CachedDerivative::new(&b"1"[..], "image/png")).await;
+    /// assert!(!cache.is_empty());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -127,21 +127,59 @@ impl MemoryCache {
     }
 
     /// The most bytes held.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::cache::MemoryCache::new(1 << 20).capacity(), 1 << 20);
+    /// ```
     pub fn capacity(&self) -> u64 {
         self.shared.cache.capacity()
     }
 
     /// The bytes held now (bodies, media types and keys).
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = MemoryCache::new(1 << 20);
+    /// assert_eq!(cache.used_bytes(), 0);
+    /// let value = CachedDerivative::new(vec![0u8; 100], "image/png");
+    /// cache.put(CacheKey::new("a", "k"), value).await;
+    /// assert!(cache.used_bytes() >= 100);
+    /// # }
+    /// ```
     pub fn used_bytes(&self) -> u64 {
         self.shared.cache.weight()
     }
 
     /// How many derivatives are held.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = MemoryCache::new(1 << 20);
+    /// cache.put(CacheKey::new("a", "k1"), CachedDerivative::new(&b"1"[..], "image/png")).await;
+    /// cache.put(CacheKey::new("b", "k1"), CachedDerivative::new(&b"2"[..], "image/png")).await;
+    /// assert_eq!(cache.len(), 2);
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         self.shared.cache.len()
     }
 
     /// Whether no derivative is held.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = MemoryCache::new(1 << 20);
+    /// assert!(cache.is_empty());
+    /// cache.put(CacheKey::new("a", "k"), CachedDerivative::new(&b"1"[..], "image/png")).await;
+    /// assert!(!cache.is_empty());
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.shared.cache.is_empty()
     }

@@ -243,14 +243,52 @@ impl fmt::Debug for CachedDerivative {
 /// ```
 pub trait CacheBackend: Clone + Send + Sync + 'static {
     /// The derivative stored under `key`, or `None` on a miss (errors are logged and are misses).
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = MemoryCache::new(1 << 20);
+    /// let key = CacheKey::new("a", "full/max/0/default.png");
+    /// assert!(cache.get(&key).await.is_none());
+    /// cache.put(key.clone(), CachedDerivative::new(&b"png"[..], "image/png")).await;
+    /// assert_eq!(cache.get(&key).await.unwrap().body, &b"png"[..]);
+    /// # }
+    /// ```
     fn get(&self, key: &CacheKey) -> impl Future<Output = Option<CachedDerivative>> + Send;
 
     /// Store `value` under `key`, replacing what was there. Errors are logged, not returned; a
     /// backend may decline to store a value (e.g. one too large for its bounds).
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = MemoryCache::new(1 << 20);
+    /// let key = CacheKey::new("a", "full/max/0/default.png");
+    /// cache.put(key.clone(), CachedDerivative::new(&b"old"[..], "image/png")).await;
+    /// cache.put(key.clone(), CachedDerivative::new(&b"new"[..], "image/png")).await;
+    /// assert_eq!(cache.get(&key).await.unwrap().body, &b"new"[..]);
+    /// # }
+    /// ```
     fn put(&self, key: CacheKey, value: CachedDerivative) -> impl Future<Output = ()> + Send;
 
     /// Remove every derivative of `identifier`, and say how many entries were removed. The
     /// future resolves when they are gone.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = MemoryCache::new(1 << 20);
+    /// let value = CachedDerivative::new(&b"x"[..], "image/jpeg");
+    /// for (id, key) in [("a", "full/max/0/default.jpg"), ("a", "max/0"), ("b", "max/0")] {
+    ///     cache.put(CacheKey::new(id, key), value.clone()).await;
+    /// }
+    /// assert_eq!(cache.purge_identifier("a").await, 2);
+    /// assert_eq!(cache.len(), 1);
+    /// # }
+    /// ```
     fn purge_identifier(&self, identifier: &str) -> impl Future<Output = usize> + Send;
 }
 

@@ -18,6 +18,14 @@ use std::str::FromStr;
 use crate::Error;
 
 /// An output format the service can encode.
+///
+/// ```
+/// use tower_iiif::request::Format;
+///
+/// let f: Format = "webp".parse().unwrap();
+/// assert_eq!((f, f.media_type()), (Format::Webp, "image/webp"));
+/// assert_eq!(f.to_string(), "webp");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Format {
@@ -35,6 +43,13 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order info.json lists them.
+    ///
+    /// ```
+    /// use tower_iiif::request::Format;
+    ///
+    /// let extensions: Vec<&str> = Format::ALL.iter().map(|f| f.extension()).collect();
+    /// assert_eq!(extensions, ["jpg", "png", "gif", "tif", "webp"]);
+    /// ```
     pub const ALL: [Format; 5] = [
         Format::Jpg,
         Format::Png,

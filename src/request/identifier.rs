@@ -70,6 +70,15 @@ impl Default for IdentifierOptions {
 
 impl IdentifierOptions {
     /// Whether a literal `+` in the identifier means a space. On by default.
+    ///
+    /// ```
+    /// use tower_iiif::request::{Identifier, IdentifierOptions};
+    ///
+    /// let opts = IdentifierOptions::default();
+    /// assert_eq!(Identifier::decode("a+b", &opts).unwrap().as_str(), "a b");
+    /// let opts = opts.plus_as_space(false);
+    /// assert_eq!(Identifier::decode("a+b", &opts).unwrap().as_str(), "a+b");
+    /// ```
     pub fn plus_as_space(mut self, on: bool) -> Self {
         self.plus_as_space = on;
         self
@@ -77,6 +86,15 @@ impl IdentifierOptions {
 
     /// A string that stands for `/` in identifiers (Cantaloupe's `slash_substitute`), for
     /// proxies that cannot pass `%2F`.
+    ///
+    /// ```
+    /// use tower_iiif::request::{Identifier, IdentifierOptions};
+    ///
+    /// let opts = IdentifierOptions::default().slash_substitute("$");
+    /// let id = Identifier::decode("books$page1", &opts).unwrap();
+    /// assert_eq!(id.as_str(), "books/page1");
+    /// assert_eq!(id.encoded_with(&opts), "books$page1");
+    /// ```
     pub fn slash_substitute(mut self, s: impl Into<String>) -> Self {
         let s = s.into();
         self.slash_substitute = (!s.is_empty()).then_some(s);
@@ -85,6 +103,15 @@ impl IdentifierOptions {
 }
 
 /// The identifier of an image, decoded.
+///
+/// ```
+/// use tower_iiif::request::{Identifier, IdentifierOptions};
+///
+/// let id = Identifier::decode("caf%C3%A9%2F1", &IdentifierOptions::default()).unwrap();
+/// assert_eq!(id.as_str(), "café/1");
+/// assert_eq!(id.to_string(), "café/1");
+/// assert_eq!(id.encoded(), "caf%C3%A9%2F1");
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Identifier(Arc<str>);
 

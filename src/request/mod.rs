@@ -45,6 +45,17 @@ pub use version::ApiVersion;
 use crate::Error;
 
 /// An image request: the five parameters and the identifier.
+///
+/// ```
+/// use tower_iiif::request::{ApiVersion, IiifRequest, IdentifierOptions, Region, Rotation};
+///
+/// let opts = IdentifierOptions::default();
+/// let req = IiifRequest::parse("/a%2Fb/square/max/090/gray.png", ApiVersion::V3, &opts).unwrap();
+/// let IiifRequest::Image(img) = req else { panic!("an image request") };
+/// assert_eq!((img.identifier.as_str(), img.region), ("a/b", Region::Square));
+/// assert_eq!(img.rotation, "90".parse::<Rotation>().unwrap());
+/// assert_eq!(img.to_string(), "a%2Fb/square/max/90/gray.png"); // canonical spelling
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRequest {
     /// The image.

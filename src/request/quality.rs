@@ -15,6 +15,14 @@ use std::str::FromStr;
 use crate::Error;
 
 /// The colour quality of the returned image.
+///
+/// ```
+/// use tower_iiif::request::Quality;
+///
+/// let q: Quality = "bitonal".parse().unwrap();
+/// assert_eq!(q, Quality::Bitonal);
+/// assert_eq!(q.to_string(), "bitonal");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Quality {
     /// The image as it is.
@@ -29,6 +37,13 @@ pub enum Quality {
 
 impl Quality {
     /// Every quality.
+    ///
+    /// ```
+    /// use tower_iiif::request::Quality;
+    ///
+    /// let names: Vec<&str> = Quality::ALL.iter().map(|q| q.as_str()).collect();
+    /// assert_eq!(names, ["default", "color", "gray", "bitonal"]);
+    /// ```
     pub const ALL: [Quality; 4] = [
         Quality::Default,
         Quality::Color,

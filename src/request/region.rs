@@ -8,6 +8,16 @@ use crate::Error;
 use crate::pixels::Rect;
 
 /// The rectangular portion of the full image to return.
+///
+/// ```
+/// use tower_iiif::request::Region;
+///
+/// assert_eq!("square".parse::<Region>().unwrap(), Region::Square);
+/// let r: Region = "10,20,300,400".parse().unwrap();
+/// assert_eq!(r, Region::Pixels { x: 10, y: 20, w: 300, h: 400 });
+/// assert_eq!("pct:10.50,0,50,50".parse::<Region>().unwrap().to_string(), "pct:10.5,0,50,50");
+/// assert_eq!("0,0,0,10".parse::<Region>().unwrap_err().status(), 400);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Region {
     /// The whole image.

@@ -19,6 +19,14 @@ use super::number;
 use crate::Error;
 
 /// Mirroring and clockwise rotation.
+///
+/// ```
+/// use tower_iiif::request::Rotation;
+///
+/// let r = Rotation::new(true, 180.0).unwrap();
+/// assert_eq!(r.to_string(), "!180");
+/// assert_eq!("!180".parse::<Rotation>().unwrap(), r);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rotation {
     mirror: bool,
@@ -27,6 +35,13 @@ pub struct Rotation {
 
 impl Rotation {
     /// No mirroring, no rotation.
+    ///
+    /// ```
+    /// use tower_iiif::request::Rotation;
+    ///
+    /// assert_eq!("0".parse::<Rotation>().unwrap(), Rotation::NONE);
+    /// assert_eq!(Rotation::NONE.to_string(), "0");
+    /// ```
     pub const NONE: Rotation = Rotation {
         mirror: false,
         degrees: 0.0,

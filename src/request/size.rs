@@ -22,6 +22,15 @@ use super::{ApiVersion, number};
 use crate::Error;
 
 /// The form of a size request, without the `^`.
+///
+/// ```
+/// use tower_iiif::request::{ApiVersion, Size, SizeKind};
+///
+/// assert_eq!(Size::parse("300,", ApiVersion::V3).unwrap().kind(), SizeKind::Width(300));
+/// assert_eq!(Size::parse("pct:50", ApiVersion::V3).unwrap().kind(), SizeKind::Percent(50.0));
+/// let best_fit = Size::parse("!200,100", ApiVersion::V2).unwrap();
+/// assert_eq!(best_fit.kind(), SizeKind::BestFit(200, 100));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SizeKind {
     /// `full` (2.1 only): the region's size.
@@ -41,6 +50,15 @@ pub enum SizeKind {
 }
 
 /// The requested size of the returned image.
+///
+/// ```
+/// use tower_iiif::request::{ApiVersion, Size, SizeKind};
+///
+/// let s = Size::parse("^,200", ApiVersion::V3).unwrap();
+/// assert_eq!((s.upscale(), s.kind()), (true, SizeKind::Height(200)));
+/// assert_eq!(s.to_string(), "^,200");
+/// assert_eq!(Size::new(false, SizeKind::Exact(10, 20)).to_string(), "10,20");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Size {
     upscale: bool,
@@ -49,6 +67,13 @@ pub struct Size {
 
 impl Size {
     /// `max` (3.0) / `full` (2.1 canonical for the region's size).
+    ///
+    /// ```
+    /// use tower_iiif::request::{ApiVersion, Size};
+    ///
+    /// assert_eq!(Size::parse("max", ApiVersion::V3).unwrap(), Size::MAX);
+    /// assert_eq!(Size::MAX.to_string(), "max");
+    /// ```
     pub const MAX: Size = Size {
         upscale: false,
         kind: SizeKind::Max,

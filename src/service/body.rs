@@ -21,6 +21,19 @@ pub struct IiifBody(Full<Bytes>);
 
 impl IiifBody {
     /// A body with no bytes.
+    ///
+    /// ```
+    /// use http_body::Body;
+    /// use http_body_util::BodyExt;
+    /// use tower_iiif::IiifBody;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    ///
+    /// let body = IiifBody::empty();
+    /// assert_eq!(body.size_hint().exact(), Some(0));
+    /// assert!(body.collect().await.unwrap().to_bytes().is_empty());
+    /// # }
+    /// ```
     pub fn empty() -> Self {
         Self(Full::new(Bytes::new()))
     }

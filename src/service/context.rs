@@ -79,6 +79,17 @@ impl ImageLookup {
 
 /// A handle on an `IiifService` for the layers in front of it: its request parser and a
 /// lookup of image information. Cheap to clone; shares the service's caches.
+///
+/// ```
+/// use tower::Layer;
+/// use tower_iiif::{HasIiifContext, IiifService, limit::PixelLimitLayer, source::FsSource};
+///
+/// let iiif = IiifService::new(FsSource::new(".").unwrap()).path_prefix("/iiif/3");
+/// let svc = PixelLimitLayer::new().max_area(1_000_000).layer(iiif);
+/// // The wrapped service's context, through the layer.
+/// let context = svc.iiif_context();
+/// assert_eq!(context.parser().relative_path("/iiif/3/a/info.json"), "/a/info.json");
+/// ```
 #[derive(Debug, Clone)]
 pub struct IiifContext {
     pub(super) parser: RequestParser,
@@ -87,11 +98,41 @@ pub struct IiifContext {
 
 impl IiifContext {
     /// The service's request parser.
+    ///
+    /// ```
+    /// use tower_iiif::request::{ApiVersion, IiifRequest};
+    /// use tower_iiif::{HasIiifContext, IiifService, source::FsSource};
+    ///
+    /// let svc = IiifService::new(FsSource::new(".").unwrap()).version(ApiVersion::V2);
+    /// let parser = svc.iiif_context().parser().clone();
+    /// assert_eq!(parser.version(), ApiVersion::V2);
+    /// let (parts, ()) = http::Request::get("/a%2Fb/info.json").body(()).unwrap().into_parts();
+    /// assert!(matches!(parser.parse(&parts), Ok(IiifRequest::Info(id)) if id.as_str() == "a/b"));
+    /// ```
     pub fn parser(&self) -> &RequestParser {
         &self.parser
     }
 
     /// The service's image lookup.
+    ///
+    /// ```
+    /// use tower_iiif::{HasIiifContext, IiifService, request::Identifier, samples};
+    /// use tower_iiif::source::FsSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "context-lookup", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    ///
+    /// let svc = IiifService::new(FsSource::new(&dir).unwrap());
+    /// let lookup = svc.iiif_context().lookup().clone();
+    /// let info = lookup.info(&Identifier::new("gray").unwrap()).await.unwrap();
+    /// assert_eq!((info.width, info.height, info.gray), (700, 500, true));
+    /// let missing = lookup.info(&Identifier::new("nope").unwrap()).await.unwrap_err();
+    /// assert_eq!(missing.status(), 404);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn lookup(&self) -> &ImageLookup {
         &self.lookup
     }
@@ -119,6 +160,16 @@ impl IiifContext {
 /// ```
 pub trait HasIiifContext {
     /// The context of the `IiifService` inside.
+    ///
+    /// ```
+    /// use tower::Layer;
+    /// use tower_iiif::cache_control::SetCacheControlLayer;
+    /// use tower_iiif::{HasIiifContext, IiifService, request::ApiVersion, source::FsSource};
+    ///
+    /// let iiif = IiifService::new(FsSource::new(".").unwrap()).version(ApiVersion::V2);
+    /// let svc = SetCacheControlLayer::new().layer(iiif);
+    /// assert_eq!(svc.iiif_context().parser().version(), ApiVersion::V2); // forwarded to `iiif`
+    /// ```
     fn iiif_context(&self) -> IiifContext;
 }
 

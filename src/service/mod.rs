@@ -176,6 +176,30 @@ impl<S> std::fmt::Debug for IiifService<S> {
 
 impl<S: Source> IiifService<S> {
     /// Create a new [`IiifService`] serving API 3.0 from `source`, mounted at the root.
+    ///
+    /// ```
+    /// use tower::ServiceExt;
+    /// use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-new", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # async fn body_json(res: http::Response<tower_iiif::IiifBody>) -> serde_json::Value {
+    /// #     use http_body_util::BodyExt;
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    ///
+    /// let svc = IiifService::new(FsSource::new(&dir).unwrap());
+    /// let req = http::Request::get("/gray/info.json").header("host", "localhost:8080").body(());
+    /// let res = svc.oneshot(req.unwrap()).await.unwrap();
+    /// let info = body_json(res).await;
+    /// assert_eq!(info["id"], "http://localhost:8080/gray");
+    /// assert_eq!(info["type"], "ImageService3");
+    /// assert_eq!((info["width"].as_u64(), info["height"].as_u64()), (Some(700), Some(500)));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn new(source: S) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
@@ -213,6 +237,29 @@ impl<S: Source> IiifService<S> {
     }
 
     /// The API version served (3.0 by default).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # use tower_iiif::request::ApiVersion;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-version", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let svc = IiifService::new(source).version(ApiVersion::V2);
+    /// let info = info_json(svc, "/gray/info.json").await;
+    /// assert_eq!(info["@context"], "http://iiif.io/api/image/2/context.json");
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn version(mut self, version: ApiVersion) -> Self {
         let c = self.config_mut();
         c.version = version;
@@ -264,6 +311,32 @@ impl<S: Source> IiifService<S> {
     }
 
     /// How identifiers are decoded (`+` as space, slash substitute).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # use tower_iiif::request::IdentifierOptions;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-id-options", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// // `books/gray.tif` is asked for as `books$gray`.
+    /// # samples::write_samples(&dir.join("books")).unwrap();
+    /// let opts = IdentifierOptions::default().slash_substitute("$");
+    /// let svc = IiifService::new(source).identifier_options(opts);
+    /// let res = svc.oneshot(get("/books$gray/full/100,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 200);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn identifier_options(mut self, opts: IdentifierOptions) -> Self {
         self.config_mut().identifiers = opts;
         self
@@ -272,6 +345,28 @@ impl<S: Source> IiifService<S> {
     /// The smallest side of the tiles advertised in info.json (512 by default): the tiles of an
     /// untiled image are this square; a tiled source's own tiles are doubled until both sides
     /// reach it (Cantaloupe's policy), so that a tile request covers whole stored tiles.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-tile-size", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let svc = IiifService::new(source).tile_size(256);
+    /// let info = info_json(svc, "/gray/info.json").await;
+    /// assert_eq!(info["tiles"][0]["width"], 256);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn tile_size(mut self, px: u32) -> Self {
         let c = self.config_mut();
         c.info = c.info.clone().tile_size(px);
@@ -287,22 +382,115 @@ impl<S: Source> IiifService<S> {
     }
 
     /// The widest image returned, advertised as `maxWidth`.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-max-width", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let svc = IiifService::new(source).max_width(400);
+    /// let info = info_json(svc.clone(), "/gray/info.json").await;
+    /// assert_eq!((info["maxWidth"].as_u64(), info["maxHeight"].as_u64()), (Some(400), Some(400)));
+    /// let res = svc.oneshot(get("/gray/full/500,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 400);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn max_width(self, px: u32) -> Self {
         self.update_limits(|l| l.max_width(px))
     }
 
     /// The tallest image returned, advertised as `maxHeight`.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-max-height", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let svc = IiifService::new(source).max_width(400).max_height(300);
+    /// let info = info_json(svc, "/gray/info.json").await;
+    /// assert_eq!((info["maxWidth"].as_u64(), info["maxHeight"].as_u64()), (Some(400), Some(300)));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn max_height(self, px: u32) -> Self {
         self.update_limits(|l| l.max_height(px))
     }
 
     /// The most pixels returned, advertised as `maxArea`.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-max-area", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let svc = IiifService::new(source).max_area(100_000);
+    /// let info = info_json(svc.clone(), "/gray/info.json").await; // 700 x 500
+    /// assert_eq!(info["maxArea"], 100_000);
+    /// let res = svc.oneshot(get("/gray/full/max/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 200); // `max` is fitted within the limit
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn max_area(self, px: u64) -> Self {
         self.update_limits(|l| l.max_area(px))
     }
 
     /// Whether images larger than their region may be returned (`^` sizes in 3.0, sizes above
     /// full in 2.1). On by default.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-upscaling", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let svc = IiifService::new(source).upscaling(false);
+    /// let info = info_json(svc, "/gray/info.json").await;
+    /// let features = info["extraFeatures"].as_array().unwrap();
+    /// assert!(!features.contains(&serde_json::json!("sizeUpscaling")));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn upscaling(mut self, on: bool) -> Self {
         let c = self.config_mut();
         c.plan = c.plan.upscaling(on);
@@ -311,11 +499,56 @@ impl<S: Source> IiifService<S> {
     }
 
     /// Turn upscaling off: `^` sizes that need it answer 501 (3.0) or 400 (2.1).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-no-upscaling", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let svc = IiifService::new(source).no_upscaling();
+    /// let res = svc.clone().oneshot(get("/gray/full/^1400,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 501); // the image is 700 wide
+    /// let res = svc.oneshot(get("/gray/full/^350,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 200); // `^` that does not scale up is fine
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn no_upscaling(self) -> Self {
         self.upscaling(false)
     }
 
     /// The `rights` (3.0) / `license` (2.1) URI of every info.json.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # use tower_iiif::request::ApiVersion;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-rights", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let cc0 = "http://creativecommons.org/publicdomain/zero/1.0/";
+    /// let svc = IiifService::new(source).rights(cc0);
+    /// assert_eq!(info_json(svc.clone(), "/gray/info.json").await["rights"], cc0);
+    /// let v2 = svc.version(ApiVersion::V2);
+    /// assert_eq!(info_json(v2, "/gray/info.json").await["license"], cc0);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn rights(mut self, uri: impl Into<String>) -> Self {
         let c = self.config_mut();
         c.info = c.info.clone().rights(uri);
@@ -345,6 +578,29 @@ impl<S: Source> IiifService<S> {
     }
 
     /// A further top-level property of every info.json (e.g. `partOf`, `seeAlso`, `service`).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-info-property", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// # async fn info_json(svc: IiifService<FsSource>, path: &str) -> serde_json::Value {
+    /// #     let res = svc.oneshot(http::Request::get(path).body(()).unwrap()).await.unwrap();
+    /// #     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    /// # }
+    /// let collection = "https://example.org/collection";
+    /// let part_of = serde_json::json!([{"id": collection, "type": "Collection"}]);
+    /// let svc = IiifService::new(source).info_property("partOf", part_of.clone());
+    /// assert_eq!(info_json(svc, "/gray/info.json").await["partOf"], part_of);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn info_property(mut self, key: impl Into<String>, value: Value) -> Self {
         self.config_mut().info.extra.insert(key.into(), value);
         self
@@ -355,6 +611,26 @@ impl<S: Source> IiifService<S> {
     ///
     /// It also caps the output: a request whose result (after rotation) would take more than
     /// this at 4 bytes a pixel is a 400.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-memory-budget", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let svc = IiifService::new(source).memory_budget(1 << 20); // 1 MiB
+    /// let res = svc.clone().oneshot(get("/gray/full/max/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 400); // 700 x 500 x 4 bytes is more
+    /// let res = svc.oneshot(get("/gray/full/200,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 200);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         let c = self.config_mut();
         c.budget = Budget::new(bytes);
@@ -364,6 +640,24 @@ impl<S: Source> IiifService<S> {
 
     /// The largest source file read into memory to render from (1 GiB by default); larger
     /// files answer 500 with a message. Tiled formats read by range arrive later.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-max-source", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let svc = IiifService::new(source).max_source_bytes(1000);
+    /// let path = format!("/{}/full/100,/0/default.png", samples::VALIDATOR_ID); // a PNG file
+    /// assert_eq!(svc.oneshot(get(&path)).await.unwrap().status(), 500);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn max_source_bytes(mut self, bytes: u64) -> Self {
         self.config_mut().max_source_bytes = bytes;
         self
@@ -374,6 +668,29 @@ impl<S: Source> IiifService<S> {
     /// version and the canonical request, so a changed source is never served stale; concurrent
     /// misses of one key render once. Clones made after this call share the cache. The cache sits
     /// behind every layer, so `Authorize` runs before any cached byte is sent.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # use tower_iiif::cache::MemoryCache;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-deriv-cache", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let cache = MemoryCache::new(64 << 20);
+    /// let svc = IiifService::new(source).derivative_cache(cache.clone());
+    /// for _ in 0..2 {
+    ///     let res = svc.clone().oneshot(get("/gray/full/100,/0/default.jpg")).await.unwrap();
+    ///     assert_eq!(res.status(), 200);
+    /// }
+    /// assert_eq!((svc.renders(), cache.len()), (1, 1)); // the second came from the cache
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn derivative_cache(mut self, backend: impl CacheBackend) -> Self {
         self.config_mut().derivatives = Some(DerivativeCache::new(AnyCache::new(backend)));
         self
@@ -383,6 +700,28 @@ impl<S: Source> IiifService<S> {
     /// source file was replaced in place with the same size and time), and its reduced pyramid
     /// from memory and from the [pyramid store](Self::reduced_pyramid_store). Returns how many
     /// derivatives and stored pyramids were removed.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # use tower_iiif::cache::MemoryCache;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-purge", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let cache = MemoryCache::new(64 << 20);
+    /// let svc = IiifService::new(source).derivative_cache(cache.clone());
+    /// let res = svc.clone().oneshot(get("/gray/full/100,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 200);
+    /// assert_eq!(svc.purge("gray").await, 1);
+    /// assert!(cache.is_empty());
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub async fn purge(&self, identifier: &str) -> usize {
         self.shared
             .info_cache
@@ -457,6 +796,27 @@ impl<S: Source> IiifService<S> {
     }
 
     /// JPEG output quality, 1 to 100 (85 by default).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-jpeg-quality", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let bytes = |quality| {
+    ///     let svc = IiifService::new(source.clone()).jpeg_quality(quality);
+    ///     let res = svc.oneshot(get("/gray/full/max/0/default.jpg"));
+    ///     async move { res.await.unwrap().into_body().collect().await.unwrap().to_bytes().len() }
+    /// };
+    /// assert!(bytes(20).await < bytes(95).await);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn jpeg_quality(mut self, quality: u8) -> Self {
         self.config_mut().encode.jpeg_quality = quality.clamp(1, 100);
         self
@@ -486,6 +846,26 @@ impl<S: Source> IiifService<S> {
     /// `Retry-After`. Shared by every clone of this service.
     ///
     /// Set it while building, before the service takes requests: it changes every clone.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-concurrency", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// // One render at a time and none waiting (a render past that answers 503).
+    /// let svc = IiifService::new(source).render_concurrency(1, 0);
+    /// let res = svc.clone().oneshot(get("/gray/full/100,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(res.status(), 200);
+    /// assert_eq!(svc.renders(), 1);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn render_concurrency(self, running: usize, queued: usize) -> Self {
         let running = running.clamp(1, Semaphore::MAX_PERMITS);
         let before = self.shared.render_permits.swap(running, Ordering::AcqRel);
@@ -508,6 +888,26 @@ impl<S: Source> IiifService<S> {
 
     /// How many images this service and its clones have rendered (decoded and encoded) since it
     /// was created: cache hits and 304s do not count. For metrics and tests.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-renders", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let svc = IiifService::new(source);
+    /// assert_eq!(svc.renders(), 0);
+    /// svc.clone().oneshot(get("/gray/info.json")).await.unwrap(); // no render
+    /// svc.clone().oneshot(get("/gray/full/100,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(svc.renders(), 1);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn renders(&self) -> u64 {
         self.shared.renders_done.load(Ordering::Relaxed)
     }
@@ -533,6 +933,27 @@ impl<S: Source> IiifService<S> {
     }
 
     /// A health-check service over this service's source.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt;
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-health", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let health = IiifService::new(source).health();
+    /// let res = health.oneshot(get("/health")).await.unwrap();
+    /// assert_eq!(res.status(), 200);
+    /// let body = res.into_body().collect().await.unwrap().to_bytes();
+    /// let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    /// assert_eq!(doc["status"], "ok");
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
     pub fn health(&self) -> Health<S> {
         Health {
             source: self.source.clone(),

@@ -20,6 +20,25 @@ use crate::request::Identifier;
 /// symbolic links that lead out of the root are all answered 404.
 ///
 /// See the [module docs](crate::source) for an example.
+///
+/// ```
+/// use tower_iiif::source::{FsSource, Source, SourceObject};
+/// # use tower_iiif::request::Identifier;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = std::env::temp_dir()
+/// #     .join(format!("tower-iiif-doc-{}-{}", "fs-source", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+/// # let source = FsSource::new(&dir).unwrap();
+/// # let id = |s: &str| Identifier::new(s).unwrap();
+/// // `a.jpg` holds the bytes `012345678`.
+/// let obj = source.open(&id("a")).await.unwrap(); // no file `a`: `a.jpg` is tried next
+/// assert_eq!(obj.path().file_name().unwrap(), "a.jpg");
+/// assert_eq!(source.open(&id("../a.jpg")).await.unwrap_err().status(), 404);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct FsSource {
@@ -29,6 +48,15 @@ pub struct FsSource {
 
 impl FsSource {
     /// Create a new [`FsSource`] serving the files below `root`, which must exist.
+    ///
+    /// ```
+    /// use tower_iiif::source::FsSource;
+    ///
+    /// let source = FsSource::new(".").unwrap();
+    /// assert!(source.root().is_absolute()); // canonicalized
+    /// let missing = FsSource::new("no/such/directory").unwrap_err();
+    /// assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    /// ```
     pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
         let root = std::fs::canonicalize(root)?;
         if !root.is_dir() {
@@ -130,6 +158,26 @@ impl Source for FsSource {
 }
 
 /// An open file of an [`FsSource`].
+///
+/// ```
+/// use tower_iiif::source::{FsSource, Source, SourceObject};
+/// # use tower_iiif::request::Identifier;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = std::env::temp_dir()
+/// #     .join(format!("tower-iiif-doc-{}-{}", "fs-object", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+/// # let source = FsSource::new(&dir).unwrap();
+/// # let id = |s: &str| Identifier::new(s).unwrap();
+/// // `a.jpg` holds the bytes `012345678`.
+/// let obj = source.open(&id("a.jpg")).await.unwrap();
+/// assert_eq!(obj.metadata().len, 9);
+/// assert!(obj.metadata().modified.is_some());
+/// assert_eq!(&obj.read_range(2..5).await.unwrap()[..], b"234");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct FsObject {
     path: Arc<Path>,

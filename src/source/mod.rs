@@ -41,6 +41,25 @@ use crate::Error;
 use crate::request::Identifier;
 
 /// What a source knows about one object without reading it.
+///
+/// ```
+/// # use tower_iiif::source::{FsSource, Source, SourceMetadata, SourceObject};
+/// # use tower_iiif::request::Identifier;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = std::env::temp_dir()
+/// #     .join(format!("tower-iiif-doc-{}-{}", "source-metadata", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+/// # let source = FsSource::new(&dir).unwrap();
+/// # let id = |s: &str| Identifier::new(s).unwrap();
+/// let obj = source.open(&id("a")).await.unwrap();
+/// let meta: &SourceMetadata = obj.metadata();
+/// assert_eq!((meta.len, meta.etag.as_deref()), (9, None)); // files have no etag
+/// assert!(meta.modified.is_some());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct SourceMetadata {
@@ -72,25 +91,182 @@ impl SourceMetadata {
 ///
 /// An identifier that names nothing, or that the source refuses (e.g. a path escaping the root),
 /// is an [`Error`] whose status is 404.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::ops::Range;
+/// use std::sync::Arc;
+///
+/// use bytes::Bytes;
+/// use tower_iiif::Error;
+/// use tower_iiif::request::Identifier;
+/// use tower_iiif::source::{Source, SourceMetadata, SourceObject};
+///
+/// /// Images held in memory, by identifier.
+/// #[derive(Clone)]
+/// struct MemSource(Arc<HashMap<String, Bytes>>);
+///
+/// #[derive(Debug)]
+/// struct MemObject(SourceMetadata, Bytes);
+///
+/// impl Source for MemSource {
+///     type Object = MemObject;
+///
+///     async fn open(&self, id: &Identifier) -> Result<MemObject, Error> {
+///         let bytes = self.0.get(id.as_str()).ok_or_else(|| Error::not_found("no such image"))?;
+///         let meta = SourceMetadata::new(bytes.len() as u64, None, Some("v1".into()));
+///         Ok(MemObject(meta, bytes.clone()))
+///     }
+/// }
+///
+/// impl SourceObject for MemObject {
+///     fn metadata(&self) -> &SourceMetadata {
+///         &self.0
+///     }
+///
+///     async fn read_range(&self, range: Range<u64>) -> Result<Bytes, Error> {
+///         let end = (range.end as usize).min(self.1.len());
+///         Ok(self.1.slice((range.start as usize).min(end)..end))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let source = MemSource(Arc::new(HashMap::from([("a".into(), Bytes::from_static(b"abc"))])));
+/// let obj = source.open(&Identifier::new("a").unwrap()).await.unwrap();
+/// assert_eq!(&obj.read_all().await.unwrap()[..], b"abc");
+/// assert_eq!(source.open(&Identifier::new("b").unwrap()).await.unwrap_err().status(), 404);
+/// assert!(source.check().await.is_ok()); // the default
+/// # }
+/// ```
 pub trait Source: Clone + Send + Sync + 'static {
     /// The object type this source opens.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source, SourceObject};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "source-object-type", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let id = |s: &str| Identifier::new(s).unwrap();
+    /// let obj: tower_iiif::source::FsObject = source.open(&id("a")).await.unwrap();
+    /// assert_eq!(obj.metadata().len, 9);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     type Object: SourceObject;
 
     /// Find the object an identifier names.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source, SourceObject};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "source-open", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let id = |s: &str| Identifier::new(s).unwrap();
+    /// assert_eq!(source.open(&id("a")).await.unwrap().metadata().len, 9);
+    /// assert_eq!(source.open(&id("b")).await.unwrap_err().status(), 404);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     fn open(&self, id: &Identifier) -> impl Future<Output = Result<Self::Object, Error>> + Send;
 
     /// Whether the source is reachable, for health checks. The default says yes.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source, SourceObject};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "source-check", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let id = |s: &str| Identifier::new(s).unwrap();
+    /// assert!(source.check().await.is_ok());
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// assert_eq!(source.check().await.unwrap_err().status(), 500); // the root is gone
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     fn check(&self) -> impl Future<Output = Result<(), Error>> + Send {
         async { Ok(()) }
     }
 }
 
 /// One image file of a [`Source`], read by byte ranges.
+///
+/// ```
+/// # use tower_iiif::source::{FsSource, Source, SourceObject};
+/// # use tower_iiif::request::Identifier;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = std::env::temp_dir()
+/// #     .join(format!("tower-iiif-doc-{}-{}", "source-object", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+/// # let source = FsSource::new(&dir).unwrap();
+/// # let id = |s: &str| Identifier::new(s).unwrap();
+/// // `a.jpg` holds the bytes `012345678`.
+/// let obj = source.open(&id("a")).await.unwrap();
+/// assert_eq!(obj.metadata().len, 9);
+/// assert_eq!(&obj.read_range(6..100).await.unwrap()[..], b"678"); // clamped to the end
+/// assert_eq!(&obj.read_all().await.unwrap()[..], b"012345678");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
 pub trait SourceObject: Send + Sync + 'static {
     /// Length and version.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source, SourceObject};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "source-object-metadata", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let id = |s: &str| Identifier::new(s).unwrap();
+    /// let obj = source.open(&id("a")).await.unwrap();
+    /// assert_eq!(obj.metadata().len, 9);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     fn metadata(&self) -> &SourceMetadata;
 
     /// Read `range` (clamped to the object's length).
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source, SourceObject};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "source-read-range", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let id = |s: &str| Identifier::new(s).unwrap();
+    /// // `a.jpg` holds the bytes `012345678`.
+    /// let obj = source.open(&id("a")).await.unwrap();
+    /// assert_eq!(&obj.read_range(2..5).await.unwrap()[..], b"234");
+    /// assert_eq!(&obj.read_range(6..100).await.unwrap()[..], b"678");
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     fn read_range(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send;
 
     /// Read bytes at `offset` into `buf` on the calling thread, for decoders that pull bytes
@@ -98,12 +274,50 @@ pub trait SourceObject: Send + Sync + 'static {
     /// when the object can read without its async runtime (a local file), `None` when it
     /// cannot, and [`read_range`](Self::read_range) is run to completion instead. The default
     /// is `None`.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source, SourceObject};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "source-read-at", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let id = |s: &str| Identifier::new(s).unwrap();
+    /// // `a.jpg` holds the bytes `012345678`; a local file reads without the runtime.
+    /// let obj = source.open(&id("a")).await.unwrap();
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(obj.read_at_blocking(6, &mut buf).unwrap().unwrap(), 3);
+    /// assert_eq!(&buf[..3], b"678");
+    /// assert_eq!(obj.read_at_blocking(9, &mut buf).unwrap().unwrap(), 0); // the end
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
         let _ = (offset, buf);
         None
     }
 
     /// Read the whole object.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source, SourceObject};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "source-read-all", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let id = |s: &str| Identifier::new(s).unwrap();
+    /// let obj = source.open(&id("a")).await.unwrap();
+    /// assert_eq!(&obj.read_all().await.unwrap()[..], b"012345678");
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     fn read_all(&self) -> impl Future<Output = Result<Bytes, Error>> + Send {
         self.read_range(0..self.metadata().len)
     }
