@@ -17,12 +17,6 @@ use mozjpeg::ColorSpace;
 use crate::Error;
 use crate::pixels::{Budget, Layout, Pixels, Rect};
 
-/// The size of an image of `full` pixels decoded at 1/2^`shift` (libjpeg rounds up).
-pub(crate) fn scaled_size((w, h): (u32, u32), shift: u32) -> (u32, u32) {
-    let d = 1u32 << shift.min(3);
-    (w.div_ceil(d), h.div_ceil(d))
-}
-
 /// Decode the JPEG `bytes` at 1/2^`shift` of its size (`shift` 0 to 3), all of it or only
 /// `crop`, a rectangle of the scaled image: RGB, or gray for a gray JPEG.
 ///
@@ -177,23 +171,13 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{EncodeOptions, Format, encode};
+    use crate::codec::{EncodeOptions, Format, encode, scaled_size};
 
     /// A `w` x `h` RGB JPEG of a smooth pattern.
     fn jpeg(w: u32, h: u32) -> (Pixels, Vec<u8>) {
         let px = crate::samples::pattern(w, h);
         let bytes = encode(&px, Format::Jpg, &EncodeOptions { jpeg_quality: 95 }).unwrap();
         (px, bytes)
-    }
-
-    fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-        assert_eq!(a.len(), b.len());
-        let sum: u64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| u64::from(x.abs_diff(*y)))
-            .sum();
-        sum as f64 / a.len() as f64
     }
 
     #[test]
@@ -217,7 +201,7 @@ mod tests {
             assert_eq!((got.width(), got.height()), (w, h), "shift {shift}");
             let whole = Rect::new(0, 0, 320, 240);
             let want = crate::ops::crop_resize(&px, whole, w, h, Budget::default()).unwrap();
-            let d = mean_abs_diff(got.data(), want.data());
+            let d = crate::codec::testutil::mean_abs_diff(&got, &want);
             assert!(d < 6.0, "shift {shift}: mean difference {d}");
         }
         // A crop of the scaled image.

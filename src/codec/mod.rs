@@ -20,14 +20,20 @@ pub(crate) mod tiff;
 #[cfg(feature = "turbojpeg")]
 pub(crate) mod turbo;
 
-/// A JPEG decoded at 1/2^`shift` of its size, all of it or a crop (`decode`, `scaled_size`):
-/// libjpeg-turbo with the `turbojpeg` feature, else MozJPEG's libjpeg row by row.
+/// A JPEG decoded at 1/2^`shift` of its size, all of it or a crop (`decode`): libjpeg-turbo
+/// with the `turbojpeg` feature, else MozJPEG's libjpeg row by row.
 #[cfg(not(feature = "turbojpeg"))]
 pub(crate) use libjpeg as scaled;
-/// A JPEG decoded at 1/2^`shift` of its size, all of it or a crop (`decode`, `scaled_size`):
-/// libjpeg-turbo with the `turbojpeg` feature, else MozJPEG's libjpeg row by row.
+/// A JPEG decoded at 1/2^`shift` of its size, all of it or a crop (`decode`): libjpeg-turbo
+/// with the `turbojpeg` feature, else MozJPEG's libjpeg row by row.
 #[cfg(feature = "turbojpeg")]
 pub(crate) use turbo as scaled;
+
+/// The size of an image of `full` pixels decoded at 1/2^`shift` (libjpeg rounds up).
+pub(crate) fn scaled_size((w, h): (u32, u32), shift: u32) -> (u32, u32) {
+    let d = 1u32 << shift.min(3);
+    (w.div_ceil(d), h.div_ceil(d))
+}
 mod webp;
 
 pub(crate) use self::orientation::Orientation;
@@ -239,6 +245,16 @@ fn header(
         height,
         orientation,
         gray,
+    }
+}
+
+#[cfg(test)]
+mod scaled_size_tests {
+    #[test]
+    fn libjpeg_rounds_up() {
+        assert_eq!(super::scaled_size((25167, 12483), 2), (6292, 3121));
+        assert_eq!(super::scaled_size((8, 8), 3), (1, 1));
+        assert_eq!(super::scaled_size((9, 1), 9), (2, 1), "shifts past 3 are 3");
     }
 }
 

@@ -11,6 +11,7 @@ use std::ffi::{CStr, c_int};
 
 use turbojpeg_sys as tj;
 
+use super::scaled_size;
 use crate::Error;
 use crate::pixels::{Budget, Layout, Pixels, Rect};
 
@@ -107,16 +108,6 @@ fn open(bytes: &[u8], max_bytes: u64) -> Result<Frame, Error> {
         layout,
         pixel_format,
     })
-}
-
-/// The size of an image of `full` pixels decoded at 1/2^`shift` (libjpeg rounds up).
-///
-/// ```ignore
-/// assert_eq!(scaled_size((25167, 12483), 2), (6292, 3121));
-/// ```
-pub(crate) fn scaled_size((w, h): (u32, u32), shift: u32) -> (u32, u32) {
-    let d = 1u32 << shift.min(3);
-    (w.div_ceil(d), h.div_ceil(d))
 }
 
 /// Decode the JPEG `bytes` at 1/2^`shift` of its size (`shift` 0 to 3), all of it or only

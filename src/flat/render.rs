@@ -293,7 +293,7 @@ fn region_input(
         .rev()
         .find(|&s| (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9) >= scale)
         .unwrap_or(0);
-    let (sw, sh) = codec::scaled::scaled_size((header.width, header.height), shift);
+    let (sw, sh) = codec::scaled_size((header.width, header.height), shift);
     let f = f64::from(1u32 << shift);
     Some(RenderInput::JpegRegion {
         shift,
