@@ -617,16 +617,6 @@ mod doc_examples {
     }
 
     #[test]
-    fn doc_infooptions_326() {
-        use crate::info::InfoOptions;
-        use crate::request::ApiVersion;
-        let o = InfoOptions::new(ApiVersion::V3)
-            .tile_size(256)
-            .rights("http://creativecommons.org/publicdomain/zero/1.0/");
-        let _ = o;
-    }
-
-    #[test]
     fn doc_infoservices_485() {
         use serde_json::json;
         let s = crate::info::InfoServices::new()

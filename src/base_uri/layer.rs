@@ -274,6 +274,22 @@ impl SetBaseUri<()> {
 }
 
 impl<S> SetBaseUri<S> {
+    /// Wrap `inner`, trusting no proxy yet (it then inserts the [`ClientIp`] of the peer
+    /// only); the same as `SetBaseUriLayer::forwarded().layer(inner)`.
+    ///
+    /// ```
+    /// use tower_iiif::base_uri::SetBaseUri;
+    /// let svc = SetBaseUri::new(tower::service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// }));
+    /// let _inner = svc.into_inner();
+    /// ```
+    pub fn new(inner: S) -> Self {
+        SetBaseUriLayer::forwarded().layer(inner)
+    }
+}
+
+impl<S> SetBaseUri<S> {
     /// Gets a reference to the underlying service.
     pub fn get_ref(&self) -> &S {
         &self.inner

@@ -613,13 +613,6 @@ mod doc_examples {
             main();
         }
     }
-
-    #[test]
-    fn doc_derivativecache_c_new_372() {
-        use crate::cache::{AnyCache, DerivativeCache, MemoryCache};
-        let cache = DerivativeCache::new(AnyCache::new(MemoryCache::new(256 << 20)));
-        let _ = cache;
-    }
 }
 
 #[cfg(test)]

@@ -1712,3 +1712,110 @@ fn tiles_of_part_mcus_are_not_joined() {
         }
     }
 }
+
+/// A little-endian TIFF of one `w` x `h` gray image, uncompressed, in tiles of `tile` x `tile`
+/// laid out left to right, top to bottom, each `tile * tile` bytes of `sample(x, y)` (padding
+/// `0xEE`), after the header and the IFD.
+fn tiny_gray_tiff(w: u32, h: u32, tile: u32, sample: impl Fn(u32, u32) -> u8) -> Vec<u8> {
+    let (across, down) = (w.div_ceil(tile), h.div_ceil(tile));
+    let n = across * down;
+    let entries: [(u16, u32); 8] = [
+        (256, w),
+        (257, h),
+        (258, 8),
+        (262, 1),
+        (322, tile),
+        (323, tile),
+        (324, 0),
+        (325, 0),
+    ];
+    let ifd_len = 2 + 12 * entries.len() as u32 + 4;
+    let arrays = 8 + ifd_len; // TileOffsets, then TileByteCounts, when there are several tiles
+    let data = arrays + if n > 1 { 8 * n } else { 0 };
+    let mut f = b"II*\0\x08\0\0\0".to_vec();
+    f.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, value) in entries {
+        let value = match (tag, n > 1) {
+            (324, true) => arrays,
+            (325, true) => arrays + 4 * n,
+            (324, false) => data,
+            (325, false) => tile * tile,
+            _ => value,
+        };
+        f.extend_from_slice(&tag.to_le_bytes());
+        f.extend_from_slice(&4u16.to_le_bytes());
+        f.extend_from_slice(&(if matches!(tag, 324 | 325) { n } else { 1 }).to_le_bytes());
+        f.extend_from_slice(&value.to_le_bytes());
+    }
+    f.extend_from_slice(&0u32.to_le_bytes());
+    if n > 1 {
+        (0..n).for_each(|t| f.extend_from_slice(&(data + t * tile * tile).to_le_bytes()));
+        (0..n).for_each(|_| f.extend_from_slice(&(tile * tile).to_le_bytes()));
+    }
+    for t in 0..n {
+        let (x0, y0) = ((t % across) * tile, (t / across) * tile);
+        for y in y0..y0 + tile {
+            for x in x0..x0 + tile {
+                f.push(if x < w && y < h { sample(x, y) } else { 0xEE });
+            }
+        }
+    }
+    f
+}
+
+#[tokio::test]
+async fn a_tiny_pyramid_read_by_range() {
+    // 20x12 gray in 16x16 tiles (2 x 1), pixel value x + 10 * y.
+    let obj = Counting::new(tiny_gray_tiff(20, 12, 16, |x, y| (x + 10 * y) as u8));
+    let pyramid = crate::tiff::read_pyramid(&obj).await.unwrap();
+    assert_eq!((pyramid.width(), pyramid.height()), (20, 12));
+    let level = &pyramid.levels()[0];
+    assert_eq!(
+        (level.tile_width, level.tile_height, level.compression),
+        (16, 16, Compression::None)
+    );
+    assert_eq!(pyramid.level_for(0.25), 0); // the only level
+    // A 4x2 region straddling both tiles.
+    let rect = Rect::new(14, 3, 4, 2);
+    let tiles = pyramid.tiles(0, rect);
+    assert_eq!(
+        tiles.iter().map(|t| (t.col, t.row)).collect::<Vec<_>>(),
+        [(0, 0), (1, 0)]
+    );
+    let px = read_region(&obj, &pyramid, 0, rect, Budget::default())
+        .await
+        .unwrap();
+    assert_eq!(px.layout(), Layout::Gray);
+    assert_eq!(px.data(), &[44, 45, 46, 47, 54, 55, 56, 57]);
+}
+
+#[tokio::test]
+async fn a_tile_decoded_and_tiles_assembled() {
+    // 2x2 gray in one 2x2 tile: 1 2 / 3 4.
+    let file = tiny_gray_tiff(2, 2, 2, |x, y| (1 + x + 2 * y) as u8);
+    let obj = Counting::new(file.clone());
+    let pyramid = crate::tiff::read_pyramid(&obj).await.unwrap();
+    let level = &pyramid.levels()[0];
+    let px = decode_tile(level, &[1, 2, 3, 4], Budget::default()).unwrap();
+    assert_eq!((px.width(), px.height(), px.layout()), (2, 2, Layout::Gray));
+    assert_eq!(px.data(), &[1, 2, 3, 4]);
+    assert!(decode_tile(level, &[1, 2], Budget::default()).is_err());
+    // Fetch the tiles however you like, then assemble elsewhere.
+    let rect = Rect::new(1, 0, 1, 2);
+    let tiles: Vec<_> = pyramid
+        .tiles(0, rect)
+        .into_iter()
+        .map(|t| {
+            let data = Bytes::from(file[t.range.start as usize..t.range.end as usize].to_vec());
+            (t, data)
+        })
+        .collect();
+    let px = assemble(level, rect, &tiles, Budget::default()).unwrap();
+    assert_eq!(px.data(), &[2, 4]);
+}
+
+#[test]
+fn compression_tags() {
+    assert_eq!(Compression::from_tag(32946), Compression::Deflate);
+    assert_eq!(Compression::from_tag(34712), Compression::Other(34712));
+}
