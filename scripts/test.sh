@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, unit/integration/doc tests with the default
 # features and with none, the docs, the package, and the official IIIF validator against the
-# `serve` example. Installs what it needs (cmake and nasm for the default build; the validator
-# in a venv) when missing.
+# `serve` example. Installs what it needs (cmake and nasm for the default build; nginx, Redis
+# and Garage for the remote sources' tests; the validator in a venv) when missing.
 #
 # Usage: scripts/test.sh               (from any directory)
 # Env:   SKIP_VALIDATOR=1   skip the validator step (quick local runs)
@@ -24,6 +24,12 @@ cargo fmt --all -- --check
 
 echo "==> cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
+
+# The remote sources' tests run against real servers on 127.0.0.1 (Garage, nginx, Redis),
+# installed when missing (Garage is built once and cached) and stopped when this script ends.
+echo "==> scripts/servers.sh start"
+scripts/servers.sh start
+trap 'scripts/servers.sh stop' EXIT
 
 echo "==> cargo test --all-targets --all-features"
 cargo test --all-targets --all-features

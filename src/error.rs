@@ -53,6 +53,10 @@ pub enum ErrorKind {
     NotImplemented,
     /// The server is busy; retry later (503, with `Retry-After`).
     Unavailable,
+    /// An upstream server (an object store, an HTTP source) failed or answered wrongly (502).
+    BadGateway,
+    /// An upstream server did not answer in time (504).
+    GatewayTimeout,
     /// The source file cannot be read or decoded, or is larger than the memory budget (500).
     Source,
     /// A fault of the server itself (500).
@@ -73,6 +77,7 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: Cow<'static, str>,
+    challenge: Option<Cow<'static, str>>,
 }
 
 impl Error {
@@ -90,7 +95,11 @@ impl Error {
         } else {
             message
         };
-        Self { kind, message }
+        Self {
+            kind,
+            message,
+            challenge: None,
+        }
     }
 
     /// A 400 Bad Request.
@@ -138,6 +147,47 @@ impl Error {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// A 502 Bad Gateway: an upstream server failed or answered wrongly.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::Error::bad_gateway("upstream answered 500").status(), 502);
+    /// ```
+    pub fn bad_gateway(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::BadGateway, message)
+    }
+
+    /// A 504 Gateway Timeout: an upstream server did not answer in time.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::Error::gateway_timeout("upstream timed out").status(), 504);
+    /// ```
+    pub fn gateway_timeout(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::GatewayTimeout, message)
+    }
+
+    /// The error with a `WWW-Authenticate` challenge, sent with a 401 (e.g. an upstream's own,
+    /// passed on). Ignored for other statuses. A value that is not a valid header is dropped.
+    ///
+    /// ```
+    /// use tower_iiif::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::Unauthorized, "log in").with_challenge("Bearer realm=\"d\"");
+    /// assert_eq!(e.challenge(), Some("Bearer realm=\"d\""));
+    /// ```
+    pub fn with_challenge(mut self, challenge: impl Into<Cow<'static, str>>) -> Self {
+        let c = challenge.into();
+        self.challenge = http::HeaderValue::from_str(&c).is_ok().then_some(c);
+        self
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401, if any.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::Error::not_found("x").challenge(), None);
+    /// ```
+    pub fn challenge(&self) -> Option<&str> {
+        self.challenge.as_deref()
+    }
+
     /// The kind of error.
     ///
     /// ```
@@ -173,6 +223,8 @@ impl Error {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Source | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -180,8 +232,8 @@ impl Error {
     /// Prefix the message with context, e.g. the name of the request part that failed.
     pub(crate) fn context(self, what: &str) -> Self {
         Self {
-            kind: self.kind,
             message: format!("{what}: {}", self.message).into(),
+            ..self
         }
     }
 }
@@ -220,6 +272,8 @@ mod tests {
             (ErrorKind::MethodNotAllowed, 405),
             (ErrorKind::NotImplemented, 501),
             (ErrorKind::Unavailable, 503),
+            (ErrorKind::BadGateway, 502),
+            (ErrorKind::GatewayTimeout, 504),
             (ErrorKind::Source, 500),
             (ErrorKind::Internal, 500),
         ];

@@ -59,11 +59,11 @@ pub use body::ResponseBody;
 pub use layer::{Authorize, AuthorizeLayer, ResponseFuture};
 
 use crate::Error;
-use crate::base_uri::ClientIp;
 use crate::info::ImageInfo;
 use crate::plan::Limits;
 use crate::request::{Identifier, ImageRequest};
 use crate::service::ImageLookup;
+use crate::source::SourceRequest;
 
 /// What a request asks for.
 ///
@@ -134,8 +134,7 @@ pub enum AuthTarget {
 pub struct AuthRequest {
     target: AuthTarget,
     uri: Uri,
-    headers: HeaderMap,
-    client_ip: Option<IpAddr>,
+    source_request: SourceRequest,
     lookup: ImageLookup,
 }
 
@@ -246,7 +245,7 @@ impl AuthRequest {
     /// # }
     /// ```
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.source_request.headers()
     }
 
     /// The client's address: the [`ClientIp`] extension (set by `SetBaseUri`), else none.
@@ -275,7 +274,7 @@ impl AuthRequest {
     /// # }
     /// ```
     pub fn client_ip(&self) -> Option<IpAddr> {
-        self.client_ip
+        self.source_request.client_ip()
     }
 
     /// The token of an `Authorization: Bearer …` header.
@@ -311,7 +310,12 @@ impl AuthRequest {
     /// # }
     /// ```
     pub fn bearer_token(&self) -> Option<&str> {
-        let value = self.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let value = self
+            .source_request
+            .headers()
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
         let (scheme, token) = value.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     }
@@ -343,7 +347,8 @@ impl AuthRequest {
     /// # }
     /// ```
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.source_request
+            .headers()
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -388,7 +393,9 @@ impl AuthRequest {
     /// # }
     /// ```
     pub async fn image_info(&self) -> Result<ImageInfo, Error> {
-        self.lookup.info(self.identifier()).await
+        self.lookup
+            .info(self.identifier(), &self.source_request)
+            .await
     }
 }
 
@@ -612,8 +619,7 @@ impl AuthRequest {
         Self {
             target,
             uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-            client_ip: parts.extensions.get::<ClientIp>().map(|c| c.0),
+            source_request: SourceRequest::from_parts(parts),
             lookup,
         }
     }

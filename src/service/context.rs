@@ -10,6 +10,7 @@ use http::request::Parts;
 use crate::Error;
 use crate::info::ImageInfo;
 use crate::request::{ApiVersion, Identifier, IdentifierOptions, IiifRequest};
+use crate::source::SourceRequest;
 
 /// Parses request paths exactly as the `IiifService` it came from does: same API version, same
 /// mount path, same identifier options.
@@ -55,7 +56,7 @@ impl RequestParser {
     }
 }
 
-type LookupFn = dyn Fn(Identifier) -> Pin<Box<dyn Future<Output = Result<ImageInfo, Error>> + Send>>
+type LookupFn = dyn Fn(Identifier, SourceRequest) -> Pin<Box<dyn Future<Output = Result<ImageInfo, Error>> + Send>>
     + Send
     + Sync;
 
@@ -72,8 +73,8 @@ impl std::fmt::Debug for ImageLookup {
 impl ImageLookup {
     /// The image's information (dimensions after orientation, colour), or the error the
     /// service would answer with (404 for an unknown identifier).
-    pub async fn info(&self, id: &Identifier) -> Result<ImageInfo, Error> {
-        (self.0)(id.clone()).await
+    pub async fn info(&self, id: &Identifier, request: &SourceRequest) -> Result<ImageInfo, Error> {
+        (self.0)(id.clone(), request.clone()).await
     }
 }
 
@@ -126,9 +127,9 @@ impl IiifContext {
     ///
     /// let svc = IiifService::new(FsSource::new(&dir).unwrap());
     /// let lookup = svc.iiif_context().lookup().clone();
-    /// let info = lookup.info(&Identifier::new("gray").unwrap()).await.unwrap();
+    /// let info = lookup.info(&Identifier::new("gray").unwrap(), &Default::default()).await.unwrap();
     /// assert_eq!((info.width, info.height, info.gray), (700, 500, true));
-    /// let missing = lookup.info(&Identifier::new("nope").unwrap()).await.unwrap_err();
+    /// let missing = lookup.info(&Identifier::new("nope").unwrap(), &Default::default()).await.unwrap_err();
     /// assert_eq!(missing.status(), 404);
     /// # let _ = std::fs::remove_dir_all(&dir);
     /// # }

@@ -29,13 +29,14 @@ impl<S: Source> IiifService<S> {
     pub(super) async fn get(&self, parts: &Parts) -> Result<Response<IiifBody>, Error> {
         let parsed = self.parser().parse(parts)?;
         let base = self.public_base(parts);
+        let request = SourceRequest::from_parts(parts);
         match parsed {
             IiifRequest::Base(id) => Ok(respond::redirect(&format!(
                 "{}/info.json",
                 self.image_base(parts, &base, &id)
             ))),
             IiifRequest::Info(id) => {
-                let object = self.source.open(&id).await?;
+                let object = self.source.open(&id, &request).await?;
                 let header = self.header(&id, &object).await?;
                 let limits = self.limits(parts);
                 let mut info_opts = self.config.info.clone();
@@ -64,7 +65,7 @@ impl<S: Source> IiifService<S> {
                 validators.apply(res.headers_mut());
                 Ok(res)
             }
-            IiifRequest::Image(req) => self.image(parts, &base, &req).await,
+            IiifRequest::Image(req) => self.image(parts, &base, &req, &request).await,
         }
     }
 
@@ -73,10 +74,11 @@ impl<S: Source> IiifService<S> {
         parts: &Parts,
         base: &BaseUri,
         req: &ImageRequest,
+        request: &SourceRequest,
     ) -> Result<Response<IiifBody>, Error> {
         let object = self
             .source
-            .open(&req.identifier)
+            .open(&req.identifier, request)
             .instrument(tracing::debug_span!("resolve"))
             .await?;
         let header = self

@@ -61,7 +61,7 @@ use crate::plan::{Limits, OverLimit, PlanOptions};
 use crate::request::{
     ApiVersion, Format, Identifier, IdentifierOptions, IiifRequest, ImageRequest,
 };
-use crate::source::{Source, SourceObject};
+use crate::source::{Source, SourceObject, SourceRequest};
 use crate::tiff::TiffPyramid;
 use crate::{Error, ErrorKind, flat, jp2};
 
@@ -927,7 +927,7 @@ impl<S: Source> IiifService<S> {
     /// # }
     /// ```
     pub async fn image_info(&self, id: &Identifier) -> Result<ImageInfo, Error> {
-        let object = self.source.open(id).await?;
+        let object = self.source.open(id, &SourceRequest::default()).await?;
         let h = self.header(id, &object).await?;
         Ok(self.image_info_of(id, &object, &h).await)
     }
@@ -964,10 +964,10 @@ impl<S: Source> IiifService<S> {
     /// image dimensions that shares this service's source and info cache.
     fn context(&self) -> IiifContext {
         let this = self.clone();
-        let lookup = ImageLookup(Arc::new(move |id: Identifier| {
+        let lookup = ImageLookup(Arc::new(move |id: Identifier, request: SourceRequest| {
             let this = this.clone();
             Box::pin(async move {
-                let object = this.source.open(&id).await?;
+                let object = this.source.open(&id, &request).await?;
                 let h = this.header(&id, &object).await?;
                 Ok(this.image_info_of(&id, &object, &h).await)
             })

@@ -139,6 +139,11 @@ pub(super) fn error(e: &Error) -> Response<IiifBody> {
             res.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
+        ErrorKind::Unauthorized => {
+            if let Some(v) = e.challenge().and_then(|c| HeaderValue::from_str(c).ok()) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
         _ => {}
     }
     res

@@ -1004,7 +1004,11 @@ struct CountingObject {
 
 impl Source for CountingSource {
     type Object = CountingObject;
-    async fn open(&self, id: &Identifier) -> Result<CountingObject, Error> {
+    async fn open(
+        &self,
+        id: &Identifier,
+        _request: &SourceRequest,
+    ) -> Result<CountingObject, Error> {
         let data = self
             .files
             .get(id.as_str())
@@ -1519,7 +1523,7 @@ struct GatedSource {
 
 impl Source for GatedSource {
     type Object = GatedSource;
-    async fn open(&self, _: &Identifier) -> Result<GatedSource, Error> {
+    async fn open(&self, _: &Identifier, _: &SourceRequest) -> Result<GatedSource, Error> {
         Ok(self.clone())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Source, SourceMetadata, SourceObject};
+use super::{Source, SourceMetadata, SourceObject, SourceRequest};
 use crate::Error;
 use crate::request::Identifier;
 
@@ -33,9 +33,9 @@ use crate::request::Identifier;
 /// # let source = FsSource::new(&dir).unwrap();
 /// # let id = |s: &str| Identifier::new(s).unwrap();
 /// // `a.jpg` holds the bytes `012345678`.
-/// let obj = source.open(&id("a")).await.unwrap(); // no file `a`: `a.jpg` is tried next
+/// let obj = source.open(&id("a"), &Default::default()).await.unwrap(); // no file `a`: `a.jpg` is tried next
 /// assert_eq!(obj.path().file_name().unwrap(), "a.jpg");
-/// assert_eq!(source.open(&id("../a.jpg")).await.unwrap_err().status(), 404);
+/// assert_eq!(source.open(&id("../a.jpg"), &Default::default()).await.unwrap_err().status(), 404);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// # }
 /// ```
@@ -134,7 +134,7 @@ impl FsSource {
 impl Source for FsSource {
     type Object = FsObject;
 
-    async fn open(&self, id: &Identifier) -> Result<FsObject, Error> {
+    async fn open(&self, id: &Identifier, _request: &SourceRequest) -> Result<FsObject, Error> {
         let this = self.clone();
         let id = id.clone();
         let (path, file, meta) = tokio::task::spawn_blocking(move || this.resolve(&id))
@@ -171,7 +171,7 @@ impl Source for FsSource {
 /// # let source = FsSource::new(&dir).unwrap();
 /// # let id = |s: &str| Identifier::new(s).unwrap();
 /// // `a.jpg` holds the bytes `012345678`.
-/// let obj = source.open(&id("a.jpg")).await.unwrap();
+/// let obj = source.open(&id("a.jpg"), &Default::default()).await.unwrap();
 /// assert_eq!(obj.metadata().len, 9);
 /// assert!(obj.metadata().modified.is_some());
 /// assert_eq!(&obj.read_range(2..5).await.unwrap()[..], b"234");
@@ -278,7 +278,10 @@ mod tests {
     }
 
     async fn status(src: &FsSource, id: &str) -> u16 {
-        match src.open(&Identifier::new(id).unwrap()).await {
+        match src
+            .open(&Identifier::new(id).unwrap(), &Default::default())
+            .await
+        {
             Ok(_) => 200,
             Err(e) => e.status().as_u16(),
         }
@@ -325,7 +328,10 @@ mod tests {
         let dir = tempdir("ranges");
         std::fs::write(dir.0.join("f.tif"), b"0123456789").unwrap();
         let src = FsSource::new(&dir.0).unwrap().suffixes([".tif"]);
-        let obj = src.open(&Identifier::new("f").unwrap()).await.unwrap();
+        let obj = src
+            .open(&Identifier::new("f").unwrap(), &Default::default())
+            .await
+            .unwrap();
         assert_eq!(obj.metadata().len, 10);
         assert!(obj.metadata().modified.is_some());
         assert_eq!(&obj.read_range(2..5).await.unwrap()[..], b"234");

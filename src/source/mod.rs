@@ -17,17 +17,30 @@
 //! std::fs::write(dir.join("a.jpg"), b"\xFF\xD8\xFF hello").unwrap();
 //!
 //! let source = FsSource::new(&dir).unwrap();
-//! let obj = source.open(&Identifier::new("a").unwrap()).await.unwrap(); // suffix .jpg tried
+//! let obj = source.open(&Identifier::new("a").unwrap(), &Default::default()).await.unwrap(); // suffix .jpg tried
 //! assert_eq!(obj.metadata().len, 9);
 //! assert_eq!(&obj.read_range(4..9).await.unwrap()[..], b"hello");
-//! let missing = source.open(&Identifier::new("../etc/passwd").unwrap()).await.unwrap_err();
+//! let missing = source.open(&Identifier::new("../etc/passwd").unwrap(), &Default::default()).await.unwrap_err();
 //! assert_eq!(missing.status(), 404);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # }
 //! ```
 
+mod any;
+#[cfg(feature = "remote")]
+mod cache;
+#[cfg(feature = "remote")]
+mod chunks;
 mod fs;
+#[cfg(feature = "http")]
+mod http;
 pub(crate) mod read_at;
+mod request;
+mod resolve;
+#[cfg(feature = "object-store")]
+mod store;
+#[cfg(feature = "remote")]
+mod upstream;
 
 use std::future::Future;
 use std::ops::Range;
@@ -35,7 +48,20 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+/// The `object_store` crate, whose stores [`ObjectStoreSource`] reads (re-exported, so that the
+/// versions agree).
+#[cfg(feature = "object-store")]
+pub use ::object_store;
+pub use any::{AnyObject, AnySource};
+#[cfg(feature = "remote")]
+pub use cache::SourceCache;
 pub use fs::{FsObject, FsSource};
+#[cfg(feature = "http")]
+pub use http::{HttpObject, HttpSource, HttpSourceBuilder};
+pub use request::SourceRequest;
+pub use resolve::{KeyTemplate, Keyed, Resolved, Resolver, Routes};
+#[cfg(feature = "object-store")]
+pub use store::{ObjectStoreObject, ObjectStoreSource};
 
 use crate::Error;
 use crate::request::Identifier;
@@ -53,7 +79,7 @@ use crate::request::Identifier;
 /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
 /// # let source = FsSource::new(&dir).unwrap();
 /// # let id = |s: &str| Identifier::new(s).unwrap();
-/// let obj = source.open(&id("a")).await.unwrap();
+/// let obj = source.open(&id("a"), &Default::default()).await.unwrap();
 /// let meta: &SourceMetadata = obj.metadata();
 /// assert_eq!((meta.len, meta.etag.as_deref()), (9, None)); // files have no etag
 /// assert!(meta.modified.is_some());
@@ -100,7 +126,7 @@ impl SourceMetadata {
 /// use bytes::Bytes;
 /// use tower_iiif::Error;
 /// use tower_iiif::request::Identifier;
-/// use tower_iiif::source::{Source, SourceMetadata, SourceObject};
+/// use tower_iiif::source::{Source, SourceMetadata, SourceObject, SourceRequest};
 ///
 /// /// Images held in memory, by identifier.
 /// #[derive(Clone)]
@@ -112,7 +138,7 @@ impl SourceMetadata {
 /// impl Source for MemSource {
 ///     type Object = MemObject;
 ///
-///     async fn open(&self, id: &Identifier) -> Result<MemObject, Error> {
+///     async fn open(&self, id: &Identifier, _request: &SourceRequest) -> Result<MemObject, Error> {
 ///         let bytes = self.0.get(id.as_str()).ok_or_else(|| Error::not_found("no such image"))?;
 ///         let meta = SourceMetadata::new(bytes.len() as u64, None, Some("v1".into()));
 ///         Ok(MemObject(meta, bytes.clone()))
@@ -133,9 +159,9 @@ impl SourceMetadata {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let source = MemSource(Arc::new(HashMap::from([("a".into(), Bytes::from_static(b"abc"))])));
-/// let obj = source.open(&Identifier::new("a").unwrap()).await.unwrap();
+/// let obj = source.open(&Identifier::new("a").unwrap(), &Default::default()).await.unwrap();
 /// assert_eq!(&obj.read_all().await.unwrap()[..], b"abc");
-/// assert_eq!(source.open(&Identifier::new("b").unwrap()).await.unwrap_err().status(), 404);
+/// assert_eq!(source.open(&Identifier::new("b").unwrap(), &Default::default()).await.unwrap_err().status(), 404);
 /// assert!(source.check().await.is_ok()); // the default
 /// # }
 /// ```
@@ -153,14 +179,15 @@ pub trait Source: Clone + Send + Sync + 'static {
     /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
     /// # let source = FsSource::new(&dir).unwrap();
     /// # let id = |s: &str| Identifier::new(s).unwrap();
-    /// let obj: tower_iiif::source::FsObject = source.open(&id("a")).await.unwrap();
+    /// let obj: tower_iiif::source::FsObject = source.open(&id("a"), &Default::default()).await.unwrap();
     /// assert_eq!(obj.metadata().len, 9);
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # }
     /// ```
     type Object: SourceObject;
 
-    /// Find the object an identifier names.
+    /// Find the object an identifier names, for `request` (whose headers and client address a
+    /// source may act on, e.g. to pass the caller's credentials upstream).
     ///
     /// ```
     /// # use tower_iiif::source::{FsSource, Source, SourceObject};
@@ -173,12 +200,16 @@ pub trait Source: Clone + Send + Sync + 'static {
     /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
     /// # let source = FsSource::new(&dir).unwrap();
     /// # let id = |s: &str| Identifier::new(s).unwrap();
-    /// assert_eq!(source.open(&id("a")).await.unwrap().metadata().len, 9);
-    /// assert_eq!(source.open(&id("b")).await.unwrap_err().status(), 404);
+    /// assert_eq!(source.open(&id("a"), &Default::default()).await.unwrap().metadata().len, 9);
+    /// assert_eq!(source.open(&id("b"), &Default::default()).await.unwrap_err().status(), 404);
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # }
     /// ```
-    fn open(&self, id: &Identifier) -> impl Future<Output = Result<Self::Object, Error>> + Send;
+    fn open(
+        &self,
+        id: &Identifier,
+        request: &SourceRequest,
+    ) -> impl Future<Output = Result<Self::Object, Error>> + Send;
 
     /// Whether the source is reachable, for health checks. The default says yes.
     ///
@@ -219,7 +250,7 @@ pub trait Source: Clone + Send + Sync + 'static {
 /// # let source = FsSource::new(&dir).unwrap();
 /// # let id = |s: &str| Identifier::new(s).unwrap();
 /// // `a.jpg` holds the bytes `012345678`.
-/// let obj = source.open(&id("a")).await.unwrap();
+/// let obj = source.open(&id("a"), &Default::default()).await.unwrap();
 /// assert_eq!(obj.metadata().len, 9);
 /// assert_eq!(&obj.read_range(6..100).await.unwrap()[..], b"678"); // clamped to the end
 /// assert_eq!(&obj.read_all().await.unwrap()[..], b"012345678");
@@ -240,7 +271,7 @@ pub trait SourceObject: Send + Sync + 'static {
     /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
     /// # let source = FsSource::new(&dir).unwrap();
     /// # let id = |s: &str| Identifier::new(s).unwrap();
-    /// let obj = source.open(&id("a")).await.unwrap();
+    /// let obj = source.open(&id("a"), &Default::default()).await.unwrap();
     /// assert_eq!(obj.metadata().len, 9);
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # }
@@ -261,7 +292,7 @@ pub trait SourceObject: Send + Sync + 'static {
     /// # let source = FsSource::new(&dir).unwrap();
     /// # let id = |s: &str| Identifier::new(s).unwrap();
     /// // `a.jpg` holds the bytes `012345678`.
-    /// let obj = source.open(&id("a")).await.unwrap();
+    /// let obj = source.open(&id("a"), &Default::default()).await.unwrap();
     /// assert_eq!(&obj.read_range(2..5).await.unwrap()[..], b"234");
     /// assert_eq!(&obj.read_range(6..100).await.unwrap()[..], b"678");
     /// # std::fs::remove_dir_all(&dir).unwrap();
@@ -287,7 +318,7 @@ pub trait SourceObject: Send + Sync + 'static {
     /// # let source = FsSource::new(&dir).unwrap();
     /// # let id = |s: &str| Identifier::new(s).unwrap();
     /// // `a.jpg` holds the bytes `012345678`; a local file reads without the runtime.
-    /// let obj = source.open(&id("a")).await.unwrap();
+    /// let obj = source.open(&id("a"), &Default::default()).await.unwrap();
     /// let mut buf = [0u8; 4];
     /// assert_eq!(obj.read_at_blocking(6, &mut buf).unwrap().unwrap(), 3);
     /// assert_eq!(&buf[..3], b"678");
@@ -313,7 +344,7 @@ pub trait SourceObject: Send + Sync + 'static {
     /// # std::fs::write(dir.join("a.jpg"), b"012345678").unwrap();
     /// # let source = FsSource::new(&dir).unwrap();
     /// # let id = |s: &str| Identifier::new(s).unwrap();
-    /// let obj = source.open(&id("a")).await.unwrap();
+    /// let obj = source.open(&id("a"), &Default::default()).await.unwrap();
     /// assert_eq!(&obj.read_all().await.unwrap()[..], b"012345678");
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # }

@@ -1,0 +1,288 @@
+//! Images in an object store (S3 and S3-compatible servers, GCS, Azure) through the
+//! `object_store` crate: metadata by HEAD, cached briefly; reads by range, in chunks kept in a
+//! byte-bounded cache, so a tiled TIFF or JPEG 2000 is never fetched whole.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use quick_cache::sync::Cache;
+use tracing::Instrument;
+
+use super::chunks::{self, Chunks, FetchRange};
+use super::{Source, SourceMetadata, SourceObject, SourceRequest};
+use crate::Error;
+use crate::request::Identifier;
+
+/// Images in an object store, the identifier (or the key a [`Keyed`](super::Keyed) template
+/// makes of it) being the object's key (Cantaloupe's `S3Source` with the basic lookup
+/// strategy). Cheap to clone; clones share the caches.
+///
+/// - Metadata (length, ETag, Last-Modified) comes from a HEAD request, kept for
+///   [`metadata_ttl`](Self::metadata_ttl) (10 s by default).
+/// - Reads are grouped into chunks of [`chunk_size`](Self::chunk_size) bytes (2 MiB, Cantaloupe's
+///   tuned value), kept in a cache of [`chunk_cache_bytes`](Self::chunk_cache_bytes) (64 MiB).
+/// - A missing key is a 404; other store failures a 502, timeouts a 504.
+///
+/// ```
+/// use std::sync::Arc;
+/// use object_store::{ObjectStoreExt, memory::InMemory, path::Path};
+/// use tower_iiif::source::{ObjectStoreSource, Source, SourceObject};
+/// use tower_iiif::request::Identifier;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = Arc::new(InMemory::new());
+/// store.put(&Path::from("scans/a.tif"), b"II*\0 tiff bytes".to_vec().into()).await.unwrap();
+/// let source = ObjectStoreSource::new(store).chunk_size(64 << 10);
+/// let obj = source.open(&Identifier::new("scans/a.tif").unwrap(), &Default::default()).await.unwrap();
+/// assert_eq!(obj.metadata().len, 15);
+/// assert_eq!(&obj.read_range(5..9).await.unwrap()[..], b"tiff");
+/// let missing = source.open(&Identifier::new("scans/b.tif").unwrap(), &Default::default()).await;
+/// assert_eq!(missing.unwrap_err().status(), 404);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ObjectStoreSource {
+    store: Arc<dyn ObjectStore>,
+    heads: Arc<Cache<String, (SourceMetadata, Instant)>>,
+    metadata_ttl: Duration,
+    chunks: Arc<Chunks>,
+    chunk_size: u64,
+    chunk_cache_bytes: u64,
+}
+
+impl ObjectStoreSource {
+    /// Images in `store`.
+    ///
+    /// ```
+    /// use tower_iiif::source::ObjectStoreSource;
+    /// let source = ObjectStoreSource::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
+    /// # let _ = source;
+    /// ```
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            heads: Arc::new(Cache::new(10_000)),
+            metadata_ttl: Duration::from_secs(10),
+            chunks: Arc::new(Chunks::new(
+                chunks::DEFAULT_CHUNK_SIZE,
+                chunks::DEFAULT_CHUNK_CACHE_BYTES,
+            )),
+            chunk_size: chunks::DEFAULT_CHUNK_SIZE,
+            chunk_cache_bytes: chunks::DEFAULT_CHUNK_CACHE_BYTES,
+        }
+    }
+
+    /// An S3 bucket, with credentials and region the standard way (the `AWS_*` environment
+    /// variables, else the instance profile). With `endpoint` (an S3-compatible server: MinIO,
+    /// Garage, Ceph), requests go there, path-style, and plain `http://` is allowed.
+    ///
+    /// ```
+    /// use tower_iiif::source::ObjectStoreSource;
+    /// // SAFETY: the doctest is single-threaded.
+    /// unsafe { std::env::set_var("AWS_REGION", "garage") };
+    /// let source = ObjectStoreSource::s3("images", Some("http://127.0.0.1:3900")).unwrap();
+    /// # let _ = source;
+    /// ```
+    #[cfg(feature = "s3")]
+    pub fn s3(bucket: &str, endpoint: Option<&str>) -> Result<Self, Error> {
+        Ok(Self::new(Arc::new(s3_store(bucket, endpoint)?)))
+    }
+
+    /// Bytes per chunk (at least 64 KiB; default 2 MiB).
+    ///
+    /// ```
+    /// # use tower_iiif::source::ObjectStoreSource;
+    /// # let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    /// let source = ObjectStoreSource::new(store).chunk_size(512 << 10);
+    /// # let _ = source;
+    /// ```
+    pub fn chunk_size(mut self, bytes: u64) -> Self {
+        self.chunk_size = bytes;
+        self.chunks = Arc::new(Chunks::new(bytes, self.chunk_cache_bytes));
+        self
+    }
+
+    /// Bytes of chunks kept (default 64 MiB; 0 keeps none).
+    ///
+    /// ```
+    /// # use tower_iiif::source::ObjectStoreSource;
+    /// # let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    /// let source = ObjectStoreSource::new(store).chunk_cache_bytes(256 << 20);
+    /// # let _ = source;
+    /// ```
+    pub fn chunk_cache_bytes(mut self, bytes: u64) -> Self {
+        self.chunk_cache_bytes = bytes;
+        self.chunks = Arc::new(Chunks::new(self.chunk_size, bytes));
+        self
+    }
+
+    /// How long an object's metadata (length, ETag) is trusted without a new HEAD (default
+    /// 10 s; zero asks every time). A changed object is seen after at most this long.
+    ///
+    /// ```
+    /// # use tower_iiif::source::ObjectStoreSource;
+    /// # let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    /// let source = ObjectStoreSource::new(store).metadata_ttl(std::time::Duration::from_secs(60));
+    /// # let _ = source;
+    /// ```
+    pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
+        self.metadata_ttl = ttl;
+        self
+    }
+
+    /// Forget every cached HEAD and chunk (a purge).
+    ///
+    /// ```
+    /// # use tower_iiif::source::ObjectStoreSource;
+    /// # let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    /// ObjectStoreSource::new(store).clear();
+    /// ```
+    pub fn clear(&self) {
+        self.heads.clear();
+        self.chunks.clear();
+    }
+
+    async fn head(&self, path: &Path) -> Result<SourceMetadata, Error> {
+        let key = path.to_string();
+        if let Some((meta, at)) = self.heads.get(&key) {
+            if at.elapsed() < self.metadata_ttl {
+                return Ok(meta);
+            }
+            self.heads.remove(&key);
+        }
+        let head = self.store.head(path).await.map_err(store_error)?;
+        let modified = std::time::SystemTime::from(head.last_modified);
+        let etag = head.e_tag.or(head.version);
+        let meta = SourceMetadata::new(head.size, Some(modified), etag);
+        if !self.metadata_ttl.is_zero() {
+            self.heads.insert(key, (meta.clone(), Instant::now()));
+        }
+        Ok(meta)
+    }
+}
+
+impl Source for ObjectStoreSource {
+    type Object = ObjectStoreObject;
+
+    async fn open(&self, id: &Identifier, _request: &SourceRequest) -> Result<Self::Object, Error> {
+        let path = Path::parse(id.as_str()).map_err(|_| Error::not_found("image not found"))?;
+        let metadata = self.head(&path).await?;
+        let version = format!(
+            "{path}\0{}\0{}",
+            metadata.etag.as_deref().unwrap_or(""),
+            metadata.len
+        );
+        Ok(ObjectStoreObject {
+            fetch: Fetch {
+                store: Arc::clone(&self.store),
+                path,
+            },
+            version: version.into(),
+            metadata,
+            chunks: Arc::clone(&self.chunks),
+        })
+    }
+
+    /// The store must answer: a HEAD of a key that does not exist is a 404 from a reachable
+    /// store, anything else a failure.
+    async fn check(&self) -> Result<(), Error> {
+        match self
+            .store
+            .head(&Path::from("tower-iiif-health-check"))
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+}
+
+/// An object of an [`ObjectStoreSource`].
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use object_store::{ObjectStoreExt, memory::InMemory, path::Path};
+/// use tower_iiif::source::{ObjectStoreObject, ObjectStoreSource, Source, SourceObject};
+/// # use tower_iiif::request::Identifier;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let store = Arc::new(InMemory::new());
+/// # store.put(&Path::from("a"), b"abc".to_vec().into()).await.unwrap();
+/// let source = ObjectStoreSource::new(store);
+/// let obj: ObjectStoreObject = source.open(&Identifier::new("a").unwrap(), &Default::default()).await.unwrap();
+/// assert_eq!(&obj.read_all().await.unwrap()[..], b"abc");
+/// assert!(obj.metadata().etag.is_some());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ObjectStoreObject {
+    fetch: Fetch,
+    version: Arc<str>,
+    metadata: SourceMetadata,
+    chunks: Arc<Chunks>,
+}
+
+#[derive(Debug)]
+struct Fetch {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+}
+
+impl FetchRange for Fetch {
+    async fn fetch(&self, range: Range<u64>) -> Result<Bytes, Error> {
+        let span =
+            tracing::debug_span!("store", key = %self.path, start = range.start, end = range.end);
+        self.store
+            .get_range(&self.path, range)
+            .instrument(span)
+            .await
+            .map_err(store_error)
+    }
+}
+
+impl SourceObject for ObjectStoreObject {
+    fn metadata(&self) -> &SourceMetadata {
+        &self.metadata
+    }
+
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes, Error> {
+        self.chunks
+            .read(&self.version, self.metadata.len, range, &self.fetch)
+            .await
+    }
+}
+
+#[cfg(feature = "s3")]
+fn s3_store(bucket: &str, endpoint: Option<&str>) -> Result<object_store::aws::AmazonS3, Error> {
+    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    builder
+        .build()
+        .map_err(|e| Error::internal(format!("S3 configuration: {e}")))
+}
+
+/// An object store's error as the client sees it: 404 for a missing key, 504 for a timeout,
+/// 502 for the rest (logged in full; the message names the kind only).
+pub(crate) fn store_error(e: object_store::Error) -> Error {
+    match &e {
+        object_store::Error::NotFound { .. } | object_store::Error::InvalidPath { .. } => {
+            Error::not_found("image not found")
+        }
+        _ if super::upstream::is_timeout(&e) => {
+            Error::gateway_timeout("the object store did not answer in time")
+        }
+        _ => {
+            tracing::warn!("object store: {e}");
+            Error::bad_gateway("the object store request failed")
+        }
+    }
+}
