@@ -383,9 +383,9 @@ mkdir -p "$RUNDIR"
 if [[ " $PEERS " == *" ours "* ]] && [ "${BUILD:-1}" = 1 ]; then
   log "cargo build --release --example serve"
   if [ -n "${CARGO_LOCK:-}" ]; then
-    (cd "$ROOT" && flock "$CARGO_LOCK" cargo build --release --example serve --features "axum ${FEATURES:-}")
+    (cd "$ROOT" && flock "$CARGO_LOCK" cargo build --release --example serve --features "axum s3 http redis ${FEATURES:-}")
   else
-    (cd "$ROOT" && cargo build --release --example serve --features "axum ${FEATURES:-}")
+    (cd "$ROOT" && cargo build --release --example serve --features "axum s3 http redis ${FEATURES:-}")
   fi
 fi
 

@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/build-deps.sh
-exec cargo run --release --features axum --example serve -- --addr 127.0.0.1:8080 "$@"
+exec cargo run --release --features axum,s3,http,redis --example serve -- --addr 127.0.0.1:8080 "$@"

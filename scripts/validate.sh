@@ -5,6 +5,10 @@
 # Usage: scripts/validate.sh            (from any directory)
 # Env:   VALIDATE_ROUNDS=N   repeat the whole set N times (default 3); the
 #                            validator picks random sizes/regions on each run.
+#        VALIDATE_SOURCE=fs|s3|http   where the server reads the test image (default fs, the
+#                            samples directory); s3 and http need `scripts/servers.sh start`:
+#                            s3 uploads it to Garage and serves with --s3; http puts it under
+#                            nginx and serves it with --http-allow, the identifier being its URL.
 #
 # Installs what it needs: the system libmagic (Debian libmagic1, via apt-get when
 # root) and a venv at .venv-iiifval (gitignored) with iiif-validator.
@@ -15,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 IDENT="67352ccc-d1b0-11e1-89ae-279075081939"
+SOURCE="${VALIDATE_SOURCE:-fs}"
 ROUNDS="${VALIDATE_ROUNDS:-3}"
 VENV=".venv-iiifval"
 VALIDATOR_PKG="iiif-validator==1.0.5"
@@ -83,8 +88,8 @@ EOF
 }
 
 # --- (c) build and start the example server -----------------------------------
-echo "validate.sh: cargo build --release --features axum --example serve"
-cargo build --release --features axum --example serve --quiet
+echo "validate.sh: cargo build --release --features axum,s3,http,redis --example serve"
+cargo build --release --features axum,s3,http,redis --example serve --quiet
 
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null \
@@ -126,6 +131,8 @@ SERVER_LOG="$WORK_DIR/server.log"
 SERVER_PID=$!
 
 BASE="http://127.0.0.1:$PORT"
+
+wait_ready() {
 INFO_URL="$BASE/iiif/3/$IDENT/info.json"
 echo "validate.sh: waiting for $INFO_URL"
 ready=0
@@ -150,6 +157,41 @@ if [[ "$ready" -ne 1 ]]; then
     exit 1
 fi
 echo "validate.sh: server ready on $BASE (pid $SERVER_PID)"
+}
+wait_ready
+
+# The samples are written; for a remote source, put the test image there and serve from it.
+if [[ "$SOURCE" != "fs" ]]; then
+    ENV_FILE=target/servers/env
+    [[ -f "$ENV_FILE" ]] || { echo "validate.sh: VALIDATE_SOURCE=$SOURCE needs scripts/servers.sh start" >&2; exit 1; }
+    set -a; source "$ENV_FILE"; set +a
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+    PNG="$IMAGES_DIR/$IDENT.png"
+    case "$SOURCE" in
+    s3)
+        curl -sf -o /dev/null --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+            --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$PNG" \
+            "$TOWER_IIIF_S3_DIRECT/$TOWER_IIIF_S3_BUCKET/validator/$IDENT"
+        SERVE_ARGS=(--s3 "s3://$TOWER_IIIF_S3_BUCKET/validator/" --s3-endpoint "$TOWER_IIIF_S3_ENDPOINT")
+        ;;
+    http)
+        mkdir -p "$TOWER_IIIF_FILES_ROOT/files/validator"
+        cp "$PNG" "$TOWER_IIIF_FILES_ROOT/files/validator/$IDENT.png"
+        SERVE_ARGS=(--http-allow "$TOWER_IIIF_FILES_URL/files/validator/")
+        # The identifier is the file's URL, encoded as the server encodes identifiers.
+        IDENT="$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=":"))' \
+            "$TOWER_IIIF_FILES_URL/files/validator/$IDENT.png")"
+        ;;
+    *)
+        echo "validate.sh: VALIDATE_SOURCE must be fs, s3 or http (got '$SOURCE')" >&2
+        exit 2
+        ;;
+    esac
+    "$SERVE_BIN" --addr "127.0.0.1:$PORT" --samples "$IMAGES_DIR" "${SERVE_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+    wait_ready
+fi
 
 # --- (d) validator runs --------------------------------------------------------
 N3="$(count_tests 3.0 2)"
@@ -193,6 +235,7 @@ run_validator() {
 
 for round in $(seq 1 "$ROUNDS"); do
     echo "==> validator round $round/$ROUNDS"
+    echo "    source: $SOURCE"
     run_validator "IIIF 3.0 level 2 (/iiif/3)" "$N3" -p iiif/3 --version=3.0 --level=2
     run_validator "IIIF 2.1 level 2 (/iiif/2, --version=2.0)" "$N2" -p iiif/2 --version=2.0 --level=2
     run_validator "IIIF 3.0 optional (/iiif/3)" "$NOPT" -p iiif/3 --version=3.0 "${opt_args[@]}"

@@ -16,7 +16,7 @@ use crate::request::{ApiVersion, Format, Quality};
 /// assert_eq!(info.tile_size(512), (512, 512)); // stored tiles, doubled
 /// assert_eq!(info.scale_factors(512), vec![1, 2, 4, 8]);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ImageInfo {
     /// Width of the full image, in pixels.

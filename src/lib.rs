@@ -55,6 +55,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod admin;
 pub mod auth;
 pub mod base_uri;
 pub mod cache;

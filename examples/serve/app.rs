@@ -19,13 +19,16 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder};
+use tower_iiif::admin::Admin;
 use tower_iiif::auth::{AuthRequest, AuthTarget, AuthorizeLayer, Decision, Denied, ResponseBody};
 use tower_iiif::base_uri::SetBaseUriLayer;
-use tower_iiif::cache::{FsCache, MemoryCache};
+use tower_iiif::cache::{FsCache, MemoryCache, ObjectStoreCache, RedisCache, TieredCache};
 use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
 use tower_iiif::limit::{Limits, PixelLimitLayer};
 use tower_iiif::request::{ApiVersion, Identifier};
-use tower_iiif::source::FsSource;
+use tower_iiif::source::{
+    FsSource, HttpSource, KeyTemplate, Keyed, ObjectStoreSource, Routes, SourceCache,
+};
 use tower_iiif::{IiifBody, IiifService, samples};
 
 #[path = "viewer.rs"]
@@ -35,7 +38,10 @@ mod viewer;
 pub const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR | --samples DIR] \
 [--trusted-proxy CIDR]... [--base-uri URI] [--cache-control VALUE] [--max-pixels N] \
 [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--pyramid-dir DIR] \
-[--jpeg-quality Q] [--no-stored-tiles] [--demo-auth]";
+[--jpeg-quality Q] [--no-stored-tiles] [--demo-auth] [--s3 s3://BUCKET/PREFIX] \
+[--s3-endpoint URL] [--http-allow URL_PREFIX]... [--forward-header NAME]... \
+[--source-cache-dir DIR] [--source-cache-bytes N] [--cache-s3 s3://BUCKET/PREFIX] \
+[--cache-redis redis://HOST:PORT] [--cache-ttl SECONDS] [--admin-token TOKEN]";
 
 /// The demo server's settings.
 #[derive(Clone, Debug)]
@@ -68,6 +74,27 @@ pub struct Args {
     pub stored_tiles: bool,
     /// Identifiers starting with `private` need a token; anonymous users get 1000 px at most.
     pub demo_auth: bool,
+    /// `--s3 s3://BUCKET/PREFIX`: images are objects `PREFIX` + identifier (instead of a
+    /// directory).
+    pub s3: Option<(String, String)>,
+    /// An S3-compatible server (path-style); else AWS.
+    pub s3_endpoint: Option<String>,
+    /// URL prefixes whose files may be fetched, identifiers being URLs (repeatable).
+    pub http_allow: Vec<String>,
+    /// Request headers passed to the HTTP upstream (repeatable).
+    pub forward_headers: Vec<String>,
+    /// A directory for local copies of remote files read whole.
+    pub source_cache_dir: Option<PathBuf>,
+    /// Bytes of `source_cache_dir`.
+    pub source_cache_bytes: u64,
+    /// `--cache-s3 s3://BUCKET/PREFIX`: a derivative cache shared by instances, in S3.
+    pub cache_s3: Option<(String, String)>,
+    /// `--cache-redis URL`: a derivative cache shared by instances, in Redis.
+    pub cache_redis: Option<String>,
+    /// Seconds a shared cache entry lives (0: until evicted).
+    pub cache_ttl: u64,
+    /// Bearer token of the admin routes (`POST /admin/purge[/{id}]`); none: no admin routes.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Args {
@@ -87,8 +114,35 @@ impl Default for Args {
             jpeg_quality: 85,
             stored_tiles: true,
             demo_auth: false,
+            s3: None,
+            s3_endpoint: None,
+            http_allow: Vec::new(),
+            forward_headers: Vec::new(),
+            source_cache_dir: None,
+            source_cache_bytes: 10 << 30,
+            cache_s3: None,
+            cache_redis: None,
+            cache_ttl: 0,
+            admin_token: None,
         }
     }
+}
+
+/// `s3://BUCKET/PREFIX` as the bucket and the prefix (`""` or ending in `/`).
+fn s3_url(flag: &str, url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or(format!("{flag}: expected s3://BUCKET/PREFIX"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("{flag}: no bucket in {url:?}"));
+    }
+    let prefix = match prefix {
+        "" => String::new(),
+        p if p.ends_with('/') => p.to_owned(),
+        p => format!("{p}/"),
+    };
+    Ok((bucket.to_owned(), prefix))
 }
 
 /// Parse the command line (without the program name).
@@ -129,6 +183,22 @@ pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> 
             "--pyramid-dir" => args.pyramid_dir = Some(PathBuf::from(value()?)),
             "--no-stored-tiles" => args.stored_tiles = false,
             "--demo-auth" => args.demo_auth = true,
+            "--s3" => args.s3 = Some(s3_url("--s3", &value()?)?),
+            "--s3-endpoint" => args.s3_endpoint = Some(value()?),
+            "--http-allow" => args.http_allow.push(value()?),
+            "--forward-header" => args.forward_headers.push(value()?),
+            "--source-cache-dir" => args.source_cache_dir = Some(PathBuf::from(value()?)),
+            "--source-cache-bytes" => {
+                args.source_cache_bytes = value()?
+                    .parse()
+                    .map_err(|e| format!("--source-cache-bytes: {e}"))?
+            }
+            "--cache-s3" => args.cache_s3 = Some(s3_url("--cache-s3", &value()?)?),
+            "--cache-redis" => args.cache_redis = Some(value()?),
+            "--cache-ttl" => {
+                args.cache_ttl = value()?.parse().map_err(|e| format!("--cache-ttl: {e}"))?
+            }
+            "--admin-token" => args.admin_token = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
@@ -159,7 +229,7 @@ type Stacked = BoxCloneSyncService<Request, Response<ResponseBody<IiifBody>>, In
 
 /// Every layer in front of one mount of the service. The mount path is the one given to
 /// `nest_service`: the service reads it from axum (feature `axum`).
-fn stack(svc: IiifService<FsSource>, args: &Args) -> Result<Stacked, String> {
+fn stack(svc: IiifService<Routes>, args: &Args) -> Result<Stacked, String> {
     let base = match &args.base_uri {
         Some(uri) => SetBaseUriLayer::fixed(uri),
         None => SetBaseUriLayer::forwarded(),
@@ -259,10 +329,112 @@ fn list_images(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The whole app: `/iiif/3`, `/iiif/2`, `/health`, `/auth/token` and the viewer pages.
+/// The image sources: URLs under `--http-allow` prefixes from their servers, the rest from
+/// `--s3` or the image directory.
+fn sources(args: &Args, dir: &Path) -> Result<Routes, String> {
+    let source_cache = match &args.source_cache_dir {
+        Some(d) => Some(
+            SourceCache::new(d, args.source_cache_bytes)
+                .map_err(|e| format!("--source-cache-dir {}: {e}", d.display()))?,
+        ),
+        None => None,
+    };
+    let mut routes = Routes::new();
+    if !args.http_allow.is_empty() {
+        let mut http = HttpSource::builder();
+        for prefix in &args.http_allow {
+            http = http.allow(prefix);
+        }
+        for name in &args.forward_headers {
+            http = http.forward_header(name);
+        }
+        if let Some(cache) = &source_cache {
+            http = http.source_cache(cache.clone());
+        }
+        let http = http.build().map_err(|e| format!("--http-allow: {e}"))?;
+        routes = routes.scheme("https", http.clone()).scheme("http", http);
+    }
+    Ok(match &args.s3 {
+        Some((bucket, prefix)) => {
+            let mut s3 = ObjectStoreSource::s3(bucket, args.s3_endpoint.as_deref())
+                .map_err(|e| format!("--s3: {e}"))?;
+            if let Some(cache) = source_cache {
+                s3 = s3.source_cache(cache);
+            }
+            routes.fallback(Keyed::new(s3, KeyTemplate::prefix(prefix.clone())))
+        }
+        None => routes.fallback(
+            FsSource::new(dir).map_err(|e| format!("cannot serve {}: {e}", dir.display()))?,
+        ),
+    })
+}
+
+/// The derivative cache: memory (`--cache-mem`), or a directory (`--cache-dir`), in front of
+/// the shared tiers (`--cache-redis`, `--cache-s3`), if any.
+async fn derivative_cache<S: tower_iiif::source::Source>(
+    svc: IiifService<S>,
+    args: &Args,
+) -> Result<IiifService<S>, String> {
+    let ttl = Duration::from_secs(args.cache_ttl);
+    let redis = match &args.cache_redis {
+        Some(url) => Some(
+            RedisCache::connect(url)
+                .await
+                .map_err(|e| format!("--cache-redis: {e}"))?
+                .ttl(ttl),
+        ),
+        None => None,
+    };
+    let s3 = match &args.cache_s3 {
+        Some((bucket, prefix)) => {
+            let cache = ObjectStoreCache::s3(bucket, prefix, args.s3_endpoint.as_deref())
+                .map_err(|e| format!("--cache-s3: {e}"))?
+                .ttl(ttl);
+            if args.cache_ttl > 0 {
+                // Cantaloupe's cache worker: expired entries deleted in the background.
+                cache.spawn_sweeper(ttl.min(Duration::from_secs(3600)));
+            }
+            Some(cache)
+        }
+        None => None,
+    };
+    let front = MemoryCache::new(args.cache_mem.max(1 << 20));
+    Ok(match (&args.cache_dir, redis, s3) {
+        (Some(dir), None, None) => svc.derivative_cache(
+            FsCache::new(dir)
+                .map_err(|e| format!("cannot use cache directory {}: {e}", dir.display()))?,
+        ),
+        (_, Some(r), Some(s)) => {
+            svc.derivative_cache(TieredCache::new(front, TieredCache::new(r, s)))
+        }
+        (_, Some(r), None) => svc.derivative_cache(TieredCache::new(front, r)),
+        (_, None, Some(s)) => svc.derivative_cache(TieredCache::new(front, s)),
+        (None, None, None) if args.cache_mem > 0 => svc.derivative_cache(front),
+        (None, None, None) => svc,
+    })
+}
+
+/// The Prometheus recorder of this process (installed once), for `/metrics`.
+fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may be installed already (tests): this one then records nothing.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// The whole app: `/iiif/3`, `/iiif/2`, `/health`, `/metrics`, `/admin` (with
+/// `--admin-token`), `/auth/token` and the viewer pages.
 pub async fn app(args: &Args) -> Result<axum::Router, String> {
-    let (dir, ids) = image_dir(args)?;
-    let source = FsSource::new(&dir).map_err(|e| format!("cannot serve {}: {e}", dir.display()))?;
+    let (dir, ids) = match &args.s3 {
+        Some(_) => (PathBuf::new(), Vec::new()),
+        None => image_dir(args)?,
+    };
+    let source = sources(args, &dir)?;
     let mut v3 = IiifService::new(source)
         .reduced_pyramids(args.pyramid_mem, 16_000_000)
         .jpeg_quality(args.jpeg_quality)
@@ -272,13 +444,7 @@ pub async fn app(args: &Args) -> Result<axum::Router, String> {
             .map_err(|e| format!("cannot use pyramid directory {}: {e}", dir.display()))?;
         v3 = v3.reduced_pyramid_store(store.max_bytes(8 << 30));
     }
-    if let Some(dir) = &args.cache_dir {
-        let cache = FsCache::new(dir)
-            .map_err(|e| format!("cannot use cache directory {}: {e}", dir.display()))?;
-        v3 = v3.derivative_cache(cache);
-    } else if args.cache_mem > 0 {
-        v3 = v3.derivative_cache(MemoryCache::new(args.cache_mem));
-    }
+    v3 = derivative_cache(v3, args).await?;
     let v2 = v3.clone().version(ApiVersion::V2); // shares the caches
     let health = v3.health();
     // The viewer's list, with each image's size (for the Presentation manifest).
@@ -291,9 +457,18 @@ pub async fn app(args: &Args) -> Result<axum::Router, String> {
             images.push((id, info.width, info.height));
         }
     }
-    Ok(viewer::routes(&images)
+    let metrics = prometheus();
+    let mut router = viewer::routes(&images)
         .route("/auth/token", get(token_page))
-        .route_service("/health", health)
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route_service("/health", health);
+    if let Some(token) = &args.admin_token {
+        router = router.nest_service(
+            "/admin",
+            Admin::new(token.clone()).purging(&v3).purging(&v2),
+        );
+    }
+    Ok(router
         .nest_service("/iiif/3", stack(v3, args)?)
         .nest_service("/iiif/2", stack(v2, args)?)
         .layer(middleware::from_fn(log)))

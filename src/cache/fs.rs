@@ -549,6 +549,26 @@ impl CacheBackend for FsCache {
                 .unwrap_or(0)
         }
     }
+
+    fn purge_all(&self) -> impl Future<Output = usize> + Send {
+        let this = self.clone();
+        async move {
+            blocking("purge", move || {
+                let ids: Vec<Arc<str>> = lock(&this.shared.state)
+                    .by_identifier
+                    .keys()
+                    .cloned()
+                    .collect();
+                ids.iter().map(|id| this.purge_blocking(id)).sum()
+            })
+            .await
+            .unwrap_or(0)
+        }
+    }
+
+    fn tier(&self) -> &'static str {
+        "disk"
+    }
 }
 
 impl fmt::Debug for FsCache {

@@ -230,6 +230,17 @@ impl CacheBackend for MemoryCache {
     fn purge_identifier(&self, identifier: &str) -> impl Future<Output = usize> + Send {
         std::future::ready(self.purge(identifier))
     }
+
+    async fn purge_all(&self) -> usize {
+        let n = self.len();
+        self.shared.cache.clear();
+        lock(&self.shared.index).clear();
+        n
+    }
+
+    fn tier(&self) -> &'static str {
+        "memory"
+    }
 }
 
 impl fmt::Debug for MemoryCache {

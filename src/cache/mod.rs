@@ -33,9 +33,16 @@
 //! # }
 //! ```
 
+#[cfg(any(feature = "redis", feature = "object-store"))]
+mod entry;
 mod flight;
 pub(crate) mod fs;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "object-store")]
+mod store;
+mod tiered;
 
 use std::fmt;
 use std::future::Future;
@@ -49,6 +56,11 @@ use crate::Error;
 pub(crate) use flight::SingleFlight;
 pub use fs::FsCache;
 pub use memory::MemoryCache;
+#[cfg(feature = "redis")]
+pub use redis::RedisCache;
+#[cfg(feature = "object-store")]
+pub use store::ObjectStoreCache;
+pub use tiered::TieredCache;
 
 /// Lock a mutex, ignoring poisoning: the caches keep no invariant that a panic elsewhere could
 /// break halfway (every critical section is a few map operations).
@@ -290,6 +302,73 @@ pub trait CacheBackend: Clone + Send + Sync + 'static {
     /// # }
     /// ```
     fn purge_identifier(&self, identifier: &str) -> impl Future<Output = usize> + Send;
+
+    /// Remove every entry, and say how many were removed. The default removes nothing and says
+    /// 0: a backend that can enumerate its entries should override it.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = MemoryCache::new(1 << 20);
+    /// cache.put(CacheKey::new("a", "k"), CachedDerivative::new(&b"x"[..], "image/jpeg")).await;
+    /// assert_eq!(cache.purge_all().await, 1);
+    /// assert!(cache.is_empty());
+    /// # }
+    /// ```
+    fn purge_all(&self) -> impl Future<Output = usize> + Send {
+        async { 0 }
+    }
+
+    /// Whether the backend answers, for health checks. The default says yes.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, MemoryCache};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert!(MemoryCache::new(1 << 20).check().await.is_ok());
+    /// # }
+    /// ```
+    fn check(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
+
+    /// The tier's name, in metrics and health reports: `memory`, `disk`, `redis`,
+    /// `object-store`, `tiered`; `custom` by default.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, MemoryCache};
+    /// assert_eq!(MemoryCache::new(1 << 20).tier(), "memory");
+    /// ```
+    fn tier(&self) -> &'static str {
+        "custom"
+    }
+
+    /// Purges made through other instances that share this backend, for the tiers in front of
+    /// it to follow ([`TieredCache`] does). `None` (the default) for a backend of one process.
+    ///
+    /// ```
+    /// # use tower_iiif::cache::{CacheBackend, MemoryCache};
+    /// assert!(MemoryCache::new(1 << 20).purges().is_none());
+    /// ```
+    fn purges(&self) -> Option<tokio::sync::broadcast::Receiver<Purge>> {
+        None
+    }
+}
+
+/// A purge announced by a shared cache tier (see [`CacheBackend::purges`]).
+///
+/// ```
+/// use tower_iiif::cache::Purge;
+/// assert_ne!(Purge::All, Purge::Identifier("a".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Purge {
+    /// Every entry of one identifier.
+    Identifier(String),
+    /// Every entry.
+    All,
 }
 
 /// A boxed, `Send` future.
@@ -300,6 +379,10 @@ trait ErasedBackend: Send + Sync + 'static {
     fn get_boxed<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Option<CachedDerivative>>;
     fn put_boxed(&self, key: CacheKey, value: CachedDerivative) -> BoxFuture<'_, ()>;
     fn purge_boxed<'a>(&'a self, identifier: &'a str) -> BoxFuture<'a, usize>;
+    fn purge_all_boxed(&self) -> BoxFuture<'_, usize>;
+    fn check_boxed(&self) -> BoxFuture<'_, Result<(), Error>>;
+    fn tier_dyn(&self) -> &'static str;
+    fn purges_dyn(&self) -> Option<tokio::sync::broadcast::Receiver<Purge>>;
 }
 
 impl<C: CacheBackend> ErasedBackend for C {
@@ -313,6 +396,22 @@ impl<C: CacheBackend> ErasedBackend for C {
 
     fn purge_boxed<'a>(&'a self, identifier: &'a str) -> BoxFuture<'a, usize> {
         Box::pin(CacheBackend::purge_identifier(self, identifier))
+    }
+
+    fn purge_all_boxed(&self) -> BoxFuture<'_, usize> {
+        Box::pin(CacheBackend::purge_all(self))
+    }
+
+    fn check_boxed(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(CacheBackend::check(self))
+    }
+
+    fn tier_dyn(&self) -> &'static str {
+        CacheBackend::tier(self)
+    }
+
+    fn purges_dyn(&self) -> Option<tokio::sync::broadcast::Receiver<Purge>> {
+        CacheBackend::purges(self)
     }
 }
 
@@ -359,6 +458,22 @@ impl CacheBackend for AnyCache {
         let identifier = identifier.to_owned();
         async move { self.inner.purge_boxed(&identifier).await }
     }
+
+    fn purge_all(&self) -> impl Future<Output = usize> + Send {
+        self.inner.purge_all_boxed()
+    }
+
+    fn check(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        self.inner.check_boxed()
+    }
+
+    fn tier(&self) -> &'static str {
+        self.inner.tier_dyn()
+    }
+
+    fn purges(&self) -> Option<tokio::sync::broadcast::Receiver<Purge>> {
+        self.inner.purges_dyn()
+    }
 }
 
 /// A [`CacheBackend`] plus single flight: at most one render per key at a time, however many
@@ -391,6 +506,10 @@ impl<C: CacheBackend> DerivativeCache<C> {
         self.backend.purge_identifier(identifier).await
     }
 
+    pub(crate) fn backend(&self) -> &C {
+        &self.backend
+    }
+
     /// The derivative for `key`: from the backend, or rendered by `render` and then stored.
     ///
     /// 1. A hit in the backend is returned at once.
@@ -411,8 +530,15 @@ impl<C: CacheBackend> DerivativeCache<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedDerivative, Error>> + Send + 'static,
     {
+        let tier = self.backend.tier();
         if let Some(hit) = self.backend.get(&key).await {
+            if tier != "tiered" {
+                metrics::counter!("iiif_cache_hits_total", "tier" => tier).increment(1);
+            }
             return Ok(hit);
+        }
+        if tier != "tiered" {
+            metrics::counter!("iiif_cache_misses_total", "tier" => tier).increment(1);
         }
         let backend = self.backend.clone();
         let flight_key = key.clone();

@@ -44,7 +44,7 @@ use crate::jp2;
 use crate::pixels::{Budget, Layout, Pixels};
 
 /// A source file format the decoders understand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum SourceFormat {
     /// JPEG (baseline, progressive; gray, YCbCr, CMYK, YCCK).
     Jpeg,
@@ -75,7 +75,7 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
 }
 
 /// What `info.json` needs to know about a source, read from its header only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Header {
     /// The file format.
     pub format: SourceFormat,

@@ -23,7 +23,7 @@ use crate::pixels::{Budget, Pixels};
 /// | 8     | rotate 270° clockwise      |
 ///
 /// The default is [`Orientation::NORMAL`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Orientation(u8);
 
 impl Default for Orientation {

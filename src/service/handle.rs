@@ -23,6 +23,18 @@ impl<S: Source> IiifService<S> {
         if head {
             *res.body_mut() = IiifBody::empty();
         }
+        let kind = match parts.uri.path() {
+            p if p.ends_with("/info.json") => "info",
+            _ if parts.method == Method::OPTIONS => "options",
+            _ if res.status() == http::StatusCode::SEE_OTHER => "base",
+            _ => "image",
+        };
+        metrics::counter!(
+            "iiif_requests_total",
+            "kind" => kind,
+            "status" => res.status().as_str().to_owned()
+        )
+        .increment(1);
         res
     }
 

@@ -11,6 +11,7 @@ use serde_json::json;
 use tower_service::Service;
 
 use super::IiifBody;
+use crate::cache::{AnyCache, CacheBackend};
 use crate::source::Source;
 
 /// A tower service answering health checks: 200 `{"status":"ok",…}` when the source is
@@ -31,6 +32,7 @@ use crate::source::Source;
 #[derive(Debug, Clone)]
 pub struct Health<S> {
     pub(super) source: S,
+    pub(super) cache: Option<AnyCache>,
 }
 
 impl<S: Source, B> Service<Request<B>> for Health<S> {
@@ -43,16 +45,33 @@ impl<S: Source, B> Service<Request<B>> for Health<S> {
     }
 
     fn call(&mut self, _req: Request<B>) -> Self::Future {
-        let source = self.source.clone();
+        let (source, cache) = (self.source.clone(), self.cache.clone());
         Box::pin(async move {
-            let (status, doc) = match source.check().await {
-                Ok(()) => (
+            let source_check = source.check().await;
+            let cache_check = match &cache {
+                Some(c) => Some((c.tier(), c.check().await)),
+                None => None,
+            };
+            let mut checks = serde_json::Map::new();
+            let word = |r: &Result<(), crate::Error>| match r {
+                Ok(()) => json!("ok"),
+                Err(e) => json!(e.message()),
+            };
+            checks.insert("source".into(), word(&source_check));
+            if let Some((tier, r)) = &cache_check {
+                checks.insert(format!("cache ({tier})"), word(r));
+            }
+            let failed = source_check
+                .err()
+                .or_else(|| cache_check.and_then(|(_, r)| r.err()));
+            let (status, doc) = match failed {
+                None => (
                     StatusCode::OK,
-                    json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+                    json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "checks": checks}),
                 ),
-                Err(e) => (
+                Some(e) => (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"status": "error", "message": e.message()}),
+                    json!({"status": "error", "message": e.message(), "checks": checks}),
                 ),
             };
             let body = doc.to_string();

@@ -331,7 +331,10 @@ pub(super) async fn render_job<O: SourceObject>(
     let body = tokio::task::spawn_blocking(move || {
         let _held = (slot, permit);
         let _span = span.entered();
-        fetched.render(&object, handle, &plan, budget, &encode)
+        let started = std::time::Instant::now();
+        let body = fetched.render(&object, handle, &plan, budget, &encode);
+        metrics::histogram!("iiif_render_seconds").record(started.elapsed().as_secs_f64());
+        body
     })
     .await
     .map_err(|e| Error::internal(format!("render task failed: {e}")))??;
@@ -344,6 +347,7 @@ pub(crate) fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Err
     let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
     let guard = SlotGuard(Arc::clone(shared));
     if before >= max {
+        metrics::counter!("iiif_unavailable_total").increment(1);
         return Err(Error::new(
             ErrorKind::Unavailable,
             "the server is busy; retry shortly",

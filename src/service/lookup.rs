@@ -26,9 +26,72 @@ impl<S: Source> IiifService<S> {
         pyramid.filter(|p| (p.width(), p.height()) == (header.width, header.height))
     }
 
+    /// The shared tier of the derivative cache, where image facts are kept for other
+    /// instances too (not a memory-only cache: the service keeps its own in memory).
+    fn facts_tier(&self) -> Option<&AnyCache> {
+        let cache = self.config.derivatives.as_ref()?.backend();
+        (cache.tier() != "memory").then_some(cache)
+    }
+
+    /// The key of one kind of fact (`header`, `info`) of a source version.
+    fn facts_key(id: &Identifier, meta: &crate::source::SourceMetadata, what: &str) -> CacheKey {
+        let modified = meta
+            .modified
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let etag = meta.etag.as_deref().unwrap_or("");
+        CacheKey::new(
+            id.as_str(),
+            format!("{what}|{RENDERER}|{}|{modified}|{etag}", meta.len),
+        )
+    }
+
+    /// A fact kept in the shared tier by this or another instance.
+    async fn shared_fact<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        what: &str,
+    ) -> Option<T> {
+        let tier = self.facts_tier()?;
+        let hit = tier
+            .get(&Self::facts_key(id, object.metadata(), what))
+            .await?;
+        serde_json::from_slice(&hit.body).ok()
+    }
+
+    /// Keep a fact in the shared tier.
+    async fn keep_fact<T: serde::Serialize>(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        what: &str,
+        fact: &T,
+    ) {
+        if let (Some(tier), Ok(json)) = (self.facts_tier(), serde_json::to_vec(fact)) {
+            let value = CachedDerivative::new(json, "application/json");
+            tier.put(Self::facts_key(id, object.metadata(), what), value)
+                .await;
+        }
+    }
+
     /// What info.json says of an image: its header, and the levels and tile size of its
-    /// pyramid, if it has one.
+    /// pyramid, if it has one; from the shared tier when another instance has read it.
     pub(super) async fn image_info_of(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        header: &Header,
+    ) -> ImageInfo {
+        if let Some(info) = self.shared_fact(id, object, "info").await {
+            return info;
+        }
+        let info = self.read_image_info(id, object, header).await;
+        self.keep_fact(id, object, "info", &info).await;
+        info
+    }
+
+    async fn read_image_info(
         &self,
         id: &Identifier,
         object: &S::Object,
@@ -71,9 +134,10 @@ impl<S: Source> IiifService<S> {
         if let Some(info) = self.shared.jp2_info.get(&key) {
             return Some(info);
         }
-        // Evicted: read the header again, which caches it.
+        // Evicted, or the header came from the shared tier: read it from the file, which
+        // keeps the JPEG 2000 header.
         self.shared.info_cache.remove(&key);
-        self.header(id, object).await.ok()?;
+        self.read_header(id, object, false).await.ok()?;
         self.shared.jp2_info.get(&key)
     }
 
@@ -85,8 +149,38 @@ impl<S: Source> IiifService<S> {
         id: &Identifier,
         object: &S::Object,
     ) -> Result<Header, Error> {
+        self.read_header(id, object, true).await
+    }
+
+    /// The header, from the in-process cache, else (with `shared`) the shared tier, else the
+    /// file.
+    async fn read_header(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        shared: bool,
+    ) -> Result<Header, Error> {
         let key = InfoKey::new(id, object.metadata());
         let read = async {
+            if shared && let Some(header) = self.shared_fact(id, object, "header").await {
+                return Ok(header);
+            }
+            let header = self.header_from_file(id, object, &key).await?;
+            self.keep_fact(id, object, "header", &header).await;
+            Ok(header)
+        };
+        self.shared.info_cache.get_or_insert_async(&key, read).await
+    }
+
+    async fn header_from_file(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        key: &InfoKey,
+    ) -> Result<Header, Error> {
+        let _ = id;
+        let key = key.clone();
+        {
             let meta = object.metadata();
             let prefix = object.read_range(0..HEADER_PREFIX.min(meta.len)).await?;
             if codec::sniff(&prefix) == Some(SourceFormat::Tiff) {
@@ -113,8 +207,7 @@ impl<S: Source> IiifService<S> {
                 return codec::jp2_header(&info);
             }
             self.parse_header(object, prefix, codec::read_header).await
-        };
-        self.shared.info_cache.get_or_insert_async(&key, read).await
+        }
     }
 
     /// `parse` the header from `prefix` (the first [`HEADER_PREFIX`] bytes), else from the first

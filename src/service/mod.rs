@@ -723,6 +723,9 @@ impl<S: Source> IiifService<S> {
     /// # }
     /// ```
     pub async fn purge(&self, identifier: &str) -> usize {
+        if let Ok(id) = Identifier::new(identifier) {
+            self.source.purge(&id).await;
+        }
         self.shared
             .info_cache
             .retain(|k, _| k.id.as_str() != identifier);
@@ -745,6 +748,49 @@ impl<S: Source> IiifService<S> {
         stored
             + match &self.config.derivatives {
                 Some(cache) => cache.purge_identifier(identifier).await,
+                None => 0,
+            }
+    }
+
+    /// Forget everything this service keeps of every image, in every tier of its derivative
+    /// cache (shared tiers included, so every instance of a fleet misses afterwards) and its
+    /// pyramid store; the number of derivatives and stored pyramids removed.
+    ///
+    /// ```
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # use tower_iiif::cache::MemoryCache;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-purge-all", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let source = FsSource::new(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let cache = MemoryCache::new(64 << 20);
+    /// let svc = IiifService::new(source).derivative_cache(cache.clone());
+    /// svc.clone().oneshot(get("/gray/full/100,/0/default.jpg")).await.unwrap();
+    /// svc.clone().oneshot(get("/landscape/full/100,/0/default.jpg")).await.unwrap();
+    /// assert_eq!(svc.purge_all().await, 2);
+    /// assert!(cache.is_empty());
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
+    pub async fn purge_all(&self) -> usize {
+        self.shared.info_cache.clear();
+        self.shared.pyramids.clear();
+        self.shared.jp2_info.clear();
+        self.shared.codestreams.clear();
+        let mut stored = 0;
+        if let Some(r) = &self.config.reduced {
+            r.cache.clear();
+            if let Some(store) = &r.store {
+                stored = store.purge_all().await;
+            }
+        }
+        stored
+            + match &self.config.derivatives {
+                Some(cache) => cache.backend().purge_all().await,
                 None => 0,
             }
     }
@@ -957,6 +1003,11 @@ impl<S: Source> IiifService<S> {
     pub fn health(&self) -> Health<S> {
         Health {
             source: self.source.clone(),
+            cache: self
+                .config
+                .derivatives
+                .as_ref()
+                .map(|c| c.backend().clone()),
         }
     }
 

@@ -71,6 +71,10 @@ impl Source for AnySource {
     fn check(&self) -> impl Future<Output = Result<(), Error>> + Send {
         self.inner.check_dyn()
     }
+
+    async fn purge(&self, id: &Identifier) {
+        self.inner.purge_dyn(id).await
+    }
 }
 
 /// An object of an [`AnySource`].
@@ -126,6 +130,7 @@ trait DynSource: Send + Sync + 'static {
         request: &'a SourceRequest,
     ) -> BoxFuture<'a, Result<AnyObject, Error>>;
     fn check_dyn(&self) -> BoxFuture<'_, Result<(), Error>>;
+    fn purge_dyn<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, ()>;
 }
 
 impl<S: Source> DynSource for S {
@@ -144,6 +149,10 @@ impl<S: Source> DynSource for S {
 
     fn check_dyn(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(self.check())
+    }
+
+    fn purge_dyn<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, ()> {
+        Box::pin(self.purge(id))
     }
 }
 

@@ -108,6 +108,15 @@ impl Chunks {
             c.clear();
         }
     }
+
+    /// Forget the chunks of every version whose key starts with `object` and a NUL.
+    pub(crate) fn forget(&self, object: &str) {
+        if let Some(c) = &self.cache {
+            c.retain(|(version, _), _| {
+                !(version.starts_with(object) && version.as_bytes().get(object.len()) == Some(&0))
+            });
+        }
+    }
 }
 
 /// A fetched range must be exactly as long as asked: a short or long answer (a changed object,

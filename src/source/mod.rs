@@ -38,7 +38,7 @@ pub(crate) mod read_at;
 mod request;
 mod resolve;
 #[cfg(feature = "object-store")]
-mod store;
+pub(crate) mod store;
 #[cfg(feature = "remote")]
 mod upstream;
 
@@ -233,6 +233,23 @@ pub trait Source: Clone + Send + Sync + 'static {
     /// ```
     fn check(&self) -> impl Future<Output = Result<(), Error>> + Send {
         async { Ok(()) }
+    }
+
+    /// Forget what the source keeps of `id` (metadata, chunks, local copies), so that the next
+    /// request reads it afresh. The default keeps nothing, so forgets nothing.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source};
+    /// # use tower_iiif::request::Identifier;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let source = FsSource::new(std::env::temp_dir()).unwrap();
+    /// source.purge(&Identifier::new("a.jpg").unwrap()).await; // files are read afresh anyway
+    /// # }
+    /// ```
+    fn purge(&self, id: &Identifier) -> impl Future<Output = ()> + Send {
+        let _ = id;
+        async {}
     }
 }
 

@@ -118,6 +118,12 @@ impl<S: Source> Source for Keyed<S> {
     fn check(&self) -> impl Future<Output = Result<(), Error>> + Send {
         self.source.check()
     }
+
+    async fn purge(&self, id: &Identifier) {
+        if let Ok(key) = Identifier::new(self.template.key(id.as_str())) {
+            self.source.purge(&key).await;
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +258,14 @@ impl Source for Routes {
             source.check().await?;
         }
         Ok(())
+    }
+
+    async fn purge(&self, id: &Identifier) {
+        if let Some((source, key)) = self.route(id.as_str())
+            && let Ok(key) = Identifier::new(key)
+        {
+            source.purge(&key).await;
+        }
     }
 }
 
@@ -410,6 +424,14 @@ impl Source for Resolver {
             source.check().await?;
         }
         Ok(())
+    }
+
+    /// The hook's key is not known without a request: each source named by
+    /// [`checking`](Self::checking) forgets the identifier as its key.
+    async fn purge(&self, id: &Identifier) {
+        for source in self.sources.iter() {
+            source.purge(id).await;
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use quick_cache::sync::Cache;
 use tracing::Instrument;
 
+use super::cache::SourceCache;
 use super::chunks::{self, Chunks, FetchRange};
 use super::{Source, SourceMetadata, SourceObject, SourceRequest};
 use crate::Error;
@@ -52,6 +53,7 @@ pub struct ObjectStoreSource {
     chunks: Arc<Chunks>,
     chunk_size: u64,
     chunk_cache_bytes: u64,
+    source_cache: Option<SourceCache>,
 }
 
 impl ObjectStoreSource {
@@ -73,7 +75,24 @@ impl ObjectStoreSource {
             )),
             chunk_size: chunks::DEFAULT_CHUNK_SIZE,
             chunk_cache_bytes: chunks::DEFAULT_CHUNK_CACHE_BYTES,
+            source_cache: None,
         }
+    }
+
+    /// Keep whole copies of the objects read whole (flat JPEG and PNG, strip TIFF) on local
+    /// disk, in `cache`.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{ObjectStoreSource, SourceCache};
+    /// # let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    /// # let dir = std::env::temp_dir().join(format!("tower-iiif-doc-s3sc-{}", std::process::id()));
+    /// let source = ObjectStoreSource::new(store).source_cache(SourceCache::new(&dir, 1 << 30).unwrap());
+    /// # let _ = source;
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn source_cache(mut self, cache: SourceCache) -> Self {
+        self.source_cache = Some(cache);
+        self
     }
 
     /// An S3 bucket, with credentials and region the standard way (the `AWS_*` environment
@@ -154,6 +173,7 @@ impl ObjectStoreSource {
             }
             self.heads.remove(&key);
         }
+        metrics::counter!("iiif_source_requests_total", "source" => "object-store").increment(1);
         let head = self.store.head(path).await.map_err(store_error)?;
         let modified = std::time::SystemTime::from(head.last_modified);
         let etag = head.e_tag.or(head.version);
@@ -184,7 +204,16 @@ impl Source for ObjectStoreSource {
             version: version.into(),
             metadata,
             chunks: Arc::clone(&self.chunks),
+            source_cache: self.source_cache.clone(),
         })
+    }
+
+    async fn purge(&self, id: &Identifier) {
+        self.heads.remove(id.as_str());
+        self.chunks.forget(id.as_str());
+        if let Some(cache) = &self.source_cache {
+            cache.purge(id.as_str()).await;
+        }
     }
 
     /// The store must answer: a HEAD of a key that does not exist is a 404 from a reachable
@@ -224,6 +253,7 @@ pub struct ObjectStoreObject {
     version: Arc<str>,
     metadata: SourceMetadata,
     chunks: Arc<Chunks>,
+    source_cache: Option<SourceCache>,
 }
 
 #[derive(Debug)]
@@ -254,10 +284,25 @@ impl SourceObject for ObjectStoreObject {
             .read(&self.version, self.metadata.len, range, &self.fetch)
             .await
     }
+
+    async fn read_all(&self) -> Result<Bytes, Error> {
+        let len = self.metadata.len;
+        let Some(cache) = &self.source_cache else {
+            return self.fetch.fetch(0..len).await;
+        };
+        let (store, path) = (Arc::clone(&self.fetch.store), self.fetch.path.clone());
+        let download = async move { Fetch { store, path }.fetch(0..len).await };
+        cache
+            .get_or_fetch(self.fetch.path.as_ref(), &self.version, move || download)
+            .await
+    }
 }
 
 #[cfg(feature = "s3")]
-fn s3_store(bucket: &str, endpoint: Option<&str>) -> Result<object_store::aws::AmazonS3, Error> {
+pub(crate) fn s3_store(
+    bucket: &str,
+    endpoint: Option<&str>,
+) -> Result<object_store::aws::AmazonS3, Error> {
     let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
     if let Some(endpoint) = endpoint {
         builder = builder
@@ -282,6 +327,8 @@ pub(crate) fn store_error(e: object_store::Error) -> Error {
         }
         _ => {
             tracing::warn!("object store: {e}");
+            metrics::counter!("iiif_upstream_errors_total", "source" => "object-store")
+                .increment(1);
             Error::bad_gateway("the object store request failed")
         }
     }

@@ -378,6 +378,7 @@ impl Inner {
             if let Some(r) = range {
                 req = req.header(header::RANGE, format!("bytes={}-{}", r.start, r.end - 1));
             }
+            metrics::counter!("iiif_source_requests_total", "source" => "http").increment(1);
             let res = req.send().await.map_err(request_error)?;
             let redirect = matches!(res.status().as_u16(), 301 | 302 | 303 | 307 | 308);
             let location = res.headers().get(header::LOCATION).cloned();
@@ -492,6 +493,16 @@ impl Source for HttpSource {
             version,
             metadata: probe.metadata,
         })
+    }
+
+    async fn purge(&self, id: &Identifier) {
+        let url = id.as_str();
+        self.inner.probes.retain(|(_, u), _| u != url);
+        self.inner.ranges_ignored.remove(url);
+        self.inner.chunks.forget(url);
+        if let Some(cache) = &self.inner.source_cache {
+            cache.purge(url).await;
+        }
     }
 
     /// With an allow-list, the health check is that the client exists; upstream servers are
@@ -647,6 +658,7 @@ async fn read_body(mut res: reqwest::Response, want: u64) -> Result<Bytes, Error
         }
         out.extend_from_slice(&chunk);
     }
+    metrics::counter!("iiif_source_bytes_total", "source" => "http").increment(out.len() as u64);
     Ok(out.freeze())
 }
 
@@ -690,6 +702,7 @@ fn request_error(e: reqwest::Error) -> Error {
         }
         cur = err.source();
     }
+    metrics::counter!("iiif_upstream_errors_total", "source" => "http").increment(1);
     if super::upstream::is_timeout(&e) {
         return Error::gateway_timeout("the upstream server did not answer in time");
     }
