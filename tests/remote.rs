@@ -7,73 +7,19 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::servers::{env, files_dir, fixture, log_len, logged, upload};
 use common::{Reply, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tower_iiif::IiifService;
 use tower_iiif::cache::MemoryCache;
-use tower_iiif::source::object_store::{self, ObjectStoreExt};
 use tower_iiif::source::{
     FsSource, HttpSource, KeyTemplate, Keyed, ObjectStoreSource, Source, SourceCache,
 };
-
-/// `target/servers/env`, written by `scripts/servers.sh start`.
-fn env(name: &str) -> String {
-    static VARS: OnceLock<HashMap<String, String>> = OnceLock::new();
-    let vars = VARS.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/servers/env");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-            panic!(
-                "{} is missing: these tests need the real servers; run `scripts/servers.sh start` \
-                 (scripts/test.sh does)",
-                path.display()
-            )
-        });
-        let vars: HashMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
-            // SAFETY: set once, before any S3 client reads the environment.
-            unsafe { std::env::set_var(key, &vars[key]) };
-        }
-        vars
-    });
-    vars.get(name)
-        .unwrap_or_else(|| panic!("{name} is not in target/servers/env"))
-        .clone()
-}
-
-fn files_dir() -> PathBuf {
-    PathBuf::from(env("TOWER_IIIF_FILES_ROOT")).join("files")
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(files_dir().join(name)).unwrap()
-}
-
-/// Put `bytes` at `key` in the bucket, straight to Garage (not through the logging proxy).
-async fn upload(key: &str, bytes: Vec<u8>) {
-    env("AWS_REGION");
-    let store = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(env("TOWER_IIIF_S3_BUCKET"))
-        .with_endpoint(env("TOWER_IIIF_S3_DIRECT"))
-        .with_virtual_hosted_style_request(false)
-        .with_allow_http(true)
-        .build()
-        .unwrap();
-    store
-        .put(&object_store::path::Path::from(key), bytes.into())
-        .await
-        .unwrap();
-}
 
 /// The S3 source as `--s3 s3://iiif/PREFIX` makes it, through the logging proxy.
 fn s3_source(prefix: &str, chunk: u64) -> Keyed<ObjectStoreSource> {
@@ -98,40 +44,6 @@ async fn serve<S: Source>(svc: IiifService<S>) -> SocketAddr {
 
 async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, &[]).await
-}
-
-/// One access-log line: method, status, body bytes, Authorization.
-#[derive(Debug, Clone)]
-struct Logged {
-    method: String,
-    status: u16,
-    bytes: u64,
-    auth: String,
-}
-
-fn log_len(var: &str) -> usize {
-    std::fs::read_to_string(env(var)).map_or(0, |s| s.len())
-}
-
-/// The lines logged since `from` (a [`log_len`]) whose path contains `needle`. nginx writes a
-/// line when it has sent the response, which may be a moment after the client has it.
-async fn logged(var: &str, from: usize, needle: &str) -> Vec<Logged> {
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let text = std::fs::read_to_string(env(var)).unwrap_or_default();
-    text[from.min(text.len())..]
-        .lines()
-        .filter(|l| l.contains(needle))
-        .map(|l| {
-            let quoted: Vec<&str> = l.split('"').collect();
-            let head: Vec<&str> = quoted[0].split_whitespace().collect();
-            Logged {
-                method: head[0].to_owned(),
-                status: head[2].parse().unwrap(),
-                bytes: head[3].parse().unwrap(),
-                auth: quoted.get(3).copied().unwrap_or("-").to_owned(),
-            }
-        })
-        .collect()
 }
 
 /// The requests both services are compared on: info.json, tiles at several levels, a region,

@@ -496,9 +496,19 @@ impl<C: CacheBackend> DerivativeCache<C> {
     }
 
     /// The stored derivative for `key`, if any, without rendering.
-    #[cfg(test)]
+    /// The cached derivative, counted as a hit or a miss of the backend's tier.
     pub(crate) async fn get(&self, key: &CacheKey) -> Option<CachedDerivative> {
-        self.backend.get(key).await
+        let tier = self.backend.tier();
+        let hit = self.backend.get(key).await;
+        if tier != "tiered" {
+            let name = if hit.is_some() {
+                "iiif_cache_hits_total"
+            } else {
+                "iiif_cache_misses_total"
+            };
+            metrics::counter!(name, "tier" => tier).increment(1);
+        }
+        hit
     }
 
     /// Remove every stored derivative of `identifier`; returns how many were removed.
@@ -521,6 +531,7 @@ impl<C: CacheBackend> DerivativeCache<C> {
     /// The flight runs in a spawned task: if the caller that started it goes away, the others
     /// still get the result and it is still stored. A flight whose task panics answers an
     /// internal error (500).
+    #[cfg(test)]
     pub(crate) async fn get_or_render<F, Fut>(
         &self,
         key: CacheKey,
@@ -530,16 +541,23 @@ impl<C: CacheBackend> DerivativeCache<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedDerivative, Error>> + Send + 'static,
     {
-        let tier = self.backend.tier();
-        if let Some(hit) = self.backend.get(&key).await {
-            if tier != "tiered" {
-                metrics::counter!("iiif_cache_hits_total", "tier" => tier).increment(1);
-            }
+        if let Some(hit) = self.get(&key).await {
             return Ok(hit);
         }
-        if tier != "tiered" {
-            metrics::counter!("iiif_cache_misses_total", "tier" => tier).increment(1);
-        }
+        self.render_missing(key, render).await
+    }
+
+    /// After a miss: render once for every concurrent caller (looking again first, in case a
+    /// render finished meanwhile) and store the result.
+    pub(crate) async fn render_missing<F, Fut>(
+        &self,
+        key: CacheKey,
+        render: F,
+    ) -> Result<CachedDerivative, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedDerivative, Error>> + Send + 'static,
+    {
         let backend = self.backend.clone();
         let flight_key = key.clone();
         self.flight

@@ -126,6 +126,22 @@ impl<S: Source> IiifService<S> {
             validators.apply(res.headers_mut());
             return Ok(res);
         }
+        // A cached derivative needs nothing more of the source: no pyramid, no index.
+        let cache_key = self
+            .config
+            .derivatives
+            .as_ref()
+            .map(|cache| (cache, self.cache_key(req, &plan, &meta)));
+        if let Some((cache, key)) = &cache_key
+            && let Some(hit) = cache
+                .get(key)
+                .instrument(tracing::debug_span!("cache"))
+                .await
+        {
+            let mut res = respond::image(hit.body, plan.format, self.config.version, &canonical);
+            validators.apply(res.headers_mut());
+            return Ok(res);
+        }
         let pyramid = match header.format {
             SourceFormat::Tiff => self.pyramid(&req.identifier, &object, &header).await,
             _ => None,
@@ -190,12 +206,11 @@ impl<S: Source> IiifService<S> {
                 Ok(CachedDerivative::new(body, plan.format.media_type()))
             }
         };
-        let body = match &self.config.derivatives {
-            Some(cache) => {
-                let key = self.cache_key(req, &plan, &meta);
+        let body = match cache_key {
+            Some((cache, key)) => {
                 cache
-                    .get_or_render(key, job)
-                    .instrument(tracing::debug_span!("cache"))
+                    .render_missing(key, job)
+                    .instrument(tracing::debug_span!("render once"))
                     .await?
                     .body
             }

@@ -166,7 +166,14 @@ impl<S: Source> IiifService<S> {
                 return Ok(header);
             }
             let header = self.header_from_file(id, object, &key).await?;
-            self.keep_fact(id, object, "header", &header).await;
+            if self.facts_tier().is_some() {
+                // What info.json says comes from the same reads (the pyramid, the JPEG 2000
+                // header): kept now, so no instance reads them for info.json again.
+                // Boxed: reading a JPEG 2000's info may read its header again.
+                let info = Box::pin(self.read_image_info(id, object, &header)).await;
+                self.keep_fact(id, object, "info", &info).await;
+                self.keep_fact(id, object, "header", &header).await;
+            }
             Ok(header)
         };
         self.shared.info_cache.get_or_insert_async(&key, read).await

@@ -266,11 +266,16 @@ impl FetchRange for Fetch {
     async fn fetch(&self, range: Range<u64>) -> Result<Bytes, Error> {
         let span =
             tracing::debug_span!("store", key = %self.path, start = range.start, end = range.end);
-        self.store
+        metrics::counter!("iiif_source_requests_total", "source" => "object-store").increment(1);
+        let bytes = self
+            .store
             .get_range(&self.path, range)
             .instrument(span)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        metrics::counter!("iiif_source_bytes_total", "source" => "object-store")
+            .increment(bytes.len() as u64);
+        Ok(bytes)
     }
 }
 
@@ -323,6 +328,8 @@ pub(crate) fn store_error(e: object_store::Error) -> Error {
             Error::not_found("image not found")
         }
         _ if super::upstream::is_timeout(&e) => {
+            metrics::counter!("iiif_upstream_errors_total", "source" => "object-store")
+                .increment(1);
             Error::gateway_timeout("the object store did not answer in time")
         }
         _ => {

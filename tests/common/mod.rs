@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test crate uses a part of it
 
+#[cfg(all(feature = "s3", feature = "http"))]
+pub mod servers;
+
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
