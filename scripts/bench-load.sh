@@ -21,8 +21,12 @@
 # cell and the matrix goes on.
 #
 # Env knobs:
-#   PEERS   ours iipsrv iiif-processor-tuned iiif-processor   (default: the first three;
-#           iiif-processor = the kit's stock mode, whole file streamed into sharp)
+#   PEERS   ours iipsrv iiif-processor-tuned iiif-processor ours-s3   (default: the first
+#           three; iiif-processor = the kit's stock mode, whole file streamed into sharp;
+#           ours-s3 = our server reading the same images from the local S3 server of
+#           scripts/servers.sh (Garage behind a logging nginx), uploaded under bench/: its
+#           cells also record the S3 requests and bytes of each measured run, and the bytes of
+#           the stored tiles the run's requests cover, in <cell>.s3.tsv and the summary)
 #   IMAGES  image ids (default: big-pyr-jpeg.tif big.jp2 big.jpg big-pyr-deflate.tif)
 #   CACHES  cold warm (default both). cold: every measured run restarts the server; ours runs
 #           with --cache-mem 0 (no derivative cache). warm: one unmeasured priming pass, then
@@ -111,9 +115,14 @@ serve_start() { # cold|warm
   port_busy "$OUR_PORT" && die "127.0.0.1:$OUR_PORT is taken by another process"
   mkdir -p "$RUNDIR"
   [ "$cache" = cold ] && args=(--cache-mem 0)
+  if [ "${S3:-0}" = 1 ]; then
+    args+=(--s3 "s3://$TOWER_IIIF_S3_BUCKET/bench/" --s3-endpoint "$TOWER_IIIF_S3_ENDPOINT")
+  else
+    args+=(--images "$BENCH_KIT/images")
+  fi
   # shellcheck disable=SC2206 # SERVE_ARGS is split on purpose
   args+=(${SERVE_ARGS:-})
-  nohup "$SERVE_BIN" --addr "127.0.0.1:$OUR_PORT" --images "$BENCH_KIT/images" "${args[@]}" \
+  nohup "$SERVE_BIN" --addr "127.0.0.1:$OUR_PORT" "${args[@]}" \
     >> "$RUNDIR/serve.log" 2>&1 &
   echo $! > "$(serve_pidfile)"
   for _ in $(seq 100); do port_busy "$OUR_PORT" && break; sleep 0.1; done
@@ -138,7 +147,7 @@ serve_stop() {
 
 peer_pidfile() {
   case $1 in
-    ours) serve_pidfile ;;
+    ours|ours-s3) serve_pidfile ;;
     iipsrv) echo "$BENCH_KIT/peers/run/iipsrv/lighttpd.pid" ;;
     iiif-processor*) echo "$BENCH_KIT/peers/run/iiif-processor/node.pid" ;;
   esac
@@ -146,18 +155,19 @@ peer_pidfile() {
 
 peer_base() {
   case $1 in
-    ours) echo "$OUR_BASE" ;;
+    ours|ours-s3) echo "$OUR_BASE" ;;
     iipsrv) echo "$IIP_BASE" ;;
     iiif-processor*) echo "$IIIFP_BASE" ;;
   esac
 }
 
-peer_label() { case $1 in ours) echo tower-iiif ;; *) echo "$1" ;; esac; }
+peer_label() { case $1 in ours) echo tower-iiif ;; ours-s3) echo "tower-iiif (S3)" ;; *) echo "$1" ;; esac; }
 
 peer_ctl() { # peer cache start|stop
   local peer=$1 cache=$2 action=$3
   case $peer in
     ours) "serve_$action" "$cache" ;;
+    ours-s3) S3=1 "serve_$action" "$cache" ;;
     iipsrv) "$BENCH_KIT/peers/iipsrv.sh" "$action" ;;
     iiif-processor-tuned) INPUT_MODE=file SHARP_RANDOM_ACCESS=1 "$BENCH_KIT/peers/iiif-processor.sh" "$action" ;;
     iiif-processor) INPUT_MODE=stream SHARP_RANDOM_ACCESS=0 "$BENCH_KIT/peers/iiif-processor.sh" "$action" ;;
@@ -165,8 +175,20 @@ peer_ctl() { # peer cache start|stop
   esac
 }
 
+# ours-s3: append "<requests> <bytes>" of the S3 log since the last mark to <cell>.s3 (one
+# line per server process: the first is the unmeasured start, then one per measured run).
+s3_snapshot() { # rss-file
+  local mark="${1%.hwm}.s3mark" from=0 total
+  [ -f "$mark" ] && from=$(cat "$mark")
+  total=$(wc -l < "$TOWER_IIIF_S3_LOG")
+  tail -n +"$((from + 1))" "$TOWER_IIIF_S3_LOG" | head -n "$((total - from))" \
+    | awk '$2 ~ "^/'"$TOWER_IIIF_S3_BUCKET"'/bench/" {n++; b += $4} END {print n + 0, b + 0}' >> "${1%.hwm}.s3"
+  echo "$total" > "$mark"
+}
+
 # Append "<kib> <nprocs> <cpu ticks>" of the peer's process tree to the file, if it is running.
 peer_snapshot() { # peer file
+  [ "$1" = ours-s3 ] && s3_snapshot "$2"
   local f pid s; f=$(peer_pidfile "$1")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
@@ -188,7 +210,7 @@ peer_running() { local f; f=$(peer_pidfile "$1"); [ -f "$f" ] && kill -0 "$(cat 
 cells_for() { # peer id
   local peer=$1 id=$2
   case $peer in
-    ours) echo "${OUR_TILE:-512}" ;;
+    ours|ours-s3) echo "${OUR_TILE:-512}" ;;
     iipsrv)
       case $id in
         *deflate*.tif) echo "${IIP_TILES:-512 256}" | awk '{print $1}' ;;
@@ -227,8 +249,19 @@ bench_cell() { # peer id cache tile
   [ "$tile" != native ] && label+=" (tile $tile)"
   rss="$RUNDIR/$name.hwm"
   : > "$rss"
+  if [ "$peer" = ours-s3 ]; then
+    : > "${rss%.hwm}.s3"
+    wc -l < "$TOWER_IIIF_S3_LOG" > "${rss%.hwm}.s3mark"
+  fi
   echo; log "=== $name"
   peer_ctl "$peer" "$cache" start > /dev/null
+  # ours-s3: the bytes of the stored tiles the burst covers (before the measured runs: the
+  # info.json this asks for falls in the unmeasured first segment of the S3 log).
+  local covered="?"
+  if [ "$peer" = ours-s3 ] && [ "$MODE" = bulk ]; then
+    covered=$("$TILES" urls --base "$base" --id "$id" --scale 4 --tile-size "$tile" 2> /dev/null \
+      | python3 "$ROOT/scripts/covered-bytes.py" "$BENCH_KIT/images/$id" || echo "?")
+  fi
   local restart
   restart="$(printf '%q ' "$SELF" peer-restart "$peer" "$cache" "$rss")"
   local extra=()
@@ -256,6 +289,13 @@ bench_cell() { # peer id cache tile
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$label" "$cache" "${peak:-0}" "${nproc:-0}" \
     "$(wc -l < "$rss")" "$peer" "$cpu" > "$OUT/$name.rss.tsv"
   log "peak RSS $label ($cache): $(( ${peak:-0} / 1024 )) MiB over $(wc -l < "$rss") process(es)"
+  if [ "$peer" = ours-s3 ] && [ "$MODE" = bulk ]; then
+    local per_run
+    # Median over the measured runs (lines 2.. of the .s3 file).
+    per_run=$(tail -n +2 "${rss%.hwm}.s3" | sort -n -k2 | awk '{r[NR]=$1; b[NR]=$2} END {m=int((NR+1)/2); print r[m] + 0, b[m] + 0}')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$cache" "${per_run% *}" "${per_run#* }" "$covered" > "$OUT/$name.s3.tsv"
+    log "S3 per run $label ($cache): ${per_run% *} requests, ${per_run#* } bytes; stored tiles covered: $covered bytes"
+  fi
 }
 
 # ------------------------------------------------------------------ wrk on cached tiles
@@ -338,6 +378,17 @@ summary() {
       [ -e "$f" ] || continue
       awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 / 1024, $10}' "$f"
     done
+    if ls "$OUT"/*.s3.tsv > /dev/null 2>&1; then
+      echo; echo "## S3 requests and bytes per burst (ours-s3)"; echo
+      echo "Counted in the logging proxy in front of Garage; median over the measured runs. Covered:"
+      echo "the bytes of the stored tiles (TIFF) or tile-parts (JPEG 2000) the burst's regions"
+      echo "intersect at the level read (scripts/covered-bytes.py)."; echo
+      echo "| target | cache | S3 requests | S3 bytes | covered bytes | fetched / covered |"
+      echo "|---|---|---|---|---|---|"
+      for f in "$OUT"/*.s3.tsv; do
+        awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, ($5 > 0 ? sprintf("%.2f", $4 / $5) : "?")}' "$f"
+      done
+    fi
     echo; echo "## Per phase (medians)"; echo
     if [ -e "${jsons[0]}" ]; then "$TILES" summarize --markdown "${jsons[@]}"; fi
   } > "$OUT/SUMMARY.md"
@@ -372,7 +423,7 @@ for t in python3 curl wrk ps; do command -v "$t" > /dev/null || die "missing too
 [ -x "$TILES" ] || die "benchmark kit not found at $BENCH_KIT (set BENCH_KIT)"
 for id in $IDS; do [ -s "$BENCH_KIT/images/$id" ] || die "missing image $BENCH_KIT/images/$id (run make-images.sh in the kit)"; done
 for peer in $PEERS; do
-  case $peer in ours|iipsrv|iiif-processor|iiif-processor-tuned) ;; *) die "unknown peer $peer" ;; esac
+  case $peer in ours|ours-s3|iipsrv|iiif-processor|iiif-processor-tuned) ;; *) die "unknown peer $peer" ;; esac
   peer_running "$peer" && die "$peer is already running (pid file $(peer_pidfile "$peer")); stop it first"
 done
 port_busy "$OUR_PORT" && [[ " $PEERS " == *" ours "* ]] && die "127.0.0.1:$OUR_PORT is taken"
@@ -380,7 +431,24 @@ port_busy "$OUR_PORT" && [[ " $PEERS " == *" ours "* ]] && die "127.0.0.1:$OUR_P
 [ "${CLEAN:-0}" = 1 ] && rm -rf "${OUT:?}"/*
 mkdir -p "$RUNDIR"
 
-if [[ " $PEERS " == *" ours "* ]] && [ "${BUILD:-1}" = 1 ]; then
+# ours-s3: the local S3 server (started if needed) with the images under bench/.
+if [[ " $PEERS " == *" ours-s3 "* ]]; then
+  [ -f "$ROOT/target/servers/env" ] || "$ROOT/scripts/servers.sh" start
+  set -a; . "$ROOT/target/servers/env"; set +a
+  for id in $IDS; do
+    key="$TOWER_IIIF_S3_BUCKET/bench/$id"
+    size=$(curl -s -I --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$TOWER_IIIF_S3_DIRECT/$key" \
+      | awk 'tolower($1) == "content-length:" {print $2 + 0}')
+    if [ "${size:-0}" != "$(stat -c %s "$BENCH_KIT/images/$id")" ]; then
+      log "upload $id to s3://$key"
+      curl -sf -o /dev/null --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$BENCH_KIT/images/$id" "$TOWER_IIIF_S3_DIRECT/$key"
+    fi
+  done
+fi
+
+if [[ " $PEERS " == *" ours"* ]] && [ "${BUILD:-1}" = 1 ]; then
   log "cargo build --release --example serve"
   if [ -n "${CARGO_LOCK:-}" ]; then
     (cd "$ROOT" && flock "$CARGO_LOCK" cargo build --release --example serve --features "axum s3 http redis ${FEATURES:-}")

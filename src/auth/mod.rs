@@ -248,7 +248,7 @@ impl AuthRequest {
         self.source_request.headers()
     }
 
-    /// The client's address: the [`ClientIp`] extension (set by `SetBaseUri`), else none.
+    /// The client's address: the [`ClientIp`](crate::base_uri::ClientIp) extension (set by `SetBaseUri`), else none.
     ///
     /// ```
     /// # use tower::{Layer, ServiceExt};
