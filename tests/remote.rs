@@ -196,6 +196,17 @@ async fn http_serves_what_disk_serves_by_range() {
         bytes * 8 < fixture("pyr.tif").len() as u64,
         "{bytes}: {lines:?}"
     );
+    // A URL template: the identifier is the file's name under the site.
+    let template = KeyTemplate::new(&format!("{files}/files/{{id}}")).unwrap();
+    let source = http_source(&[&format!("{files}/files/")]).build().unwrap();
+    let by_name = serve(IiifService::new(Keyed::new(source, template))).await;
+    let info = get(by_name, "/iiif/3/tiled.jp2/info.json").await;
+    assert_eq!(
+        (info.status, info.json()["width"].clone()),
+        (200, 4096.into())
+    );
+    let outside = get(by_name, "/iiif/3/..%2Fprivate%2Fpyr.tif/info.json").await;
+    assert_eq!(outside.status, 403);
     let missing = get(
         addr,
         &format!(

@@ -40,7 +40,7 @@ pub const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR | --sampl
 [--cache-mem BYTES] [--cache-dir DIR] [--pyramid-mem BYTES] [--pyramid-dir DIR] \
 [--jpeg-quality Q] [--no-stored-tiles] [--demo-auth] [--s3 s3://BUCKET/PREFIX] \
 [--s3-endpoint URL] [--http-allow URL_PREFIX]... [--forward-header NAME]... \
-[--source-cache-dir DIR] [--source-cache-bytes N] [--cache-s3 s3://BUCKET/PREFIX] \
+[--source-cache-dir DIR] [--source-cache-bytes N] [--chunk-size BYTES] [--cache-s3 s3://BUCKET/PREFIX] \
 [--cache-redis redis://HOST:PORT] [--cache-ttl SECONDS] [--admin-token TOKEN]";
 
 /// The demo server's settings.
@@ -87,6 +87,8 @@ pub struct Args {
     pub source_cache_dir: Option<PathBuf>,
     /// Bytes of `source_cache_dir`.
     pub source_cache_bytes: u64,
+    /// Bytes per range request of the remote sources (0: the sources' default).
+    pub chunk_size: u64,
     /// `--cache-s3 s3://BUCKET/PREFIX`: a derivative cache shared by instances, in S3.
     pub cache_s3: Option<(String, String)>,
     /// `--cache-redis URL`: a derivative cache shared by instances, in Redis.
@@ -120,6 +122,7 @@ impl Default for Args {
             forward_headers: Vec::new(),
             source_cache_dir: None,
             source_cache_bytes: 10 << 30,
+            chunk_size: 0,
             cache_s3: None,
             cache_redis: None,
             cache_ttl: 0,
@@ -192,6 +195,9 @@ pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> 
                 args.source_cache_bytes = value()?
                     .parse()
                     .map_err(|e| format!("--source-cache-bytes: {e}"))?
+            }
+            "--chunk-size" => {
+                args.chunk_size = value()?.parse().map_err(|e| format!("--chunk-size: {e}"))?
             }
             "--cache-s3" => args.cache_s3 = Some(s3_url("--cache-s3", &value()?)?),
             "--cache-redis" => args.cache_redis = Some(value()?),
@@ -351,6 +357,9 @@ fn sources(args: &Args, dir: &Path) -> Result<Routes, String> {
         if let Some(cache) = &source_cache {
             http = http.source_cache(cache.clone());
         }
+        if args.chunk_size > 0 {
+            http = http.chunk_size(args.chunk_size);
+        }
         let http = http.build().map_err(|e| format!("--http-allow: {e}"))?;
         routes = routes.scheme("https", http.clone()).scheme("http", http);
     }
@@ -360,6 +369,9 @@ fn sources(args: &Args, dir: &Path) -> Result<Routes, String> {
                 .map_err(|e| format!("--s3: {e}"))?;
             if let Some(cache) = source_cache {
                 s3 = s3.source_cache(cache);
+            }
+            if args.chunk_size > 0 {
+                s3 = s3.chunk_size(args.chunk_size);
             }
             routes.fallback(Keyed::new(s3, KeyTemplate::prefix(prefix.clone())))
         }

@@ -24,8 +24,10 @@ use crate::request::Identifier;
 ///
 /// - Metadata (length, ETag, Last-Modified) comes from a HEAD request, kept for
 ///   [`metadata_ttl`](Self::metadata_ttl) (10 s by default).
-/// - Reads are grouped into chunks of [`chunk_size`](Self::chunk_size) bytes (2 MiB, Cantaloupe's
-///   tuned value), kept in a cache of [`chunk_cache_bytes`](Self::chunk_cache_bytes) (64 MiB).
+/// - Small reads are grouped into chunks of [`chunk_size`](Self::chunk_size) bytes (64 KiB;
+///   Cantaloupe tunes 2 MiB, which fetches more here), kept in a cache of
+///   [`chunk_cache_bytes`](Self::chunk_cache_bytes) (64 MiB); reads of a chunk or more are
+///   fetched as they are.
 /// - A missing key is a 404; other store failures a 502, timeouts a 504.
 ///
 /// ```
@@ -111,7 +113,8 @@ impl ObjectStoreSource {
         Ok(Self::new(Arc::new(s3_store(bucket, endpoint)?)))
     }
 
-    /// Bytes per chunk (at least 64 KiB; default 2 MiB).
+    /// Bytes per chunk (at least 64 KiB, the default; Cantaloupe uses 2 MiB). Reads of a chunk or
+    /// more are fetched as they are.
     ///
     /// ```
     /// # use tower_iiif::source::ObjectStoreSource;

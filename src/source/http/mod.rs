@@ -129,7 +129,7 @@ pub struct HttpSourceBuilder {
 
 impl HttpSource {
     /// A builder with the defaults: no URL allowed, no header forwarded, 5 s to connect, 30 s
-    /// between reads, metadata and authorizations kept 10 s, 2 MiB chunks, 64 MiB of them
+    /// between reads, metadata and authorizations kept 10 s, 64 KiB chunks, 64 MiB of them
     /// cached, objects up to 4 GiB, 5 redirects, no source cache.
     ///
     /// ```
@@ -243,7 +243,8 @@ impl HttpSourceBuilder {
         self
     }
 
-    /// Bytes per range request (at least 64 KiB; default 2 MiB).
+    /// Bytes per chunk (at least 64 KiB, the default; Cantaloupe uses 2 MiB). Reads of a chunk or
+    /// more are fetched as they are.
     ///
     /// ```
     /// # use tower_iiif::source::HttpSource;
