@@ -124,18 +124,7 @@ impl Admin {
 }
 
 fn json_response(status: StatusCode, doc: serde_json::Value) -> Response<IiifBody> {
-    let body = doc.to_string();
-    let len = body.len();
-    let mut res = Response::new(IiifBody::from(body));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    crate::service::json_response(status, &doc, "no-store")
 }
 
 impl<B> Service<Request<B>> for Admin {

@@ -356,6 +356,24 @@ pub trait CacheBackend: Clone + Send + Sync + 'static {
     }
 }
 
+/// The receiving end of a shared tier's purge notices: the channel made, and `start`ed (a task
+/// that feeds it), on first call; a new receiver on later ones. `None` outside a tokio runtime.
+fn purge_feed(
+    cell: &std::sync::OnceLock<tokio::sync::broadcast::Sender<Purge>>,
+    start: impl FnOnce(tokio::sync::broadcast::Sender<Purge>),
+) -> Option<tokio::sync::broadcast::Receiver<Purge>> {
+    if let Some(tx) = cell.get() {
+        return Some(tx.subscribe());
+    }
+    tokio::runtime::Handle::try_current().ok()?;
+    let (tx, rx) = tokio::sync::broadcast::channel(1024);
+    if cell.set(tx.clone()).is_err() {
+        return cell.get().map(|tx| tx.subscribe());
+    }
+    start(tx);
+    Some(rx)
+}
+
 /// A purge announced by a shared cache tier (see [`CacheBackend::purges`]).
 ///
 /// ```

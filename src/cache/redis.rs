@@ -269,45 +269,38 @@ impl CacheBackend for RedisCache {
     /// Purges announced on the cache's channel (by any instance, this one included), from a
     /// subscription started on first call (it reconnects after a second if Redis goes away).
     fn purges(&self) -> Option<broadcast::Receiver<Purge>> {
-        if let Some(tx) = self.purges.get() {
-            return Some(tx.subscribe());
-        }
-        tokio::runtime::Handle::try_current().ok()?;
-        let (tx, rx) = broadcast::channel(1024);
-        if self.purges.set(tx.clone()).is_err() {
-            return self.purges.get().map(|tx| tx.subscribe());
-        }
-        let (client, channel) = (self.client.clone(), self.channel());
-        tokio::spawn(async move {
-            loop {
-                if tx.receiver_count() == 0 {
-                    break;
-                }
-                match client.get_async_pubsub().await {
-                    Ok(mut pubsub) => {
-                        if pubsub.subscribe(&channel).await.is_ok() {
-                            let mut messages = pubsub.into_on_message();
-                            while let Some(msg) = messages.next().await {
-                                let payload: String = msg.get_payload().unwrap_or_default();
-                                let purge = match payload.strip_prefix("i:") {
-                                    Some(id) => Purge::Identifier(id.to_owned()),
-                                    None => Purge::All,
-                                };
-                                if tx.send(purge).is_err() {
-                                    return;
+        super::purge_feed(&self.purges, |tx| {
+            let (client, channel) = (self.client.clone(), self.channel());
+            tokio::spawn(async move {
+                loop {
+                    if tx.receiver_count() == 0 {
+                        break;
+                    }
+                    match client.get_async_pubsub().await {
+                        Ok(mut pubsub) => {
+                            if pubsub.subscribe(&channel).await.is_ok() {
+                                let mut messages = pubsub.into_on_message();
+                                while let Some(msg) = messages.next().await {
+                                    let payload: String = msg.get_payload().unwrap_or_default();
+                                    let purge = match payload.strip_prefix("i:") {
+                                        Some(id) => Purge::Identifier(id.to_owned()),
+                                        None => Purge::All,
+                                    };
+                                    if tx.send(purge).is_err() {
+                                        return;
+                                    }
                                 }
                             }
                         }
+                        Err(e) => tracing::warn!("redis cache: purge subscription: {e}"),
                     }
-                    Err(e) => tracing::warn!("redis cache: purge subscription: {e}"),
+                    // Notices may have been missed while disconnected: say so.
+                    if tx.send(Purge::All).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                // Notices may have been missed while disconnected: say so.
-                if tx.send(Purge::All).is_err() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-        Some(rx)
+            });
+        })
     }
 }

@@ -300,52 +300,45 @@ impl CacheBackend for ObjectStoreCache {
 
     /// The notices other instances leave, polled every second from the first call on.
     fn purges(&self) -> Option<broadcast::Receiver<Purge>> {
-        if let Some(tx) = self.purges.get() {
-            return Some(tx.subscribe());
-        }
-        tokio::runtime::Handle::try_current().ok()?;
-        let (tx, rx) = broadcast::channel(1024);
-        if self.purges.set(tx.clone()).is_err() {
-            return self.purges.get().map(|tx| tx.subscribe());
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            // Notices from before this instance started are not its business.
-            let start = format!("{:020}", {
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis())
-            });
-            let seen = Mutex::new(this.notices().join(start));
-            loop {
-                tokio::time::sleep(NOTICE_POLL).await;
-                if tx.receiver_count() == 0 {
-                    return;
-                }
-                let offset = super::lock(&seen).clone();
-                let mut listing = this.store.list_with_offset(Some(&this.notices()), &offset);
-                let mut found = Vec::new();
-                while let Some(Ok(m)) = listing.next().await {
-                    found.push(m.location);
-                }
-                found.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
-                for location in found {
-                    let body = match this.store.get(&location).await {
-                        Ok(r) => r.bytes().await.unwrap_or_default(),
-                        Err(_) => Bytes::new(),
-                    };
-                    let text = String::from_utf8_lossy(&body);
-                    let purge = match text.strip_prefix("i:") {
-                        Some(id) => Purge::Identifier(id.to_owned()),
-                        None => Purge::All,
-                    };
-                    *super::lock(&seen) = location;
-                    if tx.send(purge).is_err() {
+        super::purge_feed(&self.purges, |tx| {
+            let this = self.clone();
+            tokio::spawn(async move {
+                // Notices from before this instance started are not its business.
+                let start = format!("{:020}", {
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis())
+                });
+                let seen = Mutex::new(this.notices().join(start));
+                loop {
+                    tokio::time::sleep(NOTICE_POLL).await;
+                    if tx.receiver_count() == 0 {
                         return;
                     }
+                    let offset = super::lock(&seen).clone();
+                    let mut listing = this.store.list_with_offset(Some(&this.notices()), &offset);
+                    let mut found = Vec::new();
+                    while let Some(Ok(m)) = listing.next().await {
+                        found.push(m.location);
+                    }
+                    found.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+                    for location in found {
+                        let body = match this.store.get(&location).await {
+                            Ok(r) => r.bytes().await.unwrap_or_default(),
+                            Err(_) => Bytes::new(),
+                        };
+                        let text = String::from_utf8_lossy(&body);
+                        let purge = match text.strip_prefix("i:") {
+                            Some(id) => Purge::Identifier(id.to_owned()),
+                            None => Purge::All,
+                        };
+                        *super::lock(&seen) = location;
+                        if tx.send(purge).is_err() {
+                            return;
+                        }
+                    }
                 }
-            }
-        });
-        Some(rx)
+            });
+        })
     }
 }

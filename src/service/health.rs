@@ -74,20 +74,33 @@ impl<S: Source, B> Service<Request<B>> for Health<S> {
                     json!({"status": "error", "message": e.message(), "checks": checks}),
                 ),
             };
-            let body = doc.to_string();
-            let len = body.len();
-            let mut res = Response::new(IiifBody::from(body));
-            *res.status_mut() = status;
-            let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let res = json_response(status, &doc, "no-cache");
             Ok(res)
         })
     }
+}
+
+/// A JSON document as a response, with its length and `Cache-Control`.
+pub(crate) fn json_response(
+    status: StatusCode,
+    doc: &serde_json::Value,
+    cache_control: &'static str,
+) -> Response<IiifBody> {
+    let body = doc.to_string();
+    let len = body.len();
+    let mut res = Response::new(IiifBody::from(body));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    res
 }
 
 #[cfg(test)]

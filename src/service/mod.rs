@@ -51,6 +51,7 @@ pub use body::IiifBody;
 pub use context::{HasIiifContext, IiifContext};
 pub(crate) use context::{ImageLookup, RequestParser};
 pub use health::Health;
+pub(crate) use health::json_response;
 
 use crate::base_uri::{BaseUri, PublicIdentifier};
 use crate::cache::{AnyCache, CacheBackend, CacheKey, CachedDerivative, DerivativeCache};
