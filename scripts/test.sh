@@ -65,3 +65,9 @@ else
         VALIDATE_SOURCE=$source VALIDATE_ROUNDS=1 scripts/validate.sh
     done
 fi
+
+# Two demo instances on S3 behind an nginx load balancer, sharing Redis: a shared hit, a purge
+# through one instance missing in the other, an instance killed mid-burst with no request lost.
+echo "==> scripts/fleet.sh"
+cargo build --release --features axum,s3,http,redis --example serve --quiet
+scripts/fleet.sh
