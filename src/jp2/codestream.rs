@@ -41,6 +41,7 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use crate::Error;
 use crate::source::SourceObject;
@@ -316,14 +317,24 @@ async fn read_cuts<O: SourceObject>(
     // Per tile, its tile-parts in order, and their packet lengths.
     let mut parts: Vec<Vec<PartInfo>> = vec![Vec::new(); tiles];
     let mut lengths: Vec<Vec<u32>> = vec![Vec::new(); tiles];
+    // The other tile-parts' headers, 16 reads at a time (over a remote source each is a round
+    // trip), in order; each may list at most its tile's packets.
+    let listable = left.clone();
+    let reads: Vec<_> = index
+        .parts
+        .iter()
+        .skip(1)
+        .map(|p| read_part_header(obj, p, listable[p.tile as usize] as usize))
+        .collect();
+    let mut rest = futures_util::stream::iter(reads).buffered(16);
     for (i, p) in index.parts.iter().enumerate() {
         let t = p.tile as usize;
         let limit = left[t] as usize;
         let read = match i {
-            0 => first.take().filter(|(_, listed)| listed.len() <= limit),
-            _ => read_part_header(obj, p, limit).await?,
+            0 => first.take(),
+            _ => rest.next().await.transpose()?.flatten(),
         };
-        let Some((info, listed)) = read else {
+        let Some((info, listed)) = read.filter(|(_, listed)| listed.len() <= limit) else {
             return Ok(None);
         };
         header_bytes += u64::from(info.header);

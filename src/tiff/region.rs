@@ -71,6 +71,7 @@ pub(crate) async fn fetch_tiles<O: SourceObject>(
     });
     refs.sort_by_key(|t| t.range.start);
     let mut total = 0u64;
+    let mut groups = Vec::new();
     let mut pending = refs.into_iter().peekable();
     while let Some(first) = pending.next() {
         let start = first.range.start;
@@ -87,7 +88,15 @@ pub(crate) async fn fetch_tiles<O: SourceObject>(
                 budget.max_bytes() >> 20
             )));
         }
-        let data = obj.read_range(start..end).await?;
+        groups.push((start..end, group));
+    }
+    // Every run read at once: over a remote source each is a round trip.
+    let reads = groups
+        .iter()
+        .map(|(range, _)| obj.read_range(range.clone()));
+    let fetched = futures_util::future::try_join_all(reads).await?;
+    for ((range, group), data) in groups.into_iter().zip(fetched) {
+        let (start, end) = (range.start, range.end);
         if (data.len() as u64) < end - start {
             return Err(Error::source(format!(
                 "TIFF pyramid: the file is truncated: {} of {} tile bytes at offset {start}",

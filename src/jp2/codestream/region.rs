@@ -208,11 +208,16 @@ impl CodestreamIndex {
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
         let (ops, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
-        for run in runs(&ops) {
-            let bytes = match &run {
-                Run::Read(_, range) => obj.read_range(range.clone()).await?,
-                Run::Empty(..) => Bytes::new(),
-            };
+        let runs = runs(&ops);
+        // Every run read at once: over a remote source each is a round trip.
+        let reads = runs.iter().map(|run| async move {
+            match run {
+                Run::Read(_, range) => obj.read_range(range.clone()).await,
+                Run::Empty(..) => Ok(Bytes::new()),
+            }
+        });
+        let fetched = futures_util::future::try_join_all(reads).await?;
+        for (run, bytes) in runs.into_iter().zip(fetched) {
             self.write_run(&ops, run, &bytes, &mut out)?;
         }
         out.extend_from_slice(&EOC);
