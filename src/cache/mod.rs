@@ -356,6 +356,7 @@ pub trait CacheBackend: Clone + Send + Sync + 'static {
     }
 }
 
+#[cfg(any(feature = "redis", feature = "object-store"))]
 /// The receiving end of a shared tier's purge notices: the channel made, and `start`ed (a task
 /// that feeds it), on first call; a new receiver on later ones. `None` outside a tokio runtime.
 fn purge_feed(

@@ -112,10 +112,11 @@ impl<F: CacheBackend, B: CacheBackend> CacheBackend for TieredCache<F, B> {
 
     async fn put(&self, key: CacheKey, value: CachedDerivative) {
         self.follow_purges();
-        tokio::join!(
+        futures_util::future::join(
             self.front.put(key.clone(), value.clone()),
-            self.back.put(key, value)
-        );
+            self.back.put(key, value),
+        )
+        .await;
     }
 
     async fn purge_identifier(&self, identifier: &str) -> usize {
