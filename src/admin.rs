@@ -140,14 +140,13 @@ impl<B> Service<Request<B>> for Admin {
         let this = self.clone();
         let (parts, _body) = req.into_parts();
         Box::pin(async move {
+            // `.../purge` or `.../purge/{id}` (an image may be called `purge`).
             let path = parts.uri.path().trim_end_matches('/');
-            let target = match path.rsplit_once("/purge") {
-                Some((_, "")) => Some(None),
-                Some((_, rest)) => rest
-                    .strip_prefix('/')
-                    .filter(|id| !id.contains('/'))
-                    .map(|id| Some(id.to_owned())),
-                None => None,
+            let segments: Vec<&str> = path.split('/').collect();
+            let target = match segments.as_slice() {
+                [.., "purge", id] => Some(Some((*id).to_owned())),
+                [.., "purge"] => Some(None),
+                _ => None,
             };
             let Some(target) = target else {
                 return Ok(json_response(

@@ -16,7 +16,9 @@ use common::{Reply, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tower_iiif::IiifService;
+use tower::Layer;
 use tower_iiif::cache::MemoryCache;
+use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
 use tower_iiif::source::{
     FsSource, HttpSource, KeyTemplate, Keyed, ObjectStoreSource, Source, SourceCache,
 };
@@ -298,8 +300,15 @@ async fn credentials_pass_through_and_cache_hits_are_reauthorized() {
     .forward_header("authorization")
     .build()
     .unwrap();
+    // With Cache-Control as a site sets it: responses that depend on the caller are private.
     let svc = IiifService::new(source).derivative_cache(MemoryCache::new(64 << 20));
-    let addr = serve(svc).await;
+    let svc = SetCacheControlLayer::new()
+        .both(CacheControl::default())
+        .layer(svc);
+    let app = axum::Router::new().nest_service("/iiif/3", svc);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let id = url_id(&format!("{files}/private/pyr.tif"));
     let tile = format!("/iiif/3/{id}/0,0,512,512/256,/0/default.jpg");
     let token = [("Authorization", "Bearer test-token")];
@@ -317,6 +326,8 @@ async fn credentials_pass_through_and_cache_hits_are_reauthorized() {
     let ok = request(addr, "GET", &tile, &token).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.image().width(), 256);
+    let cc = ok.header("cache-control").unwrap();
+    assert!(cc.contains("private") && !cc.contains("public"), "{cc}");
     // The derivative is cached now; the anonymous and the wrong caller are still refused.
     assert_eq!(get(addr, &tile).await.status, 401);
     assert_eq!(request(addr, "GET", &tile, &wrong).await.status, 401);

@@ -23,6 +23,11 @@ impl<S: Source> IiifService<S> {
         if head {
             *res.body_mut() = IiifBody::empty();
         }
+        if self.source.per_caller() {
+            // The upstream decided who may see this: no shared cache may keep it.
+            res.extensions_mut()
+                .insert(crate::cache_control::Restricted);
+        }
         let kind = match parts.uri.path() {
             p if p.ends_with("/info.json") => "info",
             _ if parts.method == Method::OPTIONS => "options",

@@ -97,13 +97,29 @@ impl<S: Source> IiifService<S> {
         object: &S::Object,
         header: &Header,
     ) -> ImageInfo {
+        let jp2 = match header.format {
+            SourceFormat::Jp2 => self.jp2_info(id, object).await,
+            _ => None,
+        };
+        self.image_info_with(id, object, header, jp2).await
+    }
+
+    /// [`read_image_info`](Self::read_image_info) with the JPEG 2000 header already at hand
+    /// (or known to be missing), so that it never reads the header again.
+    async fn image_info_with(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        header: &Header,
+        jp2: Option<crate::jp2::Jp2Info>,
+    ) -> ImageInfo {
         let info = ImageInfo::new(header.width, header.height).with_gray(header.gray);
         let pyramid = match header.format {
             SourceFormat::Tiff => self.pyramid(id, object, header).await,
             _ => None,
         };
         if header.format == SourceFormat::Jp2
-            && let Some(j) = self.jp2_info(id, object).await
+            && let Some(j) = jp2
         {
             let info = info.with_levels(jp2::levels(&j));
             return match j.tiles_x.saturating_mul(j.tiles_y) > 1 {
@@ -168,10 +184,14 @@ impl<S: Source> IiifService<S> {
             let header = self.header_from_file(id, object, &key).await?;
             if self.facts_tier().is_some() {
                 // What info.json says comes from the same reads (the pyramid, the JPEG 2000
-                // header): kept now, so no instance reads them for info.json again.
-                // Boxed: reading a JPEG 2000's info may read its header again.
-                let info = Box::pin(self.read_image_info(id, object, &header)).await;
-                self.keep_fact(id, object, "info", &info).await;
+                // header): kept now, so no instance reads them for info.json again. The JPEG
+                // 2000 header is taken as it is now, never read again from here (this holds
+                // the header's flight: reading again would wait on itself).
+                let jp2 = self.shared.jp2_info.get(&key);
+                if header.format != SourceFormat::Jp2 || jp2.is_some() {
+                    let info = self.image_info_with(id, object, &header, jp2).await;
+                    self.keep_fact(id, object, "info", &info).await;
+                }
                 self.keep_fact(id, object, "header", &header).await;
             }
             Ok(header)

@@ -75,6 +75,10 @@ impl Source for AnySource {
     async fn purge(&self, id: &Identifier) {
         self.inner.purge_dyn(id).await
     }
+
+    fn per_caller(&self) -> bool {
+        self.inner.per_caller_dyn()
+    }
 }
 
 /// An object of an [`AnySource`].
@@ -131,6 +135,7 @@ trait DynSource: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<AnyObject, Error>>;
     fn check_dyn(&self) -> BoxFuture<'_, Result<(), Error>>;
     fn purge_dyn<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, ()>;
+    fn per_caller_dyn(&self) -> bool;
 }
 
 impl<S: Source> DynSource for S {
@@ -153,6 +158,10 @@ impl<S: Source> DynSource for S {
 
     fn purge_dyn<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, ()> {
         Box::pin(self.purge(id))
+    }
+
+    fn per_caller_dyn(&self) -> bool {
+        self.per_caller()
     }
 }
 

@@ -235,6 +235,19 @@ pub trait Source: Clone + Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Whether what this source serves depends on the caller (it passes the caller's
+    /// credentials upstream): responses are then marked
+    /// [`Restricted`](crate::cache_control::Restricted), so that shared caches (CDNs, proxies)
+    /// do not store them. The default says no.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source};
+    /// assert!(!FsSource::new(std::env::temp_dir()).unwrap().per_caller());
+    /// ```
+    fn per_caller(&self) -> bool {
+        false
+    }
+
     /// Forget what the source keeps of `id` (metadata, chunks, local copies), so that the next
     /// request reads it afresh. The default keeps nothing, so forgets nothing.
     ///

@@ -124,6 +124,10 @@ impl<S: Source> Source for Keyed<S> {
             self.source.purge(&key).await;
         }
     }
+
+    fn per_caller(&self) -> bool {
+        self.source.per_caller()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +262,11 @@ impl Source for Routes {
             source.check().await?;
         }
         Ok(())
+    }
+
+    /// If any routed source serves per caller.
+    fn per_caller(&self) -> bool {
+        self.routes.iter().any(|(_, s)| s.per_caller())
     }
 
     async fn purge(&self, id: &Identifier) {
@@ -424,6 +433,12 @@ impl Source for Resolver {
             source.check().await?;
         }
         Ok(())
+    }
+
+    /// If any source named by [`checking`](Self::checking) serves per caller; a hook that
+    /// returns other sources should name them there too.
+    fn per_caller(&self) -> bool {
+        self.sources.iter().any(|s| s.per_caller())
     }
 
     /// The hook's key is not known without a request: each source named by

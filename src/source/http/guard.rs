@@ -59,11 +59,22 @@ impl Guard {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(refused());
         }
+        // Encoded separators and dots, and `..;` segments, are undone by some servers (nginx
+        // decodes, Tomcat and Jetty read `..;` as `..`) after our prefix check: refused.
+        let path = url.path();
+        let lower = path.to_ascii_lowercase();
+        if ["%2f", "%5c", "%2e"].iter().any(|e| lower.contains(e))
+            || path
+                .split('/')
+                .any(|seg| seg.starts_with("..;") || seg.starts_with(".;"))
+        {
+            return Err(refused());
+        }
         let allowed = self.prefixes.iter().any(|p| {
             url.scheme() == p.scheme()
                 && url.host() == p.host()
                 && url.port_or_known_default() == p.port_or_known_default()
-                && url.path().starts_with(p.path())
+                && under(path, p.path())
         });
         match allowed {
             true => Ok(url),
@@ -78,6 +89,15 @@ impl Guard {
         !is_internal(ip)
             || self.addresses.contains(&ip)
             || self.networks.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Whether `path` is `prefix` or lies below it, at a segment boundary (`/files` does not allow
+/// `/files-private/`).
+fn under(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
     }
 }
 
@@ -122,6 +142,8 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10
         || (a == 198 && (18..20).contains(&b)) // 198.18.0.0/15
         || a >= 240
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // 192.0.0.0/24, protocol assignments
+        || ip == Ipv4Addr::new(168, 63, 129, 16) // Azure's platform address
 }
 
 fn is_internal_v6(ip: Ipv6Addr) -> bool {
@@ -131,6 +153,10 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // fc00::/7, unique local
         || (first & 0xffc0) == 0xfe80 // fe80::/10, link-local
+        || (first & 0xffc0) == 0xfec0 // fec0::/10, site-local (deprecated)
+        || first == 0x2002 // 6to4: an IPv4 address inside
+        || (first == 0x2001 && ip.segments()[1] == 0) // Teredo
+        || (first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64: an IPv4 address inside
         || ip.to_ipv4().is_some_and(is_internal_v4) // ::a.b.c.d (compatible)
 }
 
@@ -186,7 +212,11 @@ mod tests {
 
     #[test]
     fn urls_must_lie_under_a_prefix() {
-        let g = guard(&["https://site.example/files/", "http://127.0.0.1:8080"]);
+        let g = guard(&[
+            "https://site.example/files/",
+            "http://127.0.0.1:8080",
+            "https://site.example/files",
+        ]);
         for ok in [
             "https://site.example/files/a.tif",
             "https://SITE.example:443/files/x/y.jp2",
@@ -200,6 +230,10 @@ mod tests {
             "https://site.example.evil.com/files/a.tif",
             "https://evil@site.example/files/a.tif",
             "https://site.example:8443/files/a.tif",
+            "https://site.example/files/..%2Fprivate/a.tif",
+            "https://site.example/files/%2e%2e/private/a.tif",
+            "https://site.example/files/..;/private/a.tif",
+            "https://site.example/files-private/a.tif",
             "http://127.0.0.1:8081/a",
             "file:///etc/passwd",
             "not a url",
@@ -224,6 +258,9 @@ mod tests {
             "fd00:ec2::254",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "168.63.129.16",
         ] {
             assert!(!g.may_connect(internal.parse().unwrap()), "{internal}");
         }

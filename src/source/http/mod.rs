@@ -119,6 +119,7 @@ pub struct HttpSourceBuilder {
     forward: Vec<HeaderName>,
     connect_timeout: Duration,
     read_timeout: Duration,
+    total_timeout: Duration,
     probe_ttl: Duration,
     chunk_size: u64,
     chunk_cache_bytes: u64,
@@ -129,7 +130,7 @@ pub struct HttpSourceBuilder {
 
 impl HttpSource {
     /// A builder with the defaults: no URL allowed, no header forwarded, 5 s to connect, 30 s
-    /// between reads, metadata and authorizations kept 10 s, 64 KiB chunks, 64 MiB of them
+    /// between reads, 120 s for a whole request, metadata and authorizations kept 10 s, 64 KiB chunks, 64 MiB of them
     /// cached, objects up to 4 GiB, 5 redirects, no source cache.
     ///
     /// ```
@@ -143,6 +144,7 @@ impl HttpSource {
             forward: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
+            total_timeout: Duration::from_secs(120),
             probe_ttl: Duration::from_secs(10),
             chunk_size: chunks::DEFAULT_CHUNK_SIZE,
             chunk_cache_bytes: chunks::DEFAULT_CHUNK_CACHE_BYTES,
@@ -215,7 +217,8 @@ impl HttpSourceBuilder {
         self
     }
 
-    /// Time to connect, and the longest wait for bytes while reading (a timeout is a 504).
+    /// Time to connect, and the longest wait for bytes while reading (a timeout is a 504). A
+    /// whole request is also limited to four times `read` or 120 s, whichever is longer.
     ///
     /// ```
     /// # use tower_iiif::source::HttpSource;
@@ -226,6 +229,7 @@ impl HttpSourceBuilder {
     pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
         self.connect_timeout = connect;
         self.read_timeout = read;
+        self.total_timeout = (read * 4).max(Duration::from_secs(120));
         self
     }
 
@@ -325,6 +329,8 @@ impl HttpSourceBuilder {
             .no_proxy()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
+            // A server that trickles a byte now and then still ends within this.
+            .timeout(self.total_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .user_agent(concat!("tower-iiif/", env!("CARGO_PKG_VERSION")))
@@ -496,8 +502,14 @@ impl Source for HttpSource {
         })
     }
 
+    /// With headers passed through, yes.
+    fn per_caller(&self) -> bool {
+        !self.inner.forward.is_empty()
+    }
+
     async fn purge(&self, id: &Identifier) {
-        let url = id.as_str();
+        let normalized = Url::parse(id.as_str()).map(String::from);
+        let url = normalized.as_deref().unwrap_or(id.as_str());
         self.inner.probes.retain(|(_, u), _| u != url);
         self.inner.ranges_ignored.remove(url);
         self.inner.chunks.forget(url);
@@ -613,7 +625,9 @@ impl FetchRange for Fetch {
         match res.status() {
             StatusCode::PARTIAL_CONTENT => {
                 let (start, end, total) = content_range(res.headers())?;
-                if (start, end + 1, total) != (range.start, range.end, Some(self.len)) {
+                if (start, end.checked_add(1), total)
+                    != (range.start, Some(range.end), Some(self.len))
+                {
                     return Err(Error::bad_gateway(
                         "upstream answered a range request with the wrong Content-Range",
                     ));
@@ -624,7 +638,9 @@ impl FetchRange for Fetch {
             _ => {
                 self.inner.ranges_ignored.insert(self.url.to_string(), ());
                 let whole = self.whole(Some(res)).await?;
-                Ok(whole.slice(range.start as usize..range.end as usize))
+                Ok(Bytes::copy_from_slice(
+                    &whole[range.start as usize..range.end as usize],
+                ))
             }
         }
     }
