@@ -15,8 +15,8 @@ use common::servers::{env, files_dir, fixture, log_len, logged, upload};
 use common::{Reply, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tower_iiif::IiifService;
 use tower::Layer;
+use tower_iiif::IiifService;
 use tower_iiif::cache::MemoryCache;
 use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
 use tower_iiif::source::{
