@@ -375,6 +375,17 @@ fn purge_feed(
     Some(rx)
 }
 
+/// Count one cache lookup of `tier` as a hit or a miss (`iiif_cache_hits_total`,
+/// `iiif_cache_misses_total`).
+fn count_lookup(tier: &'static str, hit: bool) {
+    let name = if hit {
+        "iiif_cache_hits_total"
+    } else {
+        "iiif_cache_misses_total"
+    };
+    metrics::counter!(name, "tier" => tier).increment(1);
+}
+
 /// A purge announced by a shared cache tier (see [`CacheBackend::purges`]).
 ///
 /// ```
@@ -519,13 +530,9 @@ impl<C: CacheBackend> DerivativeCache<C> {
     pub(crate) async fn get(&self, key: &CacheKey) -> Option<CachedDerivative> {
         let tier = self.backend.tier();
         let hit = self.backend.get(key).await;
+        // A tiered backend counts each of its tiers itself.
         if tier != "tiered" {
-            let name = if hit.is_some() {
-                "iiif_cache_hits_total"
-            } else {
-                "iiif_cache_misses_total"
-            };
-            metrics::counter!(name, "tier" => tier).increment(1);
+            count_lookup(tier, hit.is_some());
         }
         hit
     }
@@ -539,35 +546,11 @@ impl<C: CacheBackend> DerivativeCache<C> {
         &self.backend
     }
 
-    /// The derivative for `key`: from the backend, or rendered by `render` and then stored.
-    ///
-    /// 1. A hit in the backend is returned at once.
-    /// 2. On a miss, concurrent calls with the same key share one flight: it looks in the
-    ///    backend again (another process, or a flight that just ended, may have stored it), else
-    ///    runs `render`, stores an `Ok` result, and hands the result to every caller. Errors are
-    ///    shared by the callers of that flight but not stored.
-    ///
-    /// The flight runs in a spawned task: if the caller that started it goes away, the others
-    /// still get the result and it is still stored. A flight whose task panics answers an
-    /// internal error (500).
-    #[cfg(test)]
-    pub(crate) async fn get_or_render<F, Fut>(
-        &self,
-        key: CacheKey,
-        render: F,
-    ) -> Result<CachedDerivative, Error>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<CachedDerivative, Error>> + Send + 'static,
-    {
-        if let Some(hit) = self.get(&key).await {
-            return Ok(hit);
-        }
-        self.render_missing(key, render).await
-    }
-
-    /// After a miss: render once for every concurrent caller (looking again first, in case a
-    /// render finished meanwhile) and store the result.
+    /// After a miss: render once for every concurrent caller and store the result. Concurrent
+    /// calls with the same key share one flight, which looks in the backend again first
+    /// (another process, or a flight that just ended, may have stored it). The flight runs in a
+    /// spawned task: if the caller that started it goes away, the others still get the result
+    /// and it is still stored. A flight whose task panics answers an internal error (500).
     pub(crate) async fn render_missing<F, Fut>(
         &self,
         key: CacheKey,
@@ -621,6 +604,22 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A cached derivative, else one render for every concurrent caller (as the service does).
+    pub(super) async fn get_or_render<C: CacheBackend, F, Fut>(
+        cache: &DerivativeCache<C>,
+        key: CacheKey,
+        render: F,
+    ) -> Result<CachedDerivative, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedDerivative, Error>> + Send + 'static,
+    {
+        match cache.get(&key).await {
+            Some(hit) => Ok(hit),
+            None => cache.render_missing(key, render).await,
+        }
+    }
     use crate::ErrorKind;
 
     fn jpeg(bytes: &'static [u8]) -> CachedDerivative {
@@ -661,16 +660,16 @@ mod tests {
             let cache = cache.clone();
             let renders = Arc::clone(&renders);
             tasks.push(tokio::spawn(async move {
-                cache
-                    .get_or_render(
-                        CacheKey::new("img", "full/max/0/default.jpg"),
-                        move || async move {
-                            renders.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            Ok(jpeg(b"rendered"))
-                        },
-                    )
-                    .await
+                get_or_render(
+                    &cache,
+                    CacheKey::new("img", "full/max/0/default.jpg"),
+                    move || async move {
+                        renders.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(jpeg(b"rendered"))
+                    },
+                )
+                .await
             }));
         }
         for task in tasks {
@@ -681,9 +680,10 @@ mod tests {
         // Stored: the next call is a hit.
         let key = CacheKey::new("img", "full/max/0/default.jpg");
         assert_eq!(cache.get(&key).await.unwrap().body, &b"rendered"[..]);
-        let again = cache
-            .get_or_render(key, || async { Err(Error::internal("must not render")) })
-            .await;
+        let again = get_or_render(&cache, key, || async {
+            Err(Error::internal("must not render"))
+        })
+        .await;
         assert!(again.is_ok());
     }
 
@@ -691,16 +691,14 @@ mod tests {
     async fn errors_are_shared_but_not_stored() {
         let cache = DerivativeCache::new(MemoryCache::new(1 << 20));
         let key = CacheKey::new("img", "k");
-        let err = cache
-            .get_or_render(key.clone(), || async {
-                Err(Error::source("truncated JPEG"))
-            })
-            .await
-            .unwrap_err();
+        let err = get_or_render(&cache, key.clone(), || async {
+            Err(Error::source("truncated JPEG"))
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Source);
         assert!(cache.get(&key).await.is_none());
-        let ok = cache
-            .get_or_render(key.clone(), || async { Ok(jpeg(b"ok")) })
+        let ok = get_or_render(&cache, key.clone(), || async { Ok(jpeg(b"ok")) })
             .await
             .unwrap();
         assert_eq!(&ok.body[..], b"ok");
@@ -710,19 +708,17 @@ mod tests {
     async fn a_panicking_render_is_an_internal_error() {
         let cache = DerivativeCache::new(MemoryCache::new(1 << 20));
         let key = CacheKey::new("img", "k");
-        let err = cache
-            .get_or_render(key.clone(), || async {
-                if true {
-                    panic!("render exploded (expected by the test)");
-                }
-                Ok(jpeg(b"never"))
-            })
-            .await
-            .unwrap_err();
+        let err = get_or_render(&cache, key.clone(), || async {
+            if true {
+                panic!("render exploded (expected by the test)");
+            }
+            Ok(jpeg(b"never"))
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Internal);
         // The flight is gone: the next call renders again.
-        let ok = cache
-            .get_or_render(key, || async { Ok(jpeg(b"ok")) })
+        let ok = get_or_render(&cache, key, || async { Ok(jpeg(b"ok")) })
             .await
             .unwrap();
         assert_eq!(&ok.body[..], b"ok");
@@ -741,8 +737,7 @@ mod tests {
         assert!(format!("{any:?}").contains("MemoryCache"));
 
         let cache = DerivativeCache::new(any);
-        let got = cache
-            .get_or_render(key.clone(), || async { Ok(jpeg(b"y")) })
+        let got = get_or_render(&cache, key.clone(), || async { Ok(jpeg(b"y")) })
             .await
             .unwrap();
         assert_eq!(&got.body[..], b"y");
@@ -782,6 +777,7 @@ mod doc_examples {
 mod derivative_cache_example {
     use bytes::Bytes;
 
+    use super::tests::get_or_render;
     use super::{CacheKey, CachedDerivative, DerivativeCache, MemoryCache};
 
     #[tokio::test]
@@ -789,23 +785,21 @@ mod derivative_cache_example {
         let cache = DerivativeCache::new(MemoryCache::new(64 << 20));
         let key = CacheKey::new("page-1", "full/max/0/default.jpg;v=1700000000");
         // A miss: the closure renders, and the result is stored.
-        let first = cache
-            .get_or_render(key.clone(), || async {
-                Ok(CachedDerivative::new(
-                    Bytes::from_static(b"\xff\xd8jpeg"),
-                    "image/jpeg",
-                ))
-            })
-            .await
-            .unwrap();
+        let first = get_or_render(&cache, key.clone(), || async {
+            Ok(CachedDerivative::new(
+                Bytes::from_static(b"\xff\xd8jpeg"),
+                "image/jpeg",
+            ))
+        })
+        .await
+        .unwrap();
         assert_eq!(first.content_type, "image/jpeg");
         // A hit: the closure is not called.
-        let second = cache
-            .get_or_render(key.clone(), || async {
-                Err(crate::Error::internal("not called on a hit"))
-            })
-            .await
-            .unwrap();
+        let second = get_or_render(&cache, key.clone(), || async {
+            Err(crate::Error::internal("not called on a hit"))
+        })
+        .await
+        .unwrap();
         assert_eq!(second, first);
         // A new version of the source is another key; purging forgets every version.
         assert_eq!(cache.purge_identifier("page-1").await, 1);

@@ -90,19 +90,13 @@ impl<F: CacheBackend, B: CacheBackend> CacheBackend for TieredCache<F, B> {
         self.follow_purges();
         let key = key.clone();
         async move {
-            if let Some(hit) = self.front.get(&key).await {
-                metrics::counter!("iiif_cache_hits_total", "tier" => self.front.tier())
-                    .increment(1);
-                return Some(hit);
+            let front = self.front.get(&key).await;
+            super::count_lookup(self.front.tier(), front.is_some());
+            if front.is_some() {
+                return front;
             }
-            metrics::counter!("iiif_cache_misses_total", "tier" => self.front.tier()).increment(1);
             let hit = self.back.get(&key).await;
-            let result = if hit.is_some() { "hits" } else { "misses" };
-            match result {
-                "hits" => metrics::counter!("iiif_cache_hits_total", "tier" => self.back.tier()),
-                _ => metrics::counter!("iiif_cache_misses_total", "tier" => self.back.tier()),
-            }
-            .increment(1);
+            super::count_lookup(self.back.tier(), hit.is_some());
             if let Some(hit) = &hit {
                 self.front.put(key, hit.clone()).await;
             }
