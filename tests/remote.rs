@@ -107,6 +107,48 @@ async fn s3_serves_what_disk_serves() {
     );
 }
 
+/// A file read whole (a flat JPEG) is fetched from S3 once into the source cache: the next
+/// render reads the local copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_files_read_whole_go_through_the_source_cache() {
+    let prefix = "source-cache/";
+    upload(&format!("{prefix}flat.jpg"), fixture("flat.jpg")).await;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/servers/tmp/s3-source-cache");
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = SourceCache::new(&dir, 1 << 30).unwrap();
+    let s3 = ObjectStoreSource::s3(
+        &env("TOWER_IIIF_S3_BUCKET"),
+        Some(&env("TOWER_IIIF_S3_ENDPOINT")),
+    )
+    .unwrap()
+    .source_cache(cache.clone());
+    let addr = serve(IiifService::new(Keyed::new(
+        s3,
+        KeyTemplate::prefix(prefix),
+    )))
+    .await;
+    let size = fixture("flat.jpg").len() as u64;
+    let mut whole_reads = Vec::new();
+    for region in ["0,0,1000,1000", "2000,1000,1000,1000"] {
+        let from = log_len("TOWER_IIIF_S3_LOG");
+        let r = get(
+            addr,
+            &format!("/iiif/3/flat.jpg/{region}/200,/0/default.jpg"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.image().width(), 200);
+        let lines = logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}flat.jpg")).await;
+        whole_reads.push(lines.iter().filter(|l| l.bytes == size).count());
+    }
+    assert_eq!(
+        whole_reads,
+        vec![1, 0],
+        "fetched whole once, then read from the copy"
+    );
+    assert!(cache.used_bytes() >= size);
+}
+
 /// A tile of a tiled file fetches its ranges, not the file: counted at the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tile_fetches_only_its_ranges_from_s3() {
