@@ -21,12 +21,16 @@
 # cell and the matrix goes on.
 #
 # Env knobs:
-#   PEERS   ours iipsrv iiif-processor-tuned iiif-processor ours-s3   (default: the first
+#   PEERS   ours iipsrv iiif-processor-tuned iiif-processor ours-s3 ours-gateway (default: the first
 #           three; iiif-processor = the kit's stock mode, whole file streamed into sharp;
 #           ours-s3 = our server reading the same images from the local S3 server of
 #           scripts/servers.sh (Garage behind a logging nginx), uploaded under bench/: its
 #           cells also record the S3 requests and bytes of each measured run, and the bytes of
-#           the stored tiles the run's requests cover, in <cell>.s3.tsv and the summary)
+#           the stored tiles the run's requests cover, in <cell>.s3.tsv and the summary;
+#           ours-gateway = the Islandora gateway example (examples/gateway.rs) at
+#           /cantaloupe/iiif/3, reading the same images over HTTP from the stand-in Drupal of
+#           scripts/servers.sh (nginx; the images linked under /sites/default/files/bench/),
+#           the identifier being the file's URL)
 #   IMAGES  image ids (default: big-pyr-jpeg.tif big.jp2 big.jpg big-pyr-deflate.tif)
 #   CACHES  cold warm (default both). cold: every measured run restarts the server; ours runs
 #           with --cache-mem 0 (no derivative cache). warm: one unmeasured priming pass, then
@@ -63,6 +67,7 @@ OUR_BASE="http://127.0.0.1:$OUR_PORT/iiif/3"
 IIP_BASE="http://127.0.0.1:${IIP_PORT:-8081}/iiif"
 IIIFP_BASE="http://127.0.0.1:${IIIFP_PORT:-8082}/iiif/3"
 SERVE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/serve"
+GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/gateway"
 TILES="$BENCH_KIT/tiles.py"
 # IMAGES is also the peers' image-directory knob: keep our list apart and do not pass it on.
 IDS=${IMAGES:-"big-pyr-jpeg.tif big.jp2 big.jpg big-pyr-deflate.tif"}
@@ -115,15 +120,22 @@ serve_start() { # cold|warm
   port_busy "$OUR_PORT" && die "127.0.0.1:$OUR_PORT is taken by another process"
   mkdir -p "$RUNDIR"
   [ "$cache" = cold ] && args=(--cache-mem 0)
-  if [ "${S3:-0}" = 1 ]; then
-    args+=(--s3 "s3://$TOWER_IIIF_S3_BUCKET/bench/" --s3-endpoint "$TOWER_IIIF_S3_ENDPOINT")
+  if [ "${GATEWAY:-0}" = 1 ]; then
+    [ -x "$GATEWAY_BIN" ] || die "$GATEWAY_BIN missing: cargo build --release --example gateway"
+    GATEWAY_ADDR="127.0.0.1:$OUR_PORT" GATEWAY_DRUPAL_URL="$TOWER_IIIF_DRUPAL_URL" \
+      DRUPAL_DEFAULT_CANTALOUPE_URL="http://127.0.0.1:$OUR_PORT/cantaloupe/iiif/2" \
+      nohup "$GATEWAY_BIN" "${args[@]}" >> "$RUNDIR/serve.log" 2>&1 &
   else
-    args+=(--images "$BENCH_KIT/images")
+    if [ "${S3:-0}" = 1 ]; then
+      args+=(--s3 "s3://$TOWER_IIIF_S3_BUCKET/bench/" --s3-endpoint "$TOWER_IIIF_S3_ENDPOINT")
+    else
+      args+=(--images "$BENCH_KIT/images")
+    fi
+    # shellcheck disable=SC2206 # SERVE_ARGS is split on purpose
+    args+=(${SERVE_ARGS:-})
+    nohup "$SERVE_BIN" --addr "127.0.0.1:$OUR_PORT" "${args[@]}" \
+      >> "$RUNDIR/serve.log" 2>&1 &
   fi
-  # shellcheck disable=SC2206 # SERVE_ARGS is split on purpose
-  args+=(${SERVE_ARGS:-})
-  nohup "$SERVE_BIN" --addr "127.0.0.1:$OUR_PORT" "${args[@]}" \
-    >> "$RUNDIR/serve.log" 2>&1 &
   echo $! > "$(serve_pidfile)"
   for _ in $(seq 100); do port_busy "$OUR_PORT" && break; sleep 0.1; done
   serve_running || die "serve did not start, see $RUNDIR/serve.log"
@@ -147,7 +159,7 @@ serve_stop() {
 
 peer_pidfile() {
   case $1 in
-    ours|ours-s3) serve_pidfile ;;
+    ours|ours-s3|ours-gateway) serve_pidfile ;;
     iipsrv) echo "$BENCH_KIT/peers/run/iipsrv/lighttpd.pid" ;;
     iiif-processor*) echo "$BENCH_KIT/peers/run/iiif-processor/node.pid" ;;
   esac
@@ -156,18 +168,28 @@ peer_pidfile() {
 peer_base() {
   case $1 in
     ours|ours-s3) echo "$OUR_BASE" ;;
+    ours-gateway) echo "http://127.0.0.1:$OUR_PORT/cantaloupe/iiif/3" ;;
     iipsrv) echo "$IIP_BASE" ;;
     iiif-processor*) echo "$IIIFP_BASE" ;;
   esac
 }
 
-peer_label() { case $1 in ours) echo tower-iiif ;; ours-s3) echo "tower-iiif (S3)" ;; *) echo "$1" ;; esac; }
+peer_label() { case $1 in ours) echo tower-iiif ;; ours-s3) echo "tower-iiif (S3)" ;; ours-gateway) echo "tower-iiif (gateway)" ;; *) echo "$1" ;; esac; }
+
+# The identifier a peer knows an image by: its name, or for the gateway its URL on the site.
+peer_id() { # peer id
+  case $1 in
+    ours-gateway) echo "http://127.0.0.1:$OUR_PORT/sites/default/files/bench/$2" ;;
+    *) echo "$2" ;;
+  esac
+}
 
 peer_ctl() { # peer cache start|stop
   local peer=$1 cache=$2 action=$3
   case $peer in
     ours) "serve_$action" "$cache" ;;
     ours-s3) S3=1 "serve_$action" "$cache" ;;
+    ours-gateway) GATEWAY=1 "serve_$action" "$cache" ;;
     iipsrv) "$BENCH_KIT/peers/iipsrv.sh" "$action" ;;
     iiif-processor-tuned) INPUT_MODE=file SHARP_RANDOM_ACCESS=1 "$BENCH_KIT/peers/iiif-processor.sh" "$action" ;;
     iiif-processor) INPUT_MODE=stream SHARP_RANDOM_ACCESS=0 "$BENCH_KIT/peers/iiif-processor.sh" "$action" ;;
@@ -210,7 +232,7 @@ peer_running() { local f; f=$(peer_pidfile "$1"); [ -f "$f" ] && kill -0 "$(cat 
 cells_for() { # peer id
   local peer=$1 id=$2
   case $peer in
-    ours|ours-s3) echo "${OUR_TILE:-512}" ;;
+    ours|ours-s3|ours-gateway) echo "${OUR_TILE:-512}" ;;
     iipsrv)
       case $id in
         *deflate*.tif) echo "${IIP_TILES:-512 256}" | awk '{print $1}' ;;
@@ -267,7 +289,7 @@ bench_cell() { # peer id cache tile
   local extra=()
   [ "$tile" != native ] && extra=(--tile-size "$tile")
   rm -f "$OUT/$name.json"
-  if "$TILES" run --base "$base" --id "$id" --mode "$MODE" --cache "$cache" --runs "$RUNS" \
+  if "$TILES" run --base "$base" --id "$(peer_id "$peer" "$id")" --mode "$MODE" --cache "$cache" --runs "$RUNS" \
       --restart-cmd "$restart" "${extra[@]}" --label "$label" --json "$OUT/$name.json" \
       2>&1 | tee "$RUNDIR/$name.log"; then rc=0; else rc=$?; fi
   peer_snapshot "$peer" "$rss"
@@ -423,7 +445,7 @@ for t in python3 curl wrk ps; do command -v "$t" > /dev/null || die "missing too
 [ -x "$TILES" ] || die "benchmark kit not found at $BENCH_KIT (set BENCH_KIT)"
 for id in $IDS; do [ -s "$BENCH_KIT/images/$id" ] || die "missing image $BENCH_KIT/images/$id (run make-images.sh in the kit)"; done
 for peer in $PEERS; do
-  case $peer in ours|ours-s3|iipsrv|iiif-processor|iiif-processor-tuned) ;; *) die "unknown peer $peer" ;; esac
+  case $peer in ours|ours-s3|ours-gateway|iipsrv|iiif-processor|iiif-processor-tuned) ;; *) die "unknown peer $peer" ;; esac
   peer_running "$peer" && die "$peer is already running (pid file $(peer_pidfile "$peer")); stop it first"
 done
 port_busy "$OUR_PORT" && [[ " $PEERS " == *" ours "* ]] && die "127.0.0.1:$OUR_PORT is taken"
@@ -446,6 +468,19 @@ if [[ " $PEERS " == *" ours-s3 "* ]]; then
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$BENCH_KIT/images/$id" "$TOWER_IIIF_S3_DIRECT/$key"
     fi
   done
+fi
+
+# ours-gateway: the stand-in Drupal (started if needed) with the images linked under
+# /sites/default/files/bench/.
+if [[ " $PEERS " == *" ours-gateway "* ]]; then
+  [ -f "$ROOT/target/servers/env" ] || "$ROOT/scripts/servers.sh" start
+  set -a; . "$ROOT/target/servers/env"; set +a
+  mkdir -p "$TOWER_IIIF_DRUPAL_ROOT/sites/default/files/bench"
+  for id in $IDS; do ln -sf "$BENCH_KIT/images/$id" "$TOWER_IIIF_DRUPAL_ROOT/sites/default/files/bench/$id"; done
+  if [ "${BUILD:-1}" = 1 ]; then
+    log "cargo build --release --example gateway"
+    (cd "$ROOT" && ${CARGO_LOCK:+flock "$CARGO_LOCK"} cargo build --release --example gateway --features "axum http ${FEATURES:-}")
+  fi
 fi
 
 if [[ " $PEERS " == *" ours"* ]] && [ "${BUILD:-1}" = 1 ]; then

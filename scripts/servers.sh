@@ -4,7 +4,12 @@
 #   - nginx, which also serves a files tree with Range support (the HTTP source's upstream),
 #     a bearer-protected tree, a tree that ignores Range, redirects, and a second origin;
 #     its access logs count the requests and bytes each test causes;
-#   - Redis (the shared cache tier).
+#   - Redis (the shared cache tier);
+#   - a stand-in Drupal (nginx again): a page at /, an OpenSeadragon page at /node/1, public
+#     files under /sites/default/files/ and /_flysystem/ (the latter ignoring Range, as a
+#     streamed Fedora file may), bearer- or session-cookie-protected /system/files/, and a
+#     login form whose POST answers 303 with cookies; its log records what reached it.
+# Also installed for the browser test: Debian's Chromium and playwright-core (npm, cached).
 #
 # Usage: scripts/servers.sh install     apt-get nginx and redis, cargo install garage (cached
 #                                        in $TOWER_IIIF_TOOLS, default ~/.cache/tower-iiif/tools)
@@ -34,6 +39,7 @@ install() {
     command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
     command -v vips >/dev/null 2>&1 || need+=(libvips-tools)
     command -v opj_compress >/dev/null 2>&1 || need+=(libopenjp2-tools)
+    [[ -x /usr/bin/chromium ]] || need+=(chromium)
     if ((${#need[@]})); then
         echo "==> apt-get install ${need[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -42,6 +48,11 @@ install() {
         # Debian starts the packaged services; the tests run their own.
         sudo_ service nginx stop >/dev/null 2>&1 || true
         sudo_ service redis-server stop >/dev/null 2>&1 || true
+    fi
+    if [[ ! -f "$TOOLS/node/node_modules/playwright-core/package.json" ]]; then
+        echo "==> npm install playwright-core (once; cached in $TOOLS/node)"
+        mkdir -p "$TOOLS/node"
+        npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" playwright-core@1 >/dev/null
     fi
     if ! "$GARAGE" --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
         echo "==> cargo install garage $GARAGE_VERSION (once; cached in $TOOLS, ~7 min)"
@@ -85,15 +96,59 @@ fixtures() {
     rm -rf "$t"
 }
 
+# The stand-in Drupal's tree: Islandora's file locations (a space in a name, as Drupal keeps
+# it), a front page, and a node page whose OpenSeadragon asks the gateway for the image as the
+# Islandora field formatter does: the IIIF server URL plus the PHP-urlencoded file URL.
+drupal_site() {
+    local root=$1 fixtures=$2
+    mkdir -p "$root"/{sites/default/files/2024-05,_flysystem/fedora/2024-05,system/files/2024-05,node,libraries}
+    cp "$fixtures/pyr.tif" "$root/sites/default/files/2024-05/page 1.tif"
+    cp "$fixtures/tiled.jp2" "$root/sites/default/files/2024-05/page1.jp2"
+    cp "$fixtures/flat.jpg" "$root/sites/default/files/2024-05/flat photo.jpg"
+    cp "$fixtures/pyr.tif" "$root/_flysystem/fedora/2024-05/page1.tif"
+    cp "$fixtures/tiled.jp2" "$root/_flysystem/fedora/2024-05/page1.jp2"
+    cp "$fixtures/pyr.tif" "$root/system/files/2024-05/private.tif"
+    cp -r "$ROOT/examples/serve/viewer/openseadragon" "$root/libraries/"
+    cat >"$root/index.html" <<'HTML'
+<!doctype html>
+<html><head><meta charset="utf-8"><title>Islandora Digital Collections</title></head>
+<body><h1>Islandora Digital Collections</h1><p>A stand-in for Drupal's front page.</p></body></html>
+HTML
+    cat >"$root/node/1" <<'HTML'
+<!doctype html>
+<html><head><meta charset="utf-8"><title>Page 1 | Islandora Digital Collections</title>
+<script src="/libraries/openseadragon/openseadragon.min.js"></script></head>
+<body style="margin:0">
+<div id="osd" style="width:800px;height:600px;background:#000"></div>
+<script>
+  // PHP urlencode: like encodeURIComponent, but a space is '+' and !'()*~ are escaped.
+  function urlencode(s) {
+    return encodeURIComponent(s).replace(/[!'()*~]/g, c => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+      .replace(/%20/g, '+');
+  }
+  var file = location.origin + '/sites/default/files/2024-05/page 1.tif';
+  var events = window.osdEvents = {open: 0, loaded: 0, failed: 0};
+  var viewer = window.viewer = OpenSeadragon({
+    id: 'osd', prefixUrl: '/libraries/openseadragon/images/', drawer: 'canvas',
+    tileSources: ['/cantaloupe/iiif/2/' + urlencode(file) + '/info.json'],
+    immediateRender: false, animationTime: 0
+  });
+  viewer.addHandler('open', () => events.open++);
+  viewer.addHandler('tile-loaded', () => events.loaded++);
+  viewer.addHandler('tile-load-failed', () => events.failed++);
+</script></body></html>
+HTML
+}
+
 start() {
     install
     stop
     rm -rf "$DIR"
     mkdir -p "$DIR"/{garage/meta,garage/data,www/files,www/private,www/norange,logs,tmp,redis}
-    local s3_port rpc_port admin_port proxy_port files_port other_port redis_port
+    local s3_port rpc_port admin_port proxy_port files_port other_port redis_port drupal_port
     s3_port=$(free_port); rpc_port=$(free_port); admin_port=$(free_port)
     proxy_port=$(free_port); files_port=$(free_port); other_port=$(free_port)
-    redis_port=$(free_port)
+    redis_port=$(free_port); drupal_port=$(free_port)
 
     cat >"$DIR/garage/garage.toml" <<EOF
 metadata_dir = "$DIR/garage/meta"
@@ -172,6 +227,45 @@ http {
         access_log $DIR/logs/other.log bytes;
         root $DIR/www;
     }
+    # The stand-in Drupal. Its log: method, raw request URI, status, body bytes, Range,
+    # Authorization, Cookie, X-Forwarded-For/-Host/-Proto, X-Secret, the request body (JSON
+    # escaped), one request per line, fields separated by tabs.
+    log_format drupal escape=json '\$request_method\t\$request_uri\t\$status\t\$body_bytes_sent\t\$http_range\t\$http_authorization\t\$http_cookie\t\$http_x_forwarded_for\t\$http_x_forwarded_host\t\$http_x_forwarded_proto\t\$http_x_secret\t\$request_body';
+    map \$http_authorization \$drupal_bearer { default 0; "Bearer test-token" 1; }
+    map \$cookie_SSESStest \$drupal_session { default 0; "session-1" 1; }
+    map "\$http_authorization\$http_cookie" \$drupal_anonymous { default 0; "" 1; }
+    server {
+        listen 127.0.0.1:$drupal_port;
+        access_log $DIR/logs/drupal.log drupal;
+        root $DIR/drupal;
+        absolute_redirect off;
+        types { image/jpeg jpg; image/tiff tif; image/jp2 jp2; image/png png;
+                text/html html; application/javascript js; }
+        location = / { default_type text/html; try_files /index.html =404; }
+        location /node/ { default_type text/html; }
+        location /libraries/ { }
+        location /sites/default/files/ { }
+        # Drupal streams Fedora's files through PHP: no Range.
+        location /_flysystem/ { max_ranges 0; }
+        location /system/files/ {
+            set \$drupal_ok "\$drupal_bearer\$drupal_session";
+            if (\$drupal_anonymous) {
+                add_header WWW-Authenticate 'Bearer realm="drupal"' always;
+                return 401;
+            }
+            if (\$drupal_ok = "00") { return 403; }
+        }
+        # The login form: the POST reaches /_login through a proxy pass, so that its body is
+        # read and logged.
+        location = /user/login { proxy_pass http://127.0.0.1:$drupal_port/_login; }
+        location = /_login {
+            access_log off;
+            add_header Set-Cookie "SSESStest=session-1; path=/; HttpOnly" always;
+            add_header Set-Cookie "Drupal.visitor.name=tester; path=/" always;
+            return 303 /user/1;
+        }
+        location / { return 404 "Page not found\n"; }
+    }
 }
 EOF
     /usr/sbin/nginx -c "$DIR/nginx.conf" -p "$DIR" 2>>"$DIR/logs/nginx-error.log"
@@ -184,10 +278,13 @@ EOF
     cp "$DIR/www/files/"{pyr.tif,tiled.jp2,flat.jpg} "$DIR/www/private/"
     cp "$DIR/www/files/"{pyr.tif,flat.jpg} "$DIR/www/norange/"
 
+    drupal_site "$DIR/drupal" "$DIR/www/files"
+
     wait_port "$s3_port"
     wait_port "$proxy_port"
     wait_port "$files_port"
     wait_port "$redis_port"
+    wait_port "$drupal_port"
     cat >"$DIR/env" <<EOF
 TOWER_IIIF_S3_ENDPOINT=http://127.0.0.1:$proxy_port
 TOWER_IIIF_S3_DIRECT=http://127.0.0.1:$s3_port
@@ -202,6 +299,11 @@ TOWER_IIIF_FILES_LOG=$DIR/logs/files.log
 TOWER_IIIF_OTHER_URL=http://127.0.0.1:$other_port
 TOWER_IIIF_OTHER_LOG=$DIR/logs/other.log
 TOWER_IIIF_REDIS_URL=redis://127.0.0.1:$redis_port
+TOWER_IIIF_DRUPAL_URL=http://127.0.0.1:$drupal_port
+TOWER_IIIF_DRUPAL_ROOT=$DIR/drupal
+TOWER_IIIF_DRUPAL_LOG=$DIR/logs/drupal.log
+TOWER_IIIF_PLAYWRIGHT=$TOOLS/node/node_modules/playwright-core
+TOWER_IIIF_CHROMIUM=/usr/bin/chromium
 EOF
     echo "==> servers up: S3 http://127.0.0.1:$proxy_port (Garage $s3_port), files http://127.0.0.1:$files_port, redis $redis_port"
 }

@@ -59,8 +59,9 @@ if [[ "${SKIP_VALIDATOR:-0}" == "1" ]]; then
 else
     echo "==> scripts/validate.sh"
     scripts/validate.sh
-    # The same image read from the remote sources: Garage (S3) and nginx (HTTP, by URL).
-    for source in s3 http; do
+    # The same image read from the remote sources: Garage (S3) and nginx (HTTP, by URL); and the
+    # Islandora gateway in front of the stand-in Drupal (the identifier being the URL).
+    for source in s3 http gateway; do
         echo "==> VALIDATE_SOURCE=$source scripts/validate.sh (one round)"
         VALIDATE_SOURCE=$source VALIDATE_ROUNDS=1 scripts/validate.sh
     done

@@ -5,10 +5,13 @@
 # Usage: scripts/validate.sh            (from any directory)
 # Env:   VALIDATE_ROUNDS=N   repeat the whole set N times (default 3); the
 #                            validator picks random sizes/regions on each run.
-#        VALIDATE_SOURCE=fs|s3|http   where the server reads the test image (default fs, the
-#                            samples directory); s3 and http need `scripts/servers.sh start`:
-#                            s3 uploads it to Garage and serves with --s3; http puts it under
-#                            nginx and serves it with --http-allow, the identifier being its URL.
+#        VALIDATE_SOURCE=fs|s3|http|gateway   where the server reads the test image (default
+#                            fs, the samples directory); the others need `scripts/servers.sh
+#                            start`: s3 uploads it to Garage and serves with --s3; http puts it
+#                            under nginx and serves it with --http-allow, the identifier being
+#                            its URL; gateway validates the Islandora gateway example instead
+#                            (at /cantaloupe/iiif/3 and /cantaloupe/iiif/2) in front of the
+#                            stand-in Drupal, the identifier being the file's URL on the site.
 #
 # Installs what it needs: the system libmagic (Debian libmagic1, via apt-get when
 # root) and a venv at .venv-iiifval (gitignored) with iiif-validator.
@@ -131,9 +134,11 @@ SERVER_LOG="$WORK_DIR/server.log"
 SERVER_PID=$!
 
 BASE="http://127.0.0.1:$PORT"
+# Where the server mounts the API versions (`$MOUNT/3`, `$MOUNT/2`).
+MOUNT=iiif
 
 wait_ready() {
-INFO_URL="$BASE/iiif/3/$IDENT/info.json"
+INFO_URL="$BASE/$MOUNT/3/$IDENT/info.json"
 echo "validate.sh: waiting for $INFO_URL"
 ready=0
 code=""
@@ -183,12 +188,28 @@ if [[ "$SOURCE" != "fs" ]]; then
         IDENT="$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=":"))' \
             "$TOWER_IIIF_FILES_URL/files/validator/$IDENT.png")"
         ;;
+    gateway)
+        echo "validate.sh: cargo build --release --features axum,http --example gateway"
+        cargo build --release --features axum,http --example gateway --quiet
+        dir="$TOWER_IIIF_DRUPAL_ROOT/sites/default/files/validator"
+        mkdir -p "$dir"
+        cp "$PNG" "$dir/$IDENT.png"
+        MOUNT=cantaloupe/iiif
+        IDENT="$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=":"))' \
+            "$BASE/sites/default/files/validator/$IDENT.png")"
+        ;;
     *)
-        echo "validate.sh: VALIDATE_SOURCE must be fs, s3 or http (got '$SOURCE')" >&2
+        echo "validate.sh: VALIDATE_SOURCE must be fs, s3, http or gateway (got '$SOURCE')" >&2
         exit 2
         ;;
     esac
-    "$SERVE_BIN" --addr "127.0.0.1:$PORT" --samples "$IMAGES_DIR" "${SERVE_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
+    if [[ "$SOURCE" == gateway ]]; then
+        GATEWAY_ADDR="127.0.0.1:$PORT" GATEWAY_DRUPAL_URL="$TOWER_IIIF_DRUPAL_URL" \
+            DRUPAL_DEFAULT_CANTALOUPE_URL="$BASE/cantaloupe/iiif/2" \
+            "$TARGET_DIR/release/examples/gateway" >"$SERVER_LOG" 2>&1 &
+    else
+        "$SERVE_BIN" --addr "127.0.0.1:$PORT" --samples "$IMAGES_DIR" "${SERVE_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
+    fi
     SERVER_PID=$!
     wait_ready
 fi
@@ -236,10 +257,10 @@ run_validator() {
 for round in $(seq 1 "$ROUNDS"); do
     echo "==> validator round $round/$ROUNDS"
     echo "    source: $SOURCE"
-    run_validator "IIIF 3.0 level 2 (/iiif/3)" "$N3" -p iiif/3 --version=3.0 --level=2
-    run_validator "IIIF 2.1 level 2 (/iiif/2, --version=2.0)" "$N2" -p iiif/2 --version=2.0 --level=2
-    run_validator "IIIF 3.0 optional (/iiif/3)" "$NOPT" -p iiif/3 --version=3.0 "${opt_args[@]}"
-    run_validator "IIIF 2.1 optional (/iiif/2, --version=2.0)" "$NOPT" -p iiif/2 --version=2.0 "${opt_args[@]}"
+    run_validator "IIIF 3.0 level 2 (/$MOUNT/3)" "$N3" -p "$MOUNT/3" --version=3.0 --level=2
+    run_validator "IIIF 2.1 level 2 (/$MOUNT/2, --version=2.0)" "$N2" -p "$MOUNT/2" --version=2.0 --level=2
+    run_validator "IIIF 3.0 optional (/$MOUNT/3)" "$NOPT" -p "$MOUNT/3" --version=3.0 "${opt_args[@]}"
+    run_validator "IIIF 2.1 optional (/$MOUNT/2, --version=2.0)" "$NOPT" -p "$MOUNT/2" --version=2.0 "${opt_args[@]}"
 done
 
 if [[ "$failed" -gt 0 ]]; then

@@ -6,19 +6,14 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{Html, Response};
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, ServiceBuilder};
 use tower_iiif::admin::Admin;
 use tower_iiif::auth::{AuthRequest, AuthTarget, AuthorizeLayer, Decision, Denied, ResponseBody};
 use tower_iiif::base_uri::SetBaseUriLayer;
@@ -33,6 +28,11 @@ use tower_iiif::{IiifBody, IiifService, samples};
 
 #[path = "viewer.rs"]
 mod viewer;
+
+#[path = "server.rs"]
+mod server;
+#[allow(unused_imports)] // the files that include this one use a part each
+pub use server::{ServerLimits, serve};
 
 /// The usage line.
 pub const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR | --samples DIR] \
@@ -484,68 +484,4 @@ pub async fn app(args: &Args) -> Result<axum::Router, String> {
         .nest_service("/iiif/3", stack(v3, args)?)
         .nest_service("/iiif/2", stack(v2, args)?)
         .layer(middleware::from_fn(log)))
-}
-
-/// What the server loop allows each connection.
-#[derive(Clone, Copy, Debug)]
-pub struct ServerLimits {
-    /// Time for a client to send a request's headers, and the longest a keep-alive connection
-    /// stays open waiting for its next request.
-    pub header_read_timeout: Duration,
-    /// Connections served at once; more wait in the listen queue.
-    pub max_connections: usize,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: 512,
-        }
-    }
-}
-
-/// Serve `app` on `listener` as a production server would: a header-read timeout (which also
-/// closes idle keep-alive connections), a limit on open connections (so that slow or idle
-/// clients cannot take every file descriptor), no Nagle delay, and the peer address as axum's
-/// `ConnectInfo` for `SetBaseUri`'s trusted proxies.
-pub async fn serve(listener: TcpListener, app: axum::Router, limits: ServerLimits) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(limits.header_read_timeout)
-        .keep_alive_timeout(limits.header_read_timeout);
-    let builder = Arc::new(builder);
-    loop {
-        let permit = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let (tcp, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Out of file descriptors and the like: wait rather than spin.
-                eprintln!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let svc = axum::Extension(ConnectInfo(peer)).layer(app.clone());
-        let builder = Arc::clone(&builder);
-        tokio::spawn(async move {
-            let _permit = permit;
-            let svc = TowerToHyperService::new(svc);
-            // Errors here are the client's (a reset, a timeout): nothing to report.
-            let _ = builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
-                .await;
-        });
-    }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Guard {
     prefixes: Vec<Url>,
     networks: Vec<IpNet>,
     addresses: HashSet<IpAddr>,
+    /// Host names of the site's own back ends: they may resolve to internal addresses.
+    backends: HashSet<String>,
 }
 
 impl Guard {
@@ -45,6 +47,18 @@ impl Guard {
     /// link-local (e.g. the Docker network a Drupal container lives on).
     pub(crate) fn allow_network(&mut self, network: IpNet) {
         self.networks.push(network);
+    }
+
+    /// Allow URLs under `prefix`, whose host is a back end the operator names (a Docker
+    /// service such as `http://drupal/`): the name may resolve to loopback or private
+    /// addresses. Link-local and cloud-metadata addresses stay refused.
+    pub(crate) fn allow_backend(&mut self, prefix: &str) -> Result<(), Error> {
+        self.allow(prefix)?;
+        let url = self.prefixes.last().expect("allow pushed the prefix");
+        if let Some(url::Host::Domain(host)) = url.host() {
+            self.backends.insert(host.to_ascii_lowercase());
+        }
+        Ok(())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -89,6 +103,30 @@ impl Guard {
         !is_internal(ip)
             || self.addresses.contains(&ip)
             || self.networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether the client may connect to `ip`, which the name `host` resolved to: as
+    /// [`may_connect`](Self::may_connect), or any address but a link-local or metadata one
+    /// when `host` is a named back end.
+    pub(crate) fn may_connect_to(&self, host: &str, ip: IpAddr) -> bool {
+        self.may_connect(ip)
+            || (self.backends.contains(&host.to_ascii_lowercase()) && !is_metadata(canonical(ip)))
+    }
+}
+
+/// Link-local addresses (the cloud metadata address 169.254.169.254 among them) and the other
+/// clouds' metadata and platform addresses: never connected to, even for a back end.
+fn is_metadata(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_link_local()
+                || v4 == Ipv4Addr::new(100, 100, 100, 200)
+                || v4 == Ipv4Addr::new(168, 63, 129, 16)
+        }
+        IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
     }
 }
 
@@ -188,7 +226,7 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
-                .filter(|a| guard.may_connect(a.ip()))
+                .filter(|a| guard.may_connect_to(&host, a.ip()))
                 .collect();
             if addrs.is_empty() {
                 return Err(Box::new(RefusedAddress(host)) as _);
@@ -275,6 +313,37 @@ mod tests {
         g.allow_network("172.16.0.0/12".parse().unwrap());
         assert!(g.may_connect("172.18.0.5".parse().unwrap()));
         assert!(!g.may_connect("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_named_back_end_may_resolve_to_internal_addresses_but_not_metadata() {
+        let mut g = guard(&["https://site.example/"]);
+        g.allow_backend("http://Drupal:80/sites/default/files/")
+            .unwrap();
+        assert!(g.check("http://drupal/sites/default/files/a.tif").is_ok());
+        assert!(g.check("http://drupal/system/files/a.tif").is_err());
+        for ok in ["172.18.0.5", "127.0.0.1", "10.0.0.7", "fd12::3"] {
+            assert!(g.may_connect_to("drupal", ok.parse().unwrap()), "{ok}");
+            assert!(
+                !g.may_connect_to("site.example", ok.parse().unwrap()),
+                "{ok}"
+            );
+        }
+        for refused in [
+            "169.254.169.254",
+            "100.100.100.200",
+            "fe80::1",
+            "fd00:ec2::254",
+        ] {
+            assert!(
+                !g.may_connect_to("drupal", refused.parse().unwrap()),
+                "{refused}"
+            );
+        }
+        // A back end named by address is an ordinary allow-listed address.
+        let mut g = Guard::default();
+        g.allow_backend("http://127.0.0.1:8080/").unwrap();
+        assert!(g.may_connect("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

@@ -183,6 +183,24 @@ impl HttpSourceBuilder {
         self
     }
 
+    /// Allow URLs under `prefix` on a back end of the site itself, named by the operator (the
+    /// Drupal container of an Islandora site, `http://drupal/`): its host name may resolve to
+    /// loopback or private addresses, which [`allow`](Self::allow) refuses. Link-local and
+    /// cloud-metadata addresses stay refused. A prefix that is not an `http(s)` URL makes
+    /// [`build`](Self::build) fail.
+    ///
+    /// ```
+    /// # use tower_iiif::source::HttpSource;
+    /// let b = HttpSource::builder().allow_backend("http://drupal/sites/default/files/");
+    /// assert!(b.build().is_ok());
+    /// ```
+    pub fn allow_backend(mut self, prefix: &str) -> Self {
+        if let Err(e) = self.guard.allow_backend(prefix) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
     /// Allow connecting to addresses in `network` although they are loopback, private or
     /// link-local (e.g. the Docker network of a Drupal container). URLs must still be
     /// allow-listed.
