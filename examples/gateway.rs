@@ -35,13 +35,11 @@ async fn main() {
             eprintln!("cannot listen on {}: {e}", config.addr);
             std::process::exit(1);
         });
+    let site =
+        app::public_site(&config).map_or_else(|_| String::new(), |(origin, _)| origin.to_string());
     eprintln!(
-        "gateway listening on http://{} for {} (IIIF at {}), proxying to {}",
+        "gateway listening on http://{}: IIIF at {} for {site}, everything else proxied to {}",
         listener.local_addr().expect("bound"),
-        config
-            .cantaloupe_url
-            .trim_end_matches("/2")
-            .trim_end_matches("/iiif"),
         config.cantaloupe_url,
         config.drupal
     );

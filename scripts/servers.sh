@@ -229,11 +229,14 @@ http {
     }
     # The stand-in Drupal. Its log: method, raw request URI, status, body bytes, Range,
     # Authorization, Cookie, X-Forwarded-For/-Host/-Proto, X-Secret, the request body (JSON
-    # escaped), one request per line, fields separated by tabs.
-    log_format drupal escape=json '\$request_method\t\$request_uri\t\$status\t\$body_bytes_sent\t\$http_range\t\$http_authorization\t\$http_cookie\t\$http_x_forwarded_for\t\$http_x_forwarded_host\t\$http_x_forwarded_proto\t\$http_x_secret\t\$request_body';
+    # escaped), Host; one request per line, fields separated by tabs.
+    log_format drupal escape=json '\$request_method\t\$request_uri\t\$status\t\$body_bytes_sent\t\$http_range\t\$http_authorization\t\$http_cookie\t\$http_x_forwarded_for\t\$http_x_forwarded_host\t\$http_x_forwarded_proto\t\$http_x_secret\t\$request_body\t\$http_host';
     map \$http_authorization \$drupal_bearer { default 0; "Bearer test-token" 1; }
     map \$cookie_SSESStest \$drupal_session { default 0; "session-1" 1; }
     map "\$http_authorization\$http_cookie" \$drupal_anonymous { default 0; "" 1; }
+    # Drupal names its session cookie after the site's host: a session is valid only on a
+    # request for the public site, not for the back end's own address.
+    map \$http_host \$drupal_public_host { default 1; "localhost:$drupal_port" 0; "127.0.0.1:$drupal_port" 0; }
     server {
         listen 127.0.0.1:$drupal_port;
         access_log $DIR/logs/drupal.log drupal;
@@ -248,12 +251,12 @@ http {
         # Drupal streams Fedora's files through PHP: no Range.
         location /_flysystem/ { max_ranges 0; }
         location /system/files/ {
-            set \$drupal_ok "\$drupal_bearer\$drupal_session";
+            set \$drupal_ok "\$drupal_bearer\$drupal_session\$drupal_public_host";
             if (\$drupal_anonymous) {
                 add_header WWW-Authenticate 'Bearer realm="drupal"' always;
                 return 401;
             }
-            if (\$drupal_ok = "00") { return 403; }
+            if (\$drupal_ok !~ "^1|^011\$") { return 403; }
         }
         # The login form: the POST reaches /_login through a proxy pass, so that its body is
         # read and logged.

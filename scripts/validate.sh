@@ -215,6 +215,15 @@ if [[ "$SOURCE" != "fs" ]]; then
 fi
 
 # --- (d) validator runs --------------------------------------------------------
+# The gateway runs with ISLE's max_pixels (10,000,000), advertised as maxArea: there the spec
+# makes `^max` of the 1000x1000 test image 3162x3162, while the validator's size_up test
+# expects 1000x1000 (it assumes no limit). It is left out for the gateway only;
+# tests/gateway.rs checks the limit.
+if [[ "$SOURCE" == gateway ]]; then
+    kept=()
+    for t in "${OPTIONAL_TESTS[@]}"; do [[ "$t" == size_up ]] || kept+=("$t"); done
+    OPTIONAL_TESTS=("${kept[@]}")
+fi
 N3="$(count_tests 3.0 2)"
 N2="$(count_tests 2.0 2)"
 NOPT="${#OPTIONAL_TESTS[@]}"

@@ -109,6 +109,29 @@ async fn drupal_log(from: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// A string no other request of this test run carries.
+fn marker() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "m{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The stand-in Drupal's log lines since `from` whose request URI contains `needle` (tests
+/// run at once, so others' lines are interleaved).
+async fn drupal_lines(from: usize, needle: &str) -> Vec<Vec<String>> {
+    let lines: Vec<_> = drupal_log(from)
+        .await
+        .into_iter()
+        .filter(|l| l[1].contains(needle))
+        .collect();
+    assert!(!lines.is_empty(), "no request for {needle} reached Drupal");
+    lines
+}
+
 fn drupal_log_len() -> usize {
     std::fs::read_to_string(env("TOWER_IIIF_DRUPAL_LOG"))
         .unwrap_or_default()
@@ -273,6 +296,79 @@ async fn islandora_url_shapes_serve_what_disk_serves() {
     assert_eq!(r.status, 403);
 }
 
+/// Identifiers reach Drupal only under its file paths, however they are spelled; the caller's
+/// credentials go to Drupal only, not to another allowed site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifiers_reach_only_the_file_paths_and_credentials_only_drupal() {
+    let files = env("TOWER_IIIF_FILES_URL");
+    let gw = gateway(&[("GATEWAY_HTTP_ALLOW", &format!("{files}/files/"))]).await;
+    let info = |id: &str| format!("/cantaloupe/iiif/2/{}/info.json", urlencode(id));
+    for ok in [
+        format!("https://{gw}/{}", FILES[1]), // the site's other scheme
+        format!("http://{gw}/sites/default/files/2024-05/../2024-05/page1.jp2"),
+        format!("/{}", FILES[1]), // a site path with its leading slash
+    ] {
+        let r = get(gw, &info(&ok), &[]).await;
+        assert_eq!(r.status, 200, "{ok}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let from = drupal_log_len();
+    let mark = marker();
+    for refused in [
+        format!("http://{gw}/sites/default/files/../../{mark}"),
+        format!("http://{gw}/sites/default/files/%2e%2e/%2e%2e/{mark}"),
+        format!("http://{gw}@evil.example/sites/default/files/a.tif"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        format!("http://{gw}/{mark}"),
+    ] {
+        let r = get(gw, &info(&refused), &[]).await;
+        assert_eq!(
+            r.status,
+            403,
+            "{refused}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // Site paths outside the file paths name no image.
+    for nothing in [
+        format!("sites/default/files/../../{mark}"),
+        "//evil.example/sites/default/files/a.tif".to_owned(),
+        mark.clone(),
+    ] {
+        let r = get(gw, &info(&nothing), &[]).await;
+        assert_eq!(
+            r.status,
+            404,
+            "{nothing}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    assert!(
+        drupal_log(from).await.iter().all(|l| !l[1].contains(&mark)),
+        "a refused identifier reached Drupal"
+    );
+    // Another allowed site serves its file, and sees no credential.
+    let log = env("TOWER_IIIF_FILES_LOG");
+    let before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let creds = [
+        ("Authorization", "Bearer test-token"),
+        ("Cookie", "SSESStest=session-1"),
+    ];
+    let r = get(gw, &info(&format!("{files}/files/flat.jpg")), &creds).await;
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .skip(before)
+        .filter(|l| l.contains(" /files/flat.jpg "))
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| l.ends_with("\"-\"")), "{lines:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_files_need_the_callers_credentials_cache_hits_included() {
     let gw = gateway(&[]).await;
@@ -305,17 +401,32 @@ async fn private_files_need_the_callers_credentials_cache_hits_included() {
     assert_eq!((r.image().width(), r.image().height()), (256, 256));
     let cache_control = r.header("cache-control").unwrap();
     assert!(cache_control.contains("private"), "{cache_control}");
-    // The credential reached Drupal with each fetch.
-    let lines = drupal_log(from).await;
-    let fetches: Vec<_> = lines
-        .iter()
-        .filter(|l| l[1].starts_with("/system/files/"))
-        .collect();
-    assert!(!fetches.is_empty());
+    // The credential reached Drupal with each fetch, asked for as at the public site (Drupal
+    // names its session cookie after the host: the stand-in takes the session only so).
+    let fetches = drupal_lines(from, "/system/files/2024-05/private.tif").await;
+    assert!(
+        fetches.iter().all(|l| (l[5] == "Bearer test-token"
+            || l[6].contains("SSESStest=session-1"))
+            && l[12] == gw.to_string()
+            && l[8] == gw.to_string()
+            && l[9] == "http"),
+        "{fetches:?}"
+    );
+    // Several cookie fields (HTTP/2 sends them so) reach Drupal as one.
+    let from = drupal_log_len();
+    let tile2 = tile.replace("0,0,1024,1024", "1024,0,1024,1024");
+    let r = get(
+        gw,
+        &tile2,
+        &[("Cookie", "has_js=0"), ("Cookie", "SSESStest=session-1")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let fetches = drupal_lines(from, "/system/files/2024-05/private.tif").await;
     assert!(
         fetches
             .iter()
-            .all(|l| l[5] == "Bearer test-token" || l[6].contains("SSESStest=session-1")),
+            .all(|l| l[6] == "has_js=0; SSESStest=session-1"),
         "{fetches:?}"
     );
 
@@ -373,14 +484,20 @@ async fn drupal_pages_files_and_forms_pass_through_unchanged() {
     // A login form: the body reaches Drupal byte for byte; its 303 and both cookies come back
     // unchanged; hop-by-hop headers stop at the gateway; X-Forwarded-* are set.
     let body: &[u8] = b"name=tester&pass=p%C3%A4ss+word&form_id=user_login_form&op=Log+in";
-    let head = format!(
-        "POST /user/login?destination=/node/1 HTTP/1.1\r\nHost: {gw}\r\nContent-Type: \
-         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close, \
-         X-Secret\r\nX-Secret: hop\r\n\r\n",
-        body.len()
-    );
+    let (mark_g, mark_d) = (marker(), marker());
+    let head = |mark: &str| {
+        format!(
+            "POST /user/login?destination=/node/1&{mark} HTTP/1.1\r\nHost: {gw}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close, X-Secret\r\nX-Secret: hop\r\n\r\n",
+            body.len()
+        )
+    };
     let from = drupal_log_len();
-    let (g, d) = (send(gw, &head, body).await, send(drupal, &head, body).await);
+    let (g, d) = (
+        send(gw, &head(&mark_g), body).await,
+        send(drupal, &head(&mark_d), body).await,
+    );
     assert_eq!((g.status, d.status), (303, 303));
     assert_eq!(g.header("location"), Some("/user/1"));
     let cookies = |r: &Reply| -> Vec<String> {
@@ -392,22 +509,50 @@ async fn drupal_pages_files_and_forms_pass_through_unchanged() {
     };
     assert_eq!(cookies(&g), cookies(&d));
     assert_eq!(cookies(&g).len(), 2);
-    let lines = drupal_log(from).await;
-    let via_gateway = &lines[0];
+    let via_gateway = &drupal_lines(from, &mark_g).await[0];
+    let direct = &drupal_lines(from, &mark_d).await[0];
     assert_eq!(via_gateway[0], "POST");
-    assert_eq!(via_gateway[1], "/user/login?destination=/node/1");
+    assert_eq!(
+        via_gateway[1],
+        format!("/user/login?destination=/node/1&{mark_g}")
+    );
     assert_eq!(via_gateway[11], String::from_utf8(body.to_vec()).unwrap());
     assert_eq!(via_gateway[7], "127.0.0.1"); // X-Forwarded-For
     assert_eq!(via_gateway[8], gw.to_string()); // X-Forwarded-Host
     assert_eq!(via_gateway[9], "http"); // X-Forwarded-Proto
     assert_eq!(via_gateway[10], ""); // X-Secret, named by Connection, was dropped
-    assert_eq!(lines[1][10], "hop"); // (sent straight to Drupal, it arrives)
+    assert_eq!(direct[10], "hop"); // (sent straight to Drupal, it arrives)
 
     // Encoded characters in a path reach Drupal as they were sent.
     let from = drupal_log_len();
-    let r = get(gw, "/search%2Fall?q=a+b%26c", &[]).await;
+    let path = format!("/search%2Fall-{}?q=a+b%26c", marker());
+    let r = get(gw, &path, &[]).await;
     assert_eq!(r.status, 404);
-    assert_eq!(drupal_log(from).await[0][1], "/search%2Fall?q=a+b%26c");
+    assert_eq!(drupal_lines(from, &path).await[0][1], path);
+
+    // A client's own forwarding headers are replaced; a trusted proxy's are kept, the proxy
+    // appended to X-Forwarded-For.
+    let forged = [
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let from = drupal_log_len();
+    let path = format!("/?{}", marker());
+    get(gw, &path, &forged).await;
+    let line = &drupal_lines(from, &path).await[0];
+    assert_eq!(
+        (&*line[7], &*line[8], &*line[9]),
+        ("127.0.0.1", &*gw.to_string(), "http")
+    );
+    let behind = gateway(&[("GATEWAY_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let path = format!("/?{}", marker());
+    get(behind, &path, &forged).await;
+    let line = &drupal_lines(from, &path).await[0];
+    assert_eq!(
+        (&*line[7], &*line[8], &*line[9]),
+        ("6.6.6.6, 127.0.0.1", "evil.example", "https")
+    );
 
     // Drupal down: 502 with one line, and the IIIF side answers for itself.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();

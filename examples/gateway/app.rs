@@ -15,9 +15,9 @@ use tower_iiif::base_uri::SetBaseUriLayer;
 use tower_iiif::cache::{FsCache, MemoryCache};
 use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
 use tower_iiif::limit::PixelLimitLayer;
-use tower_iiif::request::ApiVersion;
-use tower_iiif::source::{HttpSource, KeyTemplate, Keyed, Routes, SourceCache};
-use tower_iiif::{IiifBody, IiifService};
+use tower_iiif::request::{ApiVersion, Identifier};
+use tower_iiif::source::{AnySource, HttpSource, Resolved, Resolver, SourceCache};
+use tower_iiif::{Error, IiifBody, IiifService};
 use url::Url;
 
 #[path = "proxy.rs"]
@@ -44,7 +44,8 @@ usage: gateway [FLAGS]; each flag can also be set by the environment variable af
   --trusted-proxy CIDR...   GATEWAY_TRUSTED_PROXIES       proxies in front (Traefik) whose
                                                           X-Forwarded-* are kept
   --cache-control VALUE     GATEWAY_CACHE_CONTROL         Cache-Control of public images
-Environment variables take comma-separated lists; a flag given overrides its variable.";
+Environment variables take comma-separated lists (empty: none); a flag given overrides its
+variable.";
 
 /// The gateway's settings.
 #[derive(Clone, Debug)]
@@ -155,9 +156,15 @@ pub fn parse(
         ("GATEWAY_CACHE_CONTROL", "cache-control"),
     ];
     let mut config = Config::default();
+    const LISTS: [&str; 4] = ["forward-header", "file-path", "http-allow", "trusted-proxy"];
     for (var, name) in VARS {
-        if let Some(value) = env(var).filter(|v| !v.is_empty()) {
-            set(&mut config, name, &value, false).map_err(|e| format!("{var}: {e}"))?;
+        // An empty list variable empties the list (`GATEWAY_FORWARD_HEADERS=` forwards
+        // nothing); other empty variables are as if unset.
+        match env(var) {
+            Some(value) if !value.is_empty() || LISTS.contains(&name) => {
+                set(&mut config, name, &value, false).map_err(|e| format!("{var}: {e}"))?;
+            }
+            _ => {}
         }
     }
     // A repeatable flag replaces the variable's list the first time it is given.
@@ -190,6 +197,9 @@ pub fn public_site(config: &Config) -> Result<(Url, String), String> {
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(bad("not an http(s) URL"));
     }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(bad("a user name, password or fragment has no place here"));
+    }
     let mount = url
         .path()
         .trim_end_matches('/')
@@ -202,43 +212,125 @@ pub fn public_site(config: &Config) -> Result<(Url, String), String> {
     Ok((origin, mount))
 }
 
-/// The image sources: identifiers that are URLs of the public site, or site-relative paths
-/// (Islandora's `use_relative_paths`), are fetched from the Drupal upstream directly under the
-/// allowed file paths; other URLs only under `--http-allow`.
-fn sources(config: &Config, origin: &Url) -> Result<Routes, String> {
-    let mut http = HttpSource::builder();
+/// The public site as identifiers name it: host (lower case) and explicit port, if any.
+#[derive(Clone, Debug)]
+struct Site {
+    host: String,
+    port: Option<u16>,
+}
+
+/// Where an identifier's image is fetched from.
+#[derive(Debug, PartialEq, Eq)]
+enum Fetch {
+    /// From the Drupal upstream, at this URL.
+    Drupal(String),
+    /// From another allowed site, at this URL (without the caller's credentials).
+    Elsewhere(String),
+    /// Nowhere: a site path outside the file paths names no image (404).
+    Nothing,
+}
+
+/// An identifier that is a URL of the public site (either scheme, any spelling of its host),
+/// or a site path (Islandora's `use_relative_paths`), is fetched from Drupal at the same path
+/// and query; any other URL from elsewhere. URLs are checked against the allowed prefixes by
+/// the sources (outside them: 403); a site path outside the file paths is no image (404).
+fn route(id: &str, site: &Site, drupal: &str, file_paths: &[String]) -> Fetch {
+    match Url::parse(id) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            let ours = url.host_str() == Some(site.host.as_str())
+                && url.port() == site.port
+                && url.username().is_empty()
+                && url.password().is_none();
+            match ours {
+                true => {
+                    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+                    Fetch::Drupal(format!("{drupal}{}{query}", url.path()))
+                }
+                false => Fetch::Elsewhere(id.to_owned()),
+            }
+        }
+        Ok(_) => Fetch::Elsewhere(id.to_owned()),
+        Err(_) => {
+            let url = format!("{drupal}/{}", id.trim_start_matches('/'));
+            // `..` resolved as the source will resolve it.
+            let path = Url::parse(&url).map(|u| u.path().to_owned());
+            match path {
+                Ok(p) if file_paths.iter().any(|f| p.starts_with(f.as_str())) => Fetch::Drupal(url),
+                _ => Fetch::Nothing,
+            }
+        }
+    }
+}
+
+/// The image source: Drupal's files through the upstream, with the caller's credentials and as
+/// if asked for at the public site (its `Host`, `X-Forwarded-Proto` and `-Host`), under the
+/// allowed file paths only; other URLs only under `--http-allow`, without credentials.
+fn sources(config: &Config, origin: &Url) -> Result<Resolver, String> {
+    let source_cache = match &config.cache_dir {
+        Some(dir) => {
+            let dir = dir.join("sources");
+            let cache = SourceCache::new(&dir, 10 << 30)
+                .map_err(|e| format!("source cache {}: {e}", dir.display()))?;
+            Some(cache)
+        }
+        None => None,
+    };
+    let host = origin.host_str().expect("checked by public_site");
+    let public_host = match origin.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let mut drupal = HttpSource::builder()
+        .header("Host", &public_host)
+        .header("X-Forwarded-Host", &public_host)
+        .header("X-Forwarded-Proto", origin.scheme());
     for path in &config.file_paths {
         let path = format!("/{}/", path.trim_matches('/'));
         // The upstream is the site's own back end, on a private network.
-        http = http.allow_backend(&format!("{}{path}", config.drupal));
-    }
-    for prefix in &config.http_allow {
-        http = http.allow(prefix);
+        drupal = drupal.allow_backend(&format!("{}{path}", config.drupal));
     }
     for name in &config.forward_headers {
-        http = http.forward_header(name);
+        drupal = drupal.forward_header(name);
     }
-    if let Some(dir) = &config.cache_dir {
-        let dir = dir.join("sources");
-        let cache = SourceCache::new(&dir, 10 << 30)
-            .map_err(|e| format!("source cache {}: {e}", dir.display()))?;
-        http = http.source_cache(cache);
+    if let Some(cache) = &source_cache {
+        drupal = drupal.source_cache(cache.clone());
     }
-    let http = http.build().map_err(|e| format!("HTTP source: {e}"))?;
-    let drupal = Keyed::new(
-        http.clone(),
-        KeyTemplate::prefix(format!("{}/", config.drupal)),
+    let drupal = AnySource::new(drupal.build().map_err(|e| format!("HTTP source: {e}"))?);
+    let mut elsewhere = HttpSource::builder();
+    for prefix in &config.http_allow {
+        elsewhere = elsewhere.allow(prefix);
+    }
+    if let Some(cache) = source_cache {
+        elsewhere = elsewhere.source_cache(cache);
+    }
+    let elsewhere = AnySource::new(
+        elsewhere
+            .build()
+            .map_err(|e| format!("--http-allow: {e}"))?,
     );
-    // `https://site.example/`, and its `http://` twin: Drupal behind a TLS proxy may write
-    // either.
-    let host = &origin.as_str()[origin.scheme().len() + 3..];
-    let host = host.trim_end_matches('/');
-    Ok(Routes::new()
-        .prefix(format!("https://{host}/"), drupal.clone())
-        .prefix(format!("http://{host}/"), drupal.clone())
-        .scheme("https", http.clone())
-        .scheme("http", http)
-        .fallback(drupal))
+    let site = Site {
+        host: host.to_ascii_lowercase(),
+        port: origin.port(),
+    };
+    let upstream = config.drupal.clone();
+    let file_paths: Vec<String> = config
+        .file_paths
+        .iter()
+        .map(|p| format!("/{}/", p.trim_matches('/')))
+        .collect();
+    let (d, e) = (drupal.clone(), elsewhere.clone());
+    Ok(Resolver::new(move |id: Identifier, _request| {
+        let fetch = route(id.as_str(), &site, &upstream, &file_paths);
+        let (drupal, elsewhere) = (d.clone(), e.clone());
+        async move {
+            match fetch {
+                Fetch::Drupal(url) => Resolved::new(drupal, url),
+                Fetch::Elsewhere(url) => Resolved::new(elsewhere, url),
+                Fetch::Nothing => Err(Error::not_found("no image of the site has this path")),
+            }
+        }
+    })
+    .checking([drupal, elsewhere]))
 }
 
 type Stacked = BoxCloneSyncService<Request, Response<IiifBody>, Infallible>;
@@ -246,7 +338,7 @@ type Stacked = BoxCloneSyncService<Request, Response<IiifBody>, Infallible>;
 /// The layers of each mount: the public base URI, Cache-Control, and `max_pixels` as
 /// Cantaloupe's, except that a size over it (`full/full` of a large image, which Islandora's
 /// manifests ask for) is scaled down to fit instead of refused.
-fn stack(svc: IiifService<Routes>, config: &Config, origin: &Url) -> Result<Stacked, String> {
+fn stack(svc: IiifService<Resolver>, config: &Config, origin: &Url) -> Result<Stacked, String> {
     let base = SetBaseUriLayer::fixed(origin.as_str().trim_end_matches('/'))
         .trusted_proxies(&config.trusted_proxies)
         .map_err(|e| format!("--trusted-proxy: {e}"))?;

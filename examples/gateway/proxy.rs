@@ -39,8 +39,6 @@ pub struct Proxy {
     public_scheme: String,
     /// Proxies in front of the gateway (Traefik) whose `X-Forwarded-*` are kept.
     trusted: Vec<IpNet>,
-    /// How long the upstream may take to start answering.
-    timeout: Duration,
 }
 
 impl Proxy {
@@ -50,9 +48,13 @@ impl Proxy {
         let uri: Uri = upstream
             .parse()
             .map_err(|e| format!("Drupal upstream {upstream:?}: {e}"))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        if uri.scheme_str() != Some("http")
+            || uri.authority().is_none()
+            || !matches!(uri.path(), "" | "/")
+            || uri.query().is_some()
+        {
             return Err(format!(
-                "Drupal upstream {upstream:?}: expected http://HOST[:PORT]"
+                "Drupal upstream {upstream:?}: expected http://HOST[:PORT], without a path"
             ));
         }
         let mut connector = HttpConnector::new();
@@ -66,18 +68,18 @@ impl Proxy {
             upstream: format!("http://{}", uri.authority().expect("checked")),
             public_scheme: public_scheme.to_owned(),
             trusted,
-            // Traefik's readTimeout in ISLE.
-            timeout: Duration::from_secs(60),
         })
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical(); // `::ffff:172.18.0.3` on a dual-stack socket
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 }
 
 /// The axum handler: forward the request, stream the answer back; 502 when the upstream cannot
-/// be reached, 504 when it does not answer in time.
+/// be reached. As Traefik by default, no time limit on the upstream's answer (an upload, an
+/// export), only on connecting.
 pub async fn forward(
     State(proxy): State<Proxy>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -88,7 +90,8 @@ pub async fn forward(
     let Ok(uri) = format!("{}{path}", proxy.upstream).parse::<Uri>() else {
         return (StatusCode::BAD_REQUEST, "malformed request target\n").into_response();
     };
-    // HTTP/2 requests carry the host in the URI, not in a Host header.
+    // HTTP/2 requests carry the host in the URI, not in a Host header, and may split cookies
+    // into several fields, which HTTP/1.1 wants joined (RFC 9113, section 8.2.3).
     if !parts.headers.contains_key(header::HOST)
         && let Some(host) = parts
             .uri
@@ -97,18 +100,19 @@ pub async fn forward(
     {
         parts.headers.insert(header::HOST, host);
     }
+    join_cookies(&mut parts.headers);
     strip_hop_by_hop(&mut parts.headers);
     set_forwarded(&proxy, peer.ip(), &mut parts.headers);
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let req = http::Request::from_parts(parts, body);
-    match tokio::time::timeout(proxy.timeout, proxy.client.request(req)).await {
-        Ok(Ok(res)) => {
+    match proxy.client.request(req).await {
+        Ok(res) => {
             let (mut parts, body) = res.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Body::new(body))
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             eprintln!("gateway: Drupal upstream: {e}");
             (
                 StatusCode::BAD_GATEWAY,
@@ -116,11 +120,20 @@ pub async fn forward(
             )
                 .into_response()
         }
-        Err(_) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "the site's upstream did not answer in time\n",
-        )
-            .into_response(),
+    }
+}
+
+/// Several `Cookie` fields as one.
+fn join_cookies(headers: &mut HeaderMap) {
+    let values: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if values.len() > 1
+        && let Ok(joined) = HeaderValue::from_bytes(&values.join(&b"; "[..]))
+    {
+        headers.insert(header::COOKIE, joined);
     }
 }
 
@@ -138,40 +151,56 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The forwarding headers a client could forge: from a peer that is not a trusted proxy they
+/// are removed before the gateway sets its own.
+const FORWARDING: [&str; 3] = ["forwarded", "x-real-ip", "x-forwarded-"];
+
 /// `X-Forwarded-For` (the peer appended to a trusted proxy's list, else the peer alone),
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` (a trusted proxy's, else the public scheme and
-/// the request's `Host`).
+/// the request's `Host`). From any other peer, every forwarding header (`Forwarded`,
+/// `X-Real-IP`, `X-Forwarded-*`) is dropped first.
 fn set_forwarded(proxy: &Proxy, peer: IpAddr, headers: &mut HeaderMap) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let peer = peer.to_canonical();
     let trusted = proxy.trusts(peer);
-    let earlier = trusted
-        .then(|| {
-            let all: Vec<&str> = headers
-                .get_all(&XFF)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            (!all.is_empty()).then(|| all.join(", "))
-        })
-        .flatten();
-    let xff = match earlier {
-        Some(list) => format!("{list}, {peer}"),
-        None => peer.to_string(),
+    if !trusted {
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let k = k.as_str();
+                FORWARDING.iter().any(|f| match f.strip_suffix('-') {
+                    Some(_) => k.starts_with(f),
+                    None => k == *f,
+                })
+            })
+            .cloned()
+            .collect();
+        for name in forged {
+            headers.remove(name);
+        }
+    }
+    let earlier: Vec<&str> = headers
+        .get_all(&XFF)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let xff = match earlier.is_empty() {
+        true => peer.to_string(),
+        false => format!("{}, {peer}", earlier.join(", ")),
     };
     headers.insert(
         XFF,
         HeaderValue::from_str(&xff).expect("addresses are ASCII"),
     );
-    if !trusted || !headers.contains_key(&PROTO) {
+    if !headers.contains_key(&PROTO) {
         let scheme = HeaderValue::from_str(&proxy.public_scheme).expect("a URL scheme");
         headers.insert(PROTO, scheme);
     }
-    if !trusted || !headers.contains_key(&HOST) {
-        match headers.get(header::HOST).cloned() {
-            Some(host) => headers.insert(HOST, host),
-            None => headers.remove(HOST),
-        };
+    if !headers.contains_key(&HOST)
+        && let Some(host) = headers.get(header::HOST).cloned()
+    {
+        headers.insert(HOST, host);
     }
 }

@@ -73,6 +73,8 @@ struct Inner {
     client: reqwest::Client,
     guard: Arc<Guard>,
     forward: Vec<HeaderName>,
+    /// Headers sent with every request to the identifier's origin.
+    fixed: HeaderMap,
     /// Probes (HEAD) by credential digest and URL: the metadata, or the refusal.
     probes: Cache<(u64, String), (Result<Probe, Error>, Instant)>,
     probe_ttl: Duration,
@@ -117,6 +119,7 @@ pub struct HttpSourceBuilder {
     guard: Guard,
     error: Option<Error>,
     forward: Vec<HeaderName>,
+    fixed: HeaderMap,
     connect_timeout: Duration,
     read_timeout: Duration,
     total_timeout: Duration,
@@ -142,6 +145,7 @@ impl HttpSource {
             guard: Guard::default(),
             error: None,
             forward: Vec::new(),
+            fixed: HeaderMap::new(),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             total_timeout: Duration::from_secs(120),
@@ -229,6 +233,38 @@ impl HttpSourceBuilder {
             Ok(n) => self.forward.push(n),
             Err(_) => {
                 let e = Error::internal(format!("forwarded header {name:?}: not a header name"));
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Send the header `name: value` with every request to the identifier's origin (never
+    /// across a redirect to another), e.g. `Host` and `X-Forwarded-Proto` of the public site
+    /// when the images are fetched from its back end, so that the back end answers as it
+    /// answers the public (Drupal names its session cookie after the host and scheme). An
+    /// invalid name or value makes [`build`](Self::build) fail.
+    ///
+    /// ```
+    /// # use tower_iiif::source::HttpSource;
+    /// let b = HttpSource::builder()
+    ///     .allow_backend("http://drupal/sites/default/files/")
+    ///     .header("Host", "site.example")
+    ///     .header("X-Forwarded-Proto", "https");
+    /// assert!(b.build().is_ok());
+    /// assert!(HttpSource::builder().header("Host", "a\nb").build().is_err());
+    /// ```
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                self.fixed.insert(n, v);
+            }
+            _ => {
+                let e =
+                    Error::internal(format!("header {name:?}: {value:?} is not a valid header"));
                 self.error.get_or_insert(e);
             }
         }
@@ -359,6 +395,7 @@ impl HttpSourceBuilder {
                 client,
                 guard,
                 forward: self.forward,
+                fixed: self.fixed,
                 probes: Cache::new(10_000),
                 probe_ttl: self.probe_ttl,
                 chunks: Chunks::new(self.chunk_size, self.chunk_cache_bytes),
@@ -377,7 +414,17 @@ impl Inner {
     fn credentials(&self, request: &SourceRequest) -> (HeaderMap, u64) {
         let mut creds = HeaderMap::new();
         for name in &self.forward {
-            for value in request.headers().get_all(name) {
+            let values = request.headers().get_all(name);
+            // Cookies arrive in several fields over HTTP/2; HTTP/1.1 wants one (RFC 9113,
+            // section 8.2.3).
+            if name == header::COOKIE && values.iter().nth(1).is_some() {
+                let joined: Vec<&[u8]> = values.iter().map(HeaderValue::as_bytes).collect();
+                if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+                    creds.insert(header::COOKIE, v);
+                }
+                continue;
+            }
+            for value in values {
                 creds.append(name.clone(), value.clone());
             }
         }
@@ -398,7 +445,7 @@ impl Inner {
         for hop in 0..=self.max_redirects {
             let mut req = self.client.request(method.clone(), url.clone());
             if url.origin() == origin {
-                req = req.headers(creds.clone());
+                req = req.headers(self.fixed.clone()).headers(creds.clone());
             }
             if let Some(r) = range {
                 req = req.header(header::RANGE, format!("bytes={}-{}", r.start, r.end - 1));
@@ -846,5 +893,25 @@ mod tests {
         assert_eq!(digest(&h("Bearer a")), digest(&h("Bearer a")));
         assert_ne!(digest(&h("Bearer a")), digest(&h("Bearer b")));
         assert_ne!(digest(&h("Bearer a")), digest(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn forwarded_cookies_are_joined_into_one_field() {
+        let source = HttpSource::builder()
+            .forward_header("cookie")
+            .forward_header("authorization")
+            .build()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, "a=1".parse().unwrap());
+        headers.append(header::COOKIE, "SSESSx=2".parse().unwrap());
+        headers.append(header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        headers.append(header::ACCEPT, "*/*".parse().unwrap());
+        let request = SourceRequest::new(headers, None, None);
+        let (creds, _) = source.inner.credentials(&request);
+        assert_eq!(creds.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(creds[header::COOKIE], "a=1; SSESSx=2");
+        assert_eq!(creds[header::AUTHORIZATION], "Bearer t");
+        assert!(!creds.contains_key(header::ACCEPT));
     }
 }
