@@ -223,11 +223,21 @@ async fn hostile_requests_get_client_errors() {
             format!("/iiif/3/{VALIDATOR_ID}/full/max/0/default.exe"),
             &[400],
         ),
+        // Malformed percent-encoding is a malformed request.
+        ("/iiif/3/%/info.json".to_owned(), &[400]),
+        ("/iiif/3/100%25%zz/info.json".to_owned(), &[400]),
+        ("/iiif/3/a%2/full/max/0/default.jpg".to_owned(), &[400]),
+        // An empty identifier is never redirected (to `info.json/info.json`).
+        ("/iiif/3//info.json".to_owned(), &[400, 404]),
+        ("/iiif/3//".to_owned(), &[400, 404]),
+        ("/iiif/2//info.json".to_owned(), &[400, 404]),
+        ("/iiif/3//full/max/0/default.jpg".to_owned(), &[400, 404]),
     ];
     for (path, allowed) in rows {
         let r = get(addr, &path).await;
         assert!(allowed.contains(&r.status), "{path}: {}", r.status);
         assert!(r.status < 500);
+        assert_eq!(r.header("location"), None, "{path}");
     }
     // The server is still up.
     assert_eq!(
@@ -303,4 +313,86 @@ async fn concurrent_tile_burst() {
             );
         }
     }
+}
+
+/// GIF and WebP sources (Cantaloupe reads both): info.json, a scaled image and a region, with
+/// the colours of the source where they belong; a file of no format we read is a 501 and a
+/// broken PNG a 500, each with one line and no decoder's debug output.
+#[tokio::test]
+async fn gif_and_webp_sources_and_clean_errors_for_the_rest() {
+    use tower_iiif::__private::{EncodeOptions, Layout, Pixels, encode};
+    use tower_iiif::request::Format;
+    let dir = std::env::temp_dir().join(format!("tower-iiif-e2e-formats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 64x48: red left half, blue right half, a green bottom-right quarter.
+    let mut data = Vec::new();
+    for y in 0..48 {
+        for x in 0..64 {
+            data.extend_from_slice(match (x < 32, y < 24) {
+                (true, _) => &[220u8, 20, 20][..],
+                (false, true) => &[20, 20, 220],
+                (false, false) => &[20, 200, 20],
+            });
+        }
+    }
+    let px = Pixels::from_vec(64, 48, Layout::Rgb, data).unwrap();
+    for (name, format) in [("pic.gif", Format::Gif), ("pic.webp", Format::Webp)] {
+        let bytes = encode(&px, format, &EncodeOptions::default()).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let mut broken_png = b"\x89PNG\r\n\x1a\n".to_vec();
+    broken_png.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
+    std::fs::write(dir.join("broken.png"), broken_png).unwrap();
+    std::fs::write(dir.join("pic.bmp.txt"), b"BM6\0\0\0 not an image we read").unwrap();
+    let v3 = IiifService::new(FsSource::new(&dir).unwrap());
+    let addr = spawn_axum(axum::Router::new().nest_service("/iiif/3", v3)).await;
+
+    for id in ["pic.gif", "pic.webp", "pic"] {
+        let info = get(addr, &format!("/iiif/3/{id}/info.json")).await;
+        assert_eq!(info.status, 200, "{id}");
+        assert_eq!(
+            (info.json()["width"].clone(), info.json()["height"].clone()),
+            (64.into(), 48.into())
+        );
+        let img = get(addr, &format!("/iiif/3/{id}/full/32,/0/default.png")).await;
+        assert_eq!(img.status, 200, "{id}");
+        let out = img.image();
+        assert_eq!((out.width(), out.height()), (32, 24));
+        let at = |p: &Pixels, x: u32, y: u32| {
+            let c = p.layout().channels();
+            p.data()[((y * p.width() + x) as usize) * c..][..3].to_vec()
+        };
+        let near = |a: Vec<u8>, b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 12);
+        assert!(
+            near(at(&out, 4, 4), [220, 20, 20]),
+            "{id}: {:?}",
+            at(&out, 4, 4)
+        );
+        assert!(
+            near(at(&out, 28, 4), [20, 20, 220]),
+            "{id}: {:?}",
+            at(&out, 28, 4)
+        );
+        assert!(
+            near(at(&out, 28, 20), [20, 200, 20]),
+            "{id}: {:?}",
+            at(&out, 28, 20)
+        );
+        // A region of the green quarter, at full size.
+        let img = get(addr, &format!("/iiif/3/{id}/40,30,8,8/max/0/default.png")).await;
+        let out = img.image();
+        assert_eq!((out.width(), out.height()), (8, 8));
+        assert!(near(at(&out, 4, 4), [20, 200, 20]), "{id}");
+    }
+    for (id, status) in [("pic.bmp.txt", 501), ("broken.png", 500)] {
+        let r = get(addr, &format!("/iiif/3/{id}/info.json")).await;
+        assert_eq!(r.status, status, "{id}");
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(body.trim().lines().count(), 1, "{id}: {body}");
+        assert!(
+            !body.contains(['{', '}']) && !body.contains("::"),
+            "{id}: {body}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -192,11 +192,18 @@ fn valid_scheme(proto: &str) -> Option<&'static str> {
     }
 }
 
+/// The longest forwarded host accepted: a DNS name (253), brackets or a port.
+const MAX_HOST: usize = 262;
+/// The longest forwarded path accepted (`X-Forwarded-Path` / `-Prefix`).
+const MAX_PATH: usize = 1024;
+
 /// `host[:port]` split into the host (IPv6 literals keep their brackets) and the port, or
-/// `None` when the value holds anything but host characters or is malformed.
+/// `None` when the value holds anything but host characters, is malformed or longer than a
+/// host name can be.
 pub(super) fn valid_host(value: &str) -> Option<(&str, Option<u16>)> {
     let s = value.trim();
     if s.is_empty()
+        || s.len() > MAX_HOST
         || !s
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
@@ -240,10 +247,11 @@ fn valid_port(value: &str) -> Option<u16> {
 
 /// A path from `X-Forwarded-Path` / `-Prefix`: starts with `/`, only URI path characters
 /// (RFC 3986 `pchar`, `/`, `%`; so no `?`, `#`, spaces, quotes, `<>` or control characters);
-/// trailing slashes are stripped (`/` alone becomes the empty path).
+/// trailing slashes are stripped (`/` alone becomes the empty path); at most 1,024 bytes.
 fn valid_path(value: &str) -> Option<&str> {
     let p = value.trim();
     let ok = p.starts_with('/')
+        && p.len() <= MAX_PATH
         && p.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&b));
     ok.then(|| p.trim_end_matches('/'))
@@ -535,6 +543,12 @@ mod tests {
         ] {
             assert_eq!(valid_host(bad), None, "{bad:?}");
         }
+        // Length caps: a host name of 253 and a port pass, 5,000 characters do not.
+        let name = format!("{}.example", "a".repeat(245));
+        assert!(valid_host(&format!("{name}:8443")).is_some());
+        assert_eq!(valid_host(&"a".repeat(5000)), None);
+        assert_eq!(valid_path(&format!("/{}", "a".repeat(5000))), None);
+        assert!(valid_path(&format!("/{}", "a".repeat(1000))).is_some());
         assert_eq!(valid_port("443"), Some(443));
         assert_eq!(valid_port("00443"), Some(443));
         assert_eq!(valid_port("443000"), None);

@@ -26,7 +26,7 @@ fn options() -> DecoderOptions {
 }
 
 fn source_error(e: DecodeErrors) -> Error {
-    Error::source(format!("cannot decode JPEG: {e}"))
+    super::decode_error("JPEG", e)
 }
 
 /// What the frame and APP headers say: everything [`read_header`] and [`decode`] need.

@@ -1,16 +1,20 @@
 //! Decoding source files and encoding responses.
 //!
-//! Sources are JPEG, PNG and TIFF, recognised by their magic bytes ([`sniff`]). [`read_header`]
+//! Sources are JPEG, PNG, TIFF, JPEG 2000, GIF and WebP, recognised by their magic bytes
+//! ([`sniff`]). [`read_header`]
 //! reads only what `info.json` needs; [`decode`] turns a whole file into 8-bit [`Pixels`],
 //! upright (EXIF or TIFF orientation applied) and checked against a [`Budget`] before the big
 //! buffers are allocated. [`encode`] writes any [`Pixels`] as one of the output [`Format`]s.
 //!
 //! No decoder error panics or aborts: every failure of a source file is an
-//! [`ErrorKind::Source`](crate::ErrorKind::Source) error (500), every failure to encode an
+//! [`ErrorKind::Source`](crate::ErrorKind::Source) error (500) with a one-line message (never
+//! a decoder's debug output, see [`decode_error`]), a file of no format we read a
+//! [`ErrorKind::NotImplemented`](crate::ErrorKind::NotImplemented) one (501), every failure to encode an
 //! [`ErrorKind::Internal`](crate::ErrorKind::Internal) one, except output sizes a format cannot
 //! hold, which are [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest).
 
 mod gif;
+mod gif_source;
 mod jpeg;
 #[cfg(not(feature = "turbojpeg"))]
 pub(crate) mod libjpeg;
@@ -35,6 +39,7 @@ pub(crate) fn scaled_size((w, h): (u32, u32), shift: u32) -> (u32, u32) {
     (w.div_ceil(d), h.div_ceil(d))
 }
 mod webp;
+mod webp_source;
 
 pub(crate) use self::orientation::Orientation;
 pub(crate) use crate::request::Format;
@@ -54,10 +59,15 @@ pub(crate) enum SourceFormat {
     Tiff,
     /// JPEG 2000: JP2 files and raw codestreams, HTJ2K included.
     Jp2,
+    /// GIF (the first frame of an animated one, on its logical screen).
+    Gif,
+    /// WebP (lossy, lossless, alpha; the first frame of an animated one).
+    Webp,
 }
 
 /// Recognise a source format by its magic bytes: JPEG `FF D8 FF`, the PNG signature, TIFF
-/// `II*\0` / `MM\0*` and BigTIFF `II+\0` / `MM\0+`.
+/// `II*\0` / `MM\0*` and BigTIFF `II+\0` / `MM\0+`, JPEG 2000's, GIF `GIF87a` / `GIF89a`,
+/// WebP `RIFF....WEBP`.
 pub(crate) fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
     const TIFF: [&[u8]; 4] = [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"];
@@ -69,6 +79,10 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
         Some(SourceFormat::Tiff)
     } else if jp2::sniff(bytes) {
         Some(SourceFormat::Jp2)
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some(SourceFormat::Gif)
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        Some(SourceFormat::Webp)
     } else {
         None
     }
@@ -102,7 +116,33 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
         Some(SourceFormat::Png) => self::png::read_header(bytes),
         Some(SourceFormat::Tiff) => self::tiff::read_header(bytes),
         Some(SourceFormat::Jp2) => jp2_header(&jp2::read_info(bytes).map_err(jp2_error)?),
-        None => Err(Error::source("unsupported source format")),
+        Some(SourceFormat::Gif) => gif_source::read_header(bytes),
+        Some(SourceFormat::Webp) => webp_source::read_header(bytes),
+        None => Err(unsupported()),
+    }
+}
+
+/// The answer for a file of no format we read: 501, one line.
+pub(crate) fn unsupported() -> Error {
+    Error::new(
+        crate::ErrorKind::NotImplemented,
+        "unsupported source format (this server reads JPEG, PNG, TIFF, JPEG 2000, GIF and WebP)",
+    )
+}
+
+/// A decoder's error as a one-line source error: `cannot decode {format}: {e}` when `e` reads
+/// as a sentence, else `cannot decode {format}: corrupt or truncated data` (decoders' messages
+/// may carry their debug output, which no response should).
+pub(crate) fn decode_error(format: &str, e: impl std::fmt::Display) -> Error {
+    let text = e.to_string();
+    let clean = !text.is_empty()
+        && text.len() <= 160
+        && !text.contains(['{', '}', '\n', '\r', '`'])
+        && !text.contains("::")
+        && text.chars().all(|c| !c.is_control());
+    match clean {
+        true => Error::source(format!("cannot decode {format}: {text}")),
+        false => Error::source(format!("cannot decode {format}: corrupt or truncated data")),
     }
 }
 
@@ -157,7 +197,9 @@ pub fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
             };
             jp2_pixels(jp2::decode(bytes, &req).map_err(jp2_error)?)
         }
-        None => Err(Error::source("unsupported source format")),
+        Some(SourceFormat::Gif) => gif_source::decode(bytes, budget),
+        Some(SourceFormat::Webp) => webp_source::decode(bytes, budget),
+        None => Err(unsupported()),
     }
 }
 
@@ -418,15 +460,19 @@ mod tests {
         for magic in [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"] {
             assert_eq!(sniff(magic), Some(SourceFormat::Tiff));
         }
-        let junk: [&[u8]; 8] = [
+        assert_eq!(sniff(b"GIF87a\x01\0"), Some(SourceFormat::Gif));
+        assert_eq!(sniff(b"GIF89a"), Some(SourceFormat::Gif));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(SourceFormat::Webp));
+        let junk: [&[u8]; 9] = [
             b"",
             b"\xFF\xD8",
             b"\x89PNG",
             b"II*",
             b"MM*\0",
-            b"GIF89a",
-            b"RIFF\0\0\0\0WEBP",
+            b"GIF8",
+            b"RIFF\0\0\0\0WAVE",
             b"<svg",
+            b"BM6\0\0\0",
         ];
         for junk in junk {
             assert_eq!(sniff(junk), None, "{junk:?}");
@@ -445,6 +491,10 @@ mod tests {
             b"II*\0\xff\xff\xff\x7f".to_vec(),
             b"MM\0*\0\0\0\x08\0\x01".to_vec(),
             b"II+\0\x08\0\0\0".to_vec(),
+            b"GIF89a".to_vec(),
+            b"GIF89a\x10\0\x10\0\xF7".to_vec(),
+            b"RIFF\0\0\0\0WEBP".to_vec(),
+            b"RIFF\x20\0\0\0WEBPVP8L\x10\0\0\0\x2f".to_vec(),
         ];
         // Short prefixes of real files: not even a complete header.
         for format in [Format::Jpg, Format::Png, Format::Tif] {
@@ -456,7 +506,12 @@ mod tests {
         for bytes in &inputs {
             let header = read_header(bytes);
             assert!(header.is_err(), "{bytes:?} gave {header:?}");
-            assert_eq!(header.unwrap_err().status(), 500);
+            let e = header.unwrap_err();
+            // No format we read: 501; a broken file of one we read: 500. One line either way,
+            // no decoder's debug output.
+            let expected = if sniff(bytes).is_some() { 500 } else { 501 };
+            assert_eq!(e.status(), expected, "{bytes:?}: {e}");
+            assert!(!e.message().contains(['{', '\n']), "{e}");
             assert!(decode(bytes, Budget::default()).is_err(), "{bytes:?}");
         }
         // Longer prefixes may hold a complete header (PNG's IHDR ends at byte 33) but no
@@ -575,14 +630,15 @@ mod doc_examples {
     fn doc_sniff_60() {
         use crate::codec::{SourceFormat, sniff};
         assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some(SourceFormat::Tiff));
-        assert_eq!(sniff(b"GIF89a"), None);
+        assert_eq!(sniff(b"GIF89a"), Some(SourceFormat::Gif));
+        assert_eq!(sniff(b"BM6\0\0\0"), None);
     }
 
     #[test]
     fn doc_read_header_104() {
         assert_eq!(
             crate::codec::read_header(b"junk").unwrap_err().status(),
-            500
+            501
         );
     }
 

@@ -14,7 +14,7 @@ use crate::pixels::{Budget, Layout, Pixels};
 
 /// A png decoding error as the crate's: a source error (the file is broken or unsupported).
 pub(crate) fn source_error(e: ::png::DecodingError) -> Error {
-    Error::source(format!("cannot decode PNG: {e}"))
+    super::decode_error("PNG", e)
 }
 
 /// The [`Header`] of a PNG file, from its `IHDR` chunk.

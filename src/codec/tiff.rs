@@ -25,7 +25,7 @@ use crate::pixels::{Budget, Layout, Pixels};
 const RAW_FACTOR: u64 = 3;
 
 fn source_error(e: TiffError) -> Error {
-    Error::source(format!("cannot decode TIFF: {e}"))
+    super::decode_error("TIFF", e)
 }
 
 /// The photometric model of a supported TIFF image.

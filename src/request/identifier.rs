@@ -118,16 +118,29 @@ pub struct Identifier(Arc<str>);
 impl Identifier {
     /// Decode one raw path segment into an identifier.
     ///
-    /// An empty identifier, one that is not UTF-8 once decoded, or one that contains NUL is a
-    /// 400.
+    /// An empty identifier, a malformed percent-encoding (`%` not followed by two hex digits),
+    /// one that is not UTF-8 once decoded, or one that contains NUL is a 400.
     ///
     /// ```
     /// use tower_iiif::request::{Identifier, IdentifierOptions};
     /// let opts = IdentifierOptions::default();
     /// assert_eq!(Identifier::decode("a%2Db", &opts).unwrap().as_str(), "a-b");
     /// assert_eq!(Identifier::decode("%FF", &opts).unwrap_err().status(), 400);
+    /// assert_eq!(Identifier::decode("100%", &opts).unwrap_err().status(), 400);
+    /// assert_eq!(Identifier::decode("a%zzb", &opts).unwrap_err().status(), 400);
     /// ```
     pub fn decode(segment: &str, opts: &IdentifierOptions) -> Result<Self, Error> {
+        let bytes = segment.as_bytes();
+        let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+            b == b'%'
+                && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        });
+        if malformed {
+            return Err(Error::bad_request(
+                "identifier: malformed percent-encoding (% must be followed by two hex digits)",
+            ));
+        }
         let plus_fixed;
         let segment = if opts.plus_as_space && segment.contains('+') {
             plus_fixed = segment.replace('+', " ");

@@ -14,7 +14,7 @@ use crate::request::Identifier;
 
 /// Serves the files below one root directory. An identifier is a path relative to the root
 /// (`/` separates folders: send it as `%2F`); when no file has that exact name, the configured
-/// suffixes are tried in turn (by default `.jpg`, `.jpeg`, `.png`, `.tif`, `.tiff`, `.jp2`).
+/// suffixes are tried in turn (by default `.jpg`, `.jpeg`, `.png`, `.tif`, `.tiff`, `.jp2`, `.gif`, `.webp`).
 ///
 /// An identifier can never reach outside the root: absolute paths, `..`, `.`, NUL and
 /// symbolic links that lead out of the root are all answered 404.
@@ -65,7 +65,9 @@ impl FsSource {
                 "not a directory",
             ));
         }
-        let suffixes = [".jpg", ".jpeg", ".png", ".tif", ".tiff", ".jp2"];
+        let suffixes = [
+            ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".jp2", ".gif", ".webp",
+        ];
         Ok(Self {
             root: root.into(),
             suffixes: suffixes.iter().map(|s| (*s).to_owned()).collect(),
