@@ -78,6 +78,7 @@ pub struct Error {
     kind: ErrorKind,
     message: Cow<'static, str>,
     challenge: Option<Cow<'static, str>>,
+    retry_after: Option<u32>,
 }
 
 impl Error {
@@ -99,6 +100,7 @@ impl Error {
             kind,
             message,
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -177,6 +179,27 @@ impl Error {
         let c = challenge.into();
         self.challenge = http::HeaderValue::from_str(&c).is_ok().then_some(c);
         self
+    }
+
+    /// Seconds a client should wait before retrying a 503 (its `Retry-After`; 1 when not set).
+    ///
+    /// ```
+    /// use tower_iiif::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::Unavailable, "busy").with_retry_after(7);
+    /// assert_eq!(e.retry_after(), Some(7));
+    /// ```
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// The `Retry-After` seconds of a 503, if set.
+    ///
+    /// ```
+    /// assert_eq!(tower_iiif::Error::not_found("x").retry_after(), None);
+    /// ```
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
     }
 
     /// The `WWW-Authenticate` challenge of a 401, if any.

@@ -207,7 +207,9 @@ impl<S: Source> IiifService<S> {
                         .await?
                     }
                 };
-                let body = job::render_job(shared, object, input, &plan, budget, encode).await?;
+                let full = (header.width, header.height);
+                let body =
+                    job::render_job(shared, object, input, &plan, budget, encode, full).await?;
                 Ok(CachedDerivative::new(body, plan.format.media_type()))
             }
         };

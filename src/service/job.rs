@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::Instrument;
@@ -94,6 +95,40 @@ enum Fetched {
 
 impl RenderInput {
     /// Whether the input reads the whole file (it then takes its render permit first).
+    /// An estimate of the render's peak memory, in bytes, for the memory ceiling: what the
+    /// input holds (source bytes read whole, compressed tiles or codestream, the decoded
+    /// samples; OpenJPEG's are 4 bytes per component) and what the output needs (the scaled
+    /// image, a rotated copy, the encoded bytes), all at 4 bytes a pixel. Generous rather than
+    /// exact: it only has to be an upper bound.
+    pub(crate) fn memory_estimate(&self, plan: &Plan, full: (u32, u32), source_len: u64) -> u64 {
+        let area = |w: u32, h: u32| u64::from(w) * u64::from(h);
+        let out = area(plan.width, plan.height) * 4;
+        let rotated = match plan.rotation.quarter_turns() {
+            Some(_) => 0,
+            None => {
+                let side = u64::from(plan.width) + u64::from(plan.height);
+                side * side * 4
+            }
+        };
+        let input = match self {
+            RenderInput::Whole { .. } => source_len + area(full.0, full.1) * 4,
+            RenderInput::Level { rect, .. } => area(rect.w, rect.h) * 8,
+            RenderInput::Jp2 {
+                reduce, area: a, ..
+            } => {
+                let d = 1u32 << (*reduce).min(31);
+                let decoded = area(a.w.div_ceil(d), a.h.div_ceil(d));
+                decoded * (16 + 4) + decoded.min(source_len)
+            }
+            RenderInput::Reduced { rect, .. } => area(rect.w, rect.h) * 4,
+            RenderInput::PngRegion { rect, .. } => {
+                area(rect.w, rect.h) * 4 + u64::from(full.0) * 16
+            }
+            RenderInput::JpegRegion { rect, .. } => source_len + area(rect.w, rect.h) * 4,
+        };
+        input + out * 2 + rotated + (1 << 20)
+    }
+
     fn reads_whole(&self) -> bool {
         matches!(
             self,
@@ -304,8 +339,19 @@ pub(super) async fn render_job<O: SourceObject>(
     plan: &Plan,
     budget: Budget,
     encode: EncodeOptions,
+    full: (u32, u32),
 ) -> Result<Bytes, Error> {
+    let need = input.memory_estimate(plan, full, object.metadata().len);
+    // Refused at once if it could never fit; else a place in the queue, then room.
+    if need > shared.memory.bytes() {
+        return Err(shared
+            .memory
+            .reserve(need, Duration::ZERO)
+            .await
+            .unwrap_err());
+    }
     let slot = reserve_render_slot(&shared)?;
+    let memory = shared.memory.reserve(need, shared.queue.max_wait()).await?;
     let acquire = || async {
         Arc::clone(&shared.renders)
             .acquire_owned()
@@ -328,12 +374,15 @@ pub(super) async fn render_job<O: SourceObject>(
     shared.renders_done.fetch_add(1, Ordering::Relaxed);
     let span = tracing::debug_span!("render", canonical = %plan.canonical);
     let handle = tokio::runtime::Handle::current();
+    let queue_shared = Arc::clone(&shared);
     let body = tokio::task::spawn_blocking(move || {
-        let _held = (slot, permit);
+        let _held = (slot, permit, memory);
         let _span = span.entered();
         let started = std::time::Instant::now();
         let body = fetched.render(&object, handle, &plan, budget, &encode);
-        metrics::histogram!("iiif_render_seconds").record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        queue_shared.queue.record(took);
+        metrics::histogram!("iiif_render_seconds").record(took.as_secs_f64());
         body
     })
     .await
@@ -341,7 +390,9 @@ pub(super) async fn render_job<O: SourceObject>(
     Ok(Bytes::from(body))
 }
 
-/// Take a place in the render queue, or answer 503 when it is full.
+/// Take a place in the render queue, or answer 503 when it is full or when the renders ahead
+/// can be expected to keep this one waiting past the queue wait (with a `Retry-After` of that
+/// expectation).
 pub(crate) fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Error> {
     let max = shared.max_in_flight.load(Ordering::Relaxed);
     let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -352,6 +403,12 @@ pub(crate) fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Err
             ErrorKind::Unavailable,
             "the server is busy; retry shortly",
         ));
+    }
+    let running = shared.render_permits.load(Ordering::Relaxed);
+    let expected = shared.queue.expected_wait(before, running);
+    if expected > shared.queue.max_wait() {
+        metrics::counter!("iiif_unavailable_total").increment(1);
+        return Err(super::memory::busy(expected));
     }
     Ok(guard)
 }

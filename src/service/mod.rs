@@ -27,6 +27,7 @@ mod handle;
 mod health;
 mod job;
 mod lookup;
+mod memory;
 mod negotiate;
 pub(crate) mod render;
 mod respond;
@@ -118,6 +119,10 @@ pub(crate) struct Shared {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     pub(crate) renders_done: std::sync::atomic::AtomicU64,
+    /// The memory ceiling of renders.
+    pub(crate) memory: Arc<memory::Ceiling>,
+    /// Recent render times and the longest expected wait in the queue.
+    pub(crate) queue: memory::Queue,
 }
 
 /// An info cache key: the identifier and the version of its file.
@@ -228,6 +233,8 @@ impl<S: Source> IiifService<S> {
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(cores + 64),
                 renders_done: std::sync::atomic::AtomicU64::new(0),
+                memory: Arc::new(memory::Ceiling::new(512 << 20)),
+                queue: memory::Queue::new(std::time::Duration::from_secs(5)),
             }),
             source,
         }
@@ -924,6 +931,67 @@ impl<S: Source> IiifService<S> {
         self.shared
             .max_in_flight
             .store(running.saturating_add(queued), Ordering::Relaxed);
+        self
+    }
+
+    /// The memory ceiling of every render of this service and its clones together (512 MiB
+    /// by default): each render reserves an estimate of its peak memory (source bytes held,
+    /// decoded input, scaled and rotated intermediates, encoded output) before it reads or
+    /// allocates, and gives it back when it ends. A request whose render could never fit is
+    /// refused at once with a 400; one that fits later waits at most
+    /// [`max_queue_wait`](Self::max_queue_wait), then gets a 503 with `Retry-After`. Caches
+    /// (derivatives, reduced pyramids, chunks) have their own caps outside it.
+    ///
+    /// Set it while building, before the service takes requests: it changes every clone.
+    ///
+    /// ```
+    /// # use tower::ServiceExt;
+    /// # use tower_iiif::{IiifService, samples, source::FsSource};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir()
+    /// #     .join(format!("tower-iiif-doc-{}-{}", "service-ceiling", std::process::id()));
+    /// # samples::write_samples(&dir).unwrap();
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let svc = IiifService::new(FsSource::new(&dir).unwrap()).memory_ceiling(16 << 20);
+    /// let res = svc.clone().oneshot(get("/gray/full/^3000,/0/default.png")).await.unwrap();
+    /// assert_eq!(res.status(), 400); // 3000 x 2143 x 4 bytes, twice over, and more
+    /// let res = svc.clone().oneshot(get("/gray/full/300,/0/default.png")).await.unwrap();
+    /// assert_eq!(res.status(), 200);
+    /// assert!(svc.memory_peak() > 0 && svc.memory_peak() <= 16 << 20);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # }
+    /// ```
+    pub fn memory_ceiling(self, bytes: u64) -> Self {
+        self.shared.memory.set(bytes);
+        self
+    }
+
+    /// The most memory the renders of this service and its clones have reserved at once
+    /// under [`memory_ceiling`](Self::memory_ceiling), in bytes. For metrics and tests.
+    ///
+    /// ```
+    /// # use tower_iiif::{IiifService, source::FsSource};
+    /// assert_eq!(IiifService::new(FsSource::new(".").unwrap()).memory_peak(), 0);
+    /// ```
+    pub fn memory_peak(&self) -> u64 {
+        self.shared.memory.peak()
+    }
+
+    /// The longest a render may be expected to wait for its turn (5 s by default): a request
+    /// is queued only if the renders ahead of it can be expected, from the recent render
+    /// times, to let it start within this; otherwise it is answered 503 at once with a
+    /// `Retry-After` of that expected wait. Also the longest it waits for room under the
+    /// memory ceiling. Cheap requests (info.json, cache hits, 304, HEAD) never queue.
+    ///
+    /// ```
+    /// # use tower_iiif::{IiifService, source::FsSource};
+    /// let svc = IiifService::new(FsSource::new(".").unwrap())
+    ///     .max_queue_wait(std::time::Duration::from_secs(2));
+    /// # let _ = svc;
+    /// ```
+    pub fn max_queue_wait(self, wait: std::time::Duration) -> Self {
+        self.shared.queue.set_max_wait(wait);
         self
     }
 

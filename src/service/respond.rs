@@ -132,8 +132,9 @@ pub(super) fn error(e: &Error) -> Response<IiifBody> {
     let mut res = response(status, "text/plain; charset=utf-8", body.into(), len);
     match e.kind() {
         ErrorKind::Unavailable => {
+            let seconds = e.retry_after().unwrap_or(1);
             res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         ErrorKind::MethodNotAllowed => {
             res.headers_mut()

@@ -521,7 +521,7 @@ async fn error_statuses() {
         (&v3, "GET", &v3_image("full/^pct:100000/0/default.jpg"), 400),
         (&v3, "GET", &v3_image("abcdef/max/0/default.jpg"), 400),
         (&v3, "GET", "/iiif/3/corrupt/info.json", 500),
-        (&v3, "GET", "/iiif/3/text/info.json", 500),
+        (&v3, "GET", "/iiif/3/text/info.json", 501), // no format we read
         (&v3, "POST", &v3_image("full/max/0/default.jpg"), 405),
         (&v3, "DELETE", "/iiif/3/x/info.json", 405),
         (&v2, "GET", &v2_image("full/^max/0/default.jpg"), 400),
@@ -1904,4 +1904,69 @@ async fn jpeg_2000_regions_of_a_local_file_are_read_on_the_render_thread() {
             assert_eq!(have, want, "{x},{y},{w},{h} row {row}");
         }
     }
+}
+
+/// The memory ceiling holds for concurrent renders: each reserves its estimate first, and
+/// the most reserved at once stays under the ceiling; a render that could never fit is a 400
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_renders_stay_under_the_memory_ceiling() {
+    // Room for about two 1000 px renders of the 1000x1000 validator image at once.
+    let svc = IiifService::new(FsSource::new(samples_dir()).unwrap())
+        .render_concurrency(8, 64)
+        .memory_ceiling(24 << 20);
+    let mut tasks = Vec::new();
+    for i in 0..12u32 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            let path = format!("/{VALIDATOR_ID}/full/{},/0/default.png", 900 + i);
+            get(&svc, &path).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let peak = svc.memory_peak();
+    assert!(peak > 8 << 20 && peak <= 24 << 20, "{peak}");
+    let res = get(&svc, &format!("/{VALIDATOR_ID}/full/^4000,/0/default.png")).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    let body = String::from_utf8(res.body).unwrap();
+    assert!(body.contains("memory ceiling"), "{body}");
+}
+
+/// With renders slower than the queue wait, a request that would wait past it is answered 503
+/// at once, its `Retry-After` the expected wait; those admitted are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_that_would_wait_too_long_are_shed_with_an_honest_retry_after() {
+    let svc = IiifService::new(FsSource::new(samples_dir()).unwrap())
+        .render_concurrency(1, 100)
+        .max_queue_wait(std::time::Duration::from_millis(1));
+    // One render teaches the queue how long renders take.
+    let first = format!("/{VALIDATOR_ID}/full/999,/45/default.png");
+    assert_eq!(get(&svc, &first).await.status, StatusCode::OK);
+    let mut tasks = Vec::new();
+    for i in 0..8u32 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            let path = format!("/{VALIDATOR_ID}/full/{},/45/default.png", 980 + i);
+            let res = get(&svc, &path).await;
+            let retry = res
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().parse::<u32>().unwrap());
+            (res.status.as_u16(), retry)
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    assert!(answers.iter().any(|a| a.0 == 200), "{answers:?}");
+    assert!(answers.iter().any(|a| a.0 == 503), "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| (a.0 == 200 && a.1.is_none()) || (a.0 == 503 && a.1 >= Some(1))),
+        "{answers:?}"
+    );
 }
