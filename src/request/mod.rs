@@ -118,6 +118,12 @@ impl IiifRequest {
         let path = path.strip_prefix('/').unwrap_or(path);
         let segments: Vec<&str> = path.split('/').collect();
         match segments.as_slice() {
+            // `{prefix}//info.json` reaches a service under a router that merges slashes (axum's
+            // `nest_service`) as `/info.json`: no identifier, not the base URI of an image
+            // named `info.json` (a redirect to `info.json/info.json`).
+            ["info.json"] => Err(Error::bad_request(
+                "identifier: empty (nothing before info.json)",
+            )),
             [id] | [id, ""] if !id.is_empty() => Ok(Self::Base(Identifier::decode(id, opts)?)),
             [id, "info.json"] => Ok(Self::Info(Identifier::decode(id, opts)?)),
             [id, region, size, rotation, last] => {
@@ -181,6 +187,10 @@ mod tests {
         let table: &[(&str, ApiVersion, u16)] = &[
             ("/", ApiVersion::V3, 404),
             ("", ApiVersion::V3, 404),
+            ("/info.json", ApiVersion::V3, 400),
+            ("//info.json", ApiVersion::V3, 400),
+            ("/info.json/info.json", ApiVersion::V3, 200),
+            ("/100%/info.json", ApiVersion::V3, 400),
             ("/a/b/info.json", ApiVersion::V3, 404),
             ("/a/b/full/max/0/default.jpg", ApiVersion::V3, 404),
             ("/a/full/max/0", ApiVersion::V3, 404),

@@ -28,9 +28,6 @@ impl RequestParser {
         if let Some(r) = parts.extensions.get::<IiifRequest>() {
             return Ok(r.clone());
         }
-        if empty_segment_stripped(parts) {
-            return Err(Error::bad_request("identifier: empty"));
-        }
         IiifRequest::parse(
             self.relative_path(parts.uri.path()),
             self.version,
@@ -57,24 +54,6 @@ impl RequestParser {
     pub fn identifier_options(&self) -> &IdentifierOptions {
         &self.identifiers
     }
-}
-
-/// Whether a router took an empty identifier segment with the mount path: under axum's
-/// `nest_service("/iiif/3", ..)`, `/iiif/3//info.json` reaches the service as `/info.json`,
-/// which would read as the base URI of an image named `info.json` (a redirect to
-/// `info.json/info.json`).
-fn empty_segment_stripped(parts: &Parts) -> bool {
-    #[cfg(feature = "axum")]
-    if let Some(original) = parts.extensions.get::<axum::extract::OriginalUri>() {
-        let (full, seen) = (original.0.path(), parts.uri.path());
-        return seen != full
-            && full
-                .strip_suffix(seen)
-                .is_some_and(|mount| mount.ends_with('/'));
-    }
-    #[cfg(not(feature = "axum"))]
-    let _ = parts;
-    false
 }
 
 type LookupFn = dyn Fn(Identifier, SourceRequest) -> Pin<Box<dyn Future<Output = Result<ImageInfo, Error>> + Send>>
