@@ -93,7 +93,13 @@ pub(crate) async fn input<O: SourceObject>(
     let scale = plan.scale();
     let shift =
         ReducedPyramid::base_shift(header.width, header.height, layout, reduced.max_bytes / 2);
-    if let Some(shift) = shift.filter(|&s| scale <= (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9)) {
+    // A pyramid whose build could never fit under the memory ceiling is not built: the
+    // region is decoded instead.
+    let fits = |s: u32| build_memory(header, s, object.metadata().len) <= shared.memory.bytes();
+    if let Some(shift) = shift
+        .filter(|&s| scale <= (1.0 / f64::from(1u32 << s)) * (1.0 + 1e-9))
+        .filter(|&s| fits(s))
+    {
         let pyramid = match reduced.cache.get(&key) {
             Some(pyramid) => pyramid,
             None => {
@@ -335,10 +341,14 @@ async fn build<O: SourceObject>(
         .acquire_owned()
         .await
         .map_err(|_| Error::internal("render pool closed"))?;
+    let memory = shared
+        .memory
+        .reserve(build_memory(&header, shift, len), shared.queue.max_wait())
+        .await?;
     shared.renders_done.fetch_add(1, Ordering::Relaxed);
     let header = *header;
     let span = tracing::Span::current();
-    let mut held = (slot, permit);
+    let mut held = (slot, permit, memory);
     if png {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         let span = span.clone();
@@ -371,6 +381,19 @@ async fn build<O: SourceObject>(
     .await
     .map_err(|e| Error::internal(format!("pyramid task failed: {e}")))??;
     Ok(Arc::new(pyramid))
+}
+
+/// What a pyramid build reserves under the memory ceiling: the levels (a third more than the
+/// base, 4 bytes a pixel), what is read (the file, or a PNG's chunks in flight and its rows),
+/// and the decoder's own.
+fn build_memory(header: &Header, shift: u32, len: u64) -> u64 {
+    let d = 1u64 << shift.min(31);
+    let base = u64::from(header.width).div_ceil(d) * u64::from(header.height).div_ceil(d) * 4;
+    let read = match header.format == SourceFormat::Png {
+        true => READ_AHEAD as u64 * CHUNK + u64::from(header.width) * 16,
+        false => len,
+    };
+    base + base / 3 + read + (16 << 20)
 }
 
 /// The most bytes a PNG's pyramid build reads. The file is streamed, never held, so the

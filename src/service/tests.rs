@@ -1970,3 +1970,28 @@ async fn requests_that_would_wait_too_long_are_shed_with_an_honest_retry_after()
         "{answers:?}"
     );
 }
+
+/// A reduced pyramid whose build could never fit under the memory ceiling is not built: the
+/// region is decoded instead (DCT-scaled: the pixels of a whole decode, closely).
+#[tokio::test]
+async fn no_reduced_pyramid_is_built_past_the_memory_ceiling() {
+    // landscape.jpg: 4000x2600; its pyramid from 1/4 needs about 20 MiB to build, a region
+    // render a few.
+    let file = std::fs::read(samples_dir().join("landscape.jpg")).unwrap();
+    let file_len = file.len() as u64;
+    let (svc, read) = counting_service("big", file.clone());
+    let svc = svc
+        .reduced_pyramids(8 << 20, 1_000_000)
+        .memory_ceiling(12 << 20);
+    let (plain, _) = counting_service("big", file);
+    let plain = plain.reduced_pyramids(0, 0);
+    for x in [0, 1500] {
+        let path = format!("/big/{x},0,500,500/125,/0/default.png");
+        let got = fetch_png(&svc, &path).await;
+        let d = mean_abs_diff(&got, &fetch_png(&plain, &path).await);
+        assert!(d < 3.0, "{path}: mean difference {d}");
+    }
+    // Each request read the file for itself: no pyramid was built.
+    assert!(read.load(Ordering::Relaxed) >= 2 * file_len);
+    assert!(svc.memory_peak() <= 12 << 20);
+}
