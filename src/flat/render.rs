@@ -343,7 +343,7 @@ async fn build<O: SourceObject>(
         .map_err(|_| Error::internal("render pool closed"))?;
     let memory = shared
         .memory
-        .reserve(build_memory(&header, shift, len), shared.queue.max_wait())
+        .reserve(build_memory(header, shift, len), shared.queue.max_wait())
         .await?;
     shared.renders_done.fetch_add(1, Ordering::Relaxed);
     let header = *header;
