@@ -315,11 +315,11 @@ async fn concurrent_tile_burst() {
     }
 }
 
-/// GIF and WebP sources (Cantaloupe reads both): info.json, a scaled image and a region, with
+/// GIF, WebP and BMP sources (Cantaloupe reads them): info.json, a scaled image and a region, with
 /// the colours of the source where they belong; a file of no format we read is a 501 and a
 /// broken PNG a 500, each with one line and no decoder's debug output.
 #[tokio::test]
-async fn gif_and_webp_sources_and_clean_errors_for_the_rest() {
+async fn gif_webp_and_bmp_sources_and_clean_errors_for_the_rest() {
     use tower_iiif::__private::{EncodeOptions, Layout, Pixels, encode};
     use tower_iiif::request::Format;
     let dir = std::env::temp_dir().join(format!("tower-iiif-e2e-formats-{}", std::process::id()));
@@ -340,6 +340,23 @@ async fn gif_and_webp_sources_and_clean_errors_for_the_rest() {
         let bytes = encode(&px, format, &EncodeOptions::default()).unwrap();
         std::fs::write(dir.join(name), bytes).unwrap();
     }
+    // The same picture as a 24-bit BMP: bottom-up rows of B, G, R (64 * 3 bytes: no padding).
+    let mut bmp = Vec::new();
+    let data_len = 64u32 * 48 * 3;
+    bmp.extend_from_slice(b"BM");
+    bmp.extend_from_slice(&(54 + data_len).to_le_bytes());
+    bmp.extend_from_slice(&[0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0]);
+    bmp.extend_from_slice(&64u32.to_le_bytes());
+    bmp.extend_from_slice(&48u32.to_le_bytes());
+    bmp.extend_from_slice(&[1, 0, 24, 0, 0, 0, 0, 0]);
+    bmp.extend_from_slice(&data_len.to_le_bytes());
+    bmp.extend_from_slice(&[0; 16]);
+    for y in (0..48).rev() {
+        for p in px.data()[y * 64 * 3..][..64 * 3].chunks(3) {
+            bmp.extend_from_slice(&[p[2], p[1], p[0]]);
+        }
+    }
+    std::fs::write(dir.join("pic.bmp"), bmp).unwrap();
     let mut broken_png = b"\x89PNG\r\n\x1a\n".to_vec();
     broken_png.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
     std::fs::write(dir.join("broken.png"), broken_png).unwrap();
@@ -347,7 +364,7 @@ async fn gif_and_webp_sources_and_clean_errors_for_the_rest() {
     let v3 = IiifService::new(FsSource::new(&dir).unwrap());
     let addr = spawn_axum(axum::Router::new().nest_service("/iiif/3", v3)).await;
 
-    for id in ["pic.gif", "pic.webp", "pic"] {
+    for id in ["pic.gif", "pic.webp", "pic.bmp", "pic"] {
         let info = get(addr, &format!("/iiif/3/{id}/info.json")).await;
         assert_eq!(info.status, 200, "{id}");
         assert_eq!(

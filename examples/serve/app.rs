@@ -318,8 +318,8 @@ pub fn image_dir(args: &Args) -> Result<(PathBuf, Vec<String>), String> {
 
 /// Up to 50 image files at the top of `dir`, by name, for the viewer's list.
 fn list_images(dir: &Path) -> Vec<String> {
-    const EXTENSIONS: [&str; 9] = [
-        "jpg", "jpeg", "png", "tif", "tiff", "jp2", "j2k", "gif", "webp",
+    const EXTENSIONS: [&str; 10] = [
+        "jpg", "jpeg", "png", "tif", "tiff", "jp2", "j2k", "gif", "webp", "bmp",
     ];
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .into_iter()

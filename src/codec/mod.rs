@@ -1,6 +1,6 @@
 //! Decoding source files and encoding responses.
 //!
-//! Sources are JPEG, PNG, TIFF, JPEG 2000, GIF and WebP, recognised by their magic bytes
+//! Sources are JPEG, PNG, TIFF, JPEG 2000, GIF, WebP and BMP, recognised by their magic bytes
 //! ([`sniff`]). [`read_header`]
 //! reads only what `info.json` needs; [`decode`] turns a whole file into 8-bit [`Pixels`],
 //! upright (EXIF or TIFF orientation applied) and checked against a [`Budget`] before the big
@@ -13,6 +13,7 @@
 //! [`ErrorKind::Internal`](crate::ErrorKind::Internal) one, except output sizes a format cannot
 //! hold, which are [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest).
 
+mod bmp_source;
 mod gif;
 mod gif_source;
 mod jpeg;
@@ -63,11 +64,13 @@ pub(crate) enum SourceFormat {
     Gif,
     /// WebP (lossy, lossless, alpha; the first frame of an animated one).
     Webp,
+    /// BMP (1- to 32-bit, paletted, RLE, bit fields).
+    Bmp,
 }
 
 /// Recognise a source format by its magic bytes: JPEG `FF D8 FF`, the PNG signature, TIFF
 /// `II*\0` / `MM\0*` and BigTIFF `II+\0` / `MM\0+`, JPEG 2000's, GIF `GIF87a` / `GIF89a`,
-/// WebP `RIFF....WEBP`.
+/// WebP `RIFF....WEBP`, BMP `BM` with a known header size.
 pub(crate) fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
     const TIFF: [&[u8]; 4] = [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"];
@@ -83,6 +86,12 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
         Some(SourceFormat::Gif)
     } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
         Some(SourceFormat::Webp)
+    } else if bytes.starts_with(b"BM")
+        && bytes
+            .get(14..18)
+            .is_some_and(|h| [12, 40, 52, 56, 64, 108, 124].contains(&h[0]) && h[1..] == [0, 0, 0])
+    {
+        Some(SourceFormat::Bmp)
     } else {
         None
     }
@@ -118,6 +127,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
         Some(SourceFormat::Jp2) => jp2_header(&jp2::read_info(bytes).map_err(jp2_error)?),
         Some(SourceFormat::Gif) => gif_source::read_header(bytes),
         Some(SourceFormat::Webp) => webp_source::read_header(bytes),
+        Some(SourceFormat::Bmp) => bmp_source::read_header(bytes),
         None => Err(unsupported()),
     }
 }
@@ -126,7 +136,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
 pub(crate) fn unsupported() -> Error {
     Error::new(
         crate::ErrorKind::NotImplemented,
-        "unsupported source format (this server reads JPEG, PNG, TIFF, JPEG 2000, GIF and WebP)",
+        "unsupported source format (this server reads JPEG, PNG, TIFF, JPEG 2000, GIF, WebP and BMP)",
     )
 }
 
@@ -199,6 +209,7 @@ pub fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
         }
         Some(SourceFormat::Gif) => gif_source::decode(bytes, budget),
         Some(SourceFormat::Webp) => webp_source::decode(bytes, budget),
+        Some(SourceFormat::Bmp) => bmp_source::decode(bytes, budget),
         None => Err(unsupported()),
     }
 }
@@ -631,7 +642,7 @@ mod doc_examples {
         use crate::codec::{SourceFormat, sniff};
         assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some(SourceFormat::Tiff));
         assert_eq!(sniff(b"GIF89a"), Some(SourceFormat::Gif));
-        assert_eq!(sniff(b"BM6\0\0\0"), None);
+        assert_eq!(sniff(b"BM6\0\0\0"), None); // too short for a BMP header
     }
 
     #[test]

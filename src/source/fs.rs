@@ -14,7 +14,7 @@ use crate::request::Identifier;
 
 /// Serves the files below one root directory. An identifier is a path relative to the root
 /// (`/` separates folders: send it as `%2F`); when no file has that exact name, the configured
-/// suffixes are tried in turn (by default `.jpg`, `.jpeg`, `.png`, `.tif`, `.tiff`, `.jp2`, `.gif`, `.webp`).
+/// suffixes are tried in turn (by default `.jpg`, `.jpeg`, `.png`, `.tif`, `.tiff`, `.jp2`, `.gif`, `.webp`, `.bmp`).
 ///
 /// An identifier can never reach outside the root: absolute paths, `..`, `.`, NUL and
 /// symbolic links that lead out of the root are all answered 404.
@@ -66,7 +66,7 @@ impl FsSource {
             ));
         }
         let suffixes = [
-            ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".jp2", ".gif", ".webp",
+            ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".jp2", ".gif", ".webp", ".bmp",
         ];
         Ok(Self {
             root: root.into(),
