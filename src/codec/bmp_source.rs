@@ -15,9 +15,12 @@ fn broken() -> Error {
     Error::source("cannot decode BMP: corrupt, truncated or unsupported data")
 }
 
+/// A decoder with its headers read, and the image's width, height and layout.
+type Opened<'a> = (BmpDecoder<ZCursor<&'a [u8]>>, u32, u32, Layout);
+
 /// A decoder with its headers read; sizes are bounded by the budget, not by the decoder's
 /// default maximum side.
-fn decoder(bytes: &[u8]) -> Result<(BmpDecoder<ZCursor<&[u8]>>, u32, u32, Layout), Error> {
+fn decoder(bytes: &[u8]) -> Result<Opened<'_>, Error> {
     let options = DecoderOptions::default()
         .set_max_width(1 << 24)
         .set_max_height(1 << 24);
