@@ -99,6 +99,30 @@ pub mod __private {
     pub use crate::source::read_at::ReadAt;
     pub use crate::tiff::{assemble, decode_tile, join_jpeg_tiles, read_pyramid};
 
+    /// Entry points of the fuzz targets (`fuzz/`) into parsers that are not public.
+    pub mod fuzz {
+        use crate::pixels::Budget;
+
+        /// Every forwarded-header parser (`Forwarded`, `X-Forwarded-*`) over one value.
+        pub fn forwarded(value: &str) {
+            crate::base_uri::fuzz_parse(value);
+        }
+
+        /// Read `bytes` as a stored reduced pyramid, within a 64 MiB budget.
+        pub fn reduced_pyramid(bytes: &[u8]) {
+            let _ = crate::flat::ReducedPyramid::stored_size(bytes);
+            let _ = crate::flat::ReducedPyramid::from_bytes(bytes, Budget::new(64 << 20));
+        }
+
+        /// Read `bytes` as a shared-cache entry (features `redis` or `s3`: the shared tiers).
+        #[cfg(any(feature = "redis", feature = "object-store"))]
+        pub fn cache_entry(bytes: &[u8]) {
+            let key = crate::cache::CacheKey::new("id", "full/max/0/default.jpg");
+            let ttl = Some(std::time::Duration::from_secs(3600));
+            let _ = crate::cache::entry::decode(bytes::Bytes::copy_from_slice(bytes), &key, ttl);
+        }
+    }
+
     /// The OpenJPEG wrapper.
     pub mod jp2 {
         pub use crate::jp2::{DecodeRequest, Decoded, Jp2Error, Jp2Info, decode, read_info};

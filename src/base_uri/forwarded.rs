@@ -257,6 +257,25 @@ fn valid_path(value: &str) -> Option<&str> {
     ok.then(|| p.trim_end_matches('/'))
 }
 
+/// Every parser of this module over one value, for the fuzzer (`__private::fuzz`).
+pub(crate) fn fuzz_parse(value: &str) {
+    let mut out = Vec::new();
+    let _ = parse_forwarded(value, &mut out);
+    let _ = valid_host(value);
+    let _ = valid_path(value);
+    let _ = valid_scheme(value);
+    let _ = node_ip(value);
+    if let Ok(v) = http::HeaderValue::from_str(value) {
+        let mut headers = HeaderMap::new();
+        headers.insert("forwarded", v.clone());
+        headers.insert(X_FORWARDED_HOST, v.clone());
+        headers.append("x-forwarded-for", v);
+        let _ = forwarded_elements(&headers);
+        let _ = list_values(&headers, "x-forwarded-for");
+        let _ = public_identifier(&headers);
+    }
+}
+
 /// The address in a `for=` node or an `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5`, `::1`,
 /// `[::1]`, `[::1]:80` (optionally in double quotes); ports, also obfuscated ones (`_abc`), are
 /// dropped. IPv4-mapped IPv6 addresses become IPv4. `unknown`, `_hidden` and junk are `None`.

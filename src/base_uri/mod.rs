@@ -68,6 +68,7 @@
 //! ```
 
 mod forwarded;
+pub(crate) use forwarded::fuzz_parse;
 mod layer;
 
 use http::request::Parts;

@@ -34,7 +34,7 @@
 //! ```
 
 #[cfg(any(feature = "redis", feature = "object-store"))]
-mod entry;
+pub(crate) mod entry;
 mod flight;
 pub(crate) mod fs;
 mod memory;

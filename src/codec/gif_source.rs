@@ -39,6 +39,15 @@ pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     };
     let (left, top) = (usize::from(frame.left), usize::from(frame.top));
     let (fw, fh) = (usize::from(frame.width), usize::from(frame.height));
+    // The frame may be larger than the screen (up to 65535 x 65535): checked too.
+    budget.check(
+        u32::from(frame.width),
+        u32::from(frame.height),
+        Layout::Rgba,
+    )?;
+    if d.buffer_size() != fw * fh * 4 {
+        return Err(Error::source("cannot decode GIF: unexpected frame size"));
+    }
     let mut buf = Vec::new();
     buf.try_reserve_exact(d.buffer_size())
         .map_err(|_| Error::source("cannot decode GIF: out of memory"))?;
@@ -109,5 +118,14 @@ mod tests {
         }
         let tiny = Budget::new(10);
         assert!(decode(&bytes, tiny).is_err());
+    }
+
+    /// Found by the `decode` fuzz target: a first frame far larger than its screen made the
+    /// decoder ask for 17 GB before any budget check.
+    #[test]
+    fn a_frame_larger_than_the_budget_is_refused_before_allocating() {
+        let bytes = include_bytes!("../../tests/fixtures/fuzz/gif-huge-frame.gif");
+        let e = decode(bytes, Budget::new(64 << 20)).unwrap_err();
+        assert!(e.message().contains("larger than the memory budget"), "{e}");
     }
 }
