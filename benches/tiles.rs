@@ -8,15 +8,12 @@
 
 use std::ffi::{c_int, c_void};
 use std::hint::black_box;
-use std::ops::Range;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use openjpeg_sys as opj;
 use tower_iiif::__private::jp2::{self, DecodeRequest};
 use tower_iiif::__private::{self as pyramid, Budget, Rect};
-use tower_iiif::Error;
-use tower_iiif::source::{SourceMetadata, SourceObject};
 
 /// Side of the TIFF fixtures.
 const SIZE: u32 = 512;
@@ -282,20 +279,6 @@ fn tiff_fixture(px: &[u8], compression: u16) -> Vec<u8> {
     tiff(entries, &tiles)
 }
 
-/// A file in memory.
-struct Mem(SourceMetadata, Bytes);
-
-impl SourceObject for Mem {
-    fn metadata(&self) -> &SourceMetadata {
-        &self.0
-    }
-
-    async fn read_range(&self, r: Range<u64>) -> Result<Bytes, Error> {
-        let end = r.end.min(self.1.len() as u64) as usize;
-        Ok(self.1.slice((r.start as usize).min(end)..end))
-    }
-}
-
 fn tile_decode(c: &mut Criterion) {
     let px = photo(SIZE, SIZE);
     let first = split(&px).swap_remove(0);
@@ -304,10 +287,7 @@ fn tile_decode(c: &mut Criterion) {
         .unwrap();
     for (name, compression) in COMPRESSIONS {
         let file = Bytes::from(tiff_fixture(&px, compression));
-        let obj = Mem(
-            SourceMetadata::new(file.len() as u64, None, None),
-            file.clone(),
-        );
+        let obj = pyramid::MemObject::new(file.clone());
         let pyr = rt.block_on(pyramid::read_pyramid(&obj)).unwrap();
         let level = &pyr.levels()[0];
         let range = pyr.tiles(0, Rect::new(0, 0, TILE, TILE))[0].range.clone();
@@ -340,10 +320,7 @@ fn tile_decode(c: &mut Criterion) {
 fn tile_join(c: &mut Criterion) {
     let px = photo(SIZE, SIZE);
     let file = Bytes::from(tiff_fixture(&px, 7));
-    let obj = Mem(
-        SourceMetadata::new(file.len() as u64, None, None),
-        file.clone(),
-    );
+    let obj = pyramid::MemObject::new(file.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -531,10 +508,7 @@ fn jp2_cut(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let obj = Mem(
-        SourceMetadata::new(file.len() as u64, None, None),
-        Bytes::from(file.clone()),
-    );
+    let obj = tower_iiif::__private::MemObject::new(Bytes::from(file.clone()));
     let index = rt
         .block_on(tower_iiif::__private::read_index(&obj))
         .unwrap()

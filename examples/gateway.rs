@@ -15,8 +15,6 @@
 
 #[path = "gateway/app.rs"]
 mod app;
-#[path = "serve/server.rs"]
-mod server;
 
 #[tokio::main]
 async fn main() {
@@ -43,5 +41,5 @@ async fn main() {
         config.cantaloupe_url,
         config.drupal
     );
-    server::serve(listener, router, server::ServerLimits::default()).await;
+    app::serve(listener, router, app::ServerLimits::default()).await;
 }

@@ -99,6 +99,30 @@ pub mod __private {
     pub use crate::source::read_at::ReadAt;
     pub use crate::tiff::{assemble, decode_tile, join_jpeg_tiles, read_pyramid};
 
+    /// A file in memory, read by range: the source object of the benches and fuzz targets.
+    pub struct MemObject(crate::source::SourceMetadata, bytes::Bytes);
+
+    impl MemObject {
+        /// `bytes` as a file with no modification time or ETag.
+        pub fn new(bytes: bytes::Bytes) -> Self {
+            Self(
+                crate::source::SourceMetadata::new(bytes.len() as u64, None, None),
+                bytes,
+            )
+        }
+    }
+
+    impl crate::source::SourceObject for MemObject {
+        fn metadata(&self) -> &crate::source::SourceMetadata {
+            &self.0
+        }
+
+        async fn read_range(&self, r: std::ops::Range<u64>) -> Result<bytes::Bytes, crate::Error> {
+            let end = r.end.min(self.1.len() as u64) as usize;
+            Ok(self.1.slice((r.start as usize).min(end)..end))
+        }
+    }
+
     /// Entry points of the fuzz targets (`fuzz/`) into parsers that are not public.
     pub mod fuzz {
         use crate::pixels::Budget;

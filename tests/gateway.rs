@@ -25,10 +25,6 @@ use common::{Reply, get};
 #[path = "../examples/gateway/app.rs"]
 mod gateway_app;
 
-#[allow(dead_code)]
-#[path = "../examples/serve/server.rs"]
-mod server;
-
 /// A gateway configured as ISLE configures its containers, by environment variables (plus
 /// `extra`), in front of the stand-in Drupal named `localhost` (a host name, as `drupal` is in
 /// ISLE, that resolves to a loopback address). Returns its address.
@@ -50,11 +46,7 @@ async fn gateway(extra: &[(&str, &str)]) -> SocketAddr {
     }
     let config = gateway_app::parse(|k| vars.get(k).cloned(), std::iter::empty()).unwrap();
     let router = gateway_app::app(&config).unwrap();
-    tokio::spawn(server::serve(
-        listener,
-        router,
-        server::ServerLimits::default(),
-    ));
+    tokio::spawn(gateway_app::serve(listener, router, Default::default()));
     addr
 }
 

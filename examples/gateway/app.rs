@@ -4,10 +4,9 @@
 
 use std::convert::Infallible;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use axum::extract::Request;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::Response;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
@@ -22,7 +21,11 @@ use url::Url;
 
 #[path = "proxy.rs"]
 mod proxy;
+#[path = "../serve/server.rs"]
+mod server;
 pub use proxy::Proxy;
+#[allow(unused_imports)] // the test uses `serve` alone
+pub use server::{ServerLimits, serve};
 
 /// The usage text: each flag with the environment variable that also sets it.
 pub const USAGE: &str = "\
@@ -355,19 +358,6 @@ fn stack(svc: IiifService<Resolver>, config: &Config, origin: &Url) -> Result<St
     ))
 }
 
-/// One log line per request: method, path, status, milliseconds.
-async fn log(req: Request, next: Next) -> Response {
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    let start = Instant::now();
-    let res = next.run(req).await;
-    eprintln!(
-        "{method} {uri} {} {:.1}ms",
-        res.status().as_u16(),
-        start.elapsed().as_secs_f64() * 1000.0
-    );
-    res
-}
-
 /// The whole gateway: `{mount}/2` and `{mount}/3` (IIIF Image API 2.1 and 3.0),
 /// `{mount}/health`, and every other path proxied to Drupal.
 pub fn app(config: &Config) -> Result<axum::Router, String> {
@@ -404,5 +394,5 @@ pub fn app(config: &Config) -> Result<axum::Router, String> {
         .route_service(&format!("{mount}/health"), health)
         .fallback(proxy::forward)
         .with_state(proxy)
-        .layer(middleware::from_fn(log)))
+        .layer(middleware::from_fn(server::log)))
 }

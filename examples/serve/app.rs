@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::Request;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{Html, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
@@ -32,7 +32,7 @@ mod viewer;
 #[path = "server.rs"]
 mod server;
 #[allow(unused_imports)] // the files that include this one use a part each
-pub use server::{ServerLimits, serve};
+pub use server::{ServerLimits, log, serve};
 
 /// The usage line.
 pub const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR | --samples DIR] \
@@ -287,19 +287,6 @@ async fn token_page(
     ))
 }
 
-/// One log line per request: method, path, status, milliseconds.
-async fn log(req: Request, next: Next) -> Response {
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    let start = Instant::now();
-    let res = next.run(req).await;
-    eprintln!(
-        "{method} {uri} {} {:.1}ms",
-        res.status().as_u16(),
-        start.elapsed().as_secs_f64() * 1000.0
-    );
-    res
-}
-
 /// The directory served: the user's `--images` as it is, or the samples directory, where the
 /// sample images are written (never following a link, never over an existing file). Returns
 /// the directory and the identifiers the viewer lists first.
@@ -485,5 +472,5 @@ pub async fn app(args: &Args) -> Result<axum::Router, String> {
     Ok(router
         .nest_service("/iiif/3", stack(v3, args)?)
         .nest_service("/iiif/2", stack(v2, args)?)
-        .layer(middleware::from_fn(log)))
+        .layer(middleware::from_fn(server::log)))
 }

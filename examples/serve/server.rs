@@ -1,10 +1,12 @@
-//! A server loop with the timeouts and connection limit of a production server, for the
-//! examples' axum apps (`serve` and `gateway` include this file).
+//! A server loop with the timeouts and connection limit of a production server, and a request
+//! log, for the examples' axum apps (`serve` and `gateway` include this file).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -73,4 +75,17 @@ pub async fn serve(listener: TcpListener, app: axum::Router, limits: ServerLimit
                 .await;
         });
     }
+}
+
+/// One log line per request: method, path, status, milliseconds.
+pub async fn log(req: Request, next: Next) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let start = Instant::now();
+    let res = next.run(req).await;
+    eprintln!(
+        "{method} {uri} {} {:.1}ms",
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    res
 }

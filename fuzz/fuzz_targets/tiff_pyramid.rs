@@ -2,34 +2,15 @@
 //! decoded, assembled into a region, and joined without decoding when they are JPEG.
 #![no_main]
 
-use std::ops::Range;
-
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tower_iiif::__private::{Budget, Rect, assemble, decode_tile, join_jpeg_tiles, read_pyramid};
-use tower_iiif::Error;
-use tower_iiif::source::{SourceMetadata, SourceObject};
-
-/// A file in memory.
-struct Mem(SourceMetadata, Bytes);
-
-impl SourceObject for Mem {
-    fn metadata(&self) -> &SourceMetadata {
-        &self.0
-    }
-
-    async fn read_range(&self, r: Range<u64>) -> Result<Bytes, Error> {
-        let end = r.end.min(self.1.len() as u64) as usize;
-        Ok(self.1.slice((r.start as usize).min(end)..end))
-    }
-}
+use tower_iiif::__private::{
+    Budget, MemObject, Rect, assemble, decode_tile, join_jpeg_tiles, read_pyramid,
+};
 
 fuzz_target!(|data: &[u8]| {
     let bytes = Bytes::copy_from_slice(data);
-    let obj = Mem(
-        SourceMetadata::new(bytes.len() as u64, None, None),
-        bytes.clone(),
-    );
+    let obj = MemObject::new(bytes.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
