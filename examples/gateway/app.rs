@@ -10,7 +10,7 @@ use axum::middleware;
 use axum::response::Response;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
-use tower_iiif::base_uri::SetBaseUriLayer;
+use tower_iiif::base_uri::{SetBaseUriLayer, parse_proxy};
 use tower_iiif::cache::{FsCache, MemoryCache};
 use tower_iiif::cache_control::{CacheControl, SetCacheControlLayer};
 use tower_iiif::limit::PixelLimitLayer;
@@ -365,11 +365,7 @@ pub fn app(config: &Config) -> Result<axum::Router, String> {
     let trusted = config
         .trusted_proxies
         .iter()
-        .map(|p| {
-            p.parse::<ipnet::IpNet>()
-                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|e| format!("--trusted-proxy {p:?}: {e}"))
-        })
+        .map(|p| parse_proxy(p).map_err(|e| format!("--trusted-proxy: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let proxy = Proxy::new(&config.drupal, origin.scheme(), trusted)?;
     let mut v2 = IiifService::new(sources(config, &origin)?)

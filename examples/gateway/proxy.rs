@@ -72,7 +72,6 @@ impl Proxy {
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical(); // `::ffff:172.18.0.3` on a dual-stack socket
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 }

@@ -369,7 +369,17 @@ impl fmt::Display for InvalidProxy {
 
 impl std::error::Error for InvalidProxy {}
 
-fn parse_proxy(value: &str) -> Result<IpNet, InvalidProxy> {
+/// A trusted proxy as [`SetBaseUriLayer::trusted_proxies`] reads it: a network in CIDR
+/// notation (host bits dropped) or a single address (IPv4-mapped IPv6 read as IPv4), for hosts
+/// that check peers against the same list.
+///
+/// ```
+/// use tower_iiif::base_uri::parse_proxy;
+/// assert_eq!(parse_proxy(" 10.1.2.3/8 ").unwrap().to_string(), "10.0.0.0/8");
+/// assert_eq!(parse_proxy("::ffff:127.0.0.1").unwrap().to_string(), "127.0.0.1/32");
+/// assert!(parse_proxy("proxy.example").is_err());
+/// ```
+pub fn parse_proxy(value: &str) -> Result<IpNet, InvalidProxy> {
     let v = value.trim();
     if let Ok(net) = v.parse::<IpNet>() {
         return Ok(net.trunc());

@@ -73,7 +73,7 @@ mod layer;
 
 use http::request::Parts;
 
-pub use layer::{InvalidProxy, SetBaseUri, SetBaseUriLayer};
+pub use layer::{InvalidProxy, SetBaseUri, SetBaseUriLayer, parse_proxy};
 
 /// The public URL of the app the service is mounted in, without the mount path and without a
 /// trailing slash: `scheme://host[:port][/path]`, e.g. `https://example.org` or, behind a
