@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::Instrument;
@@ -343,20 +342,16 @@ pub(super) async fn render_job<O: SourceObject>(
 ) -> Result<Bytes, Error> {
     let need = input.memory_estimate(plan, full, object.metadata().len);
     // Refused at once if it could never fit; else a place in the queue, then room.
-    if need > shared.memory.bytes() {
-        return Err(shared
-            .memory
-            .reserve(need, Duration::ZERO)
-            .await
-            .unwrap_err());
-    }
+    shared.memory.check(need)?;
     let slot = reserve_render_slot(&shared)?;
-    let memory = shared.memory.reserve(need, shared.queue.max_wait()).await?;
+    // A render permit, then room under the ceiling: requests waiting in the queue hold none.
     let acquire = || async {
-        Arc::clone(&shared.renders)
+        let permit = Arc::clone(&shared.renders)
             .acquire_owned()
             .await
-            .map_err(|_| Error::internal("render pool closed"))
+            .map_err(|_| Error::internal("render pool closed"))?;
+        let memory = shared.memory.reserve(need, shared.queue.max_wait()).await?;
+        Ok::<_, Error>((permit, memory))
     };
     // A whole-file read takes its render permit first: requests waiting for a permit then hold
     // no file in memory (at most `render_concurrency` whole files at once). Tile reads are
@@ -376,7 +371,7 @@ pub(super) async fn render_job<O: SourceObject>(
     let handle = tokio::runtime::Handle::current();
     let queue_shared = Arc::clone(&shared);
     let body = tokio::task::spawn_blocking(move || {
-        let _held = (slot, permit, memory);
+        let _held = (slot, permit);
         let _span = span.entered();
         let started = std::time::Instant::now();
         let body = fetched.render(&object, handle, &plan, budget, &encode);

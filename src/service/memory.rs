@@ -2,8 +2,8 @@
 //!
 //! Every render reserves an estimate of its peak memory (the source bytes it holds, its
 //! decoded input, the scaled and rotated intermediates and the encoded output) from one
-//! byte-weighted semaphore shared by every clone of the service, before it reads or allocates
-//! anything; it gives the reservation back when the render really ends. A render that could
+//! byte-weighted semaphore shared by every clone of the service, once it holds a render permit
+//! and before it decodes (a file read whole: before it is read); it gives the reservation back when the render really ends. A render that could
 //! never fit is refused at once (400); one that fits later waits at most the queue wait, then
 //! gets a 503. A render is queued only if the queue ahead of it can be expected to drain
 //! within that wait, reckoned from the recent render times; otherwise 503 with a
@@ -61,6 +61,19 @@ impl Ceiling {
         self.peak_kib.load(Ordering::Relaxed) as u64 * UNIT
     }
 
+    /// A 400 if `bytes` exceed the ceiling itself: a render that could never fit.
+    pub(crate) fn check(&self, bytes: u64) -> Result<(), Error> {
+        match kib(bytes).max(1) > self.kib.load(Ordering::Relaxed) {
+            true => Err(Error::bad_request(format!(
+                "this request needs about {} MiB to render, more than this server's memory \
+                 ceiling of {} MiB: ask for a smaller size or region",
+                bytes.div_ceil(1 << 20),
+                self.bytes() >> 20
+            ))),
+            false => Ok(()),
+        }
+    }
+
     /// Reserve `bytes`: a 400 if they exceed the ceiling itself, a 503 if they do not come
     /// free within `wait`.
     pub(crate) async fn reserve(
@@ -68,16 +81,8 @@ impl Ceiling {
         bytes: u64,
         wait: Duration,
     ) -> Result<Reservation, Error> {
+        self.check(bytes)?;
         let need = kib(bytes).max(1);
-        let ceiling = self.kib.load(Ordering::Relaxed);
-        if need > ceiling {
-            return Err(Error::bad_request(format!(
-                "this request needs about {} MiB to render, more than this server's memory \
-                 ceiling of {} MiB: ask for a smaller size or region",
-                bytes.div_ceil(1 << 20),
-                self.bytes() >> 20
-            )));
-        }
         let permits = u32::try_from(need).unwrap_or(u32::MAX);
         let permit =
             match tokio::time::timeout(wait, Arc::clone(&self.sem).acquire_many_owned(permits))
