@@ -936,8 +936,8 @@ impl<S: Source> IiifService<S> {
 
     /// The memory ceiling of every render of this service and its clones together (512 MiB
     /// by default): each render reserves an estimate of its peak memory (source bytes held,
-    /// decoded input, scaled and rotated intermediates, encoded output) once it has a render permit, before it
-    /// decodes, and gives it back when it ends. A request whose render could never fit is
+    /// decoded input, scaled and rotated intermediates, encoded output) once it has a render
+    /// permit, before it decodes, and gives it back when it ends. A request whose render could never fit is
     /// refused at once with a 400; one that fits later waits at most
     /// [`max_queue_wait`](Self::max_queue_wait), then gets a 503 with `Retry-After`. Caches
     /// (derivatives, reduced pyramids, chunks) have their own caps outside it.
