@@ -3,8 +3,8 @@
 //! Every render reserves an estimate of its peak memory (the source bytes it holds, its
 //! decoded input, the scaled and rotated intermediates and the encoded output) from one
 //! byte-weighted semaphore shared by every clone of the service, once it holds a render permit
-//! and before it decodes (a file read whole: before it is read); it gives the reservation back when the render really ends. A render that could
-//! never fit is refused at once (400); one that fits later waits at most the queue wait, then
+//! and before it decodes (a file read whole: before it is read); it gives the reservation back
+//! when the render really ends. A render that could never fit is refused at once (400); one that fits later waits at most the queue wait, then
 //! gets a 503. A render is queued only if the queue ahead of it can be expected to drain
 //! within that wait, reckoned from the recent render times; otherwise 503 with a
 //! `Retry-After` of that expectation.
