@@ -1,5 +1,5 @@
 //! One cache entry as bytes, for the shared tiers (Redis, object stores): its key, content type
-//! and creation time in front of the body, so a read can check that it got the key it asked
+//! and creation time (in milliseconds) in front of the body, so a read can check that it got the key it asked
 //! for (not a digest collision) and that the entry is still within its time to live.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,18 +8,20 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{CacheKey, CachedDerivative};
 
-const MAGIC: &[u8; 8] = b"TIIIFC1\n";
+// Version 2: the creation time in milliseconds (version 1 kept whole seconds, so an entry could
+// expire up to a second early).
+const MAGIC: &[u8; 8] = b"TIIIFC2\n";
 
 /// `value` under `key`, made at `created`.
 pub(crate) fn encode(key: &CacheKey, value: &CachedDerivative, created: SystemTime) -> Bytes {
-    let secs = created
+    let millis = created
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let fields = [key.identifier(), key.as_str(), value.content_type.as_str()];
     let len = MAGIC.len() + 8 + fields.iter().map(|f| 4 + f.len()).sum::<usize>();
     let mut out = BytesMut::with_capacity(len + value.body.len());
     out.put_slice(MAGIC);
-    out.put_u64(secs);
+    out.put_u64(millis);
     for f in fields {
         out.put_u32(f.len() as u32);
         out.put_slice(f.as_bytes());
@@ -35,7 +37,7 @@ pub(crate) fn decode(
     ttl: Option<Duration>,
 ) -> Option<CachedDerivative> {
     let rest = bytes.strip_prefix(MAGIC.as_slice())?;
-    let secs = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let millis = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
     let mut at = MAGIC.len() + 8;
     let mut fields = [""; 3];
     for f in &mut fields {
@@ -47,7 +49,7 @@ pub(crate) fn decode(
         return None;
     }
     if let Some(ttl) = ttl {
-        let created = UNIX_EPOCH + Duration::from_secs(secs);
+        let created = UNIX_EPOCH + Duration::from_millis(millis);
         if SystemTime::now()
             .duration_since(created)
             .unwrap_or_default()
@@ -90,5 +92,23 @@ mod tests {
             assert!(decode(bytes.slice(..cut), &key, None).is_none(), "{cut}");
         }
         assert!(decode(Bytes::from_static(b"garbage"), &key, None).is_none());
+    }
+
+    /// An entry less than a second old is fresh under a one-second time to live, whatever the
+    /// clock's fraction of a second (whole seconds once made it expire up to a second early).
+    #[test]
+    fn expiry_is_not_rounded_to_whole_seconds() {
+        let key = CacheKey::new("a", "full/max/0/default.jpg");
+        let value = CachedDerivative::new(&b"body"[..], "image/jpeg");
+        let now = SystemTime::now();
+        // The last millisecond of the previous whole second: at most a second old.
+        let made = UNIX_EPOCH
+            + Duration::from_secs(now.duration_since(UNIX_EPOCH).unwrap().as_secs())
+            - Duration::from_millis(1);
+        let bytes = encode(&key, &value, made);
+        assert!(decode(bytes, &key, Some(Duration::from_secs(1))).is_some());
+        let made = now - Duration::from_millis(1500);
+        let bytes = encode(&key, &value, made);
+        assert!(decode(bytes, &key, Some(Duration::from_secs(1))).is_none());
     }
 }

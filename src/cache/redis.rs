@@ -167,7 +167,8 @@ impl CacheBackend for RedisCache {
         let mut pipe = redis::pipe();
         let set = pipe.cmd("SET").arg(&entry_key).arg(bytes.as_ref());
         if let Some(ttl) = self.ttl {
-            set.arg("EX").arg(ttl.as_secs().max(1));
+            set.arg("PX")
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         }
         set.ignore();
         pipe.cmd("SADD").arg(&index).arg(&entry_key).ignore();
