@@ -58,6 +58,10 @@ pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     let (w, h) = (width as usize, height as usize);
     let cols = fw.min(w.saturating_sub(left));
     let rows = fh.min(h.saturating_sub(top));
+    if cols == 0 || rows == 0 {
+        // The frame is off the screen.
+        return Ok(px);
+    }
     let data = px.data_mut();
     for y in 0..rows {
         let src = &buf[y * fw * 4..][..cols * 4];

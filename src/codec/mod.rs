@@ -16,6 +16,7 @@
 mod bmp_source;
 mod gif;
 mod gif_source;
+pub(crate) mod icc;
 mod jpeg;
 #[cfg(not(feature = "turbojpeg"))]
 pub(crate) mod libjpeg;
@@ -120,6 +121,21 @@ pub(crate) struct Header {
 /// [`ErrorKind::Source`](crate::ErrorKind::Source) when the format is not recognised
 /// ("unsupported source format") or the header is broken.
 pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
+    read_any_header(bytes).and_then(has_pixels)
+}
+
+/// `header`, unless it says the image has no pixels.
+pub(crate) fn has_pixels(header: Header) -> Result<Header, Error> {
+    match header.width == 0 || header.height == 0 {
+        true => Err(Error::source(format!(
+            "the image has no pixels ({} x {})",
+            header.width, header.height
+        ))),
+        false => Ok(header),
+    }
+}
+
+fn read_any_header(bytes: &[u8]) -> Result<Header, Error> {
     match sniff(bytes) {
         Some(SourceFormat::Jpeg) => self::jpeg::read_header(bytes),
         Some(SourceFormat::Png) => self::png::read_header(bytes),
@@ -158,7 +174,7 @@ pub(crate) fn decode_error(format: &str, e: impl std::fmt::Display) -> Error {
 
 /// The [`Header`] of a JPEG 2000 image: stored upright (JPEG 2000 has no orientation tag).
 pub(crate) fn jp2_header(info: &jp2::Jp2Info) -> Result<Header, Error> {
-    Ok(Header {
+    has_pixels(Header {
         format: SourceFormat::Jp2,
         width: info.width,
         height: info.height,
@@ -181,7 +197,11 @@ pub(crate) fn jp2_pixels(d: jp2::Decoded) -> Result<Pixels, Error> {
         4 => Layout::Rgba,
         n => return Err(Error::source(format!("JPEG 2000 with {n} channels"))),
     };
-    Pixels::from_vec(d.width, d.height, layout, d.data)
+    let mut px = Pixels::from_vec(d.width, d.height, layout, d.data)?;
+    if let Some(profile) = &d.icc_profile {
+        icc::to_srgb(&mut px, profile);
+    }
+    Ok(px)
 }
 
 /// Decode a whole source file to 8-bit [`Pixels`] of the `Header`'s width and height, with its
@@ -196,6 +216,16 @@ pub(crate) fn jp2_pixels(d: jp2::Decoded) -> Result<Pixels, Error> {
 /// [`ErrorKind::Source`](crate::ErrorKind::Source) for unrecognised, broken or unsupported files
 /// and for images over the budget.
 pub fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
+    let mut px = decode_as_stored(bytes, budget)?;
+    // (JPEG 2000's profile comes with OpenJPEG's output: see `jp2_pixels`.)
+    if sniff(bytes) != Some(SourceFormat::Jp2) {
+        icc::apply_embedded(&mut px, bytes);
+    }
+    Ok(px)
+}
+
+/// [`decode`] without the conversion of an embedded colour profile to sRGB.
+fn decode_as_stored(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     match sniff(bytes) {
         Some(SourceFormat::Jpeg) => self::jpeg::decode(bytes, budget),
         Some(SourceFormat::Png) => self::png::decode(bytes, budget),

@@ -56,10 +56,19 @@ impl Kind {
             ColorType::CMYK(b) => (Kind::Cmyk, b),
             ColorType::CMYKA(b) => (Kind::Cmyka, b),
             ColorType::YCbCr(b) => (Kind::YCbCr, b),
-            other => {
+            ColorType::Multiband {
+                bit_depth,
+                num_samples,
+            } => {
                 return Err(Error::source(format!(
-                    "cannot decode TIFF: colour type {other:?} is not supported"
+                    "cannot decode TIFF: {num_samples} samples of {bit_depth} bits per pixel are not supported"
                 )));
+            }
+            other => {
+                return Err(super::decode_error(
+                    "TIFF",
+                    format_args!("colour type {other:?} is not supported"),
+                ));
             }
         };
         match (kind, bits) {

@@ -72,6 +72,7 @@ pub(crate) fn decode_reduced<R: BufRead + Seek>(
     if reader.output_line_size(width) != Some(row_len) {
         return Err(Error::source("cannot decode PNG: unexpected row size"));
     }
+    let profile = icc_profile(&reader);
     let mut out = Pixels::try_new(out_w, out_h, layout, budget)?;
     let mut sums = BoxSums::new(width, shift, layout, budget)?;
     let mut row = zeroed(row_len)?;
@@ -96,7 +97,16 @@ pub(crate) fn decode_reduced<R: BufRead + Seek>(
             "cannot decode PNG: more rows than its height",
         ));
     }
+    if let Some(profile) = profile {
+        crate::codec::icc::to_srgb(&mut out, &profile);
+    }
     Ok(Some(out))
+}
+
+/// The file's embedded colour profile (`iCCP`), within the size the server reads.
+fn icc_profile<R: BufRead + Seek>(reader: &::png::Reader<R>) -> Option<Vec<u8>> {
+    let profile = reader.info().icc_profile.as_deref()?;
+    (profile.len() <= crate::codec::icc::MAX_PROFILE).then(|| profile.to_vec())
 }
 
 /// Decode `rect` of the PNG file read from `input` at full size, in the layout a whole decode
@@ -141,6 +151,7 @@ pub(crate) fn decode_region<R: BufRead + Seek>(
     if reader.output_line_size(width) != Some(row_len) {
         return Err(Error::source("cannot decode PNG: unexpected row size"));
     }
+    let profile = icc_profile(&reader);
     let mut out = Pixels::try_new(rect.w, rect.h, layout, budget)?;
     let mut row = zeroed(row_len)?;
     let c = layout.channels();
@@ -158,6 +169,9 @@ pub(crate) fn decode_region<R: BufRead + Seek>(
         {
             o.copy_from_slice(&row[x0..x1]);
         }
+    }
+    if let Some(profile) = profile {
+        crate::codec::icc::to_srgb(&mut out, &profile);
     }
     Ok(Some(out))
 }

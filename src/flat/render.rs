@@ -581,7 +581,10 @@ fn build_blocking(
     if header.format == SourceFormat::Jpeg {
         let dct = shift.min(3);
         match codec::scaled::decode(bytes, dct, None, budget) {
-            Ok(px) => return from_reduced(px, header, shift, dct, budget),
+            Ok(mut px) => {
+                codec::icc::apply_embedded(&mut px, bytes);
+                return from_reduced(px, header, shift, dct, budget);
+            }
             // CMYK, lossless...: the general decoder.
             Err(e) => tracing::debug!("not decoded scaled: {}", e.message()),
         }

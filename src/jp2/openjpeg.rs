@@ -147,6 +147,8 @@ pub struct Decoded {
     pub channels: u8,
     /// `width * height * channels` bytes.
     pub data: Vec<u8>,
+    /// The ICC profile of a JP2 `colr` box (method 2 or 3), as OpenJPEG read it.
+    pub icc_profile: Option<Vec<u8>>,
 }
 
 /// Whether `first_bytes` start a JPEG 2000 file this module reads: the JP2 signature box or a

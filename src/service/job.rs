@@ -93,39 +93,45 @@ enum Fetched {
 }
 
 impl RenderInput {
-    /// Whether the input reads the whole file (it then takes its render permit first).
     /// An estimate of the render's peak memory, in bytes, for the memory ceiling: what the
     /// input holds (source bytes read whole, compressed tiles or codestream, the decoded
     /// samples; OpenJPEG's are 4 bytes per component) and what the output needs (the scaled
     /// image, a rotated copy, the encoded bytes), all at 4 bytes a pixel. Generous rather than
-    /// exact: it only has to be an upper bound.
+    /// exact: it only has to be an upper bound. Saturates (a hostile header's sizes must not
+    /// overflow it).
     pub(crate) fn memory_estimate(&self, plan: &Plan, full: (u32, u32), source_len: u64) -> u64 {
         let area = |w: u32, h: u32| u64::from(w) * u64::from(h);
-        let out = area(plan.width, plan.height) * 4;
+        let times = |a: u64, b: u64| a.saturating_mul(b);
+        let out = times(area(plan.width, plan.height), 4);
         let rotated = match plan.rotation.quarter_turns() {
             Some(_) => 0,
             None => {
                 let side = u64::from(plan.width) + u64::from(plan.height);
-                side * side * 4
+                times(times(side, side), 4)
             }
         };
         let input = match self {
-            RenderInput::Whole { .. } => source_len + area(full.0, full.1) * 4,
-            RenderInput::Level { rect, .. } => area(rect.w, rect.h) * 8,
+            RenderInput::Whole { .. } => source_len.saturating_add(times(area(full.0, full.1), 4)),
+            RenderInput::Level { rect, .. } => times(area(rect.w, rect.h), 8),
             RenderInput::Jp2 {
                 reduce, area: a, ..
             } => {
                 let d = 1u32 << (*reduce).min(31);
                 let decoded = area(a.w.div_ceil(d), a.h.div_ceil(d));
-                decoded * (16 + 4) + decoded.min(source_len)
+                times(decoded, 16 + 4).saturating_add(decoded.min(source_len))
             }
-            RenderInput::Reduced { rect, .. } => area(rect.w, rect.h) * 4,
+            RenderInput::Reduced { rect, .. } => times(area(rect.w, rect.h), 4),
             RenderInput::PngRegion { rect, .. } => {
-                area(rect.w, rect.h) * 4 + u64::from(full.0) * 16
+                times(area(rect.w, rect.h), 4).saturating_add(times(u64::from(full.0), 16))
             }
-            RenderInput::JpegRegion { rect, .. } => source_len + area(rect.w, rect.h) * 4,
+            RenderInput::JpegRegion { rect, .. } => {
+                source_len.saturating_add(times(area(rect.w, rect.h), 4))
+            }
         };
-        input + out * 2 + rotated + (1 << 20)
+        input
+            .saturating_add(times(out, 2))
+            .saturating_add(rotated)
+            .saturating_add(1 << 20)
     }
 
     fn reads_whole(&self) -> bool {
@@ -244,7 +250,10 @@ impl Fetched {
             Fetched::Whole(bytes) => render::render(&bytes, plan, budget, encode),
             Fetched::JpegRegion { shift, rect, file } => {
                 match codec::scaled::decode(&file, shift, Some(rect), budget) {
-                    Ok(px) => render::finish_region(px, plan, budget, encode),
+                    Ok(mut px) => {
+                        codec::icc::apply_embedded(&mut px, &file);
+                        render::finish_region(px, plan, budget, encode)
+                    }
                     Err(_) => render::render(&file, plan, budget, encode),
                 }
             }
@@ -260,6 +269,7 @@ impl Fetched {
                     .ok_or_else(|| Error::internal("pyramid level vanished"))?;
                 // Whole stored JPEG tiles at their own size: joined, not decoded.
                 if join
+                    && pyramid.icc_profile().is_none()
                     && (plan.width, plan.height) == (rect.w, rect.h)
                     && crate::tiff::stored_quality(plan, lv)
                     && let Some(jpeg) = tracing::debug_span!("join")
@@ -267,8 +277,11 @@ impl Fetched {
                 {
                     return Ok(jpeg);
                 }
-                let px = tracing::debug_span!("assemble")
+                let mut px = tracing::debug_span!("assemble")
                     .in_scope(|| crate::tiff::assemble(lv, rect, &tiles, budget))?;
+                if let Some(profile) = pyramid.icc_profile() {
+                    codec::icc::to_srgb(&mut px, profile);
+                }
                 render::finish_region(px, plan, budget, encode)
             }
             Fetched::Jp2 {

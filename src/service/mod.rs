@@ -1145,3 +1145,6 @@ impl Future for ResponseFuture {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;

@@ -1995,3 +1995,64 @@ async fn no_reduced_pyramid_is_built_past_the_memory_ceiling() {
     assert!(read.load(Ordering::Relaxed) >= 2 * file_len);
     assert!(svc.memory_peak() <= 12 << 20);
 }
+
+/// Wide-gamut (Adobe RGB) sources are served in sRGB whichever path reads them: tiles of a
+/// tiled TIFF (stored JPEG tiles are then rendered, not passed through), a JPEG 2000 read by
+/// OpenJPEG, a PNG and a JPEG decoded by the service.
+#[tokio::test]
+async fn embedded_profiles_are_converted_to_srgb_on_every_path() {
+    use crate::codec::icc::tests::{
+        adobe_profile, assert_blocks, jp2_with_profile, jpeg_with_profile, patches,
+        png_with_profile, reference,
+    };
+    let profile = adobe_profile();
+    let files = [
+        (
+            "tiled TIFF, Deflate",
+            crate::tiff::tests::tiled_with_profile(&patches(), false, &profile),
+            2,
+        ),
+        (
+            "tiled TIFF, JPEG",
+            crate::tiff::tests::tiled_with_profile(&patches(), true, &profile),
+            8,
+        ),
+        ("JPEG 2000", jp2_with_profile(&profile), 2),
+        ("PNG", png_with_profile(&profile), 2),
+        ("JPEG", jpeg_with_profile(&profile, 60_000, &[0]), 8),
+    ];
+    for (what, file, tolerance) in files {
+        let (svc, _) = counting_service("f", file);
+        let px = fetch_png(&svc, "/f/full/max/0/default.png").await;
+        assert_blocks(&px, reference, tolerance, what);
+        let px = fetch_png(&svc, "/f/16,0,32,16/max/0/default.png").await;
+        assert_eq!((px.width(), px.height()), (32, 16), "{what}");
+        let want = reference(crate::codec::icc::tests::ADOBE[1]);
+        let got = &px.pixel(8, 8)[..3];
+        assert!(
+            got.iter()
+                .zip(want)
+                .all(|(a, b)| a.abs_diff(b) <= tolerance),
+            "{what}: {got:?} vs {want:?}"
+        );
+    }
+    // A whole stored JPEG tile asked for at its size, as JPEG (which would be passed through
+    // as stored): rendered in sRGB too.
+    let rows = patches().data()[..64 * 3].repeat(64);
+    let square = crate::pixels::Pixels::from_vec(64, 64, crate::pixels::Layout::Rgb, rows).unwrap();
+    let file = crate::tiff::tests::tiled_with_profile(&square, true, &profile);
+    let (svc, _) = counting_service("t", file);
+    let res = svc
+        .clone()
+        .oneshot(
+            Request::get("/t/0,0,64,64/64,/0/default.jpg")
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let px = decode(&body, "image/jpeg");
+    assert_blocks(&px, reference, 10, "stored JPEG tile");
+}

@@ -48,9 +48,10 @@ mod tag {
     pub(super) const SAMPLE_FORMAT: u16 = 339;
     pub(super) const JPEG_TABLES: u16 = 347;
     pub(super) const YCBCR_SUBSAMPLING: u16 = 530;
+    pub(super) const ICC_PROFILE: u16 = 34675;
 
     /// Every tag above.
-    pub(super) const WANTED: [u16; 19] = [
+    pub(super) const WANTED: [u16; 20] = [
         NEW_SUBFILE_TYPE,
         IMAGE_WIDTH,
         IMAGE_LENGTH,
@@ -70,6 +71,7 @@ mod tag {
         SAMPLE_FORMAT,
         JPEG_TABLES,
         YCBCR_SUBSAMPLING,
+        ICC_PROFILE,
     ];
 }
 
@@ -473,6 +475,9 @@ impl<O: SourceObject> Reader<'_, O> {
             p => return Err(err(format!("PlanarConfiguration {p} is not supported"))),
         }
         let compression = Compression::from_tag(self.short(ifd, tag::COMPRESSION, 1).await?);
+        if let Compression::Other(c) = compression {
+            return Err(err(format!("compression {c} is not supported in tiles")));
+        }
         let photometric = match self.scalar(ifd, tag::PHOTOMETRIC).await? {
             Some(0) => Photometric::WhiteIsZero,
             Some(1) => Photometric::BlackIsZero,
@@ -595,7 +600,8 @@ fn same_aspect((w, h): (u32, u32), (w0, h0): (u32, u32)) -> bool {
 ///
 /// The first IFD is the full image; it must be tiled. Its reduced-resolution copies are the
 /// other tiled images in the main IFD chain and among the SubIFDs (tag 330) of the first IFD
-/// (and their chains), except transparency masks (NewSubfileType bit 2) and images whose aspect
+/// (and their chains), except transparency masks (NewSubfileType bit 2), the other pages of a
+/// multi-page file (bit 1 without bit 0: only the first page is read) and images whose aspect
 /// ratio differs from the full image's by more than 2% (labels, macro photos). Levels come
 /// largest first, each strictly narrower and no taller than the one before (of equal sizes, the
 /// first in file order is kept).
@@ -609,8 +615,8 @@ fn same_aspect((w, h): (u32, u32), (w0, h0): (u32, u32)) -> bool {
 /// not a TIFF, is truncated, breaks a limit (64 IFDs, 4096 entries per IFD, 10 million tiles
 /// per level, every offset inside the file, no loop in the IFD chain), is not a tiled pyramid
 /// (the first image stored in strips), or has a level the tile decoder cannot read (not 8 bits
-/// per sample, signed or floating-point samples, planar samples, a photometric interpretation
-/// other than gray, RGB or YCbCr, a predictor other than 1 or 2, subsampled YCbCr without
+/// per sample, signed or floating-point samples, planar samples, a compression it does not
+/// read, a photometric interpretation other than gray, RGB or YCbCr, a predictor other than 1 or 2, subsampled YCbCr without
 /// JPEG). Errors from the source are passed on. Callers fall back to the whole-file decoder.
 ///
 pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error> {
@@ -669,7 +675,9 @@ pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error
             continue;
         }
         let subfile = r.scalar(ifd, tag::NEW_SUBFILE_TYPE).await?.unwrap_or(0);
-        if subfile & 4 != 0 {
+        // A mask (bit 2), or another page of a multi-page file (bit 1) that is not also a
+        // reduced image (bit 0).
+        if subfile & 4 != 0 || subfile & 3 == 2 {
             continue;
         }
         let size = (
@@ -692,9 +700,19 @@ pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error
             last = (w, h);
         }
     }
+    // The colour profile of the first image; one that is too large or not bytes is ignored.
+    let icc_profile = match full.get(tag::ICC_PROFILE) {
+        Some(e) if matches!(e.typ, 1 | 7) && e.count <= crate::codec::icc::MAX_PROFILE as u64 => {
+            Some(crate::codec::icc::Profile::new(
+                &r.value_bytes(e, e.count).await?,
+            ))
+        }
+        _ => None,
+    };
     Ok(TiffPyramid {
         levels,
         len,
         orientation,
+        icc_profile,
     })
 }

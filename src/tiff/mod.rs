@@ -55,6 +55,8 @@ pub enum Compression {
     Lzw,
     /// 8 or 32946: Deflate (zlib).
     Deflate,
+    /// 32773: PackBits (Apple's byte-oriented run-length encoding).
+    PackBits,
     /// 7: "new-style" JPEG (TIFF Technical Note 2), with or without shared `JPEGTables`.
     Jpeg,
     /// 50000: Zstandard (libtiff's `COMPRESSION_ZSTD`), with or without the predictor.
@@ -62,7 +64,8 @@ pub enum Compression {
     /// 50001: WebP (libtiff's `COMPRESSION_WEBP`): every tile a whole WebP image, lossy or
     /// lossless, RGB or RGBA.
     WebP,
-    /// Any other value. [`decode_tile`] refuses it with a message naming the value.
+    /// Any other value. [`read_pyramid`] refuses a level that has it (the whole-file decoder
+    /// then reads the file or names the compression), and so does [`decode_tile`].
     Other(u16),
 }
 
@@ -74,6 +77,7 @@ impl Compression {
             5 => Self::Lzw,
             7 => Self::Jpeg,
             8 | 32946 => Self::Deflate,
+            32773 => Self::PackBits,
             50000 => Self::Zstd,
             50001 => Self::WebP,
             other => Self::Other(other),
@@ -235,9 +239,15 @@ pub struct TiffPyramid {
     levels: Vec<Level>,
     len: u64,
     orientation: Orientation,
+    icc_profile: Option<crate::codec::icc::Profile>,
 }
 
 impl TiffPyramid {
+    /// The embedded colour profile of the full image (the `ICCProfile` tag), if any.
+    pub(crate) fn icc_profile(&self) -> Option<&[u8]> {
+        self.icc_profile.as_deref()
+    }
+
     /// The levels, largest (the full image, the first IFD) first, each strictly smaller than
     /// the one before. Never empty.
     ///

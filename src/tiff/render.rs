@@ -48,13 +48,18 @@ pub(crate) fn level_input(pyramid: Arc<TiffPyramid>, plan: &Plan, join: bool) ->
 }
 
 /// The stored JPEG tile that `plan` asks for exactly, read and made a standalone JPEG: a JPEG
-/// without mirroring or rotation, in the colours the tile has.
+/// without mirroring or rotation, in the colours the tile has, of a pyramid without a colour
+/// profile.
 pub(crate) async fn passthrough<O: SourceObject>(
     pyramid: &TiffPyramid,
     plan: &Plan,
     object: &O,
 ) -> Result<Option<Bytes>, Error> {
-    if plan.format != Format::Jpg || plan.rotation != Rotation::NONE {
+    // (Tiles in another colour space are converted to sRGB, so rendered.)
+    if plan.format != Format::Jpg
+        || plan.rotation != Rotation::NONE
+        || pyramid.icc_profile().is_some()
+    {
         return Ok(None);
     }
     let Some((index, tile)) =

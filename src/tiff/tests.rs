@@ -289,6 +289,8 @@ enum Codec {
     JpegTables,
     /// JPEG tiles holding RGB components unconverted, with no JFIF marker, Photometric RGB.
     JpegRgb,
+    /// Compression 32773.
+    PackBits,
     /// Compression 50000 with the horizontal predictor.
     ZstdPredictor,
     /// Compression 50001: lossless WebP tiles (RGB and RGBA only).
@@ -333,7 +335,11 @@ fn source(level: usize, (w, h): (u32, u32), layout: Layout, codec: Codec) -> Pix
                 let (r, g, b) = (u32::from(s[0]), u32::from(s[1]), u32::from(s[2]));
                 d[0] = ((r * 299 + g * 587 + b * 114) / 1000) as u8;
             } else {
-                d.copy_from_slice(&s);
+                d[..3].copy_from_slice(&s);
+                if c == 4 {
+                    let (x, y) = (f64::from(i as u32 % w), f64::from(i as u32 / w));
+                    d[3] = (150.0 + 100.0 * ((x - y) / 29.0).sin()) as u8;
+                }
             }
         }
     } else {
@@ -360,6 +366,33 @@ fn lzw(data: &[u8]) -> Vec<u8> {
         .unwrap()
 }
 
+/// PackBits (compression 32773): runs of three or more equal bytes as repeats, the rest as
+/// literals, each at most 128 bytes.
+fn packbits(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let run_at = |i: usize| {
+        let b = data[i];
+        data[i..].iter().take(128).take_while(|&&x| x == b).count()
+    };
+    while i < data.len() {
+        let run = run_at(i);
+        if run >= 3 {
+            out.push((1 - run as i16) as i8 as u8);
+            out.push(data[i]);
+            i += run;
+            continue;
+        }
+        let start = i;
+        while i < data.len() && i - start < 128 && (i == start || run_at(i) < 3) {
+            i += 1;
+        }
+        out.push((i - start - 1) as u8);
+        out.extend_from_slice(&data[start..i]);
+    }
+    out
+}
+
 /// Horizontal differencing, per row of `TILE` pixels of `spp` samples.
 fn predict(tile: &mut [u8], spp: usize) {
     for row in tile.chunks_exact_mut(TILE as usize * spp) {
@@ -381,10 +414,26 @@ fn segments(jpeg: &[u8]) -> Vec<(usize, usize, u8)> {
     out
 }
 
-/// A 64x64 JPEG tile at quality 90.
+/// A 64x64 JPEG tile at quality 90. RGBA (RGB with an extra sample) is four components stored
+/// as they are, with no JFIF or Adobe marker, as libtiff writes it.
 fn jpeg_tile(tile: &[u8], layout: Layout, codec: Codec) -> Vec<u8> {
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
     let mut out = Vec::new();
+    if layout == Layout::Rgba {
+        // The encoder stores 255 - v of CMYK samples, and marks them JFIF and Adobe.
+        let inverted: Vec<u8> = tile.iter().map(|v| 255 - v).collect();
+        let mut encoder = Encoder::new(&mut out, 90);
+        encoder.set_sampling_factor(SamplingFactor::F_1_1);
+        encoder
+            .encode(&inverted, TILE as u16, TILE as u16, ColorType::Cmyk)
+            .unwrap();
+        for (start, end, marker) in segments(&out).into_iter().rev() {
+            if matches!(marker, 0xE0 | 0xEE) {
+                out.drain(start..end);
+            }
+        }
+        return out;
+    }
     let mut encoder = Encoder::new(&mut out, 90);
     let color = match (layout, codec) {
         (Layout::Gray, _) => ColorType::Luma,
@@ -460,6 +509,7 @@ fn image(px: &Pixels, codec: Codec, reduced: bool) -> Image {
             Codec::None => t.clone(),
             Codec::Lzw => lzw(t),
             Codec::Deflate => zlib(t),
+            Codec::PackBits => packbits(t),
             Codec::DeflatePredictor => {
                 predict(t, spp);
                 zlib(t)
@@ -477,13 +527,14 @@ fn image(px: &Pixels, codec: Codec, reduced: bool) -> Image {
         Codec::Lzw => 5,
         Codec::Deflate => 8,
         Codec::DeflatePredictor => 32946,
+        Codec::PackBits => 32773,
         Codec::ZstdPredictor => 50000,
         Codec::WebP => 50001,
         _ => 7,
     };
     let photometric = match (layout.is_gray(), codec) {
         (true, _) => 1,
-        (false, Codec::Jpeg | Codec::JpegTables) => 6,
+        (false, Codec::Jpeg | Codec::JpegTables) if !layout.has_alpha() => 6,
         (false, _) => 2,
     };
     let mut fields = vec![
@@ -640,6 +691,13 @@ async fn other_images_are_not_levels() {
     );
     let duplicate = image(&px[1], Codec::Lzw, true);
     let full_size_page = image(&px[0], Codec::Lzw, false);
+    // The next page of a multi-page file, smaller, of the same aspect ratio: not a level.
+    let page = image(
+        &source(8, (210, 140), Layout::Gray, Codec::None),
+        Codec::None,
+        false,
+    )
+    .set(field(254, LONG, &[2]));
     // Out of order, among the others.
     let images = [
         image(&px[0], Codec::None, false),
@@ -650,6 +708,7 @@ async fn other_images_are_not_levels() {
         image(&px[1], Codec::None, true),
         duplicate,
         full_size_page,
+        page,
     ];
     for sub_ifds in [false, true] {
         let o = Opts {
@@ -768,6 +827,7 @@ async fn lossless_tiles_read_back_exactly() {
         Codec::Lzw,
         Codec::Deflate,
         Codec::DeflatePredictor,
+        Codec::PackBits,
         Codec::ZstdPredictor,
         Codec::WebP,
     ];
@@ -814,6 +874,8 @@ async fn jpeg_tiles_read_back_closely() {
         (Codec::JpegRgb, Layout::Rgb),
         (Codec::Jpeg, Layout::Gray),
         (Codec::JpegTables, Layout::Gray),
+        // RGB with an extra sample: four components as they are.
+        (Codec::Jpeg, Layout::Rgba),
     ];
     for (k, (codec, layout)) in cases.into_iter().enumerate() {
         let o = LAYOUTS[k % LAYOUTS.len()];
@@ -824,7 +886,7 @@ async fn jpeg_tiles_read_back_closely() {
             assert_eq!(level.jpeg_tables.is_some(), codec == Codec::JpegTables);
             let photometric = match (layout, codec) {
                 (Layout::Gray, _) => Photometric::BlackIsZero,
-                (_, Codec::JpegRgb) => Photometric::Rgb,
+                (Layout::Rgba, _) | (_, Codec::JpegRgb) => Photometric::Rgb,
                 _ => Photometric::YCbCr,
             };
             assert_eq!(level.photometric, photometric);
@@ -894,6 +956,7 @@ async fn broken_compressed_tiles_are_errors() {
         Codec::Lzw,
         Codec::Deflate,
         Codec::None,
+        Codec::PackBits,
         Codec::ZstdPredictor,
         Codec::WebP,
     ] {
@@ -910,7 +973,8 @@ async fn broken_compressed_tiles_are_errors() {
             assert!(e.is_err(), "{codec:?} cut at {len}");
         }
         let garbage: Vec<u8> = (0..tile.len()).map(|i| (i * 37 % 251) as u8).collect();
-        if codec != Codec::None {
+        // (Any bytes are uncompressed samples, and most are PackBits.)
+        if !matches!(codec, Codec::None | Codec::PackBits) {
             assert!(
                 decode_tile(level, &garbage, Budget::default()).is_err(),
                 "{codec:?}"
@@ -1157,6 +1221,7 @@ fn futures_are_send() {
         levels: Vec::new(),
         len: 0,
         orientation: crate::codec::Orientation::NORMAL,
+        icc_profile: None,
     };
     send(&read_region(
         &obj,
@@ -1350,13 +1415,14 @@ async fn unsupported_samples_are_errors() {
     none.fields.retain(|f| f.tag != 262);
     refused(write(&[none], CLASSIC).bytes, "photometric").await;
 
-    // An unknown compression is found, then refused when decoding.
-    let other = img.set(field(259, SHORT, &[34712]));
-    let (obj, p) = read(write(&[other], CLASSIC).bytes).await.unwrap();
-    assert_eq!(p.levels()[0].compression, Compression::Other(34712));
-    let e = read_region(&obj, &p, 0, Rect::new(0, 0, 10, 10), Budget::default())
-        .await
-        .unwrap_err();
+    // An unknown compression is refused with the structure (the whole-file decoder then
+    // names it), and by the tile decoder.
+    let other = img.clone().set(field(259, SHORT, &[34712]));
+    refused(write(&[other], CLASSIC).bytes, "compression 34712").await;
+    let (_, p) = read(write(&[img], CLASSIC).bytes).await.unwrap();
+    let mut level = p.levels()[0].clone();
+    level.compression = Compression::Other(34712);
+    let e = decode_tile(&level, &[0; 64], Budget::default()).unwrap_err();
     assert!(e.message().contains("compression 34712"), "{e}");
 }
 
@@ -1405,6 +1471,15 @@ async fn corrupted_files_never_panic() {
 pub(crate) fn deflate_rgb_pyramid() -> (Vec<u8>, Vec<Pixels>) {
     let (written, sources) = pyramid_file(Codec::Deflate, Layout::Rgb, CLASSIC);
     (written.bytes, sources)
+}
+
+/// A one-level tiled TIFF of `px` (64-pixel tiles; JPEG YCbCr tiles with `jpeg`, else Deflate)
+/// carrying `profile` in its `ICCProfile` tag: a fixture for the service's tests.
+pub(crate) fn tiled_with_profile(px: &Pixels, jpeg: bool, profile: &[u8]) -> Vec<u8> {
+    let codec = if jpeg { Codec::Jpeg } else { Codec::Deflate };
+    let values: Vec<u64> = profile.iter().map(|&b| u64::from(b)).collect();
+    let img = image(px, codec, false).set(field(34675, UNDEFINED, &values));
+    write(&[img], CLASSIC).bytes
 }
 
 /// JPEG RGB pyramids of the same shapes: YCbCr tiles behind shared `JPEGTables`, and (`raw`)
@@ -1461,6 +1536,7 @@ async fn levels_rounded_down_by_the_writer_count_as_exact_halvings() {
         levels: levels.clone(),
         len: p.file_len(),
         orientation: Orientation::NORMAL,
+        icc_profile: None,
     };
     assert_eq!(odd.downsample(1), Some((2.0, 2.0)));
     assert_eq!(odd.downsample(2), Some((4.0, 4.0)));
@@ -1474,6 +1550,7 @@ async fn levels_rounded_down_by_the_writer_count_as_exact_halvings() {
         levels,
         len: p.file_len(),
         orientation: Orientation::NORMAL,
+        icc_profile: None,
     };
     let (dx, dy) = thirds.downsample(1).unwrap();
     assert_eq!(dx, 3.01);

@@ -91,14 +91,17 @@ pub(super) fn decode_into(
     match level.compression {
         Compression::Jpeg => jpeg(level, bytes, out, scratch),
         Compression::WebP => webp(level, bytes, out, scratch),
-        Compression::None | Compression::Lzw | Compression::Deflate | Compression::Zstd => {
-            samples(level, bytes, budget, out, scratch)
-        }
+        Compression::None
+        | Compression::Lzw
+        | Compression::Deflate
+        | Compression::PackBits
+        | Compression::Zstd => samples(level, bytes, budget, out, scratch),
         Compression::Other(c) => Err(err(format!("compression {c} is not supported"))),
     }
 }
 
-/// Uncompressed, LZW or Deflate samples: decompress, undo the predictor, convert.
+/// Uncompressed, LZW, Deflate, PackBits or Zstandard samples: decompress, undo the predictor,
+/// convert.
 fn samples(
     level: &Level,
     bytes: &[u8],
@@ -143,6 +146,7 @@ fn samples(
         Compression::Lzw => lzw_into(bytes, buf, lzw)?,
         Compression::Deflate => deflate_into(bytes, buf, zlib)?,
         Compression::Zstd => zstd_into(bytes, buf)?,
+        Compression::PackBits => packbits_into(bytes, buf)?,
         _ => {
             let src = bytes.get(..buf.len()).ok_or_else(|| {
                 err(format!(
@@ -165,6 +169,49 @@ fn samples(
     }
     if level.alpha == Alpha::Associated {
         unpremultiply(out);
+    }
+    Ok(())
+}
+
+/// Decode PackBits (TIFF 6.0, section 9) into `out`, which it must fill: a header byte `n`
+/// of 0..=127 copies the next `n + 1` bytes, -127..=-1 repeats the next byte `1 - n` times,
+/// -128 is skipped. Runs that would overflow `out` are cut at its end (libtiff does the same);
+/// input that ends before `out` is full is an error. (The `tiff` crate's PackBits reader is
+/// private to it; the code is a dozen lines.)
+fn packbits_into(mut input: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    let mut filled = 0;
+    while filled < out.len() {
+        let Some((&header, rest)) = input.split_first() else {
+            return Err(err(format!(
+                "PackBits data ends after {filled} of {} bytes",
+                out.len()
+            )));
+        };
+        input = rest;
+        let room = out.len() - filled;
+        match header as i8 {
+            -128 => {}
+            n @ 0.. => {
+                let n = n as usize + 1;
+                let literal = input
+                    .get(..n)
+                    .ok_or_else(|| err("PackBits data is truncated"))?;
+                let take = n.min(room);
+                out[filled..filled + take].copy_from_slice(&literal[..take]);
+                filled += take;
+                input = &input[n..];
+            }
+            n => {
+                let (&byte, rest) = input
+                    .split_first()
+                    .ok_or_else(|| err("PackBits data is truncated"))?;
+                input = rest;
+                let take = (1 - isize::from(n)) as usize;
+                let take = take.min(room);
+                out[filled..filled + take].fill(byte);
+                filled += take;
+            }
+        }
     }
     Ok(())
 }
@@ -500,6 +547,9 @@ fn jpeg(level: &Level, bytes: &[u8], out: &mut Pixels, scratch: &mut Scratch) ->
                 ColorSpace::RGB
             }
         }
+        // RGB with an extra sample (as libtiff writes RGBA): four components with no colour
+        // transform; zune-jpeg hands CMYK out unconverted.
+        (4, Layout::Rgba) if level.photometric == Photometric::Rgb => ColorSpace::CMYK,
         (n, layout) => {
             return Err(err(format!(
                 "a JPEG tile of {n} components in a {layout:?} image"

@@ -101,13 +101,25 @@ fn orientation_tag_is_honoured() {
 
 /// A hand-made little-endian, uncompressed, single-strip gray TIFF of `bits` per sample.
 fn gray_tiff(w: u32, h: u32, bits: u16, photometric: u16, data: &[u8]) -> Vec<u8> {
+    gray_tiff_compressed(w, h, bits, photometric, 1, data)
+}
+
+/// [`gray_tiff`] with its strip compressed as `compression` says.
+fn gray_tiff_compressed(
+    w: u32,
+    h: u32,
+    bits: u16,
+    photometric: u16,
+    compression: u16,
+    data: &[u8],
+) -> Vec<u8> {
     const ENTRIES: u16 = 9;
     let data_offset = 8 + 2 + 12 * u32::from(ENTRIES) + 4;
     let entries: [(u16, u16, u32); ENTRIES as usize] = [
         (256, 4, w),
         (257, 4, h),
         (258, 3, u32::from(bits)),
-        (259, 3, 1),
+        (259, 3, u32::from(compression)),
         (262, 3, u32::from(photometric)),
         (273, 4, data_offset),
         (277, 3, 1),
@@ -153,6 +165,65 @@ fn bilevel_and_four_bit_gray_expand() {
     let bytes = gray_tiff(3, 1, 4, 1, &[0x0F, 0x80]);
     let px = decode(&bytes, Budget::default()).unwrap();
     assert_eq!(px.data(), &[0, 255, 136]);
+}
+
+/// A scanned page's usual format: 1-bit, CCITT Group 4 (Fax4), WhiteIsZero. Decoded to the
+/// pixels it was encoded from.
+#[test]
+fn group_4_fax_decodes() {
+    use fax::{Color, VecWriter, encoder::Encoder};
+    let (w, h) = (203u32, 61u32);
+    // Black bars and a black disc on white: runs of every length, changes between lines.
+    let black = |x: u32, y: u32| {
+        let (dx, dy) = (x as i32 - 120, y as i32 - 30);
+        (x / 7).is_multiple_of(3) && y < 20 || dx * dx + dy * dy < 400 || y == 60
+    };
+    let mut encoder = Encoder::new(VecWriter::new());
+    for y in 0..h {
+        let line = (0..w).map(|x| {
+            if black(x, y) {
+                Color::Black
+            } else {
+                Color::White
+            }
+        });
+        encoder.encode_line(line, w as u16).unwrap();
+    }
+    let strip = encoder.finish().unwrap().finish();
+    let bytes = gray_tiff_compressed(w, h, 1, 0, 4, &strip);
+    let px = decode(&bytes, Budget::default()).unwrap();
+    assert_eq!((px.width(), px.height(), px.layout()), (w, h, Layout::Gray));
+    for y in 0..h {
+        for x in 0..w {
+            let want = if black(x, y) { 0 } else { 255 };
+            assert_eq!(px.pixel(x, y), [want], "({x}, {y})");
+        }
+    }
+    // The header agrees, and a cut strip is an error, not a panic.
+    let header = read_header(&bytes).unwrap();
+    assert_eq!((header.width, header.height), (w, h));
+    let cut = gray_tiff_compressed(w, h, 1, 0, 4, &strip[..strip.len() / 2]);
+    let _ = decode(&cut, Budget::default());
+}
+
+/// A multi-page TIFF is read as its first page.
+#[test]
+fn the_first_page_of_a_multi_page_file_is_read() {
+    let first = sample(Layout::Rgb);
+    let mut second = first.clone();
+    for v in second.data_mut() {
+        *v = 255 - *v;
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = TiffEncoder::new(Cursor::new(&mut out)).unwrap();
+        for px in [&first, &second] {
+            enc.write_image::<colortype::RGB8>(px.width(), px.height(), px.data())
+                .unwrap();
+        }
+    }
+    let got = decode(&out, Budget::default()).unwrap();
+    assert_eq!(got.data(), first.data());
 }
 
 #[test]

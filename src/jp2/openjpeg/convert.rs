@@ -229,11 +229,19 @@ pub(super) unsafe fn convert(
             px[2] = b;
         }
     }
+    let icc_profile = match (img.icc_profile_buf.is_null(), img.icc_profile_len as usize) {
+        (false, len @ 1..=crate::codec::icc::MAX_PROFILE) => {
+            // SAFETY: OpenJPEG's buffer of `icc_profile_len` bytes, alive with the image.
+            Some(unsafe { std::slice::from_raw_parts(img.icc_profile_buf, len) }.to_vec())
+        }
+        _ => None,
+    };
     Ok(Decoded {
         width: width as u32,
         height: height as u32,
         channels: channels as u8,
         data: pixels,
+        icc_profile,
     })
 }
 
