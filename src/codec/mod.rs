@@ -14,6 +14,7 @@
 //! hold, which are [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest).
 
 mod bmp_source;
+mod fax;
 mod gif;
 mod gif_source;
 pub(crate) mod icc;

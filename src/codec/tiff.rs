@@ -1,7 +1,8 @@
 //! TIFF: decoding and encoding with the `tiff` crate.
 //!
 //! The first image of a TIFF or BigTIFF file is decoded, stored in strips or tiles, uncompressed
-//! or compressed with Deflate, LZW, PackBits or JPEG. Unsigned 8- and 16-bit gray, gray + alpha,
+//! or compressed with Deflate, LZW, PackBits, JPEG or CCITT Group 4 (bilevel), and Group 3 by
+//! [`fax`](super::fax). A multi-page file is read as its first page. Unsigned 8- and 16-bit gray, gray + alpha,
 //! RGB, RGBA, CMYK, CMYK + alpha and YCbCr samples are supported (16-bit samples keep their high
 //! byte), and 1-, 2- and 4-bit gray. CMYK and YCbCr become RGB. The `Orientation` tag (274) is
 //! honoured like the EXIF one. JPEG-compressed RGB images whose JPEG chunks declare their own
@@ -134,6 +135,10 @@ pub(super) fn decode(bytes: &[u8], budget: Budget) -> Result<Pixels, Error> {
     budget.check(width, height, layout)?;
     let orientation = orientation(&mut decoder);
     let compression = decoder.find_tag_unsigned::<u16>(Tag::Compression);
+    if let Ok(Some(c @ (2 | 3))) = compression {
+        let px = super::fax::decode(&mut decoder, bytes, c, (width, height), budget)?;
+        return orientation.apply(px, budget);
+    }
     if kind == Kind::Rgb && compression.ok().flatten() == Some(JPEG) {
         let jpeg = JpegRgb::of(&mut decoder, bytes);
         if jpeg.ycbcr {
