@@ -6,7 +6,7 @@
 #
 # Usage: scripts/fuzz.sh                  every target, 60 s each
 #        scripts/fuzz.sh TARGET [SECONDS] one target (request_path headers decode tiff_pyramid
-#                                         jp2 stored)
+#                                         jpeg_tiles jp2 stored)
 # Env:   FUZZ_JOBS=N   parallel libFuzzer jobs per target (default 1)
 # Installs cargo-fuzz (cargo install) when missing. Prints one line per target:
 #   fuzz: TARGET SECONDS s, N executions, M crashes
@@ -14,7 +14,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-TARGETS=(request_path headers decode tiff_pyramid jp2 stored)
+TARGETS=(request_path headers decode tiff_pyramid jpeg_tiles jp2 stored)
 SECONDS_EACH=${2:-60}
 JOBS=${FUZZ_JOBS:-1}
 
@@ -28,7 +28,17 @@ fi
 seed() {
     local target=$1 dir=$ROOT/fuzz/corpus/$1
     mkdir -p "$dir"
-    [[ -n "$(ls -A "$dir" 2>/dev/null)" ]] && return 0
+    if [[ -n "$(ls -A "$dir" 2>/dev/null)" ]]; then
+        # A corpus already grown: only the repository's fixtures added since (new formats).
+        case $target in
+        decode | tiff_pyramid | jp2 | stored)
+            find "$ROOT/tests/fixtures" -type f -size -100k | while read -r f; do
+                cp -n "$f" "$dir/$(basename "$f")"
+            done
+            ;;
+        esac
+        return 0
+    fi
     case $target in
     request_path)
         printf '%s' "/abc/full/max/0/default.jpg" >"$dir/a"
@@ -41,6 +51,20 @@ seed() {
         printf '%s' '[2001:db8::1]:80' >"$dir/b"
         printf '%s' 'public, max-age=2592000, s-maxage=60, stale-while-revalidate=30' >"$dir/c"
         printf '%s' '/iiif/prefix/' >"$dir/d"
+        ;;
+    jpeg_tiles)
+        # A flags byte (0 to 3: photometric YCbCr or RGB, tables split off or not), then a
+        # small JPEG from the decode target's corpus (up to 16 of them).
+        seed decode
+        local n=0
+        for f in "$ROOT"/fuzz/corpus/decode/*; do
+            [[ $(head -c 2 "$f" | od -An -tx1 | tr -d ' ') == ffd8 ]] || continue
+            for flags in 0 1 2 3; do
+                { printf "\\x0$flags"; cat "$f"; } >"$dir/$(basename "$f")-$flags"
+            done
+            n=$((n + 1))
+            [[ $n -ge 16 ]] && break
+        done
         ;;
     decode | tiff_pyramid | jp2 | stored)
         # The demo server writes its sample images (JPEG, PNG, TIFF strips and pyramids,

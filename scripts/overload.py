@@ -14,8 +14,10 @@ storm: CONNECTIONS threads, each sending distinct renders (every URL different, 
        accepted renders and of the info.json probes, the Retry-After values, and RSS.
 soak:  CONNECTIONS threads asking one uncached render over and over for SECONDS; RSS every
        second, summarised per minute.
-single: COPIES (default 1) concurrent requests of PATH (`{x}` in it: 100 x the copy's number,
-        for distinct regions); status, time and peak RSS.
+verdict: OUT.json LIMIT_MIB: "ok ..." or "FAIL ..." for a single run: every answer 200, 400 or
+        503, and the peak RSS (VmHWM) within LIMIT_MIB.
+single: COPIES (default 1) concurrent requests of PATH (`{x}`, `{y}` in it: multiples of 100
+        below 3400 and 2000, a different pair per copy); status, time and peak RSS.
 
 RSS is sampled from /proc/PID/status (VmRSS) every 100 ms; VmHWM gives the process's peak.
 """
@@ -246,9 +248,10 @@ def single(base, pid, out, name, path, copies=1):
     results, lock = [], threading.Lock()
 
     def one(i):
-        # `{x}` in the path: a different region per copy.
-        status, took, retry, size = Client(base).get(path.replace("{x}", str(100 * i)),
-                                                     timeout=300)
+        # `{x}` and `{y}` in the path: a different region per copy, within 3400 x 2000.
+        x, y = 100 * (i % 34), 100 * (i // 34 % 20)
+        status, took, retry, size = Client(base).get(
+            path.replace("{x}", str(x)).replace("{y}", str(y)), timeout=300)
         with lock:
             results.append((status, round(took, 2), retry, size))
 
@@ -293,8 +296,19 @@ def main(argv):
     elif mode == "single":
         base, pid, out, name, path, *copies = argv[2:]
         single(base, int(pid), out, name, path, int(copies[0]) if copies else 1)
+    elif mode == "verdict":
+        verdict(argv[2], float(argv[3]))
     else:
         raise SystemExit(__doc__)
+
+
+def verdict(path, limit):
+    r = json.load(open(path))
+    statuses = sorted({a["status"] for a in r["answers"]})
+    bad = [s for s in statuses if s not in (200, 400, 503)]
+    ok = r["rss_hwm_mib"] <= limit and not bad
+    print(("ok" if ok else "FAIL") + f" {r['name']} x{r['copies']}: statuses {statuses}, "
+          f"peak RSS {r['rss_hwm_mib']} MiB (limit {limit:g})")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@
 #   scripts/overload.sh singles      the issue's single-request storms only
 #   scripts/overload.sh storm        calibration, then the 10x overload only
 #   scripts/overload.sh soak         the soak only (SOAK_SECONDS, default 600)
+#   scripts/overload.sh check        in the test command: the memory storms on the demo's
+#                                    sample image only (no kit needed), each on a fresh server,
+#                                    failing if the peak RSS passes RSS_LIMIT_MIB (default 768:
+#                                    the 512 MiB ceiling + 256 MiB of overhead)
 #
 # Phases:
 #   singles  each of the issue's memory storms on a fresh server: an upscale to ^16383,16383;
@@ -36,14 +40,21 @@ PHASE=${1:-all}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-for f in big.jpg big-pyr-jpeg.tif; do
-    [[ -s $KIT/images/$f && $(stat -c %s "$KIT/images/$f") -gt 1000 ]] ||
-        { echo "missing $KIT/images/$f: run ONLY=big ./make-images.sh in the kit" >&2; exit 1; }
-done
+if [[ $PHASE != check ]]; then
+    for f in big.jpg big-pyr-jpeg.tif; do
+        [[ -s $KIT/images/$f && $(stat -c %s "$KIT/images/$f") -gt 1000 ]] ||
+            { echo "missing $KIT/images/$f: run ONLY=big ./make-images.sh in the kit" >&2; exit 1; }
+    done
+fi
 log "cargo build --release --features axum,s3,http,redis --example serve"
 cargo build --release --features axum,s3,http,redis --example serve --quiet
 mkdir -p "$DIR"
-ln -sf "$KIT/images/big.jpg" "$KIT/images/big-pyr-jpeg.tif" "$DIR/"
+if [[ $PHASE != check ]]; then
+    # Hard links or copies: the file source follows no symbolic link.
+    for f in big.jpg big-pyr-jpeg.tif; do
+        [[ -e $DIR/$f && ! -L $DIR/$f ]] || { rm -f "$DIR/$f"; ln "$KIT/images/$f" "$DIR/$f" 2>/dev/null || cp "$KIT/images/$f" "$DIR/$f"; }
+    done
+fi
 
 PID=
 start() {
@@ -69,7 +80,7 @@ if [[ $PHASE == all || $PHASE == singles ]]; then
         "upscale-16383 /landscape/full/^16383,16383/0/default.jpg 1"
         "upscale-11585-rot45-png /landscape/full/^11585,11585/45/default.png 1"
         "four-upscales /landscape/full/^16383,16383/0/default.jpg 4"
-        "flat-regions-200 /big.jpg/{x},6000,512,512/max/0/default.jpg 200"
+        "flat-regions-200 /big.jpg/{x},{y},512,512/max/0/default.jpg 200"
     )
     for s in "${singles[@]}"; do
         read -r name path copies <<<"$s"
@@ -78,6 +89,27 @@ if [[ $PHASE == all || $PHASE == singles ]]; then
         py single "$BASE" "$PID" "$OUT/single-$name.json" "$name" "$path" "$copies" >/dev/null
         stop
     done
+fi
+
+if [[ $PHASE == check ]]; then
+    limit=${RSS_LIMIT_MIB:-768}
+    checks=(
+        "upscale-16383 /landscape/full/^16383,16383/0/default.jpg 1"
+        "upscale-11585-rot45-png /landscape/full/^11585,11585/45/default.png 1"
+        "four-upscales /landscape/full/^16383,16383/0/default.jpg 4"
+        "regions-200 /landscape/{x},{y},512,512/max/0/default.png 200"
+    )
+    failed=0
+    for s in "${checks[@]}"; do
+        read -r name path copies <<<"$s"
+        start
+        py single "$BASE" "$PID" "$OUT/check-$name.json" "$name" "$path" "$copies" >/dev/null
+        stop
+        verdict=$(python3 "$ROOT/scripts/overload.py" verdict "$OUT/check-$name.json" "$limit")
+        log "$verdict"
+        [[ $verdict == ok* ]] || failed=1
+    done
+    exit $failed
 fi
 
 if [[ $PHASE == all || $PHASE == storm ]]; then

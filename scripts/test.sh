@@ -72,3 +72,8 @@ fi
 echo "==> scripts/fleet.sh"
 cargo build --release --features axum,s3,http,redis --example serve --quiet
 scripts/fleet.sh
+
+# The hardening issue's memory storms (upscales, four at once, 200 concurrent full-resolution
+# regions) on fresh release servers: the process's peak RSS stays under the ceiling + overhead.
+echo "==> scripts/overload.sh check"
+scripts/overload.sh check

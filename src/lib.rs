@@ -97,7 +97,7 @@ pub mod __private {
     pub use crate::plan::{PlanOptions, plan};
     pub use crate::request::IiifRequest;
     pub use crate::source::read_at::ReadAt;
-    pub use crate::tiff::{assemble, decode_tile, join_jpeg_tiles, read_pyramid};
+    pub use crate::tiff::{TiffPyramid, assemble, decode_tile, join_jpeg_tiles, read_pyramid};
 
     /// A file in memory, read by range: the source object of the benches and fuzz targets.
     pub struct MemObject(crate::source::SourceMetadata, bytes::Bytes);

@@ -424,6 +424,19 @@ fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may be installed already (tests): this one then records nothing.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples pile up until they are drained into their summaries: drained every
+        // 5 s, whether `/metrics` is scraped or not (else a long run grows without end: the
+        // soak of docs/RELIABILITY.md found it).
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            })
+            .expect("a thread for the metrics upkeep");
         handle
     })
 }

@@ -4,9 +4,9 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tower_iiif::__private::{
-    Budget, MemObject, Rect, assemble, decode_tile, join_jpeg_tiles, read_pyramid,
-};
+use tower_iiif::__private::{Budget, MemObject, Rect, read_pyramid};
+
+mod common;
 
 fuzz_target!(|data: &[u8]| {
     let bytes = Bytes::copy_from_slice(data);
@@ -25,21 +25,6 @@ fuzz_target!(|data: &[u8]| {
             level.tile_width.min(1024) * 2,
             level.tile_height.min(1024) * 2,
         );
-        let refs = pyramid.tiles(index, rect);
-        let tiles: Vec<_> = refs
-            .into_iter()
-            .take(4)
-            .map(|t| {
-                let r = t.range.clone();
-                let end = (r.end as usize).min(bytes.len());
-                let body = bytes.slice((r.start as usize).min(end)..end);
-                (t, body)
-            })
-            .collect();
-        for (_, body) in &tiles {
-            let _ = decode_tile(level, body, budget);
-        }
-        let _ = assemble(level, rect, &tiles, budget);
-        let _ = join_jpeg_tiles(level, rect, &tiles);
+        common::exercise_region(&pyramid, index, rect, &bytes, 4, budget);
     }
 });

@@ -64,6 +64,50 @@ mod tests {
         assert_eq!(px.data(), &rgba[..]);
     }
 
+    /// Lossy WebP, lossy with alpha (an ALPH chunk) and lossless with alpha, written by libwebp:
+    /// close to their references (exact for the lossless one, alpha exact everywhere).
+    #[test]
+    fn libwebp_files_decode_close_to_their_references() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webp");
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let reference = super::super::decode(&read("reference.png"), Budget::default()).unwrap();
+        let reference_alpha =
+            super::super::decode(&read("reference-alpha.png"), Budget::default()).unwrap();
+        for (name, want, max_diff) in [
+            ("lossy.webp", &reference, 6.0),
+            ("lossy-alpha.webp", &reference_alpha, 6.0),
+            ("lossless-alpha.webp", &reference_alpha, 0.0),
+        ] {
+            let bytes = read(name);
+            let px = decode(&bytes, Budget::default()).unwrap();
+            assert_eq!(
+                (px.width(), px.height(), px.layout()),
+                (want.width(), want.height(), want.layout()),
+                "{name}"
+            );
+            // Colour where the reference is opaque (libwebp changes the colour under alpha 0
+            // unless told to keep it exact), alpha exactly.
+            let c = px.layout().channels();
+            let (mut sum, mut n) = (0u64, 0u64);
+            for (got, want) in px.data().chunks_exact(c).zip(want.data().chunks_exact(c)) {
+                if c == 4 {
+                    assert_eq!(got[3], want[3], "{name}: alpha");
+                    if want[3] < 255 {
+                        continue;
+                    }
+                }
+                sum += got[..3]
+                    .iter()
+                    .zip(&want[..3])
+                    .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                    .sum::<u64>();
+                n += 3;
+            }
+            let d = sum as f64 / n as f64;
+            assert!(n > 0 && d <= max_diff, "{name}: mean difference {d}");
+        }
+    }
+
     #[test]
     fn broken_webps_are_clean_errors() {
         let rgba = vec![200u8; 16 * 16 * 4];

@@ -364,7 +364,7 @@ pub(super) async fn render_job<O: SourceObject>(
             .await
             .map_err(|_| Error::internal("render pool closed"))?;
         let memory = shared.memory.reserve(need, shared.queue.max_wait()).await?;
-        Ok::<_, Error>((permit, memory))
+        Ok::<_, Error>((permit, memory, std::time::Instant::now()))
     };
     // A whole-file read takes its render permit first: requests waiting for a permit then hold
     // no file in memory (at most `render_concurrency` whole files at once). Tile reads are
@@ -374,7 +374,7 @@ pub(super) async fn render_job<O: SourceObject>(
         false => None,
     };
     let fetched = input.fetch(&object, budget).await?;
-    let permit = match early {
+    let (permit, memory, held_since) = match early {
         Some(p) => p,
         None => acquire().await?,
     };
@@ -384,13 +384,14 @@ pub(super) async fn render_job<O: SourceObject>(
     let handle = tokio::runtime::Handle::current();
     let queue_shared = Arc::clone(&shared);
     let body = tokio::task::spawn_blocking(move || {
-        let _held = (slot, permit);
+        let _held = (slot, permit, memory);
         let _span = span.entered();
         let started = std::time::Instant::now();
         let body = fetched.render(&object, handle, &plan, budget, &encode);
-        let took = started.elapsed();
-        queue_shared.queue.record(took);
-        metrics::histogram!("iiif_render_seconds").record(took.as_secs_f64());
+        metrics::histogram!("iiif_render_seconds").record(started.elapsed().as_secs_f64());
+        // The queue reckons with how long a render holds its permit: the render, and the
+        // reads done while holding it (a file read whole is read after the permit is taken).
+        queue_shared.queue.record(held_since.elapsed());
         body
     })
     .await

@@ -132,11 +132,18 @@ pub(crate) fn busy(wait: Duration) -> Error {
     Error::new(ErrorKind::Unavailable, "the server is busy; retry later").with_retry_after(seconds)
 }
 
-/// Recent render times (an exponentially weighted mean, in microseconds) and the longest a
-/// request may be expected to wait in the queue.
+/// Recent render times (exponentially weighted: their mean, and their mean deviation from it,
+/// in microseconds) and the longest a request may be expected to wait in the queue.
+///
+/// A render "takes" from the moment it holds its render permit to its end (reads done while
+/// holding it included). The expected wait counts each round of renders ahead at the mean plus
+/// the mean deviation, as TCP reckons its retransmission timeout: render times vary (a region
+/// near the bottom of a flat JPEG costs several times one near the top), and a wait reckoned
+/// at the mean alone admitted requests that then waited well past the queue wait.
 #[derive(Debug)]
 pub(crate) struct Queue {
     mean_micros: AtomicU64,
+    deviation_micros: AtomicU64,
     max_wait_millis: AtomicU64,
 }
 
@@ -144,6 +151,7 @@ impl Queue {
     pub(crate) fn new(max_wait: Duration) -> Self {
         Self {
             mean_micros: AtomicU64::new(0),
+            deviation_micros: AtomicU64::new(0),
             max_wait_millis: AtomicU64::new(duration_millis(max_wait)),
         }
     }
@@ -157,16 +165,27 @@ impl Queue {
         Duration::from_millis(self.max_wait_millis.load(Ordering::Relaxed))
     }
 
-    /// Count a finished render's time (weight 1/5).
+    /// Count a finished render's time: the mean with weight 1/5, the deviation from the mean
+    /// before it with weight 1/4.
     pub(crate) fn record(&self, took: Duration) {
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-        let _ = self
+        let before = self
             .mean_micros
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |m| {
                 Some(match m {
                     0 => sample,
-                    m => (m * 4 + sample) / 5,
+                    m => m.saturating_mul(4).saturating_add(sample) / 5,
                 })
+            })
+            .unwrap_or(0);
+        if before == 0 {
+            return;
+        }
+        let off = sample.abs_diff(before);
+        let _ = self
+            .deviation_micros
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |d| {
+                Some(d.saturating_mul(3).saturating_add(off) / 4)
             });
     }
 
@@ -178,11 +197,11 @@ impl Queue {
             return Duration::ZERO;
         }
         let rounds = (ahead + 1 - running).div_ceil(running) as u64;
-        Duration::from_micros(
-            self.mean_micros
-                .load(Ordering::Relaxed)
-                .saturating_mul(rounds),
-        )
+        let round = self
+            .mean_micros
+            .load(Ordering::Relaxed)
+            .saturating_add(self.deviation_micros.load(Ordering::Relaxed));
+        Duration::from_micros(round.saturating_mul(rounds))
     }
 }
 
@@ -234,8 +253,10 @@ mod tests {
         assert_eq!(q.expected_wait(1, 2), Duration::ZERO); // a slot is free
         assert_eq!(q.expected_wait(2, 2), Duration::from_millis(100));
         assert_eq!(q.expected_wait(5, 2), Duration::from_millis(200));
-        q.record(Duration::from_millis(600)); // mean (4 * 100 + 600) / 5
-        assert_eq!(q.expected_wait(2, 2), Duration::from_millis(200));
+        // Mean (4 * 100 + 600) / 5 = 200, deviation |600 - 100| / 4 = 125.
+        q.record(Duration::from_millis(600));
+        assert_eq!(q.expected_wait(2, 2), Duration::from_millis(325));
+        assert_eq!(q.expected_wait(5, 2), Duration::from_millis(650));
         assert_eq!(busy(Duration::from_millis(2500)).retry_after(), Some(3));
     }
 }
