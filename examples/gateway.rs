@@ -18,6 +18,7 @@ mod app;
 
 #[tokio::main]
 async fn main() {
+    app::limit_malloc_arenas();
     let config =
         app::parse(|k| std::env::var(k).ok(), std::env::args().skip(1)).unwrap_or_else(|msg| {
             eprintln!("{msg}");

@@ -25,7 +25,7 @@ mod proxy;
 mod server;
 pub use proxy::Proxy;
 #[allow(unused_imports)] // the test uses `serve` alone
-pub use server::{ServerLimits, serve};
+pub use server::{ServerLimits, limit_malloc_arenas, serve};
 
 /// The usage text: each flag with the environment variable that also sets it.
 pub const USAGE: &str = "\

@@ -32,7 +32,7 @@ mod viewer;
 #[path = "server.rs"]
 mod server;
 #[allow(unused_imports)] // the files that include this one use a part each
-pub use server::{ServerLimits, log, serve};
+pub use server::{ServerLimits, limit_malloc_arenas, log, serve};
 
 /// The usage line.
 pub const USAGE: &str = "usage: serve [--addr HOST:PORT] [--images DIR | --samples DIR] \

@@ -19,6 +19,7 @@ mod app;
 
 #[tokio::main]
 async fn main() {
+    app::limit_malloc_arenas();
     let args = app::parse_args(std::env::args().skip(1)).unwrap_or_else(|msg| {
         eprintln!("{msg}");
         std::process::exit(2);

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use super::{Shared, render};
+use crate::Error;
 use crate::codec::{self, EncodeOptions};
 use crate::flat::ReducedPyramid;
 use crate::jp2::codestream::CodestreamIndex;
@@ -18,7 +19,6 @@ use crate::plan::Plan;
 use crate::source::SourceObject;
 use crate::source::read_at::{ReadAt, SourceReader};
 use crate::tiff::{TiffPyramid, TileRef};
-use crate::{Error, ErrorKind};
 
 /// What a render reads: the whole file, the tiles of one pyramid level, a JPEG 2000 region, a
 /// level of a reduced pyramid in memory, or a region of a flat file.
@@ -406,16 +406,10 @@ pub(crate) fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Err
     let max = shared.max_in_flight.load(Ordering::Relaxed);
     let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
     let guard = SlotGuard(Arc::clone(shared));
-    if before >= max {
-        metrics::counter!("iiif_unavailable_total").increment(1);
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            "the server is busy; retry shortly",
-        ));
-    }
     let running = shared.render_permits.load(Ordering::Relaxed);
     let expected = shared.queue.expected_wait(before, running);
-    if expected > shared.queue.max_wait() {
+    if before >= max || expected > shared.queue.max_wait() {
+        // Full, or too long a wait: retry after the wait the queue can be expected to take.
         metrics::counter!("iiif_unavailable_total").increment(1);
         return Err(super::memory::busy(expected));
     }
