@@ -6,7 +6,7 @@
 //! The rows come out as changes of colour; a decoded black pixel is a 1 bit, which the
 //! photometric interpretation maps as for every 1-bit TIFF: with WhiteIsZero (the fax
 //! default) black, with BlackIsZero white. FillOrder 2 (least significant bit first) is
-//! honoured. The output is gray, one byte a pixel, 0 or 255.
+//! honoured, and tiles as well as strips. The output is gray, one byte a pixel, 0 or 255.
 
 use std::io::{Read, Seek};
 
@@ -40,20 +40,34 @@ pub(super) fn decode<R: Read + Seek>(
     }
     let photometric = tag(decoder, Tag::PhotometricInterpretation, 0)?;
     let fill_order = tag(decoder, Tag::FillOrder, 1)?;
-    let rows_per_strip = tag(decoder, Tag::RowsPerStrip, height)?.clamp(1, height.max(1));
     // T4Options (292): bit 0 two-dimensional coding, bit 2 EOLs padded to byte boundaries.
     let t4 = tag(decoder, Tag::Unknown(292), 0)?;
     let vec = |d: &mut Decoder<R>, t: Tag| {
         d.find_tag_unsigned_vec::<u64>(t)
-            .map_err(|e| super::decode_error("TIFF", e))?
-            .ok_or_else(|| err("no strips"))
+            .map_err(|e| super::decode_error("TIFF", e))
     };
-    let offsets = vec(decoder, Tag::StripOffsets)?;
-    let counts = vec(decoder, Tag::StripByteCounts)?;
-    if offsets.len() != counts.len()
-        || (offsets.len() as u64) < u64::from(height.div_ceil(rows_per_strip))
+    // Strips are tiles as wide as the image.
+    let (tile_w, tile_h, offsets, counts) = match vec(decoder, Tag::TileOffsets)? {
+        Some(offsets) => (
+            tag(decoder, Tag::TileWidth, 0)?,
+            tag(decoder, Tag::TileLength, 0)?,
+            offsets,
+            vec(decoder, Tag::TileByteCounts)?.unwrap_or_default(),
+        ),
+        None => (
+            width,
+            tag(decoder, Tag::RowsPerStrip, height)?.clamp(1, height.max(1)),
+            vec(decoder, Tag::StripOffsets)?.ok_or_else(|| err("no strips"))?,
+            vec(decoder, Tag::StripByteCounts)?.unwrap_or_default(),
+        ),
+    };
+    if tile_w == 0 || tile_h == 0 || tile_w > u32::from(u16::MAX) {
+        return Err(err(format!("chunks of {tile_w} x {tile_h}")));
+    }
+    let (across, down) = (width.div_ceil(tile_w), height.div_ceil(tile_h));
+    if offsets.len() != counts.len() || (offsets.len() as u64) < u64::from(across) * u64::from(down)
     {
-        return Err(err("the strips do not cover the image"));
+        return Err(err("the strips or tiles do not cover the image"));
     }
 
     let mut px = Pixels::try_new(width, height, Layout::Gray, budget)?;
@@ -71,27 +85,33 @@ pub(super) fn decode<R: Read + Seek>(
         (2, _) | (3, 0) => EncodingMode::Group3_1D,
         _ => EncodingMode::Group3_2D,
     };
-    let mut strip = Vec::new();
+    let mut chunk = Vec::new();
     for (i, (&offset, &count)) in offsets.iter().zip(&counts).enumerate() {
-        let first = i as u64 * u64::from(rows_per_strip);
-        if first >= u64::from(height) {
+        let (col, row) = (i as u64 % u64::from(across), i as u64 / u64::from(across));
+        if row >= u64::from(down) {
             break;
         }
-        let rows = (u64::from(height) - first).min(u64::from(rows_per_strip)) as u32;
+        let (x, y) = (col as u32 * tile_w, row as u32 * tile_h);
         let data = usize::try_from(offset)
             .ok()
             .zip(usize::try_from(count).ok())
             .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
-            .ok_or_else(|| err(format!("strip {i} is outside the file")))?;
-        strip.clear();
-        strip.extend_from_slice(data);
+            .ok_or_else(|| err(format!("chunk {i} is outside the file")))?;
+        chunk.clear();
+        chunk.extend_from_slice(data);
         if fill_order == 2 {
-            for b in &mut strip {
+            for b in &mut chunk {
                 *b = b.reverse_bits();
             }
         }
+        // A strip is as tall as its rows; a tile is whole (padded past the image's edges).
+        let rows = if tile_w == width {
+            tile_h.min(height - y)
+        } else {
+            tile_h
+        };
         let settings = DecodeSettings {
-            columns: width,
+            columns: tile_w,
             rows,
             end_of_block: compression == 3,
             end_of_line: compression == 3,
@@ -101,47 +121,62 @@ pub(super) fn decode<R: Read + Seek>(
         };
         let mut sink = Rows {
             px: &mut px,
-            y: first as u32,
-            end: first as u32 + rows,
+            x,
+            y,
+            columns: tile_w,
+            row: 0,
+            rows,
             black,
         };
-        let decoded = hayro_ccitt::decode(&strip, &mut sink, &mut DecoderContext::new(settings));
-        if sink.y < sink.end {
-            // Rows missing from a strip are an error; a complaint after every row is not.
+        let decoded = hayro_ccitt::decode(&chunk, &mut sink, &mut DecoderContext::new(settings));
+        if sink.row < rows {
+            // Rows missing from a chunk are an error; a complaint after every row is not.
             decoded.map_err(err)?;
             return Err(err(format!(
-                "strip {i} ends after {} of {rows} rows",
-                sink.y - first as u32
+                "chunk {i} ends after {} of {rows} rows",
+                sink.row
             )));
         }
     }
     Ok(px)
 }
 
-/// Writes decoded rows into the image: runs of black between the changes.
+/// Writes a chunk's decoded rows into the image at (`x`, `y`): runs of black between the
+/// changes, clipped to the image.
 struct Rows<'a> {
     px: &'a mut Pixels,
+    x: u32,
     y: u32,
-    end: u32,
+    /// The chunk's width.
+    columns: u32,
+    /// Rows of the chunk decoded so far.
+    row: u32,
+    rows: u32,
     black: u8,
 }
 
 impl hayro_ccitt::Decoder for Rows<'_> {
     fn push_row(&mut self, changes: &[u32]) {
-        if self.y >= self.end {
+        if self.row >= self.rows {
             return;
         }
-        let width = self.px.width() as usize;
-        let stride = self.px.stride();
-        let row = &mut self.px.data_mut()[self.y as usize * stride..][..width];
-        let mut at = changes.iter().map(|&c| (c as usize).min(width));
+        let y = self.y + self.row;
+        self.row += 1;
+        let (width, height) = (self.px.width(), self.px.height());
+        if y >= height {
+            return;
+        }
+        let (x0, stride) = (self.x as usize, self.px.stride());
+        // The chunk's columns inside the image (a tile may pass its right edge).
+        let visible = self.columns.min(width - self.x.min(width)) as usize;
+        let line = &mut self.px.data_mut()[y as usize * stride..][x0..x0 + visible];
+        let mut at = changes.iter().map(|&c| (c as usize).min(visible));
         while let Some(start) = at.next() {
-            let end = at.next().unwrap_or(width);
+            let end = at.next().unwrap_or(visible);
             if start < end {
-                row[start..end].fill(self.black);
+                line[start..end].fill(self.black);
             }
         }
-        self.y += 1;
     }
 }
 
@@ -157,7 +192,8 @@ mod tests {
     }
 
     /// Every Group 3 flavour (1D, 2D, with fill bits, several strips, bits in reverse order,
-    /// min-is-white) and Group 4 decode to exactly the pixels of the uncompressed reference.
+    /// min-is-white, tiles) and Group 4 (strips, tiles) decode to exactly the pixels of the
+    /// uncompressed reference.
     #[test]
     fn group_3_and_4_decode_to_the_reference() {
         let reference = crate::codec::decode(&fixture("ref.tif"), Budget::default()).unwrap();
@@ -182,6 +218,8 @@ mod tests {
             ("g3-1d-lsb.tif", &reference),
             ("g3-2d-miniswhite.tif", &white_is_zero),
             ("g4.tif", &reference),
+            ("g3-2d-tiled.tif", &reference),
+            ("g4-tiled.tif", &reference),
         ] {
             let bytes = fixture(name);
             let header = crate::codec::read_header(&bytes).unwrap();
