@@ -167,6 +167,7 @@ pub fn read_info<R: ReadAt + ?Sized>(src: &R) -> Result<Jp2Info, Jp2Error> {
 }
 
 fn read_info_dyn(src: &dyn ReadAt) -> Result<Jp2Info, Jp2Error> {
+    check_tile_components(src)?;
     let session = Session::open(src, 0)?;
     let header = session.header()?;
     let mut info = header.info();
@@ -196,6 +197,84 @@ fn palette_columns(src: &dyn ReadAt) -> Option<u8> {
     find_box(jp2h, b"cmap")?;
     // NE (2 bytes), then NPC.
     pclr.get(2).copied()
+}
+
+/// The most tile-components (tiles times components) a codestream may have: OpenJPEG keeps
+/// coding parameters of about 4 KiB for each as soon as it reads the main header (60,000 tiles
+/// of three components took 700 MB), before any memory ceiling can be consulted.
+pub(crate) const MAX_TILE_COMPONENTS: u64 = 1 << 16;
+
+/// How much of the file [`check_tile_components`] reads: a raw codestream's SIZ marker is at
+/// its start, a JP2 file's after its header boxes (a few hundred bytes, more with an ICC
+/// profile; past this, the check is skipped).
+pub(crate) const SIZ_CHECK_BYTES: usize = 4 << 10;
+
+/// Refuse a codestream whose SIZ marker (in the first [`SIZ_CHECK_BYTES`]) declares more than
+/// [`MAX_TILE_COMPONENTS`], before OpenJPEG sees it.
+fn check_tile_components(src: &dyn ReadAt) -> Result<(), Jp2Error> {
+    let mut head = vec![0u8; src.len().min(SIZ_CHECK_BYTES as u64) as usize];
+    let n = src.read_at(0, &mut head).unwrap_or(0);
+    let head = &head[..n];
+    let Some(siz) = codestream_start(head).and_then(|cs| head.get(cs..)) else {
+        return Ok(());
+    };
+    // SOC, SIZ, Lsiz, Rsiz, then Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz, Csiz.
+    if !siz.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        return Ok(());
+    }
+    let be32 = |at: usize| {
+        siz.get(at..at + 4)
+            .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let (Some(x), Some(y), Some(tw), Some(th), Some(tx0), Some(ty0), Some(c)) = (
+        be32(8),
+        be32(12),
+        be32(24),
+        be32(28),
+        be32(32),
+        be32(36),
+        siz.get(40..42)
+            .map(|b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
+    ) else {
+        return Ok(());
+    };
+    if tw == 0 || th == 0 {
+        return Ok(()); // OpenJPEG refuses it
+    }
+    let tiles = x.saturating_sub(tx0).div_ceil(tw) * y.saturating_sub(ty0).div_ceil(th);
+    if tiles.saturating_mul(c) > MAX_TILE_COMPONENTS {
+        return Err(Jp2Error::Invalid(format!(
+            "{tiles} tiles of {c} components, more than this server reads ({MAX_TILE_COMPONENTS} tile-components)"
+        )));
+    }
+    Ok(())
+}
+
+/// Where the codestream starts: 0 for a raw codestream, after the `jp2c` box's header in a
+/// JP2 file (when that header is inside `head`).
+fn codestream_start(head: &[u8]) -> Option<usize> {
+    if !head.starts_with(&JP2_MAGIC) {
+        return Some(0);
+    }
+    let mut at = 0usize;
+    while at + 8 <= head.len() {
+        let lbox = u32::from_be_bytes(head[at..at + 4].try_into().ok()?) as u64;
+        let (header, len) = match lbox {
+            1 => (
+                16,
+                u64::from_be_bytes(head.get(at + 8..at + 16)?.try_into().ok()?),
+            ),
+            n => (8, n),
+        };
+        if &head[at + 4..at + 8] == b"jp2c" {
+            return Some(at + header);
+        }
+        if len < header as u64 {
+            return None; // length 0 (to the end) or broken: no codestream box after it
+        }
+        at = at.checked_add(usize::try_from(len).ok()?)?;
+    }
+    None
 }
 
 /// The contents of the first box of type `kind` among the boxes that fill `bytes` (only boxes
@@ -235,6 +314,7 @@ pub fn decode<R: ReadAt + ?Sized>(src: &R, req: &DecodeRequest) -> Result<Decode
 }
 
 fn decode_dyn(src: &dyn ReadAt, req: &DecodeRequest) -> Result<Decoded, Jp2Error> {
+    check_tile_components(src)?;
     let session = Session::open(src, req.threads)?;
     let header = session.header()?;
     match header.color_space {

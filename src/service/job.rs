@@ -114,11 +114,16 @@ impl RenderInput {
             RenderInput::Whole { .. } => source_len.saturating_add(times(area(full.0, full.1), 4)),
             RenderInput::Level { rect, .. } => times(area(rect.w, rect.h), 8),
             RenderInput::Jp2 {
-                reduce, area: a, ..
+                info,
+                reduce,
+                area: a,
+                ..
             } => {
                 let d = 1u32 << (*reduce).min(31);
                 let decoded = area(a.w.div_ceil(d), a.h.div_ceil(d));
-                times(decoded, 16 + 4).saturating_add(decoded.min(source_len))
+                times(decoded, 16 + 4)
+                    .saturating_add(decoded.min(source_len))
+                    .saturating_add(openjpeg_overhead(info, *reduce, *a))
             }
             RenderInput::Reduced { rect, .. } => times(area(rect.w, rect.h), 4),
             RenderInput::PngRegion { rect, .. } => {
@@ -222,6 +227,27 @@ impl RenderInput {
             },
         })
     }
+}
+
+/// What OpenJPEG allocates beside the samples, measured on hostile codestreams (the
+/// hostile-file suite's): about 6 KiB for every tile-component of the codestream (its coding
+/// parameters; 60,000 1x1 tiles took 1.1 GB), and 0.4 bytes for every sample, at the decoded
+/// resolution, of the whole tiles a region touches (their code-block structures; a 64x64
+/// region of one 65535x65535 tile took 1.3 GB).
+fn openjpeg_overhead(info: &Jp2Info, reduce: u32, region: Rect) -> u64 {
+    let components = u64::from(info.components.max(1));
+    let tiles = u64::from(info.tiles_x).saturating_mul(u64::from(info.tiles_y));
+    let parameters = tiles.saturating_mul(components).saturating_mul(6 << 10);
+    let (tw, th) = (info.tile_width.max(1), info.tile_height.max(1));
+    let across = u64::from(region.right().div_ceil(tw) - region.x / tw);
+    let down = u64::from(region.bottom().div_ceil(th) - region.y / th);
+    let d = 1u32 << reduce.min(31);
+    let tile_samples = u64::from(tw.div_ceil(d)) * u64::from(th.div_ceil(d)) * components;
+    let blocks = (across * down)
+        .saturating_mul(tile_samples)
+        .saturating_mul(2)
+        / 5;
+    parameters.saturating_add(blocks)
 }
 
 /// The whole file, refused past `max_source_bytes`.
@@ -422,5 +448,45 @@ pub(crate) struct SlotGuard(Arc<Shared>);
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(size: (u32, u32), tile: (u32, u32)) -> Jp2Info {
+        Jp2Info {
+            width: size.0,
+            height: size.1,
+            components: 3,
+            precision: 8,
+            resolutions: 6,
+            tile_width: tile.0,
+            tile_height: tile.1,
+            tiles_x: size.0.div_ceil(tile.0),
+            tiles_y: size.1.div_ceil(tile.1),
+            has_alpha: false,
+            gray: false,
+            palette_columns: 0,
+        }
+    }
+
+    /// The hostile geometries that made OpenJPEG allocate over a gigabyte could never fit
+    /// the default ceiling; an archival file's tiles cost a few MiB.
+    #[test]
+    fn openjpeg_overhead_counts_tiles_and_the_tiles_a_region_touches() {
+        let gib = 1u64 << 30;
+        // 60,000 tiles of 1x1: their parameters alone.
+        let many = info((300, 200), (1, 1));
+        assert!(openjpeg_overhead(&many, 0, Rect::new(0, 0, 1, 1)) > gib);
+        // One 65535x65535 tile, a 64x64 region at half size.
+        let one = info((65535, 65535), (65535, 65535));
+        assert!(openjpeg_overhead(&one, 1, Rect::new(0, 0, 64, 64)) > gib);
+        // The benchmark's JP2 (25167x12483 in 1024 tiles), a 512 region at full size, and the
+        // whole image at 1/32.
+        let big = info((25167, 12483), (1024, 1024));
+        assert!(openjpeg_overhead(&big, 0, Rect::new(1024, 1024, 512, 512)) < 8 << 20);
+        assert!(openjpeg_overhead(&big, 5, Rect::new(0, 0, 25167, 12483)) < 8 << 20);
     }
 }

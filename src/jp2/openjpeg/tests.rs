@@ -982,7 +982,7 @@ fn area_decode_reads_a_fraction_of_a_tiled_file() {
     assert_eq!((info.tiles_x, info.tiles_y), (8, 8));
     let header_bytes = src.bytes.swap(0, Ordering::Relaxed);
     assert!(
-        header_bytes <= STREAM_BUFFER as u64 + 12,
+        header_bytes <= STREAM_BUFFER as u64 + 12 + super::SIZ_CHECK_BYTES as u64,
         "read_info read {header_bytes}"
     );
     let out = decode(&src, &req(0, Some((384, 512, 128, 128)))).unwrap();
@@ -1102,8 +1102,11 @@ fn budget_is_checked_before_decoding() {
         Err(Jp2Error::TooLarge(m)) => assert!(!m.contains('\n')),
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    // Only the header was read (the sniff, then one stream buffer): no tile data.
-    assert!(src.bytes.load(Ordering::Relaxed) <= STREAM_BUFFER as u64 + 12);
+    // Only the header was read (the sniff, the SIZ check, then one stream buffer): no tile data.
+    assert!(
+        src.bytes.load(Ordering::Relaxed)
+            <= STREAM_BUFFER as u64 + 12 + super::SIZ_CHECK_BYTES as u64
+    );
     let exact = DecodeRequest {
         max_bytes: need,
         ..req(0, None)
@@ -1619,5 +1622,38 @@ mod doc_examples {
             jp2::decode(file.as_slice(), &tiny),
             Err(Jp2Error::TooLarge(_))
         ));
+    }
+}
+
+/// A main header declaring more tile-components than the server reads is refused before
+/// OpenJPEG allocates their coding parameters (60,000 tiles of three components took 700 MB),
+/// in a raw codestream and in a JP2 file; an ordinary tiling passes.
+#[test]
+fn too_many_tile_components_are_refused_before_openjpeg_reads_them() {
+    fn siz(tile: u32) -> Vec<u8> {
+        let mut v = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 47, 0, 0];
+        for value in [300u32, 200, 0, 0, tile, tile, 0, 0] {
+            v.extend_from_slice(&value.to_be_bytes());
+        }
+        v.extend_from_slice(&3u16.to_be_bytes());
+        v.extend_from_slice(&[7, 1, 1, 7, 1, 1, 7, 1, 1]);
+        v
+    }
+    let in_jp2 = |cs: &[u8]| {
+        let mut v = super::JP2_MAGIC.to_vec();
+        v.extend_from_slice(&[0, 0, 0, 20]);
+        v.extend_from_slice(b"ftypjp2 \0\0\0\0jp2 ");
+        v.extend_from_slice(&((cs.len() + 8) as u32).to_be_bytes());
+        v.extend_from_slice(b"jp2c");
+        v.extend_from_slice(cs);
+        v
+    };
+    for file in [siz(1), in_jp2(&siz(1))] {
+        let e = super::check_tile_components(&file.as_slice()).unwrap_err();
+        assert!(e.to_string().contains("60000 tiles of 3 components"), "{e}");
+        assert!(read_info(file.as_slice()).is_err());
+    }
+    for file in [siz(64), in_jp2(&siz(64))] {
+        assert!(super::check_tile_components(&file.as_slice()).is_ok());
     }
 }
