@@ -190,17 +190,22 @@ impl Queue {
     }
 
     /// How long a render with `ahead` renders in the queue before it (running ones included)
-    /// can expect to wait for one of `running` render slots.
+    /// can expect to wait for one of `running` render slots. Before any render has finished
+    /// the wait is unknown and taken to be the queue wait itself: the queue still admits up to
+    /// its length, and a request turned away from a full queue is told to retry after the
+    /// queue wait rather than after a second (the first renders of a cold server can take
+    /// that long).
     pub(crate) fn expected_wait(&self, ahead: usize, running: usize) -> Duration {
         let running = running.max(1);
         if ahead < running {
             return Duration::ZERO;
         }
+        let mean = self.mean_micros.load(Ordering::Relaxed);
+        if mean == 0 {
+            return self.max_wait();
+        }
         let rounds = (ahead + 1 - running).div_ceil(running) as u64;
-        let round = self
-            .mean_micros
-            .load(Ordering::Relaxed)
-            .saturating_add(self.deviation_micros.load(Ordering::Relaxed));
+        let round = mean.saturating_add(self.deviation_micros.load(Ordering::Relaxed));
         Duration::from_micros(round.saturating_mul(rounds))
     }
 }
@@ -249,6 +254,11 @@ mod tests {
     #[test]
     fn the_expected_wait_counts_rounds_of_recent_render_times() {
         let q = Queue::new(Duration::from_secs(5));
+        // No render finished yet: a wait behind others is the queue wait (admitted, not past
+        // it), and a full queue's 503 says to retry after it.
+        assert_eq!(q.expected_wait(1, 2), Duration::ZERO);
+        assert_eq!(q.expected_wait(40, 2), Duration::from_secs(5));
+        assert_eq!(busy(q.expected_wait(40, 2)).retry_after(), Some(6));
         q.record(Duration::from_millis(100));
         assert_eq!(q.expected_wait(1, 2), Duration::ZERO); // a slot is free
         assert_eq!(q.expected_wait(2, 2), Duration::from_millis(100));

@@ -690,7 +690,8 @@ async fn a_full_queue_answers_503_with_retry_after() {
     let slot = svc.reserve_render_slot().unwrap();
     let got = get(&svc, &v3_image("full/100,/0/default.jpg")).await;
     assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(got.headers["retry-after"], "1");
+    // No render timed yet: retry after the queue wait (5 s by default), rounded up.
+    assert_eq!(got.headers["retry-after"], "6");
     // Once renders have been timed, a full queue says how long it can be expected to take:
     // one round of 3 s renders ahead, so 4 s (rounded up).
     svc.shared.queue.record(std::time::Duration::from_secs(3));
