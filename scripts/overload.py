@@ -219,6 +219,8 @@ def soak(base, pid, seconds, connections, out, path):
     sampler.join()
     minutes = {}
     for at, kib in sampler.samples:
+        if at >= seconds:  # the moment after the load: not a minute of the soak
+            continue
         minutes.setdefault(int(at // 60), []).append(kib / 1024)
     per_minute = [round(statistics.mean(v), 1) for _, v in sorted(minutes.items())]
     counts = {}
