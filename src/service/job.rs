@@ -384,12 +384,19 @@ pub(super) async fn render_job<O: SourceObject>(
     shared.memory.check(need)?;
     let slot = reserve_render_slot(&shared)?;
     // A render permit, then room under the ceiling: requests waiting in the queue hold none.
+    // Both within the queue wait: a render admitted on an expectation that the renders ahead
+    // then belie is answered 503 when the wait has passed, not started late.
     let acquire = || async {
-        let permit = Arc::clone(&shared.renders)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::internal("render pool closed"))?;
-        let memory = shared.memory.reserve(need, shared.queue.max_wait()).await?;
+        let deadline = tokio::time::Instant::now() + shared.queue.max_wait();
+        let permit =
+            match tokio::time::timeout_at(deadline, Arc::clone(&shared.renders).acquire_owned())
+                .await
+            {
+                Ok(permit) => permit.map_err(|_| Error::internal("render pool closed"))?,
+                Err(_) => return Err(late(&shared)),
+            };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let memory = shared.memory.reserve(need, left).await?;
         Ok::<_, Error>((permit, memory, std::time::Instant::now()))
     };
     // A whole-file read takes its render permit first: requests waiting for a permit then hold
@@ -440,6 +447,15 @@ pub(crate) fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Err
         return Err(super::memory::busy(expected));
     }
     Ok(guard)
+}
+
+/// The 503 of a render that did not get its permit within the queue wait, with a
+/// `Retry-After` of the wait the queue can now be expected to take.
+fn late(shared: &Shared) -> Error {
+    metrics::counter!("iiif_unavailable_total").increment(1);
+    let ahead = shared.in_flight.load(Ordering::Acquire);
+    let running = shared.render_permits.load(Ordering::Relaxed);
+    super::memory::busy(shared.queue.expected_wait(ahead, running))
 }
 
 /// Releases a place in the render queue when dropped.

@@ -675,6 +675,36 @@ async fn parsed_request_extension_is_reused() {
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
 }
 
+/// A render admitted to the queue that does not get its render permit within the queue wait
+/// (the renders ahead took longer than reckoned) is answered 503 then, not started late.
+#[tokio::test]
+async fn a_render_that_cannot_start_within_the_queue_wait_is_shed() {
+    let wait = std::time::Duration::from_millis(200);
+    let svc = service(ApiVersion::V3)
+        .render_concurrency(1, 4)
+        .max_queue_wait(wait);
+    // Hold the only render permit, as a render slower than any reckoning would.
+    let permit = Arc::clone(&svc.shared.renders)
+        .acquire_owned()
+        .await
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        get(&svc, &v3_image("full/100,/0/default.jpg")),
+    )
+    .await
+    .expect("a request stuck in the queue past its wait");
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(asked.elapsed() >= wait, "shed before its wait");
+    // No render timed yet: retry after the queue wait, rounded up.
+    assert_eq!(got.headers["retry-after"], "1");
+    assert_eq!(svc.shared.in_flight.load(Ordering::Relaxed), 0);
+    drop(permit);
+    let got = get(&svc, &v3_image("full/100,/0/default.jpg")).await;
+    assert_eq!(got.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn memory_budget_refuses_big_sources_before_decoding() {
     let svc = service(ApiVersion::V3).memory_budget(1 << 20);
