@@ -938,7 +938,7 @@ impl<S: Source> IiifService<S> {
     /// by default): each render reserves an estimate of its peak memory (source bytes held,
     /// decoded input, scaled and rotated intermediates, encoded output) once it has a render
     /// permit, before it decodes, and gives it back when it ends. A request whose render could never fit is
-    /// refused at once with a 400; one that fits later waits at most
+    /// refused at once with a 400; one that fits later waits within
     /// [`max_queue_wait`](Self::max_queue_wait), then gets a 503 with `Retry-After`. Caches
     /// (derivatives, reduced pyramids, chunks) have their own caps outside it.
     ///
@@ -978,11 +978,12 @@ impl<S: Source> IiifService<S> {
         self.shared.memory.peak()
     }
 
-    /// The longest a render may be expected to wait for its turn (5 s by default): a request
-    /// is queued only if the renders ahead of it can be expected, from the recent render
-    /// times, to let it start within this; otherwise it is answered 503 at once with a
-    /// `Retry-After` of that expected wait. Also the longest it waits for room under the
-    /// memory ceiling. Cheap requests (info.json, cache hits, 304, HEAD) never queue.
+    /// The longest a render waits for its turn (5 s by default): a request is queued only if
+    /// the renders ahead of it can be expected, from the recent render times, to let it start
+    /// within this; otherwise it is answered 503 at once with a `Retry-After` of that expected
+    /// wait. A queued render that has still not started (its render permit and its room under
+    /// the memory ceiling) when this has passed is answered 503 then. Cheap requests
+    /// (info.json, cache hits, 304, HEAD) never queue.
     ///
     /// ```
     /// # use tower_iiif::{IiifService, source::FsSource};
