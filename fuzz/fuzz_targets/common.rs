@@ -2,12 +2,24 @@
 //! decoded one by one, assembled, and joined without decoding.
 
 use bytes::Bytes;
-use tower_iiif::__private::{Budget, Rect, assemble, decode_tile, join_jpeg_tiles};
+use tower_iiif::__private::{
+    Budget, MemObject, Rect, TiffPyramid, assemble, decode_tile, join_jpeg_tiles, read_pyramid,
+};
+
+/// The pyramid of the TIFF in `bytes`, read as the server reads it (by range, on a runtime of
+/// one thread); `None` when the reader refuses it.
+pub fn read(bytes: &Bytes) -> Option<TiffPyramid> {
+    let obj = MemObject::new(bytes.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(read_pyramid(&obj)).ok()
+}
 
 /// Every tile path over `rect` of level `index` of `pyramid`, read from `bytes` (at most
 /// `max_tiles` tiles; ranges past the end cut short).
 pub fn exercise_region(
-    pyramid: &tower_iiif::__private::TiffPyramid,
+    pyramid: &TiffPyramid,
     index: usize,
     rect: Rect,
     bytes: &Bytes,

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tower_iiif::__private::{Budget, MemObject, Rect, read_pyramid};
+use tower_iiif::__private::{Budget, Rect};
 
 mod common;
 
@@ -123,11 +123,7 @@ fuzz_target!(|input: &[u8]| {
     let cut = &body[..body.len() - usize::from(flags >> 2) % body.len().max(1)];
     let file = tiff(tile, photometric, tables.as_deref(), &[&body, &body, &body, cut]);
     let bytes = Bytes::from(file);
-    let obj = MemObject::new(bytes.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let Ok(pyramid) = rt.block_on(read_pyramid(&obj)) else {
+    let Some(pyramid) = common::read(&bytes) else {
         return;
     };
     let budget = Budget::new(16 << 20);

@@ -4,17 +4,13 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tower_iiif::__private::{Budget, MemObject, Rect, read_pyramid};
+use tower_iiif::__private::{Budget, Rect};
 
 mod common;
 
 fuzz_target!(|data: &[u8]| {
     let bytes = Bytes::copy_from_slice(data);
-    let obj = MemObject::new(bytes.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let Ok(pyramid) = rt.block_on(read_pyramid(&obj)) else {
+    let Some(pyramid) = common::read(&bytes) else {
         return;
     };
     let budget = Budget::new(16 << 20);

@@ -591,6 +591,16 @@ fn parse_main_header(buf: &[u8]) -> Parse {
     }
 }
 
+/// The tiles and the components of a SIZ segment (without its marker and length), if it is
+/// valid.
+pub(crate) fn siz_tiles_and_components(seg: &[u8]) -> Option<(u64, u64)> {
+    let (grid, components) = parse_siz(seg)?;
+    Some((
+        u64::from(grid.across) * u64::from(grid.down),
+        components.len() as u64,
+    ))
+}
+
 /// The image area and tile grid of a SIZ segment (without its marker and length), and each
 /// component's subsampling.
 fn parse_siz(seg: &[u8]) -> Option<(Grid, Vec<(u8, u8)>)> {

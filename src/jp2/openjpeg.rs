@@ -210,96 +210,71 @@ pub(crate) const MAX_TILE_COMPONENTS: u64 = 1 << 16;
 pub(crate) const SIZ_CHECK_BYTES: usize = 4 << 10;
 
 /// Refuse a codestream whose SIZ marker (in the first [`SIZ_CHECK_BYTES`]) declares more than
-/// [`MAX_TILE_COMPONENTS`], before OpenJPEG sees it.
+/// [`MAX_TILE_COMPONENTS`], before OpenJPEG sees it. A SIZ marker this reads no further than
+/// its fields (out of reach, or invalid) is left to OpenJPEG, which refuses more than 65,535
+/// tiles itself.
 fn check_tile_components(src: &dyn ReadAt) -> Result<(), Jp2Error> {
     let mut head = vec![0u8; src.len().min(SIZ_CHECK_BYTES as u64) as usize];
     let n = src.read_at(0, &mut head).unwrap_or(0);
     let head = &head[..n];
-    let Some(siz) = codestream_start(head).and_then(|cs| head.get(cs..)) else {
+    let codestream = match head.starts_with(&JP2_MAGIC) {
+        true => boxes(head).find(|b| &b.0 == b"jp2c").map(|b| b.1),
+        false => Some(0),
+    };
+    // SOC, SIZ, Lsiz, then the segment.
+    let Some(siz) = codestream.and_then(|at| head.get(at..)) else {
         return Ok(());
     };
-    // SOC, SIZ, Lsiz, Rsiz, then Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz, Csiz.
     if !siz.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
         return Ok(());
     }
-    let be32 = |at: usize| {
-        siz.get(at..at + 4)
-            .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
-    };
-    let (Some(x), Some(y), Some(tw), Some(th), Some(tx0), Some(ty0), Some(c)) = (
-        be32(8),
-        be32(12),
-        be32(24),
-        be32(28),
-        be32(32),
-        be32(36),
-        siz.get(40..42)
-            .map(|b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
-    ) else {
-        return Ok(());
-    };
-    if tw == 0 || th == 0 {
-        return Ok(()); // OpenJPEG refuses it
+    match siz
+        .get(6..)
+        .and_then(super::codestream::siz_tiles_and_components)
+    {
+        Some((tiles, c)) if tiles.saturating_mul(c) > MAX_TILE_COMPONENTS => {
+            Err(Jp2Error::Invalid(format!(
+                "{tiles} tiles of {c} components, more than this server reads \
+                 ({MAX_TILE_COMPONENTS} tile-components)"
+            )))
+        }
+        _ => Ok(()),
     }
-    let tiles = x.saturating_sub(tx0).div_ceil(tw) * y.saturating_sub(ty0).div_ceil(th);
-    if tiles.saturating_mul(c) > MAX_TILE_COMPONENTS {
-        return Err(Jp2Error::Invalid(format!(
-            "{tiles} tiles of {c} components, more than this server reads ({MAX_TILE_COMPONENTS} tile-components)"
-        )));
-    }
-    Ok(())
 }
 
-/// Where the codestream starts: 0 for a raw codestream, after the `jp2c` box's header in a
-/// JP2 file (when that header is inside `head`).
-fn codestream_start(head: &[u8]) -> Option<usize> {
-    if !head.starts_with(&JP2_MAGIC) {
-        return Some(0);
-    }
-    let mut at = 0usize;
-    while at + 8 <= head.len() {
-        let lbox = u32::from_be_bytes(head[at..at + 4].try_into().ok()?) as u64;
-        let (header, len) = match lbox {
-            1 => (
-                16,
-                u64::from_be_bytes(head.get(at + 8..at + 16)?.try_into().ok()?),
-            ),
-            n => (8, n),
-        };
-        if &head[at + 4..at + 8] == b"jp2c" {
-            return Some(at + header);
-        }
-        if len < header as u64 {
-            return None; // length 0 (to the end) or broken: no codestream box after it
-        }
-        at = at.checked_add(usize::try_from(len).ok()?)?;
-    }
-    None
-}
-
-/// The contents of the first box of type `kind` among the boxes that fill `bytes` (only boxes
-/// whole inside `bytes`).
-fn find_box<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    let mut at = 0usize;
-    while at + 8 <= bytes.len() {
-        let lbox = u32::from_be_bytes(bytes[at..at + 4].try_into().ok()?) as usize;
-        let (header, len) = match lbox {
+/// The boxes that start inside `bytes`, in order: each one's type, where its contents start
+/// and where it ends (perhaps past `bytes`). Ends after a box of length 0 (the last one) and
+/// at a length shorter than its own header.
+fn boxes(bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], usize, usize)> + '_ {
+    let mut next = Some(0usize);
+    std::iter::from_fn(move || {
+        let at = next.take()?;
+        let head = bytes.get(at..at.checked_add(8)?)?;
+        let kind: [u8; 4] = head[4..8].try_into().ok()?;
+        let (header, len) = match u32::from_be_bytes(head[..4].try_into().ok()?) {
             0 => (8, bytes.len() - at),
             1 => {
                 let x = u64::from_be_bytes(bytes.get(at + 8..at + 16)?.try_into().ok()?);
                 (16, usize::try_from(x).ok()?)
             }
-            n => (8, n),
+            n => (8, n as usize),
         };
-        let end = at
-            .checked_add(len)
-            .filter(|&e| e <= bytes.len() && len >= header)?;
-        if &bytes[at + 4..at + 8] == kind {
-            return Some(&bytes[at + header..end]);
+        if len < header {
+            return None;
         }
-        at = end;
-    }
-    None
+        let end = at.checked_add(len)?;
+        next = (u32::from_be_bytes(head[..4].try_into().ok()?) != 0).then_some(end);
+        Some((kind, at + header, end))
+    })
+}
+
+/// The contents of the first box of type `kind` among the boxes that fill `bytes` (only boxes
+/// whole inside `bytes`).
+fn find_box<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    let (_, start, end) = boxes(bytes)
+        .take_while(|b| b.2 <= bytes.len())
+        .find(|b| &b.0 == kind)?;
+    bytes.get(start..end)
 }
 
 /// Decode a region of `src` at a reduced resolution into 8-bit interleaved pixels.

@@ -393,7 +393,11 @@ pub(super) async fn render_job<O: SourceObject>(
                 .await
             {
                 Ok(permit) => permit.map_err(|_| Error::internal("render pool closed"))?,
-                Err(_) => return Err(late(&shared)),
+                // Late: retry after the wait the queue can now be expected to take.
+                Err(_) => {
+                    let ahead = shared.in_flight.load(Ordering::Acquire);
+                    return Err(super::memory::busy(expected_wait(&shared, ahead)));
+                }
             };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let memory = shared.memory.reserve(need, left).await?;
@@ -439,23 +443,18 @@ pub(crate) fn reserve_render_slot(shared: &Arc<Shared>) -> Result<SlotGuard, Err
     let max = shared.max_in_flight.load(Ordering::Relaxed);
     let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
     let guard = SlotGuard(Arc::clone(shared));
-    let running = shared.render_permits.load(Ordering::Relaxed);
-    let expected = shared.queue.expected_wait(before, running);
+    let expected = expected_wait(shared, before);
     if before >= max || expected > shared.queue.max_wait() {
         // Full, or too long a wait: retry after the wait the queue can be expected to take.
-        metrics::counter!("iiif_unavailable_total").increment(1);
         return Err(super::memory::busy(expected));
     }
     Ok(guard)
 }
 
-/// The 503 of a render that did not get its permit within the queue wait, with a
-/// `Retry-After` of the wait the queue can now be expected to take.
-fn late(shared: &Shared) -> Error {
-    metrics::counter!("iiif_unavailable_total").increment(1);
-    let ahead = shared.in_flight.load(Ordering::Acquire);
+/// The wait a render with `ahead` renders in the queue before it can be expected to take.
+fn expected_wait(shared: &Shared, ahead: usize) -> std::time::Duration {
     let running = shared.render_permits.load(Ordering::Relaxed);
-    super::memory::busy(shared.queue.expected_wait(ahead, running))
+    shared.queue.expected_wait(ahead, running)
 }
 
 /// Releases a place in the render queue when dropped.

@@ -90,10 +90,7 @@ impl Ceiling {
             {
                 Ok(Ok(p)) => p,
                 Ok(Err(_)) => return Err(Error::internal("memory ceiling closed")),
-                Err(_) => {
-                    metrics::counter!("iiif_unavailable_total").increment(1);
-                    return Err(busy(wait));
-                }
+                Err(_) => return Err(busy(wait)),
             };
         let used = self.used_kib.fetch_add(need, Ordering::AcqRel) + need;
         self.peak_kib.fetch_max(used, Ordering::AcqRel);
@@ -127,7 +124,9 @@ impl Drop for Reservation {
 }
 
 /// A 503 for a wait that would be, or was, longer than `wait`: retry after about that long.
+/// Counted in `iiif_unavailable_total`.
 pub(crate) fn busy(wait: Duration) -> Error {
+    metrics::counter!("iiif_unavailable_total").increment(1);
     let seconds = u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX);
     Error::new(ErrorKind::Unavailable, "the server is busy; retry later").with_retry_after(seconds)
 }
