@@ -185,7 +185,7 @@ http {
     scgi_temp_path $DIR/tmp/scgi;
     types { image/jpeg jpg; image/tiff tif; image/jp2 jp2; image/png png; }
     default_type application/octet-stream;
-    log_format bytes '\$request_method \$uri \$status \$body_bytes_sent "\$http_range" "\$http_authorization"';
+    log_format bytes '\$request_method \$uri \$status \$body_bytes_sent "\$http_range" "\$http_authorization" \$msec \$request_time';
     map \$http_authorization \$authorized { default 0; "Bearer test-token" 1; }
     # Garage's S3 API behind a logging proxy: the tests count S3 requests and bytes here.
     server {

@@ -180,6 +180,55 @@ async fn a_tile_fetches_only_its_ranges_from_s3() {
     }
 }
 
+/// Concurrent first requests for one object share one HEAD; a viewer's burst of tiles on a
+/// pyramid level is read in a few large ranges (read ahead), each byte once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_shares_its_head_and_reads_a_level_ahead() {
+    let prefix = "burst/";
+    upload(&format!("{prefix}pyr.tif"), fixture("pyr.tif")).await;
+    // The size, from another instance: this one starts cold.
+    let other = serve(IiifService::new(s3_source(prefix, 64 << 10))).await;
+    let info = get(other, "/iiif/3/pyr.tif/info.json").await;
+    assert_eq!(info.status, 200);
+    let from = log_len("TOWER_IIIF_S3_LOG");
+    let addr = serve(IiifService::new(s3_source(prefix, 64 << 10))).await;
+    // Every 256 tile of the full-size level, 8 at once.
+    let doc: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    let (w, h) = (
+        doc["width"].as_u64().unwrap(),
+        doc["height"].as_u64().unwrap(),
+    );
+    let mut paths = Vec::new();
+    for y in (0..h).step_by(256) {
+        for x in (0..w).step_by(256) {
+            let (tw, th) = ((w - x).min(256), (h - y).min(256));
+            paths.push(format!(
+                "/iiif/3/pyr.tif/{x},{y},{tw},{th}/{tw},/0/default.jpg"
+            ));
+        }
+    }
+    assert!(paths.len() >= 16, "{} tiles", paths.len());
+    for batch in paths.chunks(8) {
+        let replies = futures_util::future::join_all(batch.iter().map(|p| get(addr, p))).await;
+        for r in replies {
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+    }
+    let lines = logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}pyr.tif")).await;
+    let heads = lines.iter().filter(|l| l.method == "HEAD").count();
+    let gets: Vec<_> = lines.iter().filter(|l| l.method == "GET").collect();
+    assert_eq!(heads, 1, "{lines:?}");
+    // Fewer requests than tiles, and no more bytes than the file.
+    let bytes: u64 = gets.iter().map(|l| l.bytes).sum();
+    assert!(
+        gets.len() * 4 < paths.len(),
+        "{} GETs for {} tiles",
+        gets.len(),
+        paths.len()
+    );
+    assert!(bytes <= fixture("pyr.tif").len() as u64, "{bytes} bytes");
+}
+
 fn http_source(prefixes: &[&str]) -> tower_iiif::source::HttpSourceBuilder {
     let mut b = HttpSource::builder().timeouts(Duration::from_secs(2), Duration::from_secs(2));
     for p in prefixes {

@@ -39,6 +39,8 @@
 //! lengths than the geometry allows (2^22 in all; 2^20 kept for the precincts).
 
 use std::ops::Range;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -79,6 +81,13 @@ const MAX_WALKED_PARTS: usize = 1 << 16;
 const MAX_CUT_PARTS: usize = 4096;
 /// The largest tile-part header read for its packet lengths.
 const MAX_PART_HEADER: u64 = 4 << 20;
+/// The first read of a tile-part's header (doubled while the header goes on).
+const PART_HEADER_READ: u64 = 4096;
+/// Tile-part headers this close to each other in the file are read together (the bytes
+/// between them are read too: one request instead of two, over a remote source).
+const HEADER_GAP: u64 = 64 << 10;
+/// The longest read of tile-part headers together.
+const MAX_HEADER_GROUP: u64 = 1 << 20;
 /// The most packet lengths kept (4 bytes each) to leave out the precincts away from an area.
 const MAX_KEPT_PACKETS: u64 = 1 << 20;
 /// The most packets a file's tile-part headers may list for cuts (read 4 bytes each).
@@ -93,7 +102,7 @@ const FIRST_READ: u64 = 64 << 10;
 
 /// Where each tile-part of a JPEG 2000 codestream lies, and the header bytes that make a
 /// codestream of some of its tiles decodable on their own. Made by [`read_index`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CodestreamIndex {
     /// The boxes before the codestream a decoder needs (empty for a raw codestream).
     boxes: Vec<u8>,
@@ -108,19 +117,38 @@ pub struct CodestreamIndex {
     cuts: Option<Cuts>,
 }
 
-/// The cuts of every tile, for each number of kept resolutions (see `packets`).
-#[derive(Debug, Clone)]
+/// Where the tiles' data can be cut, for each number of kept resolutions (see `packets`),
+/// read tile by tile when a region first needs the tile ([`CodestreamIndex::load_region`]):
+/// a file's first tile costs the reads of its own tile-part headers, not of every tile's.
+#[derive(Debug)]
 struct Cuts {
     coding: Coding,
-    /// `coding.levels` cuts per tile, tile after tile: keeping 1, 2, ... resolutions.
-    cuts: Vec<Cut>,
     /// (XRsiz, YRsiz) of each component.
     subsampling: Vec<(u8, u8)>,
-    /// Each tile's tile-parts, in order: header length, packet count, PLT segments.
-    parts: Vec<Vec<PartInfo>>,
-    /// Each tile's packet lengths, in order, to leave out the packets of precincts away from
-    /// an area; empty when the components are subsampled differently or there are too many.
-    lengths: Vec<Vec<u32>>,
+    /// Whether each tile's packet lengths are kept, to leave out the packets of precincts away
+    /// from an area: not when the components are subsampled differently or there are too many.
+    by_packet: bool,
+    /// Each tile's cuts, once read; `None` inside when its headers do not add up (the tile is
+    /// then read whole).
+    tiles: Vec<OnceLock<Option<TileCuts>>>,
+    /// The tile-part header bytes read so far, at most [`MAX_HEADER_BYTES`].
+    header_bytes: AtomicU64,
+    /// What the tiles' cuts may take in memory, at most (for cache weights).
+    max_heap: u64,
+}
+
+/// A tile-part's header as read: its packet lengths, or `None` when it is not usable.
+type PartRead = Option<(PartInfo, Vec<u32>)>;
+
+/// One tile's cuts and tile-part headers.
+#[derive(Debug)]
+struct TileCuts {
+    /// `coding.levels` cuts: keeping 1, 2, ... resolutions.
+    cuts: Vec<Cut>,
+    /// Its tile-parts, in order: header length, packet count, PLT segments.
+    parts: Vec<PartInfo>,
+    /// Its packet lengths, in order (empty unless [`Cuts::by_packet`]).
+    lengths: Vec<u32>,
 }
 
 /// A tile-part's header, as far as cutting it needs.
@@ -280,9 +308,10 @@ async fn walk_tile_parts<O: SourceObject>(
     }
 }
 
-/// The cuts of every tile, from the tile-part headers' packet lengths (one read each, after
-/// the first one shows a PLT). `None` when a tile's do not add up or there is none, or past
-/// the bounds: 4096 tile-parts, 2^22 packets, 64 MiB of headers.
+/// Whether the tiles' data can be cut, and how, from the geometry and the first tile-part's
+/// header (its own read: most files have no PLT, and say so there). The tiles' own cuts are read
+/// when a region needs them. `None` without a PLT, or past the bounds: 4096 tile-parts, 2^22
+/// packets.
 async fn read_cuts<O: SourceObject>(
     obj: &O,
     index: &CodestreamIndex,
@@ -292,84 +321,208 @@ async fn read_cuts<O: SourceObject>(
     if index.parts.len() > MAX_CUT_PARTS {
         return Ok(None);
     }
-    // Most files have no PLT: the first tile-part's header says so before any other work
-    // (and is not read again below).
-    let Some(probe) = read_part_header(obj, &index.parts[0], usize::MAX).await? else {
+    if read_part_header(obj, &index.parts[0], usize::MAX)
+        .await?
+        .is_none()
+    {
         return Ok(None);
-    };
-    let mut first = Some(probe);
+    }
     let g = &index.grid;
     let tiles = g.tiles() as usize;
-    // The packets of each tile's resolutions, from the geometry: what its headers may list.
-    let mut per_resolution = Vec::with_capacity(tiles);
+    // The packets each tile's headers may list, from the geometry.
+    let mut total = 0u64;
     for t in 0..tiles {
         match packets::packets_per_resolution(&g.tile(t as u32, subsampling), &coding) {
-            Some(p) => per_resolution.push(p),
+            Some(p) => total = total.saturating_add(p.iter().sum()),
             None => return Ok(None),
         }
     }
-    let mut left: Vec<u64> = per_resolution.iter().map(|p| p.iter().sum()).collect();
-    let total: u64 = left.iter().sum();
     if total > MAX_LISTED_PACKETS {
         return Ok(None);
     }
-    let mut header_bytes = 0u64;
-    // Per tile, its tile-parts in order, and their packet lengths.
-    let mut parts: Vec<Vec<PartInfo>> = vec![Vec::new(); tiles];
-    let mut lengths: Vec<Vec<u32>> = vec![Vec::new(); tiles];
-    // The other tile-parts' headers, 16 reads at a time (over a remote source each is a round
-    // trip), in order; each may list at most its tile's packets.
-    let listable = left.clone();
-    let reads: Vec<_> = index
-        .parts
-        .iter()
-        .skip(1)
-        .map(|p| read_part_header(obj, p, listable[p.tile as usize] as usize))
-        .collect();
-    let mut rest = futures_util::stream::iter(reads).buffered(16);
-    for (i, p) in index.parts.iter().enumerate() {
-        let t = p.tile as usize;
-        let limit = left[t] as usize;
-        let read = match i {
-            0 => first.take(),
-            _ => rest.next().await.transpose()?.flatten(),
-        };
-        let Some((info, listed)) = read.filter(|(_, listed)| listed.len() <= limit) else {
-            return Ok(None);
-        };
-        header_bytes += u64::from(info.header);
-        if usize::from(p.part) != parts[t].len() || header_bytes > MAX_HEADER_BYTES {
-            return Ok(None);
-        }
-        left[t] -= listed.len() as u64;
-        lengths[t].extend_from_slice(&listed);
-        parts[t].push(info);
-    }
-    let mut cuts = Vec::with_capacity(tiles * usize::from(coding.levels));
-    for t in 0..tiles {
-        let mut from = 0;
-        let mut list = Vec::with_capacity(parts[t].len());
-        for info in &parts[t] {
-            let n = info.packets as usize;
-            list.push((info.header, info.data, &lengths[t][from..from + n]));
-            from += n;
-        }
-        match packets::cuts(&list, &per_resolution[t]) {
-            Some(c) if c.len() == usize::from(coding.levels) => cuts.extend(c),
-            _ => return Ok(None),
-        }
-    }
     // Packet by packet: every component alike, and not too many to keep.
-    if !subsampling.iter().all(|&s| s == subsampling[0]) || total > MAX_KEPT_PACKETS {
-        lengths = Vec::new();
-    }
+    let by_packet = subsampling.iter().all(|&s| s == subsampling[0]) && total <= MAX_KEPT_PACKETS;
+    let levels = u64::from(coding.levels);
+    let max_heap = tiles as u64 * (levels * size_of::<Cut>() as u64 + size_of::<TileCuts>() as u64)
+        + index.parts.len() as u64 * (size_of::<PartInfo>() as u64 + 16)
+        + if by_packet { total * 4 } else { 0 };
     Ok(Some(Cuts {
         coding,
-        cuts,
         subsampling: subsampling.to_vec(),
-        parts,
-        lengths,
+        by_packet,
+        tiles: (0..tiles).map(|_| OnceLock::new()).collect(),
+        header_bytes: AtomicU64::new(0),
+        max_heap,
     }))
+}
+
+impl CodestreamIndex {
+    /// Read the cuts of the tiles the area `x, y, w, h` touches that are not read yet: their
+    /// tile-part headers, one read per group of them close to each other in the file, 16 at a
+    /// time. [`read_region`](Self::read_region) does this itself; call it before
+    /// [`region_bytes`](Self::region_bytes) and [`leaves_out`](Self::leaves_out), which count
+    /// a tile whose cuts are not read as read whole. Concurrent calls may read a tile twice
+    /// (the source's chunk cache makes that one request); the first to finish is kept.
+    ///
+    /// # Errors
+    ///
+    /// Only the source's read errors.
+    pub async fn load_region<O: SourceObject>(
+        &self,
+        obj: &O,
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+    ) -> Result<(), Error> {
+        let Some(c) = &self.cuts else {
+            return Ok(());
+        };
+        let missing: Vec<TilePart> = self
+            .region(x, y, w, h)
+            .into_iter()
+            .filter(|p| {
+                c.tiles
+                    .get(p.tile as usize)
+                    .is_some_and(|t| t.get().is_none())
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let geometry =
+            |t: u32| packets::packets_per_resolution(&self.grid.tile(t, &c.subsampling), &c.coding);
+        // What each tile's headers may list, at most.
+        let listable = |t: u32| geometry(t).map_or(0, |p| p.iter().sum::<u64>());
+        let reads: Vec<_> = header_groups(&missing)
+            .into_iter()
+            .map(|g| read_part_headers(obj, &missing[g], &listable))
+            .collect();
+        let mut headers = futures_util::stream::iter(reads).buffered(16);
+        let mut read: Vec<(TilePart, PartRead)> =
+            Vec::with_capacity(missing.len());
+        let mut parts = missing.iter();
+        while let Some(group) = headers.next().await.transpose()? {
+            read.extend(parts.by_ref().copied().zip(group));
+        }
+        read.sort_by_key(|(p, _)| (p.tile, p.part));
+        for tile in read.chunk_by(|a, b| a.0.tile == b.0.tile) {
+            let t = tile[0].0.tile;
+            let cuts = geometry(t)
+                .and_then(|per_resolution| c.tile_from_headers(tile, &per_resolution, listable(t)));
+            let _ = c.tiles[t as usize].set(cuts);
+        }
+        Ok(())
+    }
+
+    /// The cuts of tile `t` when they are read and add up.
+    fn tile_cuts(&self, t: u32) -> Option<&TileCuts> {
+        self.cuts.as_ref()?.tiles.get(t as usize)?.get()?.as_ref()
+    }
+}
+
+impl Cuts {
+    /// A tile's cuts from its tile-parts' headers (in order) and its packets per resolution
+    /// (from the geometry): `None` when a header is unusable, the tile-parts are not all
+    /// there in order, they list more packets than `listable` or lengths that do not add up,
+    /// or the file's headers pass [`MAX_HEADER_BYTES`].
+    fn tile_from_headers(
+        &self,
+        headers: &[(TilePart, PartRead)],
+        per_resolution: &[u64],
+        listable: u64,
+    ) -> Option<TileCuts> {
+        let mut left = listable;
+        let mut parts = Vec::with_capacity(headers.len());
+        let mut lengths = Vec::new();
+        for (p, header) in headers {
+            let (info, listed) = header.as_ref()?;
+            if usize::from(p.part) != parts.len() || listed.len() as u64 > left {
+                return None;
+            }
+            left -= listed.len() as u64;
+            lengths.extend_from_slice(listed);
+            parts.push(info.clone());
+        }
+        let bytes: u64 = parts.iter().map(|i: &PartInfo| u64::from(i.header)).sum();
+        if self.header_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > MAX_HEADER_BYTES {
+            return None;
+        }
+        let mut from = 0;
+        let mut list = Vec::with_capacity(parts.len());
+        for info in &parts {
+            let n = info.packets as usize;
+            list.push((info.header, info.data, &lengths[from..from + n]));
+            from += n;
+        }
+        let cuts = packets::cuts(&list, per_resolution)
+            .filter(|c| c.len() == usize::from(self.coding.levels))?;
+        if !self.by_packet {
+            lengths = Vec::new();
+        }
+        Some(TileCuts {
+            cuts,
+            parts,
+            lengths,
+        })
+    }
+}
+
+/// The tile-parts of `parts` (in file order) whose headers are read together: runs of
+/// tile-parts whose first [`PART_HEADER_READ`] bytes lie within [`HEADER_GAP`] of each other,
+/// each run at most [`MAX_HEADER_GROUP`] bytes.
+fn header_groups(parts: &[TilePart]) -> Vec<Range<usize>> {
+    let mut groups: Vec<Range<usize>> = Vec::new();
+    let mut span = 0..0u64;
+    for (i, p) in parts.iter().enumerate() {
+        let end = p.range().end.min(p.start + PART_HEADER_READ);
+        match groups.last_mut() {
+            Some(g)
+                if p.start >= span.start
+                    && p.start.saturating_sub(span.end) <= HEADER_GAP
+                    && end.max(span.end) - span.start <= MAX_HEADER_GROUP =>
+            {
+                g.end = i + 1;
+                span.end = end.max(span.end);
+            }
+            _ => {
+                groups.push(i..i + 1);
+                span = p.start..end;
+            }
+        }
+    }
+    groups
+}
+
+/// The headers of a group of tile-parts (see [`header_groups`]) from one read, each as
+/// [`read_part_header`] gives it; a header longer than the read is read on its own.
+async fn read_part_headers<O: SourceObject>(
+    obj: &O,
+    group: &[TilePart],
+    listable: &impl Fn(u32) -> u64,
+) -> Result<Vec<PartRead>, Error> {
+    let head = |p: &TilePart| p.start..p.start + u64::from(p.len).min(PART_HEADER_READ);
+    let (Some(start), Some(end)) = (
+        group.iter().map(|p| p.start).min(),
+        group.iter().map(|p| head(p).end).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let buf = obj.read_range(start..end).await?;
+    let mut out = Vec::with_capacity(group.len());
+    for p in group {
+        let limit = usize::try_from(listable(p.tile)).unwrap_or(usize::MAX);
+        let at = (p.start - start) as usize;
+        let want = u64::from(p.len).min(PART_HEADER_READ) as usize;
+        let parsed = buf
+            .get(at..at + want)
+            .and_then(|head| parse_part(head, p, limit));
+        match parsed {
+            Some(header) => out.push(header),
+            None => out.push(read_part_header(obj, p, limit).await?),
+        }
+    }
+    Ok(out)
 }
 
 /// A tile-part's header and packet lengths, read from its start (a first read of up to 4 KiB,
@@ -379,30 +532,40 @@ async fn read_part_header<O: SourceObject>(
     obj: &O,
     p: &TilePart,
     limit: usize,
-) -> Result<Option<(PartInfo, Vec<u32>)>, Error> {
+) -> Result<PartRead, Error> {
     let max = u64::from(p.len).min(MAX_PART_HEADER);
-    let mut want = max.min(4096);
+    let mut want = max.min(PART_HEADER_READ);
     loop {
         let mut buf = obj.read_range(p.start..p.start + want).await?;
         // A source that returns more than asked (the header must lie within the tile-part).
         buf.truncate(want as usize);
-        match packets::parse_part_header(&buf, p.part == 0, limit) {
-            PartHeader::Done { len, packets, plts } => {
-                let info = PartInfo {
-                    header: len,
-                    // The header was read within the tile-part.
-                    data: p.len - len,
-                    packets: packets.len() as u32,
-                    plts,
-                };
-                return Ok(Some((info, packets)));
-            }
-            PartHeader::Unusable => return Ok(None),
-            PartHeader::NeedMore if want < max && buf.len() as u64 == want => {
+        match parse_part(&buf, p, limit) {
+            Some(header) => return Ok(header),
+            None if want < max && buf.len() as u64 == want => {
                 want = want.saturating_mul(2).min(max);
             }
-            PartHeader::NeedMore => return Ok(None),
+            None => return Ok(None),
         }
+    }
+}
+
+/// The header of tile-part `p` from its first bytes `buf`: `Some` with its packet lengths, or
+/// `Some(None)` when it is unusable; `None` when `buf` ends before the header does.
+#[allow(clippy::option_option)]
+fn parse_part(buf: &[u8], p: &TilePart, limit: usize) -> Option<PartRead> {
+    match packets::parse_part_header(buf, p.part == 0, limit) {
+        PartHeader::Done { len, packets, plts } => {
+            let info = PartInfo {
+                header: len,
+                // The header was read within the tile-part.
+                data: p.len - len,
+                packets: packets.len() as u32,
+                plts,
+            };
+            Some(Some((info, packets)))
+        }
+        PartHeader::Unusable => Some(None),
+        PartHeader::NeedMore => None,
     }
 }
 

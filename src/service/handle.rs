@@ -164,6 +164,11 @@ impl<S: Source> IiifService<S> {
                     true => None,
                     false => jp2::index(&self.shared.codestreams, &req.identifier, &object).await,
                 };
+                // The cuts of the region's tiles, before the region's bytes are counted.
+                if let Some(index) = &index {
+                    let r = plan.region;
+                    index.load_region(&object, r.x, r.y, r.w, r.h).await?;
+                }
                 Some((info, index))
             }
             _ => None,

@@ -1,17 +1,26 @@
 //! Range reads of remote objects grouped into fixed-size chunks, kept in a byte-bounded cache
 //! (Cantaloupe's `S3Source.chunking`): a decoder's many small reads of one tiled file (headers,
 //! IFDs, tile-part markers) cost one request per chunk, concurrent reads of one chunk make one
-//! request, and the missing chunks of one read are fetched in one request. Reads of a chunk or
-//! more (tile data) are fetched exactly as asked, not cached: rounding them out to chunks would
-//! fetch the neighbours' bytes.
+//! request, and the missing chunks of one read are fetched in one request.
+//!
+//! Reads that continue where an earlier fetch of the same object stopped, or start a little
+//! past it (a viewer's tiles of one pyramid level, stored one after the other and asked for at
+//! once, by concurrent requests that each take their own chunks) are read ahead, as an
+//! operating system's page cache does: the chunks after the fetch, up to 512 KiB for the first
+//! fetch that continues a run and 1 MiB for the next ones, when no one has them or is fetching
+//! them. A run's reading ahead stops at most 1 MiB past its last read. Reads that continue
+//! nothing (a TIFF's IFDs, a JPEG 2000's tile-part headers far apart) fetch their own chunks
+//! only. Reads up to 16 MiB go through the chunks (rounded out to them); longer ones are
+//! fetched as they are.
 
 use std::future::Future;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use quick_cache::Weighter;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, GuardResult};
 
 use crate::Error;
 
@@ -25,6 +34,14 @@ pub(crate) const DEFAULT_CHUNK_CACHE_BYTES: u64 = 64 << 20;
 /// Reads longer than this are fetched as they are, not through the cache (a whole flat file
 /// read once should not evict every tile's chunks).
 const MAX_CACHED_READ: u64 = 16 << 20;
+/// The most read ahead of a sequential run of reads, in bytes (at least one chunk): half of it
+/// for the first fetch that continues a run, all of it for the next ones.
+const MAX_READ_AHEAD: u64 = 1 << 20;
+/// The runs of sequential reads followed at once (the oldest is forgotten).
+const STREAMS: usize = 16;
+/// How far past a run's end a fetch may start and still continue it, in bytes: concurrent
+/// readers of one level's tiles take the chunks right after a run for themselves.
+const SLACK: u64 = 192 << 10;
 
 /// Fetches one byte range of one object version.
 pub(crate) trait FetchRange: Send + Sync {
@@ -44,6 +61,68 @@ impl Weighter<(Arc<str>, u64), Bytes> for ChunkBytes {
 pub(crate) struct Chunks {
     size: u64,
     cache: Option<Cache<(Arc<str>, u64), Bytes, ChunkBytes>>,
+    streams: Mutex<Streams>,
+}
+
+/// The latest runs of sequential fetches: where each would continue, and how long it is.
+#[derive(Default)]
+struct Streams {
+    runs: Vec<Stream>,
+    tick: u64,
+}
+
+struct Stream {
+    version: Arc<str>,
+    /// The chunk after the last one fetched (or claimed) by this run.
+    next: u64,
+    /// How many fetches in a row continued it.
+    streak: u32,
+    used: u64,
+}
+
+impl Streams {
+    /// A fetch of chunks `first..=last` of `version`: how long a run it continues (0 when it
+    /// continues none: it starts more than `slack` chunks past every run's end). The run then
+    /// ends at `last`, until [`extend`](Self::extend) says more.
+    fn fetch(&mut self, version: &Arc<str>, first: u64, last: u64, slack: u64) -> u32 {
+        self.tick += 1;
+        let tick = self.tick;
+        // Other reads of the run may have taken the chunks just after it (concurrent readers of
+        // one level's tiles): a fetch a little further on continues it too.
+        if let Some(s) = self
+            .runs
+            .iter_mut()
+            .find(|s| (s.next..=s.next + slack).contains(&first) && s.version == *version)
+        {
+            s.streak = s.streak.saturating_add(1);
+            s.next = last + 1;
+            s.used = tick;
+            return s.streak;
+        }
+        let new = Stream {
+            version: Arc::clone(version),
+            next: last + 1,
+            streak: 0,
+            used: tick,
+        };
+        if self.runs.len() < STREAMS {
+            self.runs.push(new);
+        } else if let Some(oldest) = self.runs.iter_mut().min_by_key(|s| s.used) {
+            *oldest = new;
+        }
+        0
+    }
+
+    /// The run of `version` that ended at `last` now ends at `to` (chunks read ahead).
+    fn extend(&mut self, version: &Arc<str>, last: u64, to: u64) {
+        if let Some(s) = self
+            .runs
+            .iter_mut()
+            .find(|s| s.next == last + 1 && s.version == *version)
+        {
+            s.next = to + 1;
+        }
+    }
 }
 
 impl std::fmt::Debug for Chunks {
@@ -64,7 +143,22 @@ impl Chunks {
             let items = (max_bytes / size).clamp(4, 1 << 16) as usize;
             Cache::with_weighter(items, max_bytes, ChunkBytes)
         });
-        Self { size, cache }
+        Self {
+            size,
+            cache,
+            streams: Mutex::default(),
+        }
+    }
+
+    /// How many chunks to read ahead of a fetch that continues a run of `streak` fetches: none
+    /// for a fetch that continues nothing, then half of [`MAX_READ_AHEAD`], then all of it.
+    fn ahead(&self, streak: u32) -> u64 {
+        let bytes = match streak {
+            0 => return 0,
+            1 => MAX_READ_AHEAD / 2,
+            _ => MAX_READ_AHEAD,
+        };
+        (bytes / self.size).max(1)
     }
 
     /// `range` of the object `version` (length `len`), from cached chunks or fetched by chunk.
@@ -81,7 +175,7 @@ impl Chunks {
         }
         let (first, last) = (start / self.size, (end - 1) / self.size);
         let cache = match &self.cache {
-            Some(c) if end - start < self.size.min(MAX_CACHED_READ) => c,
+            Some(c) if end - start <= MAX_CACHED_READ => c,
             _ => return checked(fetch.fetch(start..end).await?, end - start),
         };
         // Each chunk: cached, or claimed (a placeholder others wait on), in ascending order, so
@@ -101,6 +195,40 @@ impl Chunks {
                 }
             }
         }
+        // Read ahead when the last run of claimed chunks continues an earlier fetch: the chunks
+        // after it that no one has or is fetching (never waiting for one: claims stay in
+        // ascending order, so no two reads wait on each other).
+        if let Some(&(run_last, _)) = claimed.last() {
+            let mut run_first = run_last;
+            for (i, _) in claimed.iter().rev().skip(1) {
+                if *i + 1 != run_first {
+                    break;
+                }
+                run_first = *i;
+            }
+            let streak = self
+                .streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .fetch(version, run_first, run_last, SLACK / self.size);
+            let chunks = len.div_ceil(self.size);
+            let mut to = run_last;
+            for i in (run_last + 1..chunks).take(self.ahead(streak) as usize) {
+                match cache.get_value_or_guard(&(Arc::clone(version), i), Some(Duration::ZERO)) {
+                    GuardResult::Guard(guard) => {
+                        claimed.push((i, guard));
+                        to = i;
+                    }
+                    GuardResult::Value(_) | GuardResult::Timeout => break,
+                }
+            }
+            if to > run_last {
+                self.streams
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(version, run_last, to);
+            }
+        }
         let mut claimed = claimed.into_iter().peekable();
         while let Some((run_first, guard)) = claimed.next() {
             let mut run = vec![(run_first, guard)];
@@ -118,7 +246,9 @@ impl Chunks {
                 let at = ((i - run_first) * self.size) as usize;
                 let chunk = bytes.slice(at..(at + self.size as usize).min(bytes.len()));
                 let _ = guard.insert(chunk.clone());
-                parts[(i - first) as usize] = Some(chunk);
+                if let Some(part) = parts.get_mut((i - first) as usize) {
+                    *part = Some(chunk);
+                }
             }
         }
         if first == last {
@@ -196,26 +326,126 @@ mod tests {
 
     #[tokio::test]
     async fn reads_are_served_from_chunks_fetched_once() {
-        let m = mem(300_000);
-        let chunks = Chunks::new(65_536, 1 << 20);
+        let m = mem(1_000_000);
+        let chunks = Chunks::new(65_536, 4 << 20);
         let v: Arc<str> = "obj\0v1".into();
         for range in [
             10..20,
+            600_000..600_010,
             65_530..65_540,
-            0..300_000,
-            299_990..400_000,
+            0..1_000_000,
+            999_990..1_100_000,
             100..100,
         ] {
-            let got = chunks.read(&v, 300_000, range.clone(), &m).await.unwrap();
-            let end = (range.end as usize).min(300_000);
+            let got = chunks.read(&v, 1_000_000, range.clone(), &m).await.unwrap();
+            let end = (range.end as usize).min(1_000_000);
             assert_eq!(&got[..], &m.data[range.start as usize..end], "{range:?}");
         }
         let calls = m.calls.lock().unwrap().clone();
-        // Chunks 0 and 1 for the first two reads; the whole read as it is (a chunk or more);
-        // chunk 4 (short) for the last ten bytes.
+        // Chunk 0; chunk 9 (far from it: nothing read ahead); chunk 1 continues chunk 0's
+        // fetch, so the chunks after it are read ahead, up to chunk 9 (already there); the
+        // whole object needs only chunks 10 to 15 more (the last one short); the last read is
+        // inside chunk 15.
         assert_eq!(
             calls,
-            vec![0..65_536, 65_536..131_072, 0..300_000, 262_144..300_000]
+            vec![
+                0..65_536,
+                589_824..655_360,
+                65_536..589_824,
+                655_360..1_000_000
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn sequential_reads_are_read_ahead() {
+        let len = 4 << 20;
+        let m = mem(len);
+        let chunks = Chunks::new(65_536, 8 << 20);
+        let v: Arc<str> = "obj".into();
+        // 40 KB reads one after the other, as a level's tiles are.
+        let mut at = 0u64;
+        while at < 1_600_000 {
+            let got = chunks
+                .read(&v, len as u64, at..at + 40_000, &m)
+                .await
+                .unwrap();
+            assert_eq!(&got[..], &m.data[at as usize..at as usize + 40_000]);
+            at += 40_000;
+        }
+        let calls = m.calls.lock().unwrap().clone();
+        // The first fetch alone; the next one with 512 KiB more; then 1 MiB more.
+        assert_eq!(
+            calls,
+            vec![0..65_536, 65_536..655_360, 655_360..1_769_472],
+            "{calls:?}"
+        );
+        assert!(calls.last().unwrap().end <= 1_600_000 + MAX_READ_AHEAD + 65_536);
+    }
+
+    #[tokio::test]
+    async fn reads_far_apart_fetch_their_own_chunks_only() {
+        let len = 4 << 20;
+        let m = mem(len);
+        let chunks = Chunks::new(65_536, 8 << 20);
+        let v: Arc<str> = "obj".into();
+        // A header every 400 KB (a JPEG 2000's tile-parts): never a continuation.
+        for k in 0..10u64 {
+            let at = k * 400_000;
+            chunks
+                .read(&v, len as u64, at..at + 4096, &m)
+                .await
+                .unwrap();
+        }
+        let calls = m.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 10);
+        assert!(calls.iter().all(|r| r.end - r.start == 65_536), "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn a_read_a_little_past_a_run_continues_it() {
+        let len = 4 << 20;
+        let m = mem(len);
+        let chunks = Chunks::new(65_536, 8 << 20);
+        let v: Arc<str> = "obj".into();
+        // Chunk 0, then chunk 2 (another reader would have taken chunk 1): a continuation.
+        chunks.read(&v, len as u64, 0..1000, &m).await.unwrap();
+        chunks
+            .read(&v, len as u64, 140_000..141_000, &m)
+            .await
+            .unwrap();
+        // Chunk 20 is past the slack of chunk 10's run end: a run of its own.
+        chunks
+            .read(&v, len as u64, 1_320_000..1_321_000, &m)
+            .await
+            .unwrap();
+        let calls = m.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            vec![0..65_536, 131_072..720_896, 1_310_720..1_376_256]
+        );
+    }
+
+    #[tokio::test]
+    async fn reading_ahead_stops_at_a_chunk_already_there_and_at_the_end() {
+        let m = mem(400_000);
+        let chunks = Chunks::new(65_536, 8 << 20);
+        let v: Arc<str> = "obj".into();
+        for at in [270_000, 0, 70_000, 330_000, 399_000] {
+            chunks.read(&v, 400_000, at..at + 1000, &m).await.unwrap();
+        }
+        let calls = m.calls.lock().unwrap().clone();
+        // Chunk 4, then 0: two runs. Chunk 1 continues chunk 0: read ahead up to chunk 3, as
+        // chunk 4 is already there; chunk 5 continues chunk 4's run: read ahead to the last
+        // chunk (short), and nothing past it.
+        assert_eq!(
+            calls,
+            vec![
+                262_144..327_680,
+                0..65_536,
+                65_536..262_144,
+                327_680..400_000
+            ]
         );
     }
 

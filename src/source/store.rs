@@ -168,23 +168,36 @@ impl ObjectStoreSource {
         self.chunks.clear();
     }
 
+    /// The object's metadata: kept, or from a HEAD request that concurrent first opens share.
     async fn head(&self, path: &Path) -> Result<SourceMetadata, Error> {
-        let key = path.to_string();
-        if let Some((meta, at)) = self.heads.get(&key) {
-            if at.elapsed() < self.metadata_ttl {
-                return Ok(meta);
-            }
-            self.heads.remove(&key);
+        if self.metadata_ttl.is_zero() {
+            return self.head_request(path).await;
         }
+        let key = path.to_string();
+        // A stale entry is forgotten and asked for again (once: a second stale one, put there
+        // meanwhile by another open, is as good as a fresh request).
+        for _ in 0..2 {
+            match self.heads.get_value_or_guard_async(&key).await {
+                Ok((meta, at)) if at.elapsed() < self.metadata_ttl => return Ok(meta),
+                Ok(_) => {
+                    self.heads.remove(&key);
+                }
+                Err(guard) => {
+                    let meta = self.head_request(path).await?;
+                    let _ = guard.insert((meta.clone(), Instant::now()));
+                    return Ok(meta);
+                }
+            }
+        }
+        self.head_request(path).await
+    }
+
+    async fn head_request(&self, path: &Path) -> Result<SourceMetadata, Error> {
         metrics::counter!("iiif_source_requests_total", "source" => "object-store").increment(1);
         let head = self.store.head(path).await.map_err(store_error)?;
         let modified = std::time::SystemTime::from(head.last_modified);
         let etag = head.e_tag.or(head.version);
-        let meta = SourceMetadata::new(head.size, Some(modified), etag);
-        if !self.metadata_ttl.is_zero() {
-            self.heads.insert(key, (meta.clone(), Instant::now()));
-        }
-        Ok(meta)
+        Ok(SourceMetadata::new(head.size, Some(modified), etag))
     }
 }
 

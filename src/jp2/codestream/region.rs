@@ -19,22 +19,19 @@ impl CodestreamIndex {
         &self.parts
     }
 
-    /// The bytes this index keeps in memory (for cache weights).
+    /// The bytes this index keeps in memory once every tile's cuts are read, about (for cache
+    /// weights).
     pub fn heap_bytes(&self) -> u64 {
         (self.boxes.len()
             + self.main.len()
             + self.parts.len() * std::mem::size_of::<TilePart>()
-            + self.cuts.as_ref().map_or(0, |c| {
-                c.cuts.len() * std::mem::size_of::<Cut>()
-                    + c.coding.precincts.len() * 2
-                    + c.lengths.iter().map(|t| t.len() * 4 + 24).sum::<usize>()
-                    + c.parts
-                        .iter()
-                        .flatten()
-                        .map(|p| std::mem::size_of::<PartInfo>() + p.plts.len() * 8)
-                        .sum::<usize>()
-            })
             + std::mem::size_of::<Self>()) as u64
+            + self.cuts.as_ref().map_or(0, |c| {
+                c.max_heap
+                    + c.tiles.len() as u64
+                        * std::mem::size_of::<OnceLock<Option<TileCuts>>>() as u64
+                    + c.coding.precincts.len() as u64 * 2
+            })
     }
 
     /// The tile-parts, in file order, of the tiles that the area `x, y, w, h` (in image pixels
@@ -76,7 +73,8 @@ impl CodestreamIndex {
         reduce > 0 && self.cuts.is_some()
     }
 
-    /// The bytes [`read_region`](Self::read_region) would fetch for this area at `reduce`.
+    /// The bytes [`read_region`](Self::read_region) would fetch for this area at `reduce`, the
+    /// tiles whose cuts are not read yet ([`load_region`](Self::load_region)) counted whole.
     pub fn region_bytes(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> u64 {
         self.ops(x, y, w, h, reduce)
             .iter()
@@ -123,15 +121,19 @@ impl CodestreamIndex {
         let mut ops = Vec::new();
         for tile in tiles {
             let mine = &by_tile[&tile];
-            let t = tile as usize;
             let whole = |ops: &mut Vec<Op>| {
                 ops.extend(mine.iter().map(|&p| Op::whole(p, Some((p.len, p.parts)))));
             };
-            if let Some(lengths) = c.lengths.get(t).filter(|_| !c.coding.ht)
+            let Some(tc) = self.tile_cuts(tile) else {
+                whole(&mut ops);
+                continue;
+            };
+            if c.by_packet
+                && !c.coding.ht
                 && let Some(more) = select(
                     mine,
-                    &c.parts[t],
-                    lengths,
+                    &tc.parts,
+                    &tc.lengths,
                     &g.tile(tile, &c.subsampling),
                     &c.coding,
                     kept,
@@ -141,12 +143,12 @@ impl CodestreamIndex {
                 ops.extend(more);
                 continue;
             }
-            if kept > levels || mine.len() != c.parts[t].len() {
+            if kept > levels || mine.len() != tc.parts.len() {
                 whole(&mut ops);
                 continue;
             }
-            let cut = c.cuts[t * levels as usize + kept as usize - 1];
-            let info = &c.parts[t][usize::from(cut.part)];
+            let cut = tc.cuts[kept as usize - 1];
+            let info = &tc.parts[usize::from(cut.part)];
             let empty = u64::from(cut.empty) * c.coding.empty_packet_len();
             let Ok(psot) = u32::try_from(u64::from(cut.keep - info.plt_bytes()) + empty) else {
                 whole(&mut ops);
@@ -177,15 +179,16 @@ impl CodestreamIndex {
     }
 
     /// Whether [`read_region`](Self::read_region) for this area at `reduce` leaves packets
-    /// out (else, for a single tile, the decoder may as well read the file itself).
+    /// out (else, for a single tile, the decoder may as well read the file itself), as far as
+    /// the tiles' cuts are read ([`load_region`](Self::load_region)).
     pub fn leaves_out(&self, x: u32, y: u32, w: u32, h: u32, reduce: u32) -> bool {
         self.ops(x, y, w, h, reduce)
             .iter()
             .any(|op| matches!(op, Op::Empty { n, .. } if *n > 0))
     }
 
-    /// Fetch the tile-parts of the tiles the area `x, y, w, h` touches (one read per run of
-    /// adjacent tile-parts) and join them into a codestream of those tiles only, in the file's
+    /// Read the cuts of the tiles the area `x, y, w, h` touches ([`load_region`](Self::load_region)),
+    /// fetch their tile-parts (one read per run of adjacent tile-parts) and join them into a codestream of those tiles only, in the file's
     /// container (JP2 or raw): the kept boxes, the main header without TLM, the tile-parts,
     /// EOC. Decode it with the same area and `reduce`: when [`cuts_at`](Self::cuts_at) says
     /// so, each tile keeps only the packets of the resolutions that decode uses.
@@ -207,6 +210,7 @@ impl CodestreamIndex {
         reduce: u32,
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
+        self.load_region(obj, x, y, w, h).await?;
         let (ops, mut out) = self.begin(x, y, w, h, reduce, max_bytes)?;
         let runs = runs(&ops);
         // Every run read at once: over a remote source each is a round trip.
@@ -225,7 +229,8 @@ impl CodestreamIndex {
     }
 
     /// [`read_region`](Self::read_region) from a source read synchronously on the calling
-    /// thread (a blocking pool's), each run read straight into the codestream.
+    /// thread (a blocking pool's), each run read straight into the codestream. Tiles whose cuts
+    /// are not read yet ([`load_region`](Self::load_region)) are read whole.
     ///
     /// # Errors
     ///

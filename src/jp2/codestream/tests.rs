@@ -1,5 +1,7 @@
 //! Tests of the tile-part index, on JPEG 2000 files written by OpenJPEG's own encoder.
 
+use std::ops::Range;
+
 use super::*;
 use crate::jp2::openjpeg::tests::{Opts, encode_fixture, pattern};
 use crate::jp2::{self, DecodeRequest};
@@ -452,6 +454,8 @@ fn cut_tiles_decode_to_the_same_pixels_reading_only_the_resolutions_used() {
             .unwrap()
             .unwrap_or_else(|| panic!("{name}: an index"));
         assert!(index.cuts_at(1) && !index.cuts_at(0), "{name}");
+        // Every tile's cuts, read before the counting starts.
+        block_on(index.load_region(&obj, 0, 0, 300, 200)).unwrap();
         obj.take();
         for area in [(0, 0, 300, 200), (37, 50, 120, 90), (250, 150, 50, 50)] {
             let (x, y, w, h) = area;
@@ -563,8 +567,16 @@ fn files_whose_packets_cannot_be_cut_are_read_whole() {
         .expect("a PLT");
     let mut bad = file.clone();
     bad[plt + 5] ^= 1;
-    let index = block_on(read_index(&Counting::new(bad))).unwrap().unwrap();
-    assert!(!index.cuts_at(1));
+    let obj = Counting::new(bad);
+    let index = block_on(read_index(&obj)).unwrap().unwrap();
+    block_on(index.load_region(&obj, 0, 0, 300, 200)).unwrap();
+    // That tile (the first) is read whole; the others are still cut.
+    assert_eq!(index.parts()[0].tile, 0);
+    assert_eq!(
+        index.region_bytes(0, 0, 64, 64, 1),
+        index.region_bytes(0, 0, 64, 64, 0)
+    );
+    assert!(index.region_bytes(128, 128, 64, 64, 1) < index.region_bytes(128, 128, 64, 64, 0));
 }
 
 #[test]
@@ -667,6 +679,7 @@ fn precincts_away_from_an_area_are_left_out_and_the_pixels_are_the_same() {
     for file in fixtures {
         let obj = Counting::new(file.clone());
         let index = block_on(read_index(&obj)).unwrap().unwrap();
+        block_on(index.load_region(&obj, 0, 0, 300, 200)).unwrap();
         let whole = index.region_bytes(0, 0, 300, 200, 0);
         // A small area reads a small part of the file.
         let small = index.region_bytes(250, 150, 20, 20, 0);
@@ -792,6 +805,63 @@ fn precinct_counts_past_any_bound_give_no_cuts_and_no_panic() {
     cs.extend_from_slice(&[0xFF, 0x90, 0, 10, 0, 0, 0, 0, 0, 19, 0, 1]);
     cs.extend_from_slice(&[0xFF, 0x58, 0, 3, 0, 0xFF, 0x93, 0xFF, 0xD9]);
     assert!(block_on(read_index(&Counting::new(cs))).unwrap().is_none());
+}
+
+#[test]
+fn the_cuts_of_a_tile_are_read_when_a_region_first_needs_it() {
+    let file = plt_fixture(Opts {
+        tiled: Some((64, 64)),
+        ..Opts::default()
+    });
+    let obj = Counting::new(file.clone());
+    let index = block_on(read_index(&obj)).unwrap().unwrap();
+    assert!(index.cuts_at(1));
+    let parts = index.parts().to_vec();
+    let overlaps = |r: &Range<u64>, tile: u32| {
+        parts
+            .iter()
+            .any(|p| p.tile == tile && r.start < p.start + u64::from(p.len) && p.start < r.end)
+    };
+    // The index read no tile-part header but the first tile-part's (it has a PLT): of the
+    // others, only their SOT markers (this file has no TLM) and its first 64 KiB.
+    let read = obj.take();
+    let (across, down) = index.tile_grid();
+    assert!(across * down > 6);
+    let header_reads = read
+        .iter()
+        .filter(|r| r.start > 0 && r.end - r.start > 12)
+        .filter(|r| parts[1..].iter().any(|p| p.start == r.start))
+        .count();
+    assert_eq!(header_reads, 0, "{read:?}");
+    // A region inside tile 6 (64..128, 64..128) reads only that tile's tile-parts: its
+    // headers, then its cut data.
+    let area = (70, 70, 20, 20);
+    let cs = block_on(index.read_region(&obj, 70, 70, 20, 20, 1, 1 << 30)).unwrap();
+    let read = obj.take();
+    assert!(!read.is_empty());
+    for tile in (0..across * down).filter(|&t| t != 6) {
+        assert!(
+            !read.iter().any(|r| overlaps(r, tile)),
+            "tile {tile}: {read:?}"
+        );
+    }
+    let req = DecodeRequest {
+        reduce: 1,
+        area: Some(area),
+        ..DecodeRequest::default()
+    };
+    let want = jp2::decode(file.as_slice(), &req).unwrap();
+    assert!(jp2::decode(cs.as_slice(), &req).unwrap().data == want.data);
+    // The second time, only the data: what the index says it reads, less than the whole tile.
+    block_on(index.read_region(&obj, 70, 70, 20, 20, 1, 1 << 30)).unwrap();
+    let again: u64 = obj.take().iter().map(|r| r.end - r.start).sum();
+    assert_eq!(again, index.region_bytes(70, 70, 20, 20, 1));
+    assert!(again < index.region_bytes(70, 70, 20, 20, 0));
+    // A tile not read yet counts whole.
+    assert_eq!(
+        index.region_bytes(0, 0, 10, 10, 1),
+        index.region_bytes(0, 0, 10, 10, 0)
+    );
 }
 
 /// The examples that stood in the doc comments of these crate-private items.
