@@ -232,7 +232,9 @@ async fn islandora_url_shapes_serve_what_disk_serves() {
             assert_same_as_disk(gw, version, &absolute, file).await;
         }
         // Relative (`use_relative_paths`): the site path without its leading slash.
-        assert_same_as_disk(gw, ApiVersion::V2, &urlencode(file), file).await;
+        for version in [ApiVersion::V2, ApiVersion::V3] {
+            assert_same_as_disk(gw, version, &urlencode(file), file).await;
+        }
     }
     // The base URI redirects to info.json, with the gateway's public URL.
     let ident = urlencode(&format!("http://{gw}/{}", FILES[1]));
@@ -363,7 +365,32 @@ async fn identifiers_reach_only_the_file_paths_and_credentials_only_drupal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_files_need_the_callers_credentials_cache_hits_included() {
-    let gw = gateway(&[]).await;
+    // With the derivative cache in memory, and on disk as ISLE's settings put it.
+    private_files(&[]).await;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/servers/tmp/gateway-derivative-cache");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    private_files(&[("CANTALOUPE_FILESYSTEMCACHE_PATHNAME", dir.to_str().unwrap())]).await;
+    let stored = walk(&dir);
+    assert!(!stored.is_empty(), "the derivatives were kept on disk");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.file_type().map(|t| t.is_dir()) {
+            Ok(true) => out.extend(walk(&e.path())),
+            Ok(false) => out.push(e.path()),
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+async fn private_files(extra: &[(&str, &str)]) {
+    let gw = gateway(extra).await;
     let ident = urlencode(&format!("http://{gw}/system/files/2024-05/private.tif"));
     let info = format!("/cantaloupe/iiif/2/{ident}/info.json");
     let tile = format!("/cantaloupe/iiif/2/{ident}/0,0,1024,1024/256,/0/default.jpg");

@@ -399,8 +399,7 @@ impl CodestreamIndex {
             .map(|g| read_part_headers(obj, &missing[g], &listable))
             .collect();
         let mut headers = futures_util::stream::iter(reads).buffered(16);
-        let mut read: Vec<(TilePart, PartRead)> =
-            Vec::with_capacity(missing.len());
+        let mut read: Vec<(TilePart, PartRead)> = Vec::with_capacity(missing.len());
         let mut parts = missing.iter();
         while let Some(group) = headers.next().await.transpose()? {
             read.extend(parts.by_ref().copied().zip(group));
