@@ -513,7 +513,10 @@ fn jp2_cut(c: &mut Criterion) {
         .block_on(tower_iiif::__private::read_index(&obj))
         .unwrap()
         .expect("an index");
+    rt.block_on(index.load_region(&obj, 0, 0, 4096, 4096))
+        .unwrap();
     assert!(index.cuts_at(4));
+    assert!(index.region_bytes(0, 0, 4096, 4096, 4) * 4 < file.len() as u64);
     let req = DecodeRequest {
         reduce: 4,
         ..DecodeRequest::default()

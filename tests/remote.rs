@@ -181,7 +181,7 @@ async fn a_tile_fetches_only_its_ranges_from_s3() {
 }
 
 /// Concurrent first requests for one object share one HEAD; a viewer's burst of tiles on a
-/// pyramid level is read in a few large ranges (read ahead), each byte once.
+/// pyramid level is read in a few large ranges (read ahead), no more bytes than the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_shares_its_head_and_reads_a_level_ahead() {
     let prefix = "burst/";
@@ -191,7 +191,18 @@ async fn a_burst_shares_its_head_and_reads_a_level_ahead() {
     let info = get(other, "/iiif/3/pyr.tif/info.json").await;
     assert_eq!(info.status, 200);
     let from = log_len("TOWER_IIIF_S3_LOG");
-    let addr = serve(IiifService::new(s3_source(prefix, 64 << 10))).await;
+    // The metadata kept past the test's length, however slow the machine: one HEAD.
+    let s3 = ObjectStoreSource::s3(
+        &env("TOWER_IIIF_S3_BUCKET"),
+        Some(&env("TOWER_IIIF_S3_ENDPOINT")),
+    )
+    .unwrap()
+    .metadata_ttl(Duration::from_secs(600));
+    let addr = serve(IiifService::new(Keyed::new(
+        s3,
+        KeyTemplate::prefix(prefix),
+    )))
+    .await;
     // Every 256 tile of the full-size level, 8 at once.
     let doc: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
     let (w, h) = (

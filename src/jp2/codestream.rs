@@ -344,7 +344,8 @@ async fn read_cuts<O: SourceObject>(
     let by_packet = subsampling.iter().all(|&s| s == subsampling[0]) && total <= MAX_KEPT_PACKETS;
     let levels = u64::from(coding.levels);
     let max_heap = tiles as u64 * (levels * size_of::<Cut>() as u64 + size_of::<TileCuts>() as u64)
-        + index.parts.len() as u64 * (size_of::<PartInfo>() as u64 + 16)
+        // Each tile-part's header, with at most 16 PLT segments.
+        + index.parts.len() as u64 * (size_of::<PartInfo>() as u64 + 16 * 8)
         + if by_packet { total * 4 } else { 0 };
     Ok(Some(Cuts {
         coding,
@@ -402,14 +403,19 @@ impl CodestreamIndex {
         let mut read: Vec<(TilePart, PartRead)> = Vec::with_capacity(missing.len());
         let mut parts = missing.iter();
         while let Some(group) = headers.next().await.transpose()? {
-            read.extend(parts.by_ref().copied().zip(group));
+            // The group's headers first: `zip` stops at the end of the group without taking
+            // the next group's first tile-part.
+            read.extend(group.into_iter().zip(parts.by_ref()).map(|(h, p)| (*p, h)));
         }
         read.sort_by_key(|(p, _)| (p.tile, p.part));
         for tile in read.chunk_by(|a, b| a.0.tile == b.0.tile) {
             let t = tile[0].0.tile;
-            let cuts = geometry(t)
-                .and_then(|per_resolution| c.tile_from_headers(tile, &per_resolution, listable(t)));
-            let _ = c.tiles[t as usize].set(cuts);
+            // A tile another request loaded meanwhile is kept (and its headers counted once).
+            c.tiles[t as usize].get_or_init(|| {
+                geometry(t).and_then(|per_resolution| {
+                    c.tile_from_headers(tile, &per_resolution, listable(t))
+                })
+            });
         }
         Ok(())
     }
@@ -456,7 +462,9 @@ impl Cuts {
         }
         let cuts = packets::cuts(&list, per_resolution)
             .filter(|c| c.len() == usize::from(self.coding.levels))?;
-        if !self.by_packet {
+        if self.by_packet {
+            lengths.shrink_to_fit();
+        } else {
             lengths = Vec::new();
         }
         Some(TileCuts {
@@ -512,9 +520,10 @@ async fn read_part_headers<O: SourceObject>(
     for p in group {
         let limit = usize::try_from(listable(p.tile)).unwrap_or(usize::MAX);
         let at = (p.start - start) as usize;
-        let want = u64::from(p.len).min(PART_HEADER_READ) as usize;
+        // As much of the tile-part as the read holds (a header longer than 4 KiB may be there).
+        let want = u64::from(p.len).min(MAX_PART_HEADER) as usize;
         let parsed = buf
-            .get(at..at + want)
+            .get(at..(at + want).min(buf.len()))
             .and_then(|head| parse_part(head, p, limit));
         match parsed {
             Some(header) => out.push(header),

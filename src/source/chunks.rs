@@ -6,12 +6,12 @@
 //! Reads that continue where an earlier fetch of the same object stopped, or start a little
 //! past it (a viewer's tiles of one pyramid level, stored one after the other and asked for at
 //! once, by concurrent requests that each take their own chunks) are read ahead, as an
-//! operating system's page cache does: the chunks after the fetch, up to 512 KiB for the first
-//! fetch that continues a run and 1 MiB for the next ones, when no one has them or is fetching
-//! them. A run's reading ahead stops at most 1 MiB past its last read. Reads that continue
-//! nothing (a TIFF's IFDs, a JPEG 2000's tile-part headers far apart) fetch their own chunks
-//! only. Reads up to 16 MiB go through the chunks (rounded out to them); longer ones are
-//! fetched as they are.
+//! operating system's page cache does: from the third fetch of such a run, the chunks after the
+//! fetch, 512 KiB and then 1 MiB, when no one has them or is fetching them. A run's reading
+//! ahead stops at most 1 MiB past its last read. Reads that continue nothing (a TIFF's IFDs, a
+//! JPEG 2000's tile-part headers far apart), and the first two of a run (one region's header
+//! and its data), fetch their own chunks only. Reads under 1 MiB go through the chunks (rounded
+//! out to them); longer ones (a flat file streamed in large pieces) are fetched as they are.
 
 use std::future::Future;
 use std::ops::Range;
@@ -31,11 +31,11 @@ use crate::Error;
 pub(crate) const DEFAULT_CHUNK_SIZE: u64 = 64 << 10;
 /// Default chunk cache: 64 MiB.
 pub(crate) const DEFAULT_CHUNK_CACHE_BYTES: u64 = 64 << 20;
-/// Reads longer than this are fetched as they are, not through the cache (a whole flat file
-/// read once should not evict every tile's chunks).
-const MAX_CACHED_READ: u64 = 16 << 20;
+/// Reads this long or longer are fetched as they are, not through the cache (a flat file
+/// streamed in large pieces should not evict every tile's chunks).
+const MAX_CACHED_READ: u64 = 1 << 20;
 /// The most read ahead of a sequential run of reads, in bytes (at least one chunk): half of it
-/// for the first fetch that continues a run, all of it for the next ones.
+/// for the third fetch of a run, all of it for the next ones.
 const MAX_READ_AHEAD: u64 = 1 << 20;
 /// The runs of sequential reads followed at once (the oldest is forgotten).
 const STREAMS: usize = 16;
@@ -82,22 +82,20 @@ struct Stream {
 
 impl Streams {
     /// A fetch of chunks `first..=last` of `version`: how long a run it continues (0 when it
-    /// continues none: it starts more than `slack` chunks past every run's end). The run then
-    /// ends at `last`, until [`extend`](Self::extend) says more.
-    fn fetch(&mut self, version: &Arc<str>, first: u64, last: u64, slack: u64) -> u32 {
+    /// continues none: it starts more than `slack` chunks past every run's end), and the run's
+    /// slot. The run then ends at `last`, until [`extend`](Self::extend) says more.
+    fn fetch(&mut self, version: &Arc<str>, first: u64, last: u64, slack: u64) -> (u32, usize) {
         self.tick += 1;
         let tick = self.tick;
         // Other reads of the run may have taken the chunks just after it (concurrent readers of
         // one level's tiles): a fetch a little further on continues it too.
-        if let Some(s) = self
-            .runs
-            .iter_mut()
-            .find(|s| (s.next..=s.next + slack).contains(&first) && s.version == *version)
-        {
+        if let Some((slot, s)) = self.runs.iter_mut().enumerate().find(|(_, s)| {
+            (s.next..=s.next.saturating_add(slack)).contains(&first) && s.version == *version
+        }) {
             s.streak = s.streak.saturating_add(1);
             s.next = last + 1;
             s.used = tick;
-            return s.streak;
+            return (s.streak, slot);
         }
         let new = Stream {
             version: Arc::clone(version),
@@ -107,18 +105,21 @@ impl Streams {
         };
         if self.runs.len() < STREAMS {
             self.runs.push(new);
-        } else if let Some(oldest) = self.runs.iter_mut().min_by_key(|s| s.used) {
-            *oldest = new;
+            return (0, self.runs.len() - 1);
         }
-        0
+        let oldest = (0..self.runs.len())
+            .min_by_key(|&i| self.runs[i].used)
+            .unwrap_or(0);
+        self.runs[oldest] = new;
+        (0, oldest)
     }
 
-    /// The run of `version` that ended at `last` now ends at `to` (chunks read ahead).
-    fn extend(&mut self, version: &Arc<str>, last: u64, to: u64) {
-        if let Some(s) = self
-            .runs
-            .iter_mut()
-            .find(|s| s.next == last + 1 && s.version == *version)
+    /// The run in `slot` that ended at `last` now ends at `to` (chunks read ahead), unless
+    /// another fetch took the slot meanwhile.
+    fn extend(&mut self, slot: usize, version: &Arc<str>, last: u64, to: u64) {
+        if let Some(s) = self.runs.get_mut(slot)
+            && s.next == last + 1
+            && s.version == *version
         {
             s.next = to + 1;
         }
@@ -141,7 +142,21 @@ impl Chunks {
         let size = size.max(64 << 10);
         let cache = (max_bytes > 0).then(|| {
             let items = (max_bytes / size).clamp(4, 1 << 16) as usize;
-            Cache::with_weighter(items, max_bytes, ChunkBytes)
+            // Half the cache for chunks not asked for twice yet (read ahead, or a level's tiles
+            // read once): with quick_cache's default (3%), chunks read ahead would be evicted
+            // by the next fetches before the reads that want them come.
+            let options = quick_cache::OptionsBuilder::new()
+                .estimated_items_capacity(items)
+                .weight_capacity(max_bytes)
+                .hot_allocation(0.5)
+                .build()
+                .expect("both capacities are set");
+            Cache::with_options(
+                options,
+                ChunkBytes,
+                quick_cache::DefaultHashBuilder::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            )
         });
         Self {
             size,
@@ -151,11 +166,12 @@ impl Chunks {
     }
 
     /// How many chunks to read ahead of a fetch that continues a run of `streak` fetches: none
-    /// for a fetch that continues nothing, then half of [`MAX_READ_AHEAD`], then all of it.
+    /// for the first two fetches of a run (one region's header and data), then half of
+    /// [`MAX_READ_AHEAD`], then all of it.
     fn ahead(&self, streak: u32) -> u64 {
         let bytes = match streak {
-            0 => return 0,
-            1 => MAX_READ_AHEAD / 2,
+            0 | 1 => return 0,
+            2 => MAX_READ_AHEAD / 2,
             _ => MAX_READ_AHEAD,
         };
         (bytes / self.size).max(1)
@@ -175,7 +191,7 @@ impl Chunks {
         }
         let (first, last) = (start / self.size, (end - 1) / self.size);
         let cache = match &self.cache {
-            Some(c) if end - start <= MAX_CACHED_READ => c,
+            Some(c) if end - start < MAX_CACHED_READ => c,
             _ => return checked(fetch.fetch(start..end).await?, end - start),
         };
         // Each chunk: cached, or claimed (a placeholder others wait on), in ascending order, so
@@ -206,7 +222,7 @@ impl Chunks {
                 }
                 run_first = *i;
             }
-            let streak = self
+            let (streak, slot) = self
                 .streams
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -226,7 +242,7 @@ impl Chunks {
                 self.streams
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .extend(version, run_last, to);
+                    .extend(slot, version, run_last, to);
             }
         }
         let mut claimed = claimed.into_iter().peekable();
@@ -239,12 +255,18 @@ impl Chunks {
                 run.extend(claimed.next());
             }
             let run_last = run.last().map_or(run_first, |(i, _)| *i);
-            let span = run_first * self.size..((run_last + 1) * self.size).min(len);
+            let span = run_first * self.size..(run_last + 1).saturating_mul(self.size).min(len);
             let want = span.end - span.start;
             let bytes = checked(fetch.fetch(span).await?, want)?;
+            let many = run.len() > 1;
             for (i, guard) in run {
                 let at = ((i - run_first) * self.size) as usize;
-                let chunk = bytes.slice(at..(at + self.size as usize).min(bytes.len()));
+                let mut chunk = bytes.slice(at..(at + self.size as usize).min(bytes.len()));
+                // A chunk kept in the cache holds only its own bytes, not the whole fetch's
+                // (the cache weighs what it keeps).
+                if many {
+                    chunk = Bytes::copy_from_slice(&chunk);
+                }
                 let _ = guard.insert(chunk.clone());
                 if let Some(part) = parts.get_mut((i - first) as usize) {
                     *part = Some(chunk);
@@ -342,16 +364,16 @@ mod tests {
             assert_eq!(&got[..], &m.data[range.start as usize..end], "{range:?}");
         }
         let calls = m.calls.lock().unwrap().clone();
-        // Chunk 0; chunk 9 (far from it: nothing read ahead); chunk 1 continues chunk 0's
-        // fetch, so the chunks after it are read ahead, up to chunk 9 (already there); the
-        // whole object needs only chunks 10 to 15 more (the last one short); the last read is
-        // inside chunk 15.
+        // Chunk 0; chunk 9 (far from it); chunk 1 (the second fetch of chunk 0's run: nothing
+        // read ahead); the whole object needs chunks 2 to 8 and 10 to 15 more, a request each
+        // (the last chunk short); the last read is inside chunk 15.
         assert_eq!(
             calls,
             vec![
                 0..65_536,
                 589_824..655_360,
-                65_536..589_824,
+                65_536..131_072,
+                131_072..589_824,
                 655_360..1_000_000
             ]
         );
@@ -374,10 +396,15 @@ mod tests {
             at += 40_000;
         }
         let calls = m.calls.lock().unwrap().clone();
-        // The first fetch alone; the next one with 512 KiB more; then 1 MiB more.
+        // The first two fetches alone; the third with 512 KiB more; then 1 MiB more.
         assert_eq!(
             calls,
-            vec![0..65_536, 65_536..655_360, 655_360..1_769_472],
+            vec![
+                0..65_536,
+                65_536..131_072,
+                131_072..720_896,
+                720_896..1_835_008
+            ],
             "{calls:?}"
         );
         assert!(calls.last().unwrap().end <= 1_600_000 + MAX_READ_AHEAD + 65_536);
@@ -408,13 +435,15 @@ mod tests {
         let m = mem(len);
         let chunks = Chunks::new(65_536, 8 << 20);
         let v: Arc<str> = "obj".into();
-        // Chunk 0, then chunk 2 (another reader would have taken chunk 1): a continuation.
-        chunks.read(&v, len as u64, 0..1000, &m).await.unwrap();
-        chunks
-            .read(&v, len as u64, 140_000..141_000, &m)
-            .await
-            .unwrap();
-        // Chunk 20 is past the slack of chunk 10's run end: a run of its own.
+        // Chunks 0, 2 and 4 (other readers would have taken 1 and 3): one run, the third
+        // fetch read ahead.
+        for at in [0, 140_000, 270_000] {
+            chunks
+                .read(&v, len as u64, at..at + 1000, &m)
+                .await
+                .unwrap();
+        }
+        // Chunk 20 is past the slack of that run's end (chunk 12): a run of its own.
         chunks
             .read(&v, len as u64, 1_320_000..1_321_000, &m)
             .await
@@ -422,7 +451,12 @@ mod tests {
         let calls = m.calls.lock().unwrap().clone();
         assert_eq!(
             calls,
-            vec![0..65_536, 131_072..720_896, 1_310_720..1_376_256]
+            vec![
+                0..65_536,
+                131_072..196_608,
+                262_144..851_968,
+                1_310_720..1_376_256
+            ]
         );
     }
 
@@ -431,20 +465,23 @@ mod tests {
         let m = mem(400_000);
         let chunks = Chunks::new(65_536, 8 << 20);
         let v: Arc<str> = "obj".into();
-        for at in [270_000, 0, 70_000, 330_000, 399_000] {
-            chunks.read(&v, 400_000, at..at + 1000, &m).await.unwrap();
+        for at in [270_000, 0, 70_000, 140_000, 330_000, 394_000] {
+            let to = (at + 1000).min(400_000);
+            chunks.read(&v, 400_000, at..to, &m).await.unwrap();
         }
         let calls = m.calls.lock().unwrap().clone();
-        // Chunk 4, then 0: two runs. Chunk 1 continues chunk 0: read ahead up to chunk 3, as
-        // chunk 4 is already there; chunk 5 continues chunk 4's run: read ahead to the last
-        // chunk (short), and nothing past it.
+        // Chunk 4, then 0: two runs. Chunks 1 and 2 continue chunk 0's: the third fetch reads
+        // ahead to chunk 3 only, as chunk 4 is already there. Chunks 5 and 6 continue chunk
+        // 4's run: the third fetch reads ahead, but chunk 6 is the last (short).
         assert_eq!(
             calls,
             vec![
                 262_144..327_680,
                 0..65_536,
-                65_536..262_144,
-                327_680..400_000
+                65_536..131_072,
+                131_072..262_144,
+                327_680..393_216,
+                393_216..400_000
             ]
         );
     }
@@ -474,7 +511,7 @@ mod tests {
         let m = mem(2_000_000);
         let chunks = Chunks::new(65_536, 1 << 20);
         let v: Arc<str> = "obj".into();
-        let big = MAX_CACHED_READ + 1;
+        let big = MAX_CACHED_READ;
         let m_big = mem(big as usize);
         let got = chunks.read(&v, big, 0..big, &m_big).await.unwrap();
         assert_eq!(got.len() as u64, big);

@@ -18,16 +18,24 @@ use super::{Source, SourceMetadata, SourceObject, SourceRequest};
 use crate::Error;
 use crate::request::Identifier;
 
+/// How long a failed HEAD is the answer for the same object (the opens that waited on it).
+const FAILURE_TTL: Duration = Duration::from_secs(1);
+
+/// A HEAD's answer, and when it came.
+type Head = (Result<SourceMetadata, Error>, Instant);
+
 /// Images in an object store, the identifier (or the key a [`Keyed`](super::Keyed) template
 /// makes of it) being the object's key (Cantaloupe's `S3Source` with the basic lookup
 /// strategy). Cheap to clone; clones share the caches.
 ///
 /// - Metadata (length, ETag, Last-Modified) comes from a HEAD request, kept for
-///   [`metadata_ttl`](Self::metadata_ttl) (10 s by default).
+///   [`metadata_ttl`](Self::metadata_ttl) (10 s by default); concurrent first opens of an
+///   object share one request (and its failure, kept 1 s).
 /// - Small reads are grouped into chunks of [`chunk_size`](Self::chunk_size) bytes (64 KiB;
 ///   Cantaloupe tunes 2 MiB, which fetches more here), kept in a cache of
-///   [`chunk_cache_bytes`](Self::chunk_cache_bytes) (64 MiB); reads of a chunk or more are
-///   fetched as they are.
+///   [`chunk_cache_bytes`](Self::chunk_cache_bytes) (64 MiB) and read ahead along
+///   sequential runs (a viewer's tiles of one level); reads of 1 MiB or more are fetched as
+///   they are.
 /// - A missing key is a 404; other store failures a 502, timeouts a 504.
 ///
 /// ```
@@ -50,7 +58,7 @@ use crate::request::Identifier;
 #[derive(Clone, Debug)]
 pub struct ObjectStoreSource {
     store: Arc<dyn ObjectStore>,
-    heads: Arc<Cache<String, (SourceMetadata, Instant)>>,
+    heads: Arc<Cache<String, Head>>,
     metadata_ttl: Duration,
     chunks: Arc<Chunks>,
     chunk_size: u64,
@@ -113,7 +121,7 @@ impl ObjectStoreSource {
         Ok(Self::new(Arc::new(s3_store(bucket, endpoint)?)))
     }
 
-    /// Bytes per chunk (at least 64 KiB, the default; Cantaloupe uses 2 MiB). Reads of a chunk or
+    /// Bytes per chunk (at least 64 KiB, the default; Cantaloupe uses 2 MiB). Reads of 1 MiB or
     /// more are fetched as they are.
     ///
     /// ```
@@ -168,24 +176,30 @@ impl ObjectStoreSource {
         self.chunks.clear();
     }
 
-    /// The object's metadata: kept, or from a HEAD request that concurrent first opens share.
+    /// The object's metadata: kept, or from a HEAD request that concurrent first opens share
+    /// (its failure too: a failure is kept [`FAILURE_TTL`], so that the opens waiting on the
+    /// request do not each ask again in turn).
     async fn head(&self, path: &Path) -> Result<SourceMetadata, Error> {
         if self.metadata_ttl.is_zero() {
             return self.head_request(path).await;
         }
         let key = path.to_string();
+        let fresh = |(meta, at): &Head| match meta {
+            Ok(_) => at.elapsed() < self.metadata_ttl,
+            Err(_) => at.elapsed() < FAILURE_TTL,
+        };
         // A stale entry is forgotten and asked for again (once: a second stale one, put there
         // meanwhile by another open, is as good as a fresh request).
         for _ in 0..2 {
             match self.heads.get_value_or_guard_async(&key).await {
-                Ok((meta, at)) if at.elapsed() < self.metadata_ttl => return Ok(meta),
+                Ok(entry) if fresh(&entry) => return entry.0,
                 Ok(_) => {
-                    self.heads.remove(&key);
+                    self.heads.remove_if(&key, |entry| !fresh(entry));
                 }
                 Err(guard) => {
-                    let meta = self.head_request(path).await?;
+                    let meta = self.head_request(path).await;
                     let _ = guard.insert((meta.clone(), Instant::now()));
-                    return Ok(meta);
+                    return meta;
                 }
             }
         }

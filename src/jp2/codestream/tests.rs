@@ -864,6 +864,64 @@ fn the_cuts_of_a_tile_are_read_when_a_region_first_needs_it() {
     );
 }
 
+#[test]
+fn tiles_far_apart_read_their_headers_in_groups_each_matched_to_its_tile_part() {
+    // Noise, lossless, 256x256 tiles in tile-parts by resolution: each tile's data is over
+    // 64 KiB, so its headers are a group of their own, and the groups come back in turn.
+    let (w, h) = (1024, 512);
+    let mut seed = 0x2545_f491_u32;
+    let noise: Vec<i32> = (0..w * h * 3)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed >> 24) as i32
+        })
+        .collect();
+    let opts = Opts {
+        tiled: Some((256, 256)),
+        resolutions: 4,
+        plt: true,
+        tile_parts_by_resolution: true,
+        ..Opts::default()
+    };
+    let file = encode_fixture(w, h, 3, &noise, &opts);
+    let obj = Counting::new(file.clone());
+    let index = block_on(read_index(&obj)).unwrap().unwrap();
+    let parts = index.parts().to_vec();
+    let tile_bytes = |t: u32| {
+        parts
+            .iter()
+            .filter(|p| p.tile == t)
+            .map(|p| u64::from(p.len))
+            .sum::<u64>()
+    };
+    assert!(tile_bytes(0) > 64 << 10, "{}", tile_bytes(0));
+    assert!(header_groups(&parts).len() >= 8, "a group per tile");
+    obj.take();
+    block_on(index.load_region(&obj, 0, 0, w, h)).unwrap();
+    // Every tile is cut (its headers matched and added up), at every reduction.
+    for t in 0..8u32 {
+        let (x, y) = ((t % 4) * 256, (t / 4) * 256);
+        for reduce in 1..3 {
+            assert!(
+                index.region_bytes(x, y, 256, 256, reduce) < index.region_bytes(x, y, 256, 256, 0),
+                "tile {t} at {reduce}"
+            );
+        }
+    }
+    // And the pixels are the file's.
+    let area = (200, 120, 600, 300);
+    let req = DecodeRequest {
+        reduce: 1,
+        area: Some(area),
+        ..DecodeRequest::default()
+    };
+    let cs = block_on(index.read_region(&obj, 200, 120, 600, 300, 1, 1 << 30)).unwrap();
+    let want = jp2::decode(file.as_slice(), &req).unwrap();
+    assert!(jp2::decode(cs.as_slice(), &req).unwrap().data == want.data);
+}
+
 /// The examples that stood in the doc comments of these crate-private items.
 #[allow(unused_imports, clippy::all)]
 mod doc_examples {

@@ -41,8 +41,9 @@ use crate::{Error, ErrorKind};
 ///   (a HEAD with the caller's headers), the answer kept for
 ///   [`authorization_ttl`](HttpSourceBuilder::authorization_ttl) per digest of those headers and
 ///   URL, so nothing is served to a caller the upstream has not let see it, cache hits included.
-/// - **Reads** by `Range`, in chunks kept in a byte-bounded cache; a server that ignores `Range`
-///   is read whole once, into the [`SourceCache`] when there is one.
+/// - **Reads** by `Range`, in chunks kept in a byte-bounded cache and read ahead along
+///   sequential runs; a server that ignores `Range` is read whole once, into the
+///   [`SourceCache`] when there is one.
 /// - **Statuses**: upstream 404 is 404; 401 and 403 are passed on (with the upstream's
 ///   `WWW-Authenticate`); other failures are 502, timeouts 504.
 ///
@@ -301,7 +302,7 @@ impl HttpSourceBuilder {
         self
     }
 
-    /// Bytes per chunk (at least 64 KiB, the default; Cantaloupe uses 2 MiB). Reads of a chunk or
+    /// Bytes per chunk (at least 64 KiB, the default; Cantaloupe uses 2 MiB). Reads of 1 MiB or
     /// more are fetched as they are.
     ///
     /// ```
