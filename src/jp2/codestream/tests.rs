@@ -897,7 +897,7 @@ fn tiles_far_apart_read_their_headers_in_groups_each_matched_to_its_tile_part() 
             .sum::<u64>()
     };
     assert!(tile_bytes(0) > 64 << 10, "{}", tile_bytes(0));
-    assert!(header_groups(&parts).len() >= 8, "a group per tile");
+    assert!(cuts::header_groups(&parts).len() >= 8, "a group per tile");
     obj.take();
     block_on(index.load_region(&obj, 0, 0, w, h)).unwrap();
     // Every tile is cut (its headers matched and added up), at every reduction.
