@@ -267,6 +267,12 @@ http {
             add_header Set-Cookie "Drupal.visitor.name=tester; path=/" always;
             return 303 /user/1;
         }
+        # Files sent slowly (a large download over a slow link): the gateway must stream them.
+        location /slow/ {
+            alias $DIR/drupal/sites/default/files/;
+            limit_rate_after 128k;
+            limit_rate 512k;
+        }
         location / { return 404 "Page not found\n"; }
     }
 }

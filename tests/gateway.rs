@@ -466,6 +466,45 @@ async fn private_files(extra: &[(&str, &str)]) {
     assert_eq!(r.status, 200);
 }
 
+/// Drupal's answers stream through the gateway: a file Drupal sends slowly (512 KiB/s after
+/// its first 128 KiB) starts arriving long before Drupal has sent all of it; a proxy that
+/// buffered the answer would hold it until the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_drupal_answers_stream_through_the_gateway() {
+    let gw = gateway(&[]).await;
+    let mut s = TcpStream::connect(gw).await.unwrap();
+    let head =
+        format!("GET /slow/2024-05/page1.jp2 HTTP/1.1\r\nHost: {gw}\r\nConnection: close\r\n\r\n");
+    let start = std::time::Instant::now();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut got, mut first) = (0usize, None);
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+        if first.is_none() && got >= 64 << 10 {
+            first = Some(start.elapsed());
+        }
+    }
+    let total = start.elapsed();
+    let first = first.expect("64 KiB at least");
+    let size = std::fs::metadata(drupal_root().join("sites/default/files/2024-05/page1.jp2"))
+        .unwrap()
+        .len() as usize;
+    assert!(got > size, "{got} bytes for a file of {size}");
+    assert!(
+        total > Duration::from_secs(2),
+        "{total:?}: Drupal's rate limit"
+    );
+    assert!(
+        first * 4 < total,
+        "the first 64 KiB after {first:?} of {total:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drupal_pages_files_and_forms_pass_through_unchanged() {
     let gw = gateway(&[]).await;
