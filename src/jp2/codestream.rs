@@ -19,8 +19,9 @@
 //! When a file's packets come resolution by resolution (RLCP or RPCL, or LRCP with one quality
 //! layer) and its tile-part headers list their lengths (PLT, as Kakadu's `ORGgen_plt=yes` and
 //! OpenJPEG's `PLT=YES` write them), the index also knows where each tile's data can be cut to
-//! keep only its first resolutions (the `packets` submodule): a decode at a reduced resolution then reads
-//! only those, the packets of the others written as empty ones. When every component has the
+//! keep only its first resolutions (the `packets` submodule; read tile by tile, from its
+//! tile-part headers, when a region first needs the tile: the `cuts` submodule): a decode at a
+//! reduced resolution then reads only those, the packets of the others written as empty ones. When every component has the
 //! same subsampling, it keeps each packet's place too, and a region reads only the packets of
 //! the precincts within 16 samples of it (OpenJPEG decodes the code-blocks within 3 subband
 //! samples, 6 or 7 of the resolution's): the others are written as empty packets as well, and

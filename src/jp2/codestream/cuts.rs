@@ -87,13 +87,22 @@ impl CodestreamIndex {
         if missing.is_empty() {
             return Ok(());
         }
-        let geometry =
-            |t: u32| packets::packets_per_resolution(&self.grid.tile(t, &c.subsampling), &c.coding);
-        // What each tile's headers may list, at most.
-        let listable = |t: u32| geometry(t).map_or(0, |p| p.iter().sum::<u64>());
+        // Each tile's packets per resolution, from the geometry: what its headers may list.
+        let mut geometry = std::collections::HashMap::new();
+        for p in &missing {
+            geometry.entry(p.tile).or_insert_with(|| {
+                packets::packets_per_resolution(&self.grid.tile(p.tile, &c.subsampling), &c.coding)
+            });
+        }
+        let listable = |t: u32| {
+            geometry
+                .get(&t)
+                .and_then(|g| g.as_ref())
+                .map_or(0, |p| p.iter().sum::<u64>())
+        };
         let reads: Vec<_> = header_groups(&missing)
             .into_iter()
-            .map(|g| read_part_headers(obj, &missing[g], &listable))
+            .map(|(g, span)| read_part_headers(obj, &missing[g], span, &listable))
             .collect();
         let mut headers = futures_util::stream::iter(reads).buffered(16);
         let mut read: Vec<(TilePart, PartRead)> = Vec::with_capacity(missing.len());
@@ -108,9 +117,8 @@ impl CodestreamIndex {
             let t = tile[0].0.tile;
             // A tile another request loaded meanwhile is kept (and its headers counted once).
             c.tiles[t as usize].get_or_init(|| {
-                geometry(t).and_then(|per_resolution| {
-                    c.tile_from_headers(tile, &per_resolution, listable(t))
-                })
+                let per_resolution = geometry.get(&t)?.as_deref()?;
+                c.tile_from_headers(tile, per_resolution)
             });
         }
         Ok(())
@@ -125,15 +133,14 @@ impl CodestreamIndex {
 impl Cuts {
     /// A tile's cuts from its tile-parts' headers (in order) and its packets per resolution
     /// (from the geometry): `None` when a header is unusable, the tile-parts are not all
-    /// there in order, they list more packets than `listable` or lengths that do not add up,
-    /// or the file's headers pass [`MAX_HEADER_BYTES`].
+    /// there in order, they list more packets than the geometry makes or lengths that do not
+    /// add up, or the file's headers pass [`MAX_HEADER_BYTES`].
     fn tile_from_headers(
         &self,
         headers: &[(TilePart, PartRead)],
         per_resolution: &[u64],
-        listable: u64,
     ) -> Option<TileCuts> {
-        let mut left = listable;
+        let mut left: u64 = per_resolution.iter().sum();
         let mut parts = Vec::with_capacity(headers.len());
         let mut lengths = Vec::new();
         for (p, header) in headers {
@@ -171,16 +178,15 @@ impl Cuts {
     }
 }
 
-/// The tile-parts of `parts` (in file order) whose headers are read together: runs of
-/// tile-parts whose first [`PART_HEADER_READ`] bytes lie within [`HEADER_GAP`] of each other,
-/// each run at most [`MAX_HEADER_GROUP`] bytes.
-pub(super) fn header_groups(parts: &[TilePart]) -> Vec<Range<usize>> {
-    let mut groups: Vec<Range<usize>> = Vec::new();
-    let mut span = 0..0u64;
+/// The tile-parts of `parts` (in file order) whose headers are read together, and the bytes
+/// read for them: runs of tile-parts whose first [`PART_HEADER_READ`] bytes lie within
+/// [`HEADER_GAP`] of each other, each run at most [`MAX_HEADER_GROUP`] bytes.
+pub(super) fn header_groups(parts: &[TilePart]) -> Vec<(Range<usize>, Range<u64>)> {
+    let mut groups: Vec<(Range<usize>, Range<u64>)> = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let end = p.range().end.min(p.start + PART_HEADER_READ);
         match groups.last_mut() {
-            Some(g)
+            Some((g, span))
                 if p.start >= span.start
                     && p.start.saturating_sub(span.end) <= HEADER_GAP
                     && end.max(span.end) - span.start <= MAX_HEADER_GROUP =>
@@ -188,30 +194,22 @@ pub(super) fn header_groups(parts: &[TilePart]) -> Vec<Range<usize>> {
                 g.end = i + 1;
                 span.end = end.max(span.end);
             }
-            _ => {
-                groups.push(i..i + 1);
-                span = p.start..end;
-            }
+            _ => groups.push((i..i + 1, p.start..end)),
         }
     }
     groups
 }
 
-/// The headers of a group of tile-parts (see [`header_groups`]) from one read, each as
-/// [`read_part_header`] gives it; a header longer than the read is read on its own.
+/// The headers of a group of tile-parts (see [`header_groups`]) from one read of `span`, each
+/// as [`read_part_header`] gives it; a header longer than the read is read on its own.
 async fn read_part_headers<O: SourceObject>(
     obj: &O,
     group: &[TilePart],
+    span: Range<u64>,
     listable: &impl Fn(u32) -> u64,
 ) -> Result<Vec<PartRead>, Error> {
-    let head = |p: &TilePart| p.start..p.start + u64::from(p.len).min(PART_HEADER_READ);
-    let (Some(start), Some(end)) = (
-        group.iter().map(|p| p.start).min(),
-        group.iter().map(|p| head(p).end).max(),
-    ) else {
-        return Ok(Vec::new());
-    };
-    let buf = obj.read_range(start..end).await?;
+    let start = span.start;
+    let buf = obj.read_range(span).await?;
     let mut out = Vec::with_capacity(group.len());
     for p in group {
         let limit = usize::try_from(listable(p.tile)).unwrap_or(usize::MAX);

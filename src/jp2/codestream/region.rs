@@ -187,8 +187,9 @@ impl CodestreamIndex {
             .any(|op| matches!(op, Op::Empty { n, .. } if *n > 0))
     }
 
-    /// Read the cuts of the tiles the area `x, y, w, h` touches ([`load_region`](Self::load_region)),
-    /// fetch their tile-parts (one read per run of adjacent tile-parts) and join them into a codestream of those tiles only, in the file's
+    /// Read the cuts of the tiles the area `x, y, w, h` touches
+    /// ([`load_region`](Self::load_region)), fetch their tile-parts (one read per run of
+    /// adjacent tile-parts) and join them into a codestream of those tiles only, in the file's
     /// container (JP2 or raw): the kept boxes, the main header without TLM, the tile-parts,
     /// EOC. Decode it with the same area and `reduce`: when [`cuts_at`](Self::cuts_at) says
     /// so, each tile keeps only the packets of the resolutions that decode uses.
