@@ -49,6 +49,10 @@
 #           turbojpeg among them, too)
 #   SERVE_ARGS  more arguments for our server, e.g. "--jpeg-quality 75" (iipsrv's default)
 #   BENCH_KIT  the benchmark kit (default: <repo>/../shared/bench)
+#   PIN=1   our server (every ours* peer, from disk as from S3 or Drupal) on CPU 0 alone; the
+#           client and the servers of scripts/servers.sh (Garage, nginx, Redis) on CPU 1, put
+#           back on every CPU at the end. Models a store on other machines, as it is in any
+#           deployment: without it, on two cores, the local store's CPU is counted in our time.
 # Peak RSS: VmHWM from /proc/<pid>/status, read just before each server process is stopped
 # (ours: the serve process; iipsrv: lighttpd + its iipsrv children, summed; iiif-processor:
 # node and its children), max over the processes of the cell (cold runs restart per run).
@@ -72,7 +76,11 @@ TILES="$BENCH_KIT/tiles.py"
 # IMAGES is also the peers' image-directory knob: keep our list apart and do not pass it on.
 IDS=${IMAGES:-"big-pyr-jpeg.tif big.jp2 big.jpg big-pyr-deflate.tif"}
 unset IMAGES
-export OUR_PORT BENCH_KIT OUT
+PIN=${PIN:-0}
+export OUR_PORT BENCH_KIT OUT PIN
+# PIN=1: what runs our server, and what runs the client.
+SERVE_PIN=(); CLIENT_PIN=()
+[ "$PIN" = 1 ] && SERVE_PIN=(taskset -c 0) && CLIENT_PIN=(taskset -c 1)
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 die() { echo "bench-load: $*" >&2; exit 1; }
@@ -124,7 +132,7 @@ serve_start() { # cold|warm
     [ -x "$GATEWAY_BIN" ] || die "$GATEWAY_BIN missing: cargo build --release --example gateway"
     GATEWAY_ADDR="127.0.0.1:$OUR_PORT" GATEWAY_DRUPAL_URL="$TOWER_IIIF_DRUPAL_URL" \
       DRUPAL_DEFAULT_CANTALOUPE_URL="http://127.0.0.1:$OUR_PORT/cantaloupe/iiif/2" \
-      nohup "$GATEWAY_BIN" "${args[@]}" >> "$RUNDIR/serve.log" 2>&1 &
+      nohup "${SERVE_PIN[@]}" "$GATEWAY_BIN" "${args[@]}" >> "$RUNDIR/serve.log" 2>&1 &
   else
     if [ "${S3:-0}" = 1 ]; then
       args+=(--s3 "s3://$TOWER_IIIF_S3_BUCKET/bench/" --s3-endpoint "$TOWER_IIIF_S3_ENDPOINT")
@@ -133,7 +141,7 @@ serve_start() { # cold|warm
     fi
     # shellcheck disable=SC2206 # SERVE_ARGS is split on purpose
     args+=(${SERVE_ARGS:-})
-    nohup "$SERVE_BIN" --addr "127.0.0.1:$OUR_PORT" "${args[@]}" \
+    nohup "${SERVE_PIN[@]}" "$SERVE_BIN" --addr "127.0.0.1:$OUR_PORT" "${args[@]}" \
       >> "$RUNDIR/serve.log" 2>&1 &
   fi
   echo $! > "$(serve_pidfile)"
@@ -289,7 +297,7 @@ bench_cell() { # peer id cache tile
   local extra=()
   [ "$tile" != native ] && extra=(--tile-size "$tile")
   rm -f "$OUT/$name.json"
-  if "$TILES" run --base "$base" --id "$(peer_id "$peer" "$id")" --mode "$MODE" --cache "$cache" --runs "$RUNS" \
+  if "${CLIENT_PIN[@]}" "$TILES" run --base "$base" --id "$(peer_id "$peer" "$id")" --mode "$MODE" --cache "$cache" --runs "$RUNS" \
       --restart-cmd "$restart" "${extra[@]}" --label "$label" --json "$OUT/$name.json" \
       2>&1 | tee "$RUNDIR/$name.log"; then rc=0; else rc=$?; fi
   peer_snapshot "$peer" "$rss"
@@ -372,7 +380,7 @@ summary() {
     echo "# Side-by-side load benchmark (tower-iiif vs IIIF peers)"; echo
     echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), " \
       "tower-iiif $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')," \
-      "this invocation: RUNS=$RUNS MODE=$MODE CACHES=\"$CACHES\" PEERS=\"$PEERS\" IMAGES=\"$IDS\" SERVE_ARGS=\"${SERVE_ARGS:-}\"."
+      "this invocation: RUNS=$RUNS MODE=$MODE CACHES=\"$CACHES\" PEERS=\"$PEERS\" IMAGES=\"$IDS\" SERVE_ARGS=\"${SERVE_ARGS:-}\" PIN=$PIN."
     echo "Client: the kit's tiles.py (bulk = the article's 91 tiles at scaleFactor 4 with 512 tiles,"
     echo "10 concurrent; mirador = 4 phases). Cold: server restarted before every run (ours with"
     echo "--cache-mem 0); warm: one priming pass, then measured passes (ours with its 256 MiB memory"
@@ -492,8 +500,28 @@ if [[ " $PEERS " == *" ours"* ]] && [ "${BUILD:-1}" = 1 ]; then
   fi
 fi
 
+# PIN=1: the servers of scripts/servers.sh (every thread of each process and of its children,
+# e.g. nginx's workers) on the CPUs given.
+pin_servers() { # cpu-list
+  local f pid p
+  for f in "$ROOT"/target/servers/{garage,nginx,redis}.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    for p in "$pid" $(pgrep -P "$pid" || true); do taskset -a -p -c "$1" "$p" > /dev/null 2>&1 || true; done
+  done
+}
+if [ "$PIN" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || die "PIN=1 needs two CPUs"
+  command -v taskset > /dev/null || die "PIN=1 needs taskset (util-linux)"
+  pin_servers 1
+fi
+
 # Stop whatever this script started if it is interrupted.
-cleanup() { for p in $PEERS; do peer_running "$p" && peer_ctl "$p" warm stop > /dev/null 2>&1; done; return 0; }
+cleanup() {
+  for p in $PEERS; do peer_running "$p" && peer_ctl "$p" warm stop > /dev/null 2>&1; done
+  [ "$PIN" = 1 ] && pin_servers "0-$(($(nproc) - 1))"
+  return 0
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -16,6 +16,10 @@ use crate::source::SourceObject;
 const READ_AHEAD: u64 = 64 * 1024;
 /// Reads larger than this (big tile arrays) are parsed and dropped, not kept for reuse.
 const KEEP_MAX: u64 = 1 << 20;
+/// The most a remote file's tail read takes. In a pyramid written level after level (libtiff,
+/// libvips) each level's IFD follows its tiles, so the small levels' IFDs all lie near the end of
+/// the file, and one read there, alongside the first IFD's, saves a round trip for each.
+const TAIL: u64 = 2 << 20;
 /// The most IFDs walked, main chain and SubIFDs together.
 const MAX_IFDS: usize = 64;
 /// The most entries one IFD may have.
@@ -589,6 +593,16 @@ impl<O: SourceObject> Reader<'_, O> {
     }
 }
 
+/// The range of the tail read that goes with the first IFD's: the last eighth of the file, at
+/// most [`TAIL`] bytes. Only for remote files (a local read costs no round trip) whose first IFD
+/// lies in their second half, after the full image's tiles (a cloud-optimized GeoTIFF, IFDs
+/// first, reads them with its header), and when it is more than one read-ahead.
+fn tail_range<O: SourceObject>(obj: &O, len: u64, first: u64) -> Option<std::ops::Range<u64>> {
+    let n = (len / 8).min(TAIL);
+    let remote = obj.read_at_blocking(0, &mut []).is_none();
+    (remote && first >= len / 2 && n > READ_AHEAD).then(|| len - n..len)
+}
+
 /// Whether an image of `w` x `h` has the aspect ratio of one of `w0` x `h0`, within 2% plus the
 /// rounding of each side to whole pixels.
 fn same_aspect((w, h): (u32, u32), (w0, h0): (u32, u32)) -> bool {
@@ -607,7 +621,9 @@ fn same_aspect((w, h): (u32, u32), (w0, h0): (u32, u32)) -> bool {
 /// first in file order is kept).
 ///
 /// Reads: the first 64 KiB, then 64 KiB (or exactly what is needed, when more) at each IFD or
-/// value not read yet. Values of tags other than the ones a pyramid needs are never read.
+/// value not read yet. Values of tags other than the ones a pyramid needs are never read. From a
+/// remote object whose IFDs follow the image data, the last eighth of the file (at most 2 MiB,
+/// where the small levels' IFDs are) is read at the same time as the first IFD.
 ///
 /// # Errors
 ///
@@ -639,7 +655,25 @@ pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error
     let mut seen = HashSet::new();
     let mut ifds = Vec::new();
     seen.insert(first);
-    let ifd0 = r.ifd(first).await?;
+    let ifd0 = match tail_range(obj, len, first) {
+        // The tail, with the first IFD's read or as it (when the first IFD is in it). A failed
+        // tail read only loses the head start: those IFDs are then read one by one.
+        Some(tail) if first < tail.start => {
+            let (ifd0, bytes) =
+                futures_util::future::join(r.ifd(first), obj.read_range(tail.clone())).await;
+            if let Ok(b) = bytes {
+                r.chunks.push((tail.start, b));
+            }
+            ifd0?
+        }
+        Some(tail) => {
+            if let Ok(b) = obj.read_range(tail.clone()).await {
+                r.chunks.push((tail.start, b));
+            }
+            r.ifd(first).await?
+        }
+        None => r.ifd(first).await?,
+    };
     let next = ifd0.next;
     let subifds = r.values(&ifd0, tag::SUB_IFDS, MAX_IFDS as u64).await?;
     ifds.push(ifd0);

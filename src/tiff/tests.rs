@@ -172,6 +172,12 @@ fn put(out: &mut [u8], at: usize, v: u64, size: usize, big_endian: bool) {
 
 /// Write a TIFF: header, every image's chunks, then the IFDs, each followed by its values.
 fn write(images: &[Image], o: Opts) -> Written {
+    write_layout(images, o, false)
+}
+
+/// Write a TIFF; `interleaved`: each image's chunks just before its IFD, as libtiff and libvips
+/// write a pyramid level after level, instead of every chunk first.
+fn write_layout(images: &[Image], o: Opts, interleaved: bool) -> Written {
     let be = o.big_endian;
     let off = if o.big { 8 } else { 4 };
     let (count_len, entry_len) = if o.big { (8, 20) } else { (2, 12) };
@@ -183,22 +189,28 @@ fn write(images: &[Image], o: Opts) -> Written {
     }
     let first_at = if o.big { 8 } else { 4 };
 
-    let mut chunk_offsets = Vec::new();
-    for img in images {
-        let offsets: Vec<u64> = img
-            .chunks
+    let write_chunks = |out: &mut Vec<u8>, img: &Image| -> Vec<u64> {
+        img.chunks
             .iter()
             .map(|c| {
                 let at = out.len() as u64;
                 out.extend_from_slice(c);
                 at
             })
-            .collect();
-        chunk_offsets.push(offsets);
+            .collect()
+    };
+    let mut chunk_offsets = vec![Vec::new(); images.len()];
+    if !interleaved {
+        for (i, img) in images.iter().enumerate() {
+            chunk_offsets[i] = write_chunks(&mut out, img);
+        }
     }
 
     let (mut ifds, mut nexts, mut sub_at) = (Vec::new(), Vec::new(), None);
     for (i, img) in images.iter().enumerate() {
+        if interleaved {
+            chunk_offsets[i] = write_chunks(&mut out, img);
+        }
         let mut fields = img.fields.clone();
         let (otag, ctag) = if img.strips { (273, 279) } else { (324, 325) };
         let typ = if o.big { LONG8 } else { LONG };
@@ -1209,6 +1221,83 @@ async fn reads_fetch_the_header_the_ifds_and_only_the_tiles_needed() {
         let last = tiles.iter().map(|t| t.range.end).max().unwrap();
         let read: u64 = reads.iter().map(|r| r.end - r.start).sum();
         assert!(read <= last - first && read < len / 2, "{read} bytes read");
+    }
+}
+
+/// A remote pyramid written level after level: the tail of the file, where the small levels'
+/// IFDs are, is read alongside the first IFD, so that opening it takes two rounds of reads (the
+/// header, then the first IFD with the tail) instead of one per IFD. A local file reads no tail.
+#[tokio::test]
+async fn a_remote_pyramid_reads_its_tail_with_the_first_ifd() {
+    let sizes = [(640, 448), (320, 224), (160, 112)];
+    let sources: Vec<Pixels> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| source(i, size, Layout::Rgb, Codec::None))
+        .collect();
+    let images: Vec<Image> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, px)| image(px, Codec::None, i > 0))
+        .collect();
+    let file = write_layout(&images, CLASSIC, true);
+    let len = file.bytes.len() as u64;
+    let tail = len - len / 8..len;
+    // The layout this is about: the first IFD in the second half, before the tail; the others
+    // in the tail, and not in the 64 KiB read at the first IFD.
+    let ifds: Vec<u64> = file.ifds.iter().map(|&o| o as u64).collect();
+    assert!(
+        ifds[0] >= len / 2 && ifds[0] < tail.start,
+        "{ifds:?} of {len}"
+    );
+    assert!(
+        ifds[1] >= tail.start && ifds[1] > ifds[0] + 64 * 1024,
+        "{ifds:?}"
+    );
+
+    let (obj, p) = read(file.bytes.clone()).await.unwrap();
+    let got: Vec<_> = p.levels().iter().map(|l| (l.width, l.height)).collect();
+    assert_eq!(got, sizes);
+    let reads = obj.take();
+    let ifd0_read = ifds[0]..ifds[0] + 64 * 1024;
+    assert_eq!(reads, vec![0..64 * 1024, ifd0_read.clone(), tail.clone()]);
+    for (i, src) in sources.iter().enumerate() {
+        let level = &p.levels()[i];
+        let rect = Rect::new(0, 0, level.width, level.height);
+        let px = read_region(&obj, &p, i, rect, Budget::default())
+            .await
+            .unwrap();
+        assert_eq!(&px, src, "level {i}");
+    }
+
+    // A local file: one read per IFD, no tail.
+    let local = Local(Counting::new(file.bytes));
+    let p = read_pyramid(&local).await.unwrap();
+    assert_eq!(p.levels().len(), 3);
+    let reads = local.0.take();
+    assert!(!reads.contains(&tail), "{reads:?}");
+    assert_eq!(&reads[..2], &[0..64 * 1024, ifd0_read]);
+    assert!(reads.len() >= 3, "{reads:?}");
+}
+
+/// [`Counting`] as a local file: one that reads without the runtime.
+#[derive(Debug)]
+struct Local(Counting);
+
+impl SourceObject for Local {
+    fn metadata(&self) -> &SourceMetadata {
+        self.0.metadata()
+    }
+
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes, Error> {
+        self.0.read_range(range).await
+    }
+
+    fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        let data = &self.0.bytes[(offset as usize).min(self.0.bytes.len())..];
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        Some(Ok(n))
     }
 }
 
