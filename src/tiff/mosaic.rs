@@ -360,6 +360,10 @@ impl Frame {
 struct Huffman {
     /// `(length << 8) | symbol` for codes of at most 9 bits, by their next 9 bits; 0: longer.
     lookup: Vec<u16>,
+    /// Read as an AC table, by the next 9 bits: `bits | advance << 4` for a code whose extra
+    /// bits end within them, `bits` taken by code and extra bits and `advance` the coefficients
+    /// it covers (0 for an end of block); 0: decode the slow way.
+    skip: Vec<u16>,
     /// Per length 1..=16: the largest code of that length (-1 for none), the first code, and
     /// the index of its symbol in `values`.
     maxcode: [i32; 17],
@@ -374,6 +378,7 @@ impl Default for Huffman {
     fn default() -> Self {
         Self {
             lookup: vec![0; 512],
+            skip: vec![0; 512],
             maxcode: [-1; 17],
             mincode: [0; 17],
             valptr: [0; 17],
@@ -437,6 +442,9 @@ impl Huffman {
                     for e in &mut t.lookup[first..first + (1 << shift)] {
                         *e = ((len as u16) << 8) | sym as u16;
                     }
+                    if let Some(skip) = ac_skip(sym as u8, len) {
+                        t.skip[first..first + (1 << shift)].fill(skip);
+                    }
                 }
                 code += 1;
                 k += 1;
@@ -466,12 +474,35 @@ impl Huffman {
     }
 }
 
+/// A [`Huffman::skip`] entry for AC symbol `rs` coded in `len` bits, when its code and extra
+/// bits take at most 9 bits.
+fn ac_skip(rs: u8, len: usize) -> Option<u16> {
+    let (r, s) = (u16::from(rs >> 4), usize::from(rs & 15));
+    let advance = match (r, s) {
+        (15, 0) => 16,
+        (_, 0) => 0,
+        _ => r + 1,
+    };
+    let bits = len + s;
+    (bits <= 9).then_some(bits as u16 | advance << 4)
+}
+
 /// `n` (at most 32) bits of `data` from bit `pos`, most significant first (zeros past the end).
 #[inline]
 fn peek(data: &[u8], pos: usize, n: u32) -> u32 {
     if n == 0 {
         return 0;
     }
+    (window(data, pos) >> (64 - n)) as u32
+}
+
+/// The bits of [`window`] that are `data`'s (or zeros past its end), however `pos` is aligned.
+const WINDOW: u32 = 57;
+
+/// The 64 bits of `data` from byte `pos / 8`, shifted so that bit `pos` comes first: at least
+/// [`WINDOW`] bits of `data` from `pos`, most significant first (zeros past the end).
+#[inline]
+fn window(data: &[u8], pos: usize) -> u64 {
     let at = pos >> 3;
     let word = match data.get(at..at + 8) {
         Some(w) => u64::from_be_bytes(w.try_into().unwrap_or([0; 8])),
@@ -482,7 +513,7 @@ fn peek(data: &[u8], pos: usize, n: u32) -> u32 {
             u64::from_be_bytes(w)
         }
     };
-    ((word << (pos & 7)) >> (64 - n)) as u32
+    word << (pos & 7)
 }
 
 /// A tile's scan read as far as the region needs: where each MCU starts, the DC predictors
@@ -501,14 +532,14 @@ struct Parsed {
 impl Parsed {
     /// Read `rows` rows of MCUs, the last one only up to `cols` MCUs.
     fn scan(stream: &Stream<'_>, frame: &Frame, rows: usize, cols: usize) -> Option<Self> {
+        // Unstuffed: the byte after each 0xFF left out.
         let mut data = Vec::with_capacity(stream.data.len());
-        let mut skip = false;
-        for &b in stream.data {
-            if !skip {
-                data.push(b);
-            }
-            skip = b == 0xFF && !skip;
+        let mut rest = stream.data;
+        while let Some(i) = memchr::memchr(0xFF, rest) {
+            data.extend_from_slice(&rest[..=i]);
+            rest = rest.get(i + 2..).unwrap_or_default();
         }
+        data.extend_from_slice(rest);
         let bits = data.len() * 8;
         let per_row = frame.mcus_x as usize;
         let count = (rows - 1) * per_row + cols;
@@ -550,7 +581,23 @@ impl Parsed {
                 let ac_start = pos;
                 let ac = &frame.ac[ta];
                 let mut k = 1usize;
+                // The bits from `pos` kept in a register (`have` of them at least), so that
+                // a short code's step waits on one table lookup, not on a load of the data.
+                let (mut word, mut have) = (window(&p.data, pos), WINDOW);
                 while k < 64 {
+                    if have < 9 {
+                        (word, have) = (window(&p.data, pos), WINDOW);
+                    }
+                    let e = ac.skip[(word >> 55) as usize];
+                    if e != 0 {
+                        let n = u32::from(e & 15);
+                        (word, have, pos) = (word << n, have - n, pos + n as usize);
+                        match e >> 4 {
+                            0 => break,
+                            advance => k += usize::from(advance),
+                        }
+                        continue;
+                    }
                     let (rs, len) = ac.decode(&p.data, pos)?;
                     pos += len;
                     let (r, s) = (usize::from(rs >> 4), usize::from(rs & 15));
@@ -563,6 +610,7 @@ impl Parsed {
                         k += r + 1;
                         pos += s;
                     }
+                    (word, have) = (window(&p.data, pos), WINDOW);
                 }
                 if k > 64 {
                     return None;
@@ -654,7 +702,20 @@ impl BitWriter {
     fn copy(&mut self, data: &[u8], from: usize, to: usize) {
         let mut at = from;
         while to - at >= 32 {
-            self.put(peek(data, at, 32), 32);
+            // Four whole bytes leave the accumulator: at once when none of them is 0xFF.
+            self.acc = (self.acc << 32) | u64::from(peek(data, at, 32));
+            let bytes = (self.acc >> self.n) as u32;
+            let inverse = !bytes;
+            if inverse.wrapping_sub(0x0101_0101) & !inverse & 0x8080_8080 == 0 {
+                self.out.extend_from_slice(&bytes.to_be_bytes());
+            } else {
+                for b in bytes.to_be_bytes() {
+                    self.out.push(b);
+                    if b == 0xFF {
+                        self.out.push(0);
+                    }
+                }
+            }
             at += 32;
         }
         if to > at {
@@ -670,5 +731,57 @@ impl BitWriter {
             self.put((1 << pad) - 1, pad);
         }
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The skip table agrees with decoding each symbol and its extra bits, for every 9-bit
+    /// prefix, and covers every code whose extra bits end within the 9 bits.
+    #[test]
+    fn the_ac_skip_table_agrees_with_decoding() {
+        // Annex K's luminance AC code lengths over every run/size symbol baseline JPEG has.
+        let counts = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d];
+        let mut values = vec![0x01, 0x02, 0x00, 0x03, 0xF0];
+        for rs in 0..=255u8 {
+            if rs & 15 != 0 && rs & 15 <= 10 && !values.contains(&rs) {
+                values.push(rs);
+            }
+        }
+        assert_eq!(values.len(), 162);
+        let t = Huffman::new(&counts, &values).unwrap();
+        let mut fast = 0;
+        for prefix in 0..512u16 {
+            for fill in [0x00u8, 0x5A, 0xFF] {
+                let mut data = vec![fill; 8];
+                data[0] = (prefix >> 1) as u8;
+                data[1] = (prefix as u8 & 1) << 7 | (fill >> 1);
+                let e = t.skip[usize::from(prefix)];
+                // All ones is no code: the slow way refuses it.
+                let Some((rs, len)) = t.decode(&data, 0) else {
+                    assert_eq!(e, 0, "{prefix:09b}");
+                    continue;
+                };
+                let (r, s) = (rs >> 4, usize::from(rs & 15));
+                if len + s > 9 {
+                    assert_eq!(e, 0, "{prefix:09b}");
+                    continue;
+                }
+                fast += 1;
+                let advance = match (r, s) {
+                    (15, 0) => 16,
+                    (_, 0) => 0,
+                    _ => usize::from(r) + 1,
+                };
+                assert_eq!(
+                    (usize::from(e & 15), usize::from(e >> 4)),
+                    (len + s, advance),
+                    "{prefix:09b} {rs:#04x}"
+                );
+            }
+        }
+        assert!(fast > 3 * 256, "{fast}");
     }
 }
