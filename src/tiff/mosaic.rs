@@ -690,11 +690,16 @@ impl BitWriter {
         self.n += n;
         while self.n >= 8 {
             self.n -= 8;
-            let b = (self.acc >> self.n) as u8;
-            self.out.push(b);
-            if b == 0xFF {
-                self.out.push(0);
-            }
+            self.byte((self.acc >> self.n) as u8);
+        }
+    }
+
+    /// One byte of entropy-coded data, stuffed with a 0 after 0xFF.
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.out.push(b);
+        if b == 0xFF {
+            self.out.push(0);
         }
     }
 
@@ -709,12 +714,7 @@ impl BitWriter {
             if inverse.wrapping_sub(0x0101_0101) & !inverse & 0x8080_8080 == 0 {
                 self.out.extend_from_slice(&bytes.to_be_bytes());
             } else {
-                for b in bytes.to_be_bytes() {
-                    self.out.push(b);
-                    if b == 0xFF {
-                        self.out.push(0);
-                    }
-                }
+                bytes.to_be_bytes().into_iter().for_each(|b| self.byte(b));
             }
             at += 32;
         }
