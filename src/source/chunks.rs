@@ -1,7 +1,9 @@
 //! Range reads of remote objects grouped into fixed-size chunks, kept in a byte-bounded cache
 //! (Cantaloupe's `S3Source.chunking`): a decoder's many small reads of one tiled file (headers,
 //! IFDs, tile-part markers) cost one request per chunk, concurrent reads of one chunk make one
-//! request, and the missing chunks of one read are fetched in one request.
+//! request, and the missing chunks of one read are fetched in one request. Reads of one object
+//! that are ready at the same time (the tile requests of a viewer's burst, woken together by
+//! the header they waited for) are gathered: their adjacent ranges are fetched in one request.
 //!
 //! Reads that continue where an earlier fetch of the same object stopped, or start a little
 //! past it (a viewer's tiles of one pyramid level, stored one after the other and asked for at
@@ -13,6 +15,7 @@
 //! and its data), fetch their own chunks only. Reads under 1 MiB go through the chunks (rounded
 //! out to them); longer ones (a flat file streamed in large pieces) are fetched as they are.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -37,6 +40,11 @@ const MAX_CACHED_READ: u64 = 1 << 20;
 /// The most read ahead of a sequential run of reads, in bytes (at least one chunk): half of it
 /// for the third fetch of a run, all of it for the next ones.
 const MAX_READ_AHEAD: u64 = 1 << 20;
+/// The most bytes fetched in one request for reads gathered together.
+const MAX_TOGETHER: u64 = 4 << 20;
+/// How many times a leading read lets the ready tasks run before it fetches for the reads
+/// gathered (each turn, the tasks woken with it reach their own reads).
+const GATHER_YIELDS: usize = 2;
 /// The runs of sequential reads followed at once (the oldest is forgotten).
 const STREAMS: usize = 16;
 /// How far past a run's end a fetch may start and still continue it, in bytes: concurrent
@@ -51,6 +59,16 @@ pub(crate) trait FetchRange: Send + Sync {
 #[derive(Clone, Copy)]
 struct ChunkBytes;
 
+/// A chunk claimed by one read: others wait for it until it is filled or dropped.
+type Claim<'a> = quick_cache::sync::PlaceholderGuard<
+    'a,
+    (Arc<str>, u64),
+    Bytes,
+    ChunkBytes,
+    quick_cache::DefaultHashBuilder,
+    quick_cache::sync::DefaultLifecycle<(Arc<str>, u64), Bytes>,
+>;
+
 impl Weighter<(Arc<str>, u64), Bytes> for ChunkBytes {
     fn weight(&self, _key: &(Arc<str>, u64), value: &Bytes) -> u64 {
         value.len().max(1) as u64
@@ -62,6 +80,8 @@ pub(crate) struct Chunks {
     size: u64,
     cache: Option<Cache<(Arc<str>, u64), Bytes, ChunkBytes>>,
     streams: Mutex<Streams>,
+    /// Reads waiting to be fetched together, by object version.
+    waiting: Mutex<HashMap<Arc<str>, Waiting>>,
 }
 
 /// The latest runs of sequential fetches: where each would continue, and how long it is.
@@ -162,6 +182,7 @@ impl Chunks {
             size,
             cache,
             streams: Mutex::default(),
+            waiting: Mutex::default(),
         }
     }
 
@@ -194,26 +215,29 @@ impl Chunks {
             Some(c) if end - start < MAX_CACHED_READ => c,
             _ => return checked(fetch.fetch(start..end).await?, end - start),
         };
-        // Each chunk: cached, or claimed (a placeholder others wait on), in ascending order, so
-        // that two reads never wait on each other. The claimed chunks are fetched one request
-        // per run of consecutive chunks.
+        // Each chunk: cached, claimed (a placeholder others wait on until this read fills it),
+        // or being fetched by another read (waited for once this read's own are filled). A read
+        // waits for nothing while it holds claims it has not filled, so no two reads wait on
+        // each other; and it claims all it can at once, so that its chunks are fetched
+        // together, with those of the reads ready at the same time.
         let mut parts: Vec<Option<Bytes>> = Vec::with_capacity((last - first + 1) as usize);
         let mut claimed = Vec::new();
+        let mut elsewhere = Vec::new();
         for i in first..=last {
-            match cache
-                .get_value_or_guard_async(&(Arc::clone(version), i))
-                .await
-            {
-                Ok(bytes) => parts.push(Some(bytes)),
-                Err(guard) => {
+            match cache.get_value_or_guard(&(Arc::clone(version), i), Some(Duration::ZERO)) {
+                GuardResult::Value(bytes) => parts.push(Some(bytes)),
+                GuardResult::Guard(guard) => {
                     claimed.push((i, guard));
+                    parts.push(None);
+                }
+                GuardResult::Timeout => {
+                    elsewhere.push(i);
                     parts.push(None);
                 }
             }
         }
         // Read ahead when the last run of claimed chunks continues an earlier fetch: the chunks
-        // after it that no one has or is fetching (never waiting for one: claims stay in
-        // ascending order, so no two reads wait on each other).
+        // after it that no one has or is fetching (never waiting for one).
         if let Some(&(run_last, _)) = claimed.last() {
             let mut run_first = run_last;
             for (i, _) in claimed.iter().rev().skip(1) {
@@ -245,32 +269,30 @@ impl Chunks {
                     .extend(slot, version, run_last, to);
             }
         }
-        let mut claimed = claimed.into_iter().peekable();
-        while let Some((run_first, guard)) = claimed.next() {
-            let mut run = vec![(run_first, guard)];
-            while let Some((i, _)) = claimed.peek() {
-                if *i != run.last().map_or(0, |(j, _)| j + 1) {
-                    break;
-                }
-                run.extend(claimed.next());
+        for (i, chunk) in self.fill(version, len, claimed, fetch).await? {
+            if let Some(part) = parts.get_mut((i - first) as usize) {
+                *part = Some(chunk);
             }
-            let run_last = run.last().map_or(run_first, |(i, _)| *i);
-            let span = run_first * self.size..(run_last + 1).saturating_mul(self.size).min(len);
-            let want = span.end - span.start;
-            let bytes = checked(fetch.fetch(span).await?, want)?;
-            let many = run.len() > 1;
-            for (i, guard) in run {
-                let at = ((i - run_first) * self.size) as usize;
-                let mut chunk = bytes.slice(at..(at + self.size as usize).min(bytes.len()));
-                // A chunk kept in the cache holds only its own bytes, not the whole fetch's
-                // (the cache weighs what it keeps).
-                if many {
-                    chunk = Bytes::copy_from_slice(&chunk);
+        }
+        // The chunks other reads were fetching: theirs, or this read's to fetch when theirs
+        // failed.
+        for i in elsewhere {
+            let chunk = match cache
+                .get_value_or_guard_async(&(Arc::clone(version), i))
+                .await
+            {
+                Ok(chunk) => chunk,
+                Err(guard) => {
+                    let filled = self.fill(version, len, vec![(i, guard)], fetch).await?;
+                    filled
+                        .into_iter()
+                        .next()
+                        .map(|(_, c)| c)
+                        .unwrap_or_default()
                 }
-                let _ = guard.insert(chunk.clone());
-                if let Some(part) = parts.get_mut((i - first) as usize) {
-                    *part = Some(chunk);
-                }
+            };
+            if let Some(part) = parts.get_mut((i - first) as usize) {
+                *part = Some(chunk);
             }
         }
         if first == last {
@@ -289,6 +311,99 @@ impl Chunks {
         Ok(out.freeze())
     }
 
+    /// Fetches the `claimed` chunks (ascending), one range per run of consecutive chunks, with
+    /// the ranges of the other reads ready at the same time, and fills their placeholders: each
+    /// chunk's index and bytes.
+    async fn fill(
+        &self,
+        version: &Arc<str>,
+        len: u64,
+        claimed: Vec<(u64, Claim<'_>)>,
+        fetch: &impl FetchRange,
+    ) -> Result<Vec<(u64, Bytes)>, Error> {
+        let mut runs: Vec<Vec<(u64, Claim<'_>)>> = Vec::new();
+        for (i, guard) in claimed {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|(j, _)| j + 1 == i) => run.push((i, guard)),
+                _ => runs.push(vec![(i, guard)]),
+            }
+        }
+        let spans: Vec<Range<u64>> = runs
+            .iter()
+            .map(|run| {
+                let (a, b) = (run[0].0, run[run.len() - 1].0);
+                a * self.size..(b + 1).saturating_mul(self.size).min(len)
+            })
+            .collect();
+        let fetched = self.fetch_together(version, spans, fetch).await?;
+        let mut filled = Vec::new();
+        for (run, bytes) in runs.into_iter().zip(fetched) {
+            let run_first = run[0].0;
+            for (i, guard) in run {
+                let at = ((i - run_first) * self.size) as usize;
+                // A chunk kept in the cache holds only its own bytes, not the whole fetch's
+                // (the cache weighs what it keeps).
+                let chunk =
+                    Bytes::copy_from_slice(&bytes[at..(at + self.size as usize).min(bytes.len())]);
+                let _ = guard.insert(chunk.clone());
+                filled.push((i, chunk));
+            }
+        }
+        Ok(filled)
+    }
+
+    /// The byte ranges `spans` of the object `version`, fetched together with those of the
+    /// other reads of the object that are ready now: the first read to come leads; it lets
+    /// every task that is ready run once (the other tile requests of a burst, woken by the same
+    /// header or chunk), then fetches the ranges gathered meanwhile, one request per group of
+    /// adjacent ranges, and hands each read its bytes. A store pays for each request (a
+    /// round trip; Garage and others verify each stored block a request touches), so a
+    /// viewer's burst of tiles stored side by side costs a few long requests, not one each.
+    async fn fetch_together(
+        &self,
+        version: &Arc<str>,
+        spans: Vec<Range<u64>>,
+        fetch: &impl FetchRange,
+    ) -> Result<Vec<Bytes>, Error> {
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut answers = Vec::with_capacity(spans.len());
+        let lead = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let lead = !waiting.contains_key(version);
+            let list = waiting.entry(Arc::clone(version)).or_default();
+            for span in &spans {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                list.push((span.clone(), tx));
+                answers.push(rx);
+            }
+            lead
+        };
+        if lead {
+            let mut gathering = Gathering {
+                waiting: &self.waiting,
+                version,
+                done: false,
+            };
+            for _ in 0..GATHER_YIELDS {
+                tokio::task::yield_now().await;
+            }
+            let list = gathering.take();
+            serve_together(list, fetch).await;
+        }
+        let mut out = Vec::with_capacity(spans.len());
+        for (answer, span) in answers.into_iter().zip(spans) {
+            let want = span.end - span.start;
+            out.push(match answer.await {
+                Ok(bytes) => bytes?,
+                // The read that led is gone (its client left before its fetch was done).
+                Err(_) => checked(fetch.fetch(span).await?, want)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// Forget every chunk (a purge).
     pub(crate) fn clear(&self) {
         if let Some(c) = &self.cache {
@@ -302,6 +417,66 @@ impl Chunks {
             c.retain(|(version, _), _| {
                 !(version.starts_with(object) && version.as_bytes().get(object.len()) == Some(&0))
             });
+        }
+    }
+}
+
+/// The reads of one object waiting for a fetch that serves them together: each byte range, and
+/// where its bytes go.
+type Waiting = Vec<(
+    Range<u64>,
+    tokio::sync::oneshot::Sender<Result<Bytes, Error>>,
+)>;
+
+/// A leading read's hold on its object's gathering reads: dropped before it took them (its
+/// client left), it lets them go, and each then fetches its own ranges.
+struct Gathering<'a> {
+    waiting: &'a Mutex<HashMap<Arc<str>, Waiting>>,
+    version: &'a Arc<str>,
+    done: bool,
+}
+
+impl Gathering<'_> {
+    /// The reads gathered: from now on, a new read of the object leads a new gathering.
+    fn take(&mut self) -> Waiting {
+        self.done = true;
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.remove(self.version).unwrap_or_default()
+    }
+}
+
+impl Drop for Gathering<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            drop(self.take());
+        }
+    }
+}
+
+/// Fetches the ranges of `list`, one request per group of adjacent ranges (at most
+/// [`MAX_TOGETHER`] bytes), the groups at once, and sends each range its bytes.
+async fn serve_together(mut list: Waiting, fetch: &impl FetchRange) {
+    list.sort_by_key(|(span, _)| span.start);
+    let mut groups: Vec<(Range<u64>, Waiting)> = Vec::new();
+    for (span, tx) in list {
+        match groups.last_mut() {
+            Some((group, members))
+                if span.start == group.end && span.end - group.start <= MAX_TOGETHER =>
+            {
+                group.end = span.end;
+                members.push((span, tx));
+            }
+            _ => groups.push((span.clone(), vec![(span, tx)])),
+        }
+    }
+    let fetches = groups.iter().map(|(group, _)| async move {
+        checked(fetch.fetch(group.clone()).await?, group.end - group.start)
+    });
+    let fetched = futures_util::future::join_all(fetches).await;
+    for ((group, members), bytes) in groups.into_iter().zip(fetched) {
+        for (span, tx) in members {
+            let at = (span.start - group.start) as usize..(span.end - group.start) as usize;
+            let _ = tx.send(bytes.as_ref().map(|b| b.slice(at)).map_err(Clone::clone));
         }
     }
 }
@@ -519,5 +694,69 @@ mod tests {
         // The object is said to be longer than it is: the short chunk is refused with a 502.
         let err = chunks.read(&v, 2_100_000, 1_990_000..2_010_000, &m).await;
         assert_eq!(err.unwrap_err().status(), 502);
+    }
+
+    #[tokio::test]
+    async fn reads_ready_at_once_are_fetched_together() {
+        let m = mem(1_000_000);
+        let chunks = Chunks::new(65_536, 4 << 20);
+        let v: Arc<str> = "obj".into();
+        // Chunks 0-1, chunks 2-3 (side by side), and chunk 10 (far off): asked for at once,
+        // as a burst's tile requests are.
+        let ranges = [0..100_000, 140_000..240_000, 660_000..661_000];
+        let reads = ranges
+            .iter()
+            .map(|r| chunks.read(&v, 1_000_000, r.clone(), &m));
+        for (got, r) in futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .zip(&ranges)
+        {
+            assert_eq!(&got.unwrap()[..], &m.data[r.start as usize..r.end as usize]);
+        }
+        let calls = m.calls.lock().unwrap().clone();
+        assert_eq!(calls, vec![0..262_144, 655_360..720_896]);
+    }
+
+    #[tokio::test]
+    async fn a_read_fetches_its_free_chunks_before_waiting_for_one_another_fetches() {
+        let m = mem(1_000_000);
+        let chunks = Chunks::new(65_536, 4 << 20);
+        let v: Arc<str> = "obj".into();
+        // The first read claims chunks 1 and 2; the second needs chunk 0 and chunk 1: it claims
+        // chunk 0 at once (not after chunk 1 is in), so both go in one request.
+        let reads = [70_000..140_000, 10_000..80_000].map(|r| chunks.read(&v, 1_000_000, r, &m));
+        let [a, b] = futures_util::future::join_all(reads)
+            .await
+            .try_into()
+            .unwrap();
+        assert_eq!(&a.unwrap()[..], &m.data[70_000..140_000]);
+        assert_eq!(&b.unwrap()[..], &m.data[10_000..80_000]);
+        assert_eq!(m.calls.lock().unwrap().clone(), vec![0..196_608]);
+    }
+
+    #[tokio::test]
+    async fn reads_gathered_by_a_read_that_is_dropped_fetch_their_own() {
+        let m = mem(1_000_000);
+        let chunks = Chunks::new(65_536, 4 << 20);
+        let v: Arc<str> = "obj".into();
+        let mut leader = Box::pin(chunks.read(&v, 1_000_000, 0..1000, &m));
+        assert!(
+            futures_util::poll!(leader.as_mut()).is_pending(),
+            "gathering"
+        );
+        let mut gathered = Box::pin(chunks.read(&v, 1_000_000, 70_000..71_000, &m));
+        assert!(
+            futures_util::poll!(gathered.as_mut()).is_pending(),
+            "gathered"
+        );
+        // The leader's client leaves before it fetched anything.
+        drop(leader);
+        let got = gathered.await.unwrap();
+        assert_eq!(&got[..], &m.data[70_000..71_000]);
+        assert_eq!(m.calls.lock().unwrap().clone(), vec![65_536..131_072]);
+        // The object's reads gather anew.
+        chunks.read(&v, 1_000_000, 0..1000, &m).await.unwrap();
+        assert_eq!(m.calls.lock().unwrap().len(), 2);
     }
 }
