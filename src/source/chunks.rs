@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use quick_cache::Weighter;
 use quick_cache::sync::{Cache, GuardResult};
 
@@ -51,9 +53,17 @@ const STREAMS: usize = 16;
 /// readers of one level's tiles take the chunks right after a run for themselves.
 const SLACK: u64 = 192 << 10;
 
+/// The bytes of one fetched range, in order, in the pieces they arrive in.
+pub(crate) type Pieces = BoxStream<'static, Result<Bytes, Error>>;
+
 /// Fetches one byte range of one object version.
 pub(crate) trait FetchRange: Send + Sync {
+    /// The whole range at once.
     fn fetch(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send;
+    /// The range as it arrives, so that the reads gathered into one long fetch each go on as
+    /// soon as their own part is in.
+    fn fetch_pieces(&self, range: Range<u64>)
+    -> impl Future<Output = Result<Pieces, Error>> + Send;
 }
 
 #[derive(Clone, Copy)]
@@ -454,7 +464,8 @@ impl Drop for Gathering<'_> {
 }
 
 /// Fetches the ranges of `list`, one request per group of adjacent ranges (at most
-/// [`MAX_TOGETHER`] bytes), the groups at once, and sends each range its bytes.
+/// [`MAX_TOGETHER`] bytes), the groups at once, and sends each range its bytes as soon as they
+/// are in.
 async fn serve_together(mut list: Waiting, fetch: &impl FetchRange) {
     list.sort_by_key(|(span, _)| span.start);
     let mut groups: Vec<(Range<u64>, Waiting)> = Vec::new();
@@ -469,16 +480,66 @@ async fn serve_together(mut list: Waiting, fetch: &impl FetchRange) {
             _ => groups.push((span.clone(), vec![(span, tx)])),
         }
     }
-    let fetches = groups.iter().map(|(group, _)| async move {
-        checked(fetch.fetch(group.clone()).await?, group.end - group.start)
-    });
-    let fetched = futures_util::future::join_all(fetches).await;
-    for ((group, members), bytes) in groups.into_iter().zip(fetched) {
-        for (span, tx) in members {
-            let at = (span.start - group.start) as usize..(span.end - group.start) as usize;
-            let _ = tx.send(bytes.as_ref().map(|b| b.slice(at)).map_err(Clone::clone));
+    let serves = groups
+        .into_iter()
+        .map(|(group, members)| serve_group(group, members, fetch));
+    futures_util::future::join_all(serves).await;
+}
+
+/// Fetches `group` in one request and sends each of its `members` (adjacent ranges, in order,
+/// covering it) its bytes once they are in; a fault goes to each member not yet served.
+async fn serve_group(group: Range<u64>, members: Waiting, fetch: &impl FetchRange) {
+    let want = group.end - group.start;
+    let mut members = members.into_iter();
+    let mut pieces = match fetch.fetch_pieces(group).await {
+        Ok(pieces) => pieces,
+        Err(e) => {
+            members.for_each(|(_, tx)| drop(tx.send(Err(e.clone()))));
+            return;
         }
-    }
+    };
+    let mut got = 0u64;
+    let mut next = members.next();
+    let mut buf = BytesMut::new();
+    let fault = loop {
+        let mut piece = match pieces.next().await {
+            Some(Ok(piece)) => piece,
+            Some(Err(e)) => break e,
+            None if got == want => return,
+            None => break wrong_length(got, want),
+        };
+        got += piece.len() as u64;
+        if got > want {
+            break wrong_length(got, want);
+        }
+        // The members cover the group: while fewer bytes than asked came, each byte has one.
+        while let Some((span, _)) = next.as_ref().filter(|_| !piece.is_empty()) {
+            let len = (span.end - span.start) as usize;
+            let bytes = if buf.is_empty() && piece.len() >= len {
+                // A member whole in one piece: its bytes as they came.
+                piece.split_to(len)
+            } else {
+                let take = (len - buf.len()).min(piece.len());
+                buf.extend_from_slice(&piece.split_to(take));
+                if buf.len() < len {
+                    continue;
+                }
+                buf.split().freeze()
+            };
+            if let Some((_, tx)) = next.take() {
+                let _ = tx.send(Ok(bytes));
+            }
+            next = members.next();
+        }
+    };
+    next.into_iter()
+        .chain(members)
+        .for_each(|(_, tx)| drop(tx.send(Err(fault.clone()))));
+}
+
+/// A fetch that sent `got` bytes for a range of `want`.
+fn wrong_length(got: u64, want: u64) -> Error {
+    Error::bad_gateway(format!("upstream sent {got} bytes for a range of {want}"))
 }
 
 /// A fetched range must be exactly as long as asked: a short or long answer (a changed object,
@@ -486,10 +547,7 @@ async fn serve_together(mut list: Waiting, fetch: &impl FetchRange) {
 fn checked(bytes: Bytes, want: u64) -> Result<Bytes, Error> {
     match bytes.len() as u64 == want {
         true => Ok(bytes),
-        false => Err(Error::bad_gateway(format!(
-            "upstream sent {} bytes for a range of {want}",
-            bytes.len()
-        ))),
+        false => Err(wrong_length(bytes.len() as u64, want)),
     }
 }
 
@@ -499,9 +557,13 @@ mod tests {
 
     use super::*;
 
+    /// An object in memory that records each fetch. A fetch's pieces from byte `hold_from` of
+    /// the object on wait until `hold` has a permit.
     struct Mem {
         data: Vec<u8>,
         calls: Mutex<Vec<Range<u64>>>,
+        hold_from: u64,
+        hold: Arc<tokio::sync::Semaphore>,
     }
 
     impl FetchRange for Mem {
@@ -512,12 +574,33 @@ mod tests {
                 &self.data[(range.start as usize).min(end)..end],
             ))
         }
+
+        /// The range in pieces of 10,000 bytes (not a divisor of any chunk size).
+        async fn fetch_pieces(&self, range: Range<u64>) -> Result<Pieces, Error> {
+            let start = range.start;
+            let bytes = self.fetch(range).await?;
+            let (hold_from, hold) = (self.hold_from, Arc::clone(&self.hold));
+            let pieces = (0..bytes.len()).step_by(10_000).map(move |at| {
+                let piece = bytes.slice(at..(at + 10_000).min(bytes.len()));
+                let held = start + at as u64 >= hold_from;
+                let hold = Arc::clone(&hold);
+                async move {
+                    if held {
+                        let _open = hold.acquire().await;
+                    }
+                    Ok(piece)
+                }
+            });
+            Ok(futures_util::stream::iter(pieces).then(|p| p).boxed())
+        }
     }
 
     fn mem(len: usize) -> Mem {
         Mem {
             data: (0..len).map(|i| (i * 7 % 251) as u8).collect(),
             calls: Mutex::default(),
+            hold_from: u64::MAX,
+            hold: Arc::new(tokio::sync::Semaphore::new(0)),
         }
     }
 
@@ -758,5 +841,31 @@ mod tests {
         // The object's reads gather anew.
         chunks.read(&v, 1_000_000, 0..1000, &m).await.unwrap();
         assert_eq!(m.calls.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_gathered_read_goes_on_as_soon_as_its_part_of_the_fetch_is_in() {
+        // Every piece from chunk 2 on is held back.
+        let m = Mem {
+            hold_from: 131_072,
+            ..mem(1_000_000)
+        };
+        let chunks = Chunks::new(65_536, 4 << 20);
+        let v: Arc<str> = "obj".into();
+        // The leader wants chunks 2-3, the read gathered with it chunks 0-1: one request.
+        let mut leader = Box::pin(chunks.read(&v, 1_000_000, 140_000..240_000, &m));
+        assert!(futures_util::poll!(leader.as_mut()).is_pending());
+        let first = Box::pin(chunks.read(&v, 1_000_000, 10_000..100_000, &m));
+        let within = Duration::from_secs(10);
+        let done = tokio::time::timeout(within, futures_util::future::select(leader, first));
+        let futures_util::future::Either::Right((got, leader)) = done.await.expect("not held")
+        else {
+            panic!("the leader's part is held back");
+        };
+        assert_eq!(&got.unwrap()[..], &m.data[10_000..100_000]);
+        m.hold.add_permits(100);
+        let got = tokio::time::timeout(within, leader).await.expect("let go");
+        assert_eq!(&got.unwrap()[..], &m.data[140_000..240_000]);
+        assert_eq!(m.calls.lock().unwrap().clone(), vec![0..262_144]);
     }
 }

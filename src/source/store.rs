@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 use quick_cache::sync::Cache;
 use tracing::Instrument;
 
@@ -306,6 +307,28 @@ impl FetchRange for Fetch {
         metrics::counter!("iiif_source_bytes_total", "source" => "object-store")
             .increment(bytes.len() as u64);
         Ok(bytes)
+    }
+
+    async fn fetch_pieces(&self, range: Range<u64>) -> Result<chunks::Pieces, Error> {
+        let span =
+            tracing::debug_span!("store", key = %self.path, start = range.start, end = range.end);
+        metrics::counter!("iiif_source_requests_total", "source" => "object-store").increment(1);
+        let options = GetOptions::new().with_range(Some(range));
+        let got = self
+            .store
+            .get_opts(&self.path, options)
+            .instrument(span)
+            .await
+            .map_err(store_error)?;
+        Ok(got
+            .into_stream()
+            .map(|piece| {
+                let piece = piece.map_err(store_error)?;
+                metrics::counter!("iiif_source_bytes_total", "source" => "object-store")
+                    .increment(piece.len() as u64);
+                Ok(piece)
+            })
+            .boxed())
     }
 }
 

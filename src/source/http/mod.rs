@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use ipnet::IpNet;
@@ -676,16 +677,17 @@ async fn download(
     }
 }
 
-impl FetchRange for Fetch {
-    async fn fetch(&self, range: Range<u64>) -> Result<Bytes, Error> {
+impl Fetch {
+    /// The answer to a GET of `range`: a 206 with the right `Content-Range` (its body is the
+    /// range), or the whole object when the server ignored `Range` (kept, once).
+    async fn get(&self, range: &Range<u64>) -> Result<Ranged, Error> {
         if self.whole.get().is_some() || self.inner.ranges_ignored.get(self.url.as_str()).is_some()
         {
-            let whole = self.whole(None).await?;
-            return Ok(whole.slice(range.start as usize..range.end as usize));
+            return Ok(Ranged::Whole(self.whole(None).await?));
         }
         let (res, _) = self
             .inner
-            .send(Method::GET, self.url.clone(), &self.creds, Some(&range))
+            .send(Method::GET, self.url.clone(), &self.creds, Some(range))
             .await?;
         let res = upstream_status(res)?;
         match res.status() {
@@ -698,16 +700,52 @@ impl FetchRange for Fetch {
                         "upstream answered a range request with the wrong Content-Range",
                     ));
                 }
-                read_body(res, range.end - range.start).await
+                Ok(Ranged::Partial(res))
             }
             // `Range` ignored: this answer is the whole object; keep it (once).
             _ => {
                 self.inner.ranges_ignored.insert(self.url.to_string(), ());
-                let whole = self.whole(Some(res)).await?;
-                Ok(Bytes::copy_from_slice(
-                    &whole[range.start as usize..range.end as usize],
-                ))
+                Ok(Ranged::Whole(self.whole(Some(res)).await?))
             }
+        }
+    }
+}
+
+/// What a GET of a range brought.
+enum Ranged {
+    /// A 206 whose body is the range.
+    Partial(reqwest::Response),
+    /// The whole object.
+    Whole(Bytes),
+}
+
+impl FetchRange for Fetch {
+    async fn fetch(&self, range: Range<u64>) -> Result<Bytes, Error> {
+        match self.get(&range).await? {
+            Ranged::Partial(res) => read_body(res, range.end - range.start).await,
+            Ranged::Whole(whole) => Ok(whole.slice(range.start as usize..range.end as usize)),
+        }
+    }
+
+    async fn fetch_pieces(&self, range: Range<u64>) -> Result<chunks::Pieces, Error> {
+        match self.get(&range).await? {
+            Ranged::Partial(res) => Ok(futures_util::stream::unfold(Some(res), |res| async move {
+                let mut res = res?;
+                match res.chunk().await {
+                    Ok(Some(piece)) => {
+                        metrics::counter!("iiif_source_bytes_total", "source" => "http")
+                            .increment(piece.len() as u64);
+                        Some((Ok(piece), Some(res)))
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some((Err(request_error(e)), None)),
+                }
+            })
+            .boxed()),
+            Ranged::Whole(whole) => Ok(futures_util::stream::once(std::future::ready(Ok(
+                whole.slice(range.start as usize..range.end as usize)
+            )))
+            .boxed()),
         }
     }
 }
