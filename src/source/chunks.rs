@@ -323,7 +323,8 @@ impl Chunks {
 
     /// Fetches the `claimed` chunks (ascending), one range per run of consecutive chunks, with
     /// the ranges of the other reads ready at the same time, and fills their placeholders: each
-    /// chunk's index and bytes.
+    /// chunk's index and bytes. Each chunk is a buffer of its own, so that the cache weighs what
+    /// it keeps.
     async fn fill(
         &self,
         version: &Arc<str>,
@@ -347,14 +348,8 @@ impl Chunks {
             .collect();
         let fetched = self.fetch_together(version, spans, fetch).await?;
         let mut filled = Vec::new();
-        for (run, bytes) in runs.into_iter().zip(fetched) {
-            let run_first = run[0].0;
-            for (i, guard) in run {
-                let at = ((i - run_first) * self.size) as usize;
-                // A chunk kept in the cache holds only its own bytes, not the whole fetch's
-                // (the cache weighs what it keeps).
-                let chunk =
-                    Bytes::copy_from_slice(&bytes[at..(at + self.size as usize).min(bytes.len())]);
+        for (run, chunks) in runs.into_iter().zip(fetched) {
+            for ((i, guard), chunk) in run.into_iter().zip(chunks) {
                 let _ = guard.insert(chunk.clone());
                 filled.push((i, chunk));
             }
@@ -362,7 +357,8 @@ impl Chunks {
         Ok(filled)
     }
 
-    /// The byte ranges `spans` of the object `version`, fetched together with those of the
+    /// The byte ranges `spans` (each whole chunks) of the object `version`, cut into chunks,
+    /// fetched together with those of the
     /// other reads of the object that are ready now: the first read to come leads; it lets
     /// every task that is ready run once (the other tile requests of a burst, woken by the same
     /// header or chunk), then fetches the ranges gathered meanwhile, one request per group of
@@ -374,7 +370,7 @@ impl Chunks {
         version: &Arc<str>,
         spans: Vec<Range<u64>>,
         fetch: &impl FetchRange,
-    ) -> Result<Vec<Bytes>, Error> {
+    ) -> Result<Vec<Vec<Bytes>>, Error> {
         if spans.is_empty() {
             return Ok(Vec::new());
         }
@@ -400,15 +396,18 @@ impl Chunks {
                 tokio::task::yield_now().await;
             }
             let list = gathering.take();
-            serve_together(list, fetch).await;
+            serve_together(list, self.size, fetch).await;
         }
         let mut out = Vec::with_capacity(spans.len());
         for (answer, span) in answers.into_iter().zip(spans) {
             let want = span.end - span.start;
             out.push(match answer.await {
-                Ok(bytes) => bytes?,
+                Ok(chunks) => chunks?,
                 // The read that led is gone (its client left before its fetch was done).
-                Err(_) => checked(fetch.fetch(span).await?, want)?,
+                Err(_) => checked(fetch.fetch(span).await?, want)?
+                    .chunks(self.size as usize)
+                    .map(Bytes::copy_from_slice)
+                    .collect(),
             });
         }
         Ok(out)
@@ -435,7 +434,7 @@ impl Chunks {
 /// where its bytes go.
 type Waiting = Vec<(
     Range<u64>,
-    tokio::sync::oneshot::Sender<Result<Bytes, Error>>,
+    tokio::sync::oneshot::Sender<Result<Vec<Bytes>, Error>>,
 )>;
 
 /// A leading read's hold on its object's gathering reads: dropped before it took them (its
@@ -464,9 +463,9 @@ impl Drop for Gathering<'_> {
 }
 
 /// Fetches the ranges of `list`, one request per group of adjacent ranges (at most
-/// [`MAX_TOGETHER`] bytes), the groups at once, and sends each range its bytes as soon as they
-/// are in.
-async fn serve_together(mut list: Waiting, fetch: &impl FetchRange) {
+/// [`MAX_TOGETHER`] bytes), the groups at once, and sends each range its chunks of `size`
+/// bytes as soon as they are in.
+async fn serve_together(mut list: Waiting, size: u64, fetch: &impl FetchRange) {
     list.sort_by_key(|(span, _)| span.start);
     let mut groups: Vec<(Range<u64>, Waiting)> = Vec::new();
     for (span, tx) in list {
@@ -482,13 +481,14 @@ async fn serve_together(mut list: Waiting, fetch: &impl FetchRange) {
     }
     let serves = groups
         .into_iter()
-        .map(|(group, members)| serve_group(group, members, fetch));
+        .map(|(group, members)| serve_group(group, members, size, fetch));
     futures_util::future::join_all(serves).await;
 }
 
-/// Fetches `group` in one request and sends each of its `members` (adjacent ranges, in order,
-/// covering it) its bytes once they are in; a fault goes to each member not yet served.
-async fn serve_group(group: Range<u64>, members: Waiting, fetch: &impl FetchRange) {
+/// Fetches `group` in one request and sends each of its `members` (adjacent ranges of whole
+/// chunks of `size` bytes, in order, covering it) its chunks, each a buffer of its own, once
+/// they are in; a fault goes to each member not yet served.
+async fn serve_group(group: Range<u64>, members: Waiting, size: u64, fetch: &impl FetchRange) {
     let want = group.end - group.start;
     let mut members = members.into_iter();
     let mut pieces = match fetch.fetch_pieces(group).await {
@@ -500,6 +500,8 @@ async fn serve_group(group: Range<u64>, members: Waiting, fetch: &impl FetchRang
     };
     let mut got = 0u64;
     let mut next = members.next();
+    // The chunks of `next` so far, and the one being filled.
+    let mut chunks = Vec::new();
     let mut buf = BytesMut::new();
     let fault = loop {
         let mut piece = match pieces.next().await {
@@ -514,22 +516,23 @@ async fn serve_group(group: Range<u64>, members: Waiting, fetch: &impl FetchRang
         }
         // The members cover the group: while fewer bytes than asked came, each byte has one.
         while let Some((span, _)) = next.as_ref().filter(|_| !piece.is_empty()) {
-            let len = (span.end - span.start) as usize;
-            let bytes = if buf.is_empty() && piece.len() >= len {
-                // A member whole in one piece: its bytes as they came.
-                piece.split_to(len)
-            } else {
-                let take = (len - buf.len()).min(piece.len());
-                buf.extend_from_slice(&piece.split_to(take));
-                if buf.len() < len {
-                    continue;
-                }
-                buf.split().freeze()
-            };
-            if let Some((_, tx)) = next.take() {
-                let _ = tx.send(Ok(bytes));
+            let (span_len, at) = (span.end - span.start, chunks.len() as u64 * size);
+            let chunk_len = size.min(span_len - at) as usize;
+            if buf.is_empty() {
+                buf.reserve(chunk_len);
             }
-            next = members.next();
+            let take = (chunk_len - buf.len()).min(piece.len());
+            buf.extend_from_slice(&piece.split_to(take));
+            if buf.len() < chunk_len {
+                continue;
+            }
+            chunks.push(std::mem::take(&mut buf).freeze());
+            if at + chunk_len as u64 == span_len
+                && let Some((_, tx)) = next.take()
+            {
+                let _ = tx.send(Ok(std::mem::take(&mut chunks)));
+                next = members.next();
+            }
         }
     };
     next.into_iter()
