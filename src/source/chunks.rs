@@ -1,9 +1,10 @@
 //! Range reads of remote objects grouped into fixed-size chunks, kept in a byte-bounded cache
 //! (Cantaloupe's `S3Source.chunking`): a decoder's many small reads of one tiled file (headers,
 //! IFDs, tile-part markers) cost one request per chunk, concurrent reads of one chunk make one
-//! request, and the missing chunks of one read are fetched in one request. Reads of one object
-//! that are ready at the same time (the tile requests of a viewer's burst, woken together by
-//! the header they waited for) are gathered: their adjacent ranges are fetched in one request.
+//! request, and the missing chunks of one read are fetched one request per run of consecutive
+//! chunks. Reads of one object that are ready at the same time (the tile requests of a viewer's
+//! burst, woken together by the header they waited for) are gathered: their adjacent ranges are
+//! fetched in one request (at most 4 MiB).
 //!
 //! Reads that continue where an earlier fetch of the same object stopped, or start a little
 //! past it (a viewer's tiles of one pyramid level, stored one after the other and asked for at
@@ -209,6 +210,8 @@ impl Chunks {
     }
 
     /// `range` of the object `version` (length `len`), from cached chunks or fetched by chunk.
+    /// The future must be polled to its end or dropped: one left pending while it leads a
+    /// gathering holds up the object's other reads.
     pub(crate) async fn read(
         &self,
         version: &Arc<str>,
@@ -226,10 +229,11 @@ impl Chunks {
             _ => return checked(fetch.fetch(start..end).await?, end - start),
         };
         // Each chunk: cached, claimed (a placeholder others wait on until this read fills it),
-        // or being fetched by another read (waited for once this read's own are filled). A read
-        // waits for nothing while it holds claims it has not filled, so no two reads wait on
-        // each other; and it claims all it can at once, so that its chunks are fetched
-        // together, with those of the reads ready at the same time.
+        // or being fetched by another read (waited for once this read's own are filled). While
+        // it holds claims it has not filled, a read waits only for its gathering's leader,
+        // which waits for no read, so no two reads wait on each other; and it claims all it
+        // can at once, so that its chunks are fetched together, with those of the reads ready
+        // at the same time.
         let mut parts: Vec<Option<Bytes>> = Vec::with_capacity((last - first + 1) as usize);
         let mut claimed = Vec::new();
         let mut elsewhere = Vec::new();
@@ -359,12 +363,16 @@ impl Chunks {
 
     /// The byte ranges `spans` (each whole chunks) of the object `version`, cut into chunks,
     /// fetched together with those of the
-    /// other reads of the object that are ready now: the first read to come leads; it lets
-    /// every task that is ready run once (the other tile requests of a burst, woken by the same
-    /// header or chunk), then fetches the ranges gathered meanwhile, one request per group of
-    /// adjacent ranges, and hands each read its bytes. A store pays for each request (a
-    /// round trip; Garage and others verify each stored block a request touches), so a
-    /// viewer's burst of tiles stored side by side costs a few long requests, not one each.
+    /// other reads of the object that are ready now. The first read to come leads: it yields
+    /// [`GATHER_YIELDS`] times, so that the tasks ready with it (the other tile requests of a
+    /// burst, woken by the same header or chunk) reach their reads and join, then fetches the
+    /// ranges gathered, one request per group of adjacent ranges, and hands each read its
+    /// chunks as they come; it returns once every group is done. A store pays for each request
+    /// (a round trip; Garage verifies each stored block a request touches), so a viewer's
+    /// burst of tiles stored side by side costs a few long requests, not one each. A gathered
+    /// read fetches its own ranges when the leader is gone (its client left) or its fetch
+    /// failed (the fault may be the leader's alone: an HTTP source fetches with the leader's
+    /// credentials).
     async fn fetch_together(
         &self,
         version: &Arc<str>,
@@ -402,9 +410,9 @@ impl Chunks {
         for (answer, span) in answers.into_iter().zip(spans) {
             let want = span.end - span.start;
             out.push(match answer.await {
-                Ok(chunks) => chunks?,
-                // The read that led is gone (its client left before its fetch was done).
-                Err(_) => checked(fetch.fetch(span).await?, want)?
+                Ok(Ok(chunks)) => chunks,
+                Ok(Err(e)) if lead => return Err(e),
+                Ok(Err(_)) | Err(_) => checked(fetch.fetch(span).await?, want)?
                     .chunks(self.size as usize)
                     .map(Bytes::copy_from_slice)
                     .collect(),
@@ -524,7 +532,7 @@ async fn serve_group(group: Range<u64>, members: Waiting, size: u64, fetch: &imp
             let take = (chunk_len - buf.len()).min(piece.len());
             buf.extend_from_slice(&piece.split_to(take));
             if buf.len() < chunk_len {
-                continue;
+                break; // the piece is used up
             }
             chunks.push(std::mem::take(&mut buf).freeze());
             if at + chunk_len as u64 == span_len
@@ -870,5 +878,33 @@ mod tests {
         let got = tokio::time::timeout(within, leader).await.expect("let go");
         assert_eq!(&got.unwrap()[..], &m.data[140_000..240_000]);
         assert_eq!(m.calls.lock().unwrap().clone(), vec![0..262_144]);
+    }
+
+    /// Refuses every fetch, as an upstream refuses a caller whose credentials it rejects.
+    struct Refused;
+
+    impl FetchRange for Refused {
+        async fn fetch(&self, _: Range<u64>) -> Result<Bytes, Error> {
+            Err(Error::new(crate::ErrorKind::Forbidden, "refused"))
+        }
+
+        async fn fetch_pieces(&self, _: Range<u64>) -> Result<Pieces, Error> {
+            Err(Error::new(crate::ErrorKind::Forbidden, "refused"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_gathered_by_a_read_whose_fetch_fails_fetches_its_own() {
+        let m = mem(1_000_000);
+        let chunks = Chunks::new(65_536, 4 << 20);
+        let v: Arc<str> = "obj".into();
+        let (led, gathered) = futures_util::future::join(
+            chunks.read(&v, 1_000_000, 0..1000, &Refused),
+            chunks.read(&v, 1_000_000, 70_000..71_000, &m),
+        )
+        .await;
+        assert_eq!(led.unwrap_err().status(), 403);
+        assert_eq!(&gathered.unwrap()[..], &m.data[70_000..71_000]);
+        assert_eq!(m.calls.lock().unwrap().clone(), vec![65_536..131_072]);
     }
 }
