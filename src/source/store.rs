@@ -294,19 +294,10 @@ struct Fetch {
 }
 
 impl FetchRange for Fetch {
+    /// The pieces gathered, as `get_range` does (`collect_bytes`, sized to the range).
     async fn fetch(&self, range: Range<u64>) -> Result<Bytes, Error> {
-        let span =
-            tracing::debug_span!("store", key = %self.path, start = range.start, end = range.end);
-        metrics::counter!("iiif_source_requests_total", "source" => "object-store").increment(1);
-        let bytes = self
-            .store
-            .get_range(&self.path, range)
-            .instrument(span)
-            .await
-            .map_err(store_error)?;
-        metrics::counter!("iiif_source_bytes_total", "source" => "object-store")
-            .increment(bytes.len() as u64);
-        Ok(bytes)
+        let want = range.end - range.start;
+        object_store::collect_bytes(self.fetch_pieces(range).await?, Some(want)).await
     }
 
     async fn fetch_pieces(&self, range: Range<u64>) -> Result<chunks::Pieces, Error> {
