@@ -761,8 +761,10 @@ impl<S: Source> IiifService<S> {
     }
 
     /// Forget everything this service keeps of every image, in every tier of its derivative
-    /// cache (shared tiers included, so every instance of a fleet misses afterwards) and its
-    /// pyramid store; the number of derivatives and stored pyramids removed.
+    /// cache (shared tiers included, so every instance of a fleet misses afterwards), its
+    /// pyramid store and its source (metadata, chunks, local copies:
+    /// [`Source::purge_all`](crate::source::Source::purge_all)); the number of derivatives and
+    /// stored pyramids removed.
     ///
     /// ```
     /// # use tower::ServiceExt;
@@ -785,6 +787,7 @@ impl<S: Source> IiifService<S> {
     /// # }
     /// ```
     pub async fn purge_all(&self) -> usize {
+        self.source.purge_all().await;
         self.shared.info_cache.clear();
         self.shared.pyramids.clear();
         self.shared.jp2_info.clear();

@@ -76,6 +76,10 @@ impl Source for AnySource {
         self.inner.purge_dyn(id).await
     }
 
+    async fn purge_all(&self) {
+        self.inner.purge_all_dyn().await
+    }
+
     fn per_caller(&self) -> bool {
         self.inner.per_caller_dyn()
     }
@@ -135,6 +139,7 @@ trait DynSource: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<AnyObject, Error>>;
     fn check_dyn(&self) -> BoxFuture<'_, Result<(), Error>>;
     fn purge_dyn<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, ()>;
+    fn purge_all_dyn(&self) -> BoxFuture<'_, ()>;
     fn per_caller_dyn(&self) -> bool;
 }
 
@@ -158,6 +163,10 @@ impl<S: Source> DynSource for S {
 
     fn purge_dyn<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, ()> {
         Box::pin(self.purge(id))
+    }
+
+    fn purge_all_dyn(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.purge_all())
     }
 
     fn per_caller_dyn(&self) -> bool {

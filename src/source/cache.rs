@@ -87,6 +87,22 @@ impl SourceCache {
         self.fs.purge_identifier(object).await
     }
 
+    /// Delete every copy; the number deleted.
+    ///
+    /// ```
+    /// # use tower_iiif::source::SourceCache;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let dir = std::env::temp_dir().join(format!("tower-iiif-doc-srccache5-{}", std::process::id()));
+    /// let cache = SourceCache::new(&dir, 10 << 20).unwrap();
+    /// assert_eq!(cache.purge_all().await, 0);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub async fn purge_all(&self) -> usize {
+        self.fs.purge_all().await
+    }
+
     /// The whole of `object` at `version`: the local copy, else `fetch`ed once (concurrent
     /// callers share the download, which goes on if they all leave) and kept.
     pub(crate) async fn get_or_fetch<F, Fut>(

@@ -421,20 +421,33 @@ impl Chunks {
         Ok(out)
     }
 
-    /// Forget every chunk (a purge).
+    /// Forget every chunk and every run read ahead along (a purge).
     pub(crate) fn clear(&self) {
         if let Some(c) = &self.cache {
             c.clear();
         }
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .runs
+            .clear();
     }
 
-    /// Forget the chunks of every version whose key starts with `object` and a NUL.
+    /// Forget the chunks, and the runs read ahead along, of every version whose key starts
+    /// with `object` and a NUL. (A run kept would make the next open's first reads, at the
+    /// same places, look like its continuation, and read ahead of them.)
     pub(crate) fn forget(&self, object: &str) {
+        let of = |version: &str| {
+            version.starts_with(object) && version.as_bytes().get(object.len()) == Some(&0)
+        };
         if let Some(c) = &self.cache {
-            c.retain(|(version, _), _| {
-                !(version.starts_with(object) && version.as_bytes().get(object.len()) == Some(&0))
-            });
+            c.retain(|(version, _), _| !of(version));
         }
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .runs
+            .retain(|s| !of(&s.version));
     }
 }
 
@@ -677,6 +690,34 @@ mod tests {
             "{calls:?}"
         );
         assert!(calls.last().unwrap().end <= 1_600_000 + MAX_READ_AHEAD + 65_536);
+    }
+
+    /// A purge forgets the runs read ahead along with the chunks: a new open's first read where
+    /// a run of the old one ended is not taken for its continuation.
+    #[tokio::test]
+    async fn a_purge_forgets_the_runs_read_ahead() {
+        let len = 4 << 20;
+        let m = mem(len);
+        let chunks = Chunks::new(65_536, 8 << 20);
+        let v: Arc<str> = "obj\0etag\0len".into();
+        for at in (0..655_360).step_by(65_536) {
+            chunks
+                .read(&v, len as u64, at..at + 65_536, &m)
+                .await
+                .unwrap();
+        }
+        let before = m.calls.lock().unwrap().last().cloned().unwrap();
+        chunks.forget("obj");
+        let next = before.end;
+        let got = chunks
+            .read(&v, len as u64, next..next + 100, &m)
+            .await
+            .unwrap();
+        assert_eq!(&got[..], &m.data[next as usize..next as usize + 100]);
+        let calls = m.calls.lock().unwrap().clone();
+        // Read ahead before the purge; the read after it fetches its chunk alone.
+        assert!(before.end - before.start > 65_536, "{calls:?}");
+        assert_eq!(calls.last(), Some(&(next..next + 65_536)), "{calls:?}");
     }
 
     #[tokio::test]

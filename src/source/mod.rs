@@ -264,6 +264,22 @@ pub trait Source: Clone + Send + Sync + 'static {
         let _ = id;
         async {}
     }
+
+    /// Forget everything the source keeps (metadata, chunks, local copies): what
+    /// [`purge`](Self::purge) does, for every identifier at once (the admin service's purge of
+    /// everything). The default keeps nothing, so forgets nothing.
+    ///
+    /// ```
+    /// # use tower_iiif::source::{FsSource, Source};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let source = FsSource::new(std::env::temp_dir()).unwrap();
+    /// source.purge_all().await; // files are read afresh anyway
+    /// # }
+    /// ```
+    fn purge_all(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// One image file of a [`Source`], read by byte ranges.

@@ -125,6 +125,10 @@ impl<S: Source> Source for Keyed<S> {
         }
     }
 
+    fn purge_all(&self) -> impl Future<Output = ()> + Send {
+        self.source.purge_all()
+    }
+
     fn per_caller(&self) -> bool {
         self.source.per_caller()
     }
@@ -274,6 +278,12 @@ impl Source for Routes {
             && let Ok(key) = Identifier::new(key)
         {
             source.purge(&key).await;
+        }
+    }
+
+    async fn purge_all(&self) {
+        for (_, source) in self.routes.iter() {
+            source.purge_all().await;
         }
     }
 }
@@ -446,6 +456,12 @@ impl Source for Resolver {
     async fn purge(&self, id: &Identifier) {
         for source in self.sources.iter() {
             source.purge(id).await;
+        }
+    }
+
+    async fn purge_all(&self) {
+        for source in self.sources.iter() {
+            source.purge_all().await;
         }
     }
 }

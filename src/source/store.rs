@@ -239,6 +239,13 @@ impl Source for ObjectStoreSource {
         })
     }
 
+    async fn purge_all(&self) {
+        self.clear();
+        if let Some(cache) = &self.source_cache {
+            cache.purge_all().await;
+        }
+    }
+
     async fn purge(&self, id: &Identifier) {
         self.heads.remove(id.as_str());
         self.chunks.forget(id.as_str());
@@ -382,5 +389,58 @@ pub(crate) fn store_error(e: object_store::Error) -> Error {
                 .increment(1);
             Error::bad_gateway("the object store request failed")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use object_store::memory::InMemory;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::IiifService;
+    use crate::codec::{EncodeOptions, Format};
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        crate::codec::encode(
+            &crate::samples::grid(width, height),
+            Format::Png,
+            &EncodeOptions::default(),
+        )
+        .unwrap()
+    }
+
+    async fn width(svc: &IiifService<ObjectStoreSource>) -> u64 {
+        let req = http::Request::get("/a.png/info.json").body(()).unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        doc["width"].as_u64().unwrap()
+    }
+
+    /// A purge of everything reaches the source: an object replaced in the store is read
+    /// afresh at once, not when its kept metadata expires.
+    #[tokio::test]
+    async fn a_purge_of_everything_forgets_the_metadata_and_chunks_kept() {
+        let store = Arc::new(InMemory::new());
+        let path = Path::from("a.png");
+        store.put(&path, png(64, 32).into()).await.unwrap();
+        let source = ObjectStoreSource::new(store.clone()).metadata_ttl(Duration::from_secs(600));
+        let svc = IiifService::new(source.clone());
+        assert_eq!(width(&svc).await, 64);
+
+        store.put(&path, png(48, 40).into()).await.unwrap();
+        // The metadata kept (and the chunks of its version) still answer for the object.
+        let id = Identifier::new("a.png").unwrap();
+        let kept = source.open(&id, &Default::default()).await.unwrap();
+        assert_eq!(kept.metadata().len, png(64, 32).len() as u64);
+
+        svc.purge_all().await;
+        let fresh = source.open(&id, &Default::default()).await.unwrap();
+        assert_eq!(fresh.metadata().len, png(48, 40).len() as u64);
+        assert_eq!(&fresh.read_all().await.unwrap()[..], &png(48, 40)[..]);
+        assert_eq!(width(&svc).await, 48);
     }
 }

@@ -574,6 +574,14 @@ impl Source for HttpSource {
         !self.inner.forward.is_empty()
     }
 
+    async fn purge_all(&self) {
+        self.clear();
+        self.inner.ranges_ignored.clear();
+        if let Some(cache) = &self.inner.source_cache {
+            cache.purge_all().await;
+        }
+    }
+
     async fn purge(&self, id: &Identifier) {
         let normalized = Url::parse(id.as_str()).map(String::from);
         let url = normalized.as_deref().unwrap_or(id.as_str());
