@@ -109,6 +109,26 @@ async fn shared_hits_and_purges_across_instances(tier: Tier) {
         all.iter().all(|l| l.starts_with("HEAD")),
         "{tier:?}: {all:?}"
     );
+    // A region the first instance never rendered: the second renders it from the pyramid the
+    // first read (its structure's bytes kept in the shared tier), reading tiles only. Opening
+    // the file would read its header first, at byte 0.
+    let from = log_len("TOWER_IIIF_S3_LOG");
+    let other = get(
+        b,
+        &format!("/iiif/3/{id}/2048,2048,600,500/200,/0/default.jpg"),
+    )
+    .await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.image().width(), 200);
+    let reads = logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}")).await;
+    assert!(
+        reads.iter().any(|l| l.method == "GET"),
+        "{tier:?}: {reads:?}"
+    );
+    assert!(
+        reads.iter().all(|l| !l.range.starts_with("bytes=0-")),
+        "{tier:?}: {reads:?}"
+    );
 
     // A purge through the first instance's admin route: the second misses and renders.
     let purge = format!("/admin/purge/{id}");

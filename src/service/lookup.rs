@@ -14,16 +14,34 @@ impl<S: Source> IiifService<S> {
         header: &Header,
     ) -> Option<Arc<TiffPyramid>> {
         let key = InfoKey::new(id, object.metadata());
-        let read = async {
-            let pyramid = crate::tiff::read_usable_pyramid(object).await;
-            Ok::<_, Infallible>(pyramid)
-        };
+        let read = async { Ok::<_, Infallible>(self.read_pyramid(id, object).await) };
         let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
             Ok(p) => p,
             Err(never) => match never {},
         };
         // A header that disagrees is left to the whole-file decoder.
         pyramid.filter(|p| (p.width(), p.height()) == (header.width, header.height))
+    }
+
+    /// The usable pyramid of a TIFF: with a shared tier, rebuilt from the bytes another
+    /// instance read its structure from (kept there as the fact `pyramid`), so that no instance
+    /// walks the file's IFD chain again; else read from the file (and, with a shared tier, its
+    /// recording kept).
+    async fn read_pyramid(&self, id: &Identifier, object: &S::Object) -> Option<Arc<TiffPyramid>> {
+        if self.facts_tier().is_none() {
+            return crate::tiff::read_usable_pyramid(object).await;
+        }
+        if let Some(kept) = self.shared_fact_bytes(id, object, "pyramid").await
+            && let Some(p) = crate::tiff::replay_pyramid(&kept, object.metadata()).await
+        {
+            return Some(p);
+        }
+        let (p, recording) = crate::tiff::read_usable_pyramid_recorded(object).await?;
+        if let Some(encoded) = recording.encode() {
+            let value = CachedDerivative::new(encoded, "application/octet-stream");
+            self.keep_fact_value(id, object, "pyramid", value).await;
+        }
+        Some(p)
     }
 
     /// The shared tier of the derivative cache, where image facts are kept for other
@@ -53,11 +71,21 @@ impl<S: Source> IiifService<S> {
         object: &S::Object,
         what: &str,
     ) -> Option<T> {
+        serde_json::from_slice(&self.shared_fact_bytes(id, object, what).await?).ok()
+    }
+
+    /// The bytes of a fact kept in the shared tier.
+    async fn shared_fact_bytes(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        what: &str,
+    ) -> Option<Bytes> {
         let tier = self.facts_tier()?;
         let hit = tier
             .get(&Self::facts_key(id, object.metadata(), what))
             .await?;
-        serde_json::from_slice(&hit.body).ok()
+        Some(hit.body)
     }
 
     /// Keep a fact in the shared tier.
@@ -68,8 +96,21 @@ impl<S: Source> IiifService<S> {
         what: &str,
         fact: &T,
     ) {
-        if let (Some(tier), Ok(json)) = (self.facts_tier(), serde_json::to_vec(fact)) {
+        if let Ok(json) = serde_json::to_vec(fact) {
             let value = CachedDerivative::new(json, "application/json");
+            self.keep_fact_value(id, object, what, value).await;
+        }
+    }
+
+    /// Keep a fact's bytes in the shared tier.
+    async fn keep_fact_value(
+        &self,
+        id: &Identifier,
+        object: &S::Object,
+        what: &str,
+        value: CachedDerivative,
+    ) {
+        if let Some(tier) = self.facts_tier() {
             tier.put(Self::facts_key(id, object.metadata(), what), value)
                 .await;
         }
@@ -211,8 +252,7 @@ impl<S: Source> IiifService<S> {
             let meta = object.metadata();
             let prefix = object.read_range(0..HEADER_PREFIX.min(meta.len)).await?;
             if codec::sniff(&prefix) == Some(SourceFormat::Tiff) {
-                let read =
-                    async { Ok::<_, Infallible>(crate::tiff::read_usable_pyramid(object).await) };
+                let read = async { Ok::<_, Infallible>(self.read_pyramid(id, object).await) };
                 let pyramid = match self.shared.pyramids.get_or_insert_async(&key, read).await {
                     Ok(p) => p,
                     Err(never) => match never {},

@@ -1076,6 +1076,61 @@ impl SourceObject for CountingObject {
     }
 }
 
+/// Two instances sharing a tier (a disk cache here): the second renders a tile the first never
+/// did from the pyramid the first read, rebuilt from the shared tier, reading nothing of the
+/// file but the tile (not its header, not its IFDs).
+#[tokio::test]
+async fn a_second_instance_reads_a_pyramid_from_the_shared_tier_not_the_file() {
+    let (file, _) = crate::tiff::tests::jpeg_rgb_pyramid(false);
+    let p = crate::tiff::read_pyramid(&crate::tiff::tests::Counting::new(file.clone()))
+        .await
+        .unwrap();
+    // Level 0 is 300x200 in 64-pixel tiles, five across: tile (1, 2) is the 12th.
+    let tile_bytes = p.levels()[0].tile_byte_counts[2 * 5 + 1];
+    let files = Arc::new(
+        [("pyr".to_owned(), bytes::Bytes::from(file))]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    let instance = |dir: &std::path::Path| {
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let source = CountingSource {
+            files: Arc::clone(&files),
+            read: Arc::clone(&read),
+        };
+        let cache = crate::cache::FsCache::new(dir).unwrap();
+        (IiifService::new(source).derivative_cache(cache), read)
+    };
+    let fetch = |svc: IiifService<CountingSource>, path: &'static str| async move {
+        let res = svc
+            .oneshot(Request::get(path).body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        res.into_body().collect().await.unwrap().to_bytes()
+    };
+    let dir = std::env::temp_dir().join(format!("tower-iiif-pyrfact-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (a, _) = instance(&dir);
+    fetch(a, "/pyr/full/150,/0/default.png").await;
+
+    let (b, read) = instance(&dir);
+    let tile = "/pyr/64,128,64,64/64,/0/default.jpg";
+    let got = fetch(b, tile).await;
+    assert_eq!(read.load(Ordering::Relaxed), tile_bytes);
+    // The same bytes as an instance with no tier sends (the stored tile, its tables spliced).
+    let (lone, _) = {
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let source = CountingSource {
+            files: Arc::clone(&files),
+            read: Arc::clone(&read),
+        };
+        (IiifService::new(source), read)
+    };
+    assert_eq!(got, fetch(lone, tile).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn pyramidal_tiff_renders_from_the_right_level_reading_only_its_tiles() {
     let (file, levels) = crate::tiff::tests::deflate_rgb_pyramid();

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use super::recording::Recording;
 use super::{Alpha, Compression, Level, Photometric, TiffPyramid};
 use crate::Error;
 use crate::codec::Orientation;
@@ -225,6 +226,8 @@ struct Reader<'a, O> {
     len: u64,
     format: Format,
     chunks: Vec<(u64, Bytes)>,
+    /// Every range parsed, when the parse is recorded.
+    recording: Option<Recording>,
 }
 
 impl<O: SourceObject> Reader<'_, O> {
@@ -248,6 +251,7 @@ impl<O: SourceObject> Reader<'_, O> {
             })
         });
         if let Some(b) = cached {
+            self.record(offset, &b);
             return Ok(b);
         }
         let fetch_end = if n < READ_AHEAD {
@@ -267,7 +271,14 @@ impl<O: SourceObject> Reader<'_, O> {
         if got.len() as u64 <= KEEP_MAX {
             self.chunks.push((offset, got));
         }
+        self.record(offset, &out);
         Ok(out)
+    }
+
+    fn record(&mut self, offset: u64, bytes: &Bytes) {
+        if let Some(r) = &mut self.recording {
+            r.add(offset, bytes.clone());
+        }
     }
 
     /// The byte order, version and first IFD offset.
@@ -636,6 +647,22 @@ fn same_aspect((w, h): (u32, u32), (w0, h0): (u32, u32)) -> bool {
 /// JPEG). Errors from the source are passed on. Callers fall back to the whole-file decoder.
 ///
 pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error> {
+    read(obj, None).await.map(|(p, _)| p)
+}
+
+/// [`read_pyramid`], and the recording of the bytes it parsed: replayed
+/// ([`Replay`](super::recording::Replay)), they make the same pyramid without the file.
+pub(crate) async fn read_pyramid_recorded<O: SourceObject>(
+    obj: &O,
+) -> Result<(TiffPyramid, Recording), Error> {
+    let (p, recording) = read(obj, Some(Recording::default())).await?;
+    Ok((p, recording.unwrap_or_default()))
+}
+
+async fn read<O: SourceObject>(
+    obj: &O,
+    recording: Option<Recording>,
+) -> Result<(TiffPyramid, Option<Recording>), Error> {
     let len = obj.metadata().len;
     let mut r = Reader {
         obj,
@@ -645,6 +672,7 @@ pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error
             bigtiff: false,
         },
         chunks: Vec::new(),
+        recording,
     };
     let first = r.header().await?;
     if first == 0 {
@@ -743,10 +771,11 @@ pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error
         }
         _ => None,
     };
-    Ok(TiffPyramid {
+    let pyramid = TiffPyramid {
         levels,
         len,
         orientation,
         icc_profile,
-    })
+    };
+    Ok((pyramid, r.recording))
 }

@@ -20,6 +20,7 @@
 mod ifd;
 mod mosaic;
 mod passthrough;
+mod recording;
 mod region;
 mod render;
 mod tile;
@@ -39,7 +40,10 @@ pub use self::region::assemble;
 pub(crate) use self::region::fetch_tiles;
 #[cfg(test)]
 pub(crate) use self::region::read_region;
-pub(crate) use self::render::{level_input, passthrough, read_usable_pyramid, stored_quality};
+pub(crate) use self::render::{
+    level_input, passthrough, read_usable_pyramid, read_usable_pyramid_recorded, replay_pyramid,
+    stored_quality,
+};
 pub use self::tile::decode_tile;
 
 use crate::codec::Orientation;

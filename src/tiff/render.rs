@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::Instrument;
 
+use super::recording::{Recording, Replay};
 use super::{Level, TiffPyramid};
 use crate::Error;
 use crate::plan::Plan;
@@ -16,10 +17,38 @@ use crate::source::SourceObject;
 /// The tiled pyramid of a TIFF file, read by range, when the render path can use it: stored
 /// upright (other orientations are left to the whole-file decoder, which applies them).
 pub(crate) async fn read_usable_pyramid<O: SourceObject>(object: &O) -> Option<Arc<TiffPyramid>> {
-    match crate::tiff::read_pyramid(object)
-        .instrument(tracing::debug_span!("pyramid"))
-        .await
-    {
+    let read = crate::tiff::read_pyramid(object).instrument(tracing::debug_span!("pyramid"));
+    usable(read.await)
+}
+
+/// [`read_usable_pyramid`], and the recording of the bytes its structure was read from
+/// ([`Recording::encode`]), for other instances to [`replay_pyramid`].
+pub(crate) async fn read_usable_pyramid_recorded<O: SourceObject>(
+    object: &O,
+) -> Option<(Arc<TiffPyramid>, Recording)> {
+    let read =
+        super::ifd::read_pyramid_recorded(object).instrument(tracing::debug_span!("pyramid"));
+    let (p, recording) = match read.await {
+        Ok((p, recording)) => (Ok(p), Some(recording)),
+        Err(e) => (Err(e), None),
+    };
+    Some((usable(p)?, recording?))
+}
+
+/// The usable pyramid of a file with `metadata`, rebuilt from a recording of its structure
+/// (another instance's, kept in the shared tier) through the same parser and checks as a file;
+/// `None` when the recording is not one or does not make a usable pyramid.
+pub(crate) async fn replay_pyramid(
+    encoded: &Bytes,
+    metadata: &crate::source::SourceMetadata,
+) -> Option<Arc<TiffPyramid>> {
+    let replay = Replay::decode(encoded, metadata)?;
+    usable(crate::tiff::read_pyramid(&replay).await)
+}
+
+/// The pyramid, if the render path can use it.
+fn usable(read: Result<TiffPyramid, Error>) -> Option<Arc<TiffPyramid>> {
+    match read {
         Ok(p) if p.orientation() == crate::codec::Orientation::NORMAL => Some(Arc::new(p)),
         Ok(_) => None,
         Err(e) => {

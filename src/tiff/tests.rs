@@ -1985,3 +1985,73 @@ fn compression_tags() {
     assert_eq!(Compression::from_tag(32946), Compression::Deflate);
     assert_eq!(Compression::from_tag(34712), Compression::Other(34712));
 }
+
+/// The bytes a pyramid's structure was read from, kept and replayed through the same parser,
+/// make the same pyramid without the file; JPEG tables and every level come with them.
+#[tokio::test]
+async fn a_recorded_pyramid_replays_without_the_file() {
+    use super::recording::Replay;
+    let (file, _) = jpeg_rgb_pyramid(false);
+    let obj = Counting::new(file.clone());
+    let (p, recording) = super::ifd::read_pyramid_recorded(&obj).await.unwrap();
+    assert_eq!(p.levels().len(), 3);
+    assert!(p.levels()[0].jpeg_tables.is_some());
+    let encoded = bytes::Bytes::from(recording.encode().unwrap());
+    // The structure only: a fraction of the file.
+    assert!(
+        encoded.len() * 4 < file.len(),
+        "{} of {}",
+        encoded.len(),
+        file.len()
+    );
+
+    let replay = Replay::decode(&encoded, obj.metadata()).unwrap();
+    assert_eq!(read_pyramid(&replay).await.unwrap(), p);
+    // Through the service's entry point too, and not from a file of another length.
+    let replayed = super::replay_pyramid(&encoded, obj.metadata())
+        .await
+        .unwrap();
+    assert_eq!(*replayed, p);
+    let other = SourceMetadata::new(obj.metadata().len - 1, None, None);
+    assert!(super::replay_pyramid(&encoded, &other).await.is_none());
+}
+
+/// A recording is checked as a file is: one cut short, altered or not a recording at all
+/// makes no pyramid (the caller then reads the file).
+#[tokio::test]
+async fn a_recording_cut_short_or_altered_is_refused() {
+    use super::recording::Replay;
+    let (file, _) = jpeg_rgb_pyramid(false);
+    let obj = Counting::new(file);
+    let meta = obj.metadata().clone();
+    let (_, recording) = super::ifd::read_pyramid_recorded(&obj).await.unwrap();
+    let encoded = recording.encode().unwrap();
+
+    // Not a recording, or its encoding cut short: refused before any parse.
+    let mut wrong = encoded.clone();
+    wrong[0] = b'X';
+    assert!(Replay::decode(&wrong.into(), &meta).is_none());
+    let short = bytes::Bytes::copy_from_slice(&encoded[..encoded.len() - 1]);
+    assert!(Replay::decode(&short, &meta).is_none());
+
+    // A run dropped (its count lowered, the encoding cut to match): the parse misses a read.
+    let count = u32::from_le_bytes(encoded[8..12].try_into().unwrap());
+    assert!(count >= 2, "{count} runs");
+    let mut at = 12;
+    for _ in 0..count - 1 {
+        let n = u32::from_le_bytes(encoded[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 12 + n;
+    }
+    let mut fewer = encoded[..at].to_vec();
+    fewer[8..12].copy_from_slice(&(count - 1).to_le_bytes());
+    let replay = Replay::decode(&fewer.into(), &meta).unwrap();
+    assert!(read_pyramid(&replay).await.is_err());
+
+    // The header's bytes altered: the parser says so, as of a file.
+    let mut altered = encoded.clone();
+    assert_eq!(u64::from_le_bytes(altered[12..20].try_into().unwrap()), 0);
+    altered[24..26].copy_from_slice(b"XX");
+    let replay = Replay::decode(&altered.into(), &meta).unwrap();
+    let e = read_pyramid(&replay).await.unwrap_err();
+    assert!(e.message().contains("not a TIFF"), "{}", e.message());
+}

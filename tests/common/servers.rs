@@ -60,12 +60,13 @@ pub async fn upload(key: &str, bytes: Vec<u8>) {
         .unwrap();
 }
 
-/// One access-log line: method, status, body bytes, Authorization.
+/// One access-log line: method, status, body bytes, Range, Authorization.
 #[derive(Debug, Clone)]
 pub struct Logged {
     pub method: String,
     pub status: u16,
     pub bytes: u64,
+    pub range: String,
     pub auth: String,
 }
 
@@ -88,6 +89,7 @@ pub async fn logged(var: &str, from: usize, needle: &str) -> Vec<Logged> {
                 method: head[0].to_owned(),
                 status: head[2].parse().unwrap(),
                 bytes: head[3].parse().unwrap(),
+                range: quoted.get(1).copied().unwrap_or("-").to_owned(),
                 auth: quoted.get(3).copied().unwrap_or("-").to_owned(),
             }
         })
