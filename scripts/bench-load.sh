@@ -32,9 +32,14 @@
 #           scripts/servers.sh (nginx; the images linked under /sites/default/files/bench/),
 #           the identifier being the file's URL)
 #   IMAGES  image ids (default: big-pyr-jpeg.tif big.jp2 big.jpg big-pyr-deflate.tif)
-#   CACHES  cold warm (default both). cold: every measured run restarts the server; ours runs
-#           with --cache-mem 0 (no derivative cache). warm: one unmeasured priming pass, then
-#           RUNS passes on the same process; ours with its default 256 MiB memory cache.
+#   CACHES  cold warm purged (default: cold warm). cold: every measured run restarts the server;
+#           ours runs with --cache-mem 0 (no derivative cache). warm: one unmeasured priming
+#           pass, then RUNS passes on the same process; ours with its default 256 MiB memory
+#           cache. purged (ours and ours-s3 only): a cold image on a running server: as cold,
+#           but each measured run follows a purge of the image through the admin route (every
+#           cache, the S3 source's metadata and chunks too) instead of a restart, after one
+#           unmeasured priming pass, so the process's memory is warm (no first-touch page
+#           faults, connections to the store open) while the image is not.
 #   RUNS    measured runs per cell (default 3; medians are reported)
 #   MODE    bulk | mirador | both (default both)
 #   OUR_TILE=512      tile size forced on ours (the article's 91 tiles)
@@ -68,6 +73,7 @@ OUT=$(cd "$OUT" && pwd)
 RUNDIR="$OUT/run"
 OUR_PORT=${OUR_PORT:-8090}
 OUR_BASE="http://127.0.0.1:$OUR_PORT/iiif/3"
+PURGE_TOKEN=bench-load   # our server's admin token in purged cells (bound to 127.0.0.1)
 IIP_BASE="http://127.0.0.1:${IIP_PORT:-8081}/iiif"
 IIIFP_BASE="http://127.0.0.1:${IIIFP_PORT:-8082}/iiif/3"
 SERVE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/serve"
@@ -127,7 +133,10 @@ serve_start() { # cold|warm
   [ -x "$SERVE_BIN" ] || die "$SERVE_BIN missing: cargo build --release --example serve"
   port_busy "$OUR_PORT" && die "127.0.0.1:$OUR_PORT is taken by another process"
   mkdir -p "$RUNDIR"
-  [ "$cache" = cold ] && args=(--cache-mem 0)
+  case $cache in
+    cold) args=(--cache-mem 0) ;;
+    purged) args=(--cache-mem 0 --admin-token "$PURGE_TOKEN") ;;
+  esac
   if [ "${GATEWAY:-0}" = 1 ]; then
     [ -x "$GATEWAY_BIN" ] || die "$GATEWAY_BIN missing: cargo build --release --example gateway"
     GATEWAY_ADDR="127.0.0.1:$OUR_PORT" GATEWAY_DRUPAL_URL="$TOWER_IIIF_DRUPAL_URL" \
@@ -227,9 +236,15 @@ peer_snapshot() { # peer file
   return 0
 }
 
-# The restart command handed to tiles.py: record the peak RSS, stop, start.
-peer_restart() { # peer cache rss-file
+# The restart command handed to tiles.py: record the peak RSS, stop, start (purged: purge the
+# image through the admin route instead).
+peer_restart() { # peer cache rss-file id
   peer_snapshot "$1" "$3"
+  if [ "$2" = purged ]; then
+    curl -sf -o /dev/null -X POST -H "Authorization: Bearer $PURGE_TOKEN" \
+      "http://127.0.0.1:$OUR_PORT/admin/purge/$4" || die "purge of $4 failed"
+    return 0
+  fi
   peer_ctl "$1" "$2" stop
   peer_ctl "$1" "$2" start
 }
@@ -277,6 +292,7 @@ bench_cell() { # peer id cache tile
   base=$(peer_base "$peer")
   label="$(peer_label "$peer") $id"
   [ "$tile" != native ] && label+=" (tile $tile)"
+  [ "$cache" = purged ] && label+=" [purged]"
   rss="$RUNDIR/$name.hwm"
   : > "$rss"
   if [ "$peer" = ours-s3 ]; then
@@ -293,11 +309,20 @@ bench_cell() { # peer id cache tile
       | python3 "$ROOT/scripts/covered-bytes.py" "$BENCH_KIT/images/$id" || echo "?")
   fi
   local restart
-  restart="$(printf '%q ' "$SELF" peer-restart "$peer" "$cache" "$rss")"
-  local extra=()
+  restart="$(printf '%q ' "$SELF" peer-restart "$peer" "$cache" "$rss" "$id")"
+  local extra=() client_cache=$cache
   [ "$tile" != native ] && extra=(--tile-size "$tile")
   rm -f "$OUT/$name.json"
-  if "${CLIENT_PIN[@]}" "$TILES" run --base "$base" --id "$(peer_id "$peer" "$id")" --mode "$MODE" --cache "$cache" --runs "$RUNS" \
+  if [ "$cache" = purged ]; then
+    # tiles.py's cold runs, with a purge for a restart; first one unmeasured pass.
+    client_cache=cold
+    "${CLIENT_PIN[@]}" "$TILES" run --base "$base" --id "$(peer_id "$peer" "$id")" --mode "$MODE" \
+      --cache cold --runs 1 --restart-cmd "$restart" "${extra[@]}" > "$RUNDIR/$name.priming.log" 2>&1 \
+      || echo "!!! $name: the priming pass had errors (see $RUNDIR/$name.priming.log)"
+    : > "$rss"
+    [ "$peer" = ours-s3 ] && : > "${rss%.hwm}.s3" && wc -l < "$TOWER_IIIF_S3_LOG" > "${rss%.hwm}.s3mark"
+  fi
+  if "${CLIENT_PIN[@]}" "$TILES" run --base "$base" --id "$(peer_id "$peer" "$id")" --mode "$MODE" --cache "$client_cache" --runs "$RUNS" \
       --restart-cmd "$restart" "${extra[@]}" --label "$label" --json "$OUT/$name.json" \
       2>&1 | tee "$RUNDIR/$name.log"; then rc=0; else rc=$?; fi
   peer_snapshot "$peer" "$rss"
@@ -312,10 +337,15 @@ bench_cell() { # peer id cache tile
   read -r peak nproc _ < <(sort -n "$rss" | tail -1; echo "0 0") || true   # max, or 0 0
   # Server CPU per measured run: all the cell's processes' CPU time over the runs (cold: the
   # process started before the first restart only answered info.json; warm: one process did
-  # the priming pass too, counted as a run).
+  # the priming pass too, counted as a run; purged: one process, its CPU from the snapshot
+  # before the first measured run to the last).
   local runs=$RUNS cpu
   [ "$cache" = warm ] && runs=$((RUNS + 1))
-  cpu=$(awk -v hz="$(getconf CLK_TCK)" -v r="$runs" '{t += $3} END {printf "%.2f", t / hz / r}' "$rss")
+  if [ "$cache" = purged ]; then
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" -v r="$runs" 'NR == 1 {f = $3} {l = $3} END {printf "%.2f", (l - f) / hz / r}' "$rss")
+  else
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" -v r="$runs" '{t += $3} END {printf "%.2f", t / hz / r}' "$rss")
+  fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$label" "$cache" "${peak:-0}" "${nproc:-0}" \
     "$(wc -l < "$rss")" "$peer" "$cpu" > "$OUT/$name.rss.tsv"
   log "peak RSS $label ($cache): $(( ${peak:-0} / 1024 )) MiB over $(wc -l < "$rss") process(es)"
@@ -384,7 +414,8 @@ summary() {
     echo "Client: the kit's tiles.py (bulk = the article's 91 tiles at scaleFactor 4 with 512 tiles,"
     echo "10 concurrent; mirador = 4 phases). Cold: server restarted before every run (ours with"
     echo "--cache-mem 0); warm: one priming pass, then measured passes (ours with its 256 MiB memory"
-    echo "cache). Check the \"max other-CPU\" column before trusting a figure."; echo
+    echo "cache); purged (labelled so): one running server, the image purged before every run, after"
+    echo "one unmeasured pass. Check the \"max other-CPU\" column before trusting a figure."; echo
     echo "## Overview (medians)"; echo
     if [ -e "${jsons[0]}" ]; then "$TILES" summarize --compact --markdown "${jsons[@]}"; else echo "(no cells)"; fi
     echo; echo "## Peak RSS per cell"; echo
@@ -449,6 +480,7 @@ WRK=${WRK:-1}
 WRK_PEERS=${WRK_PEERS:-"ours iipsrv"}
 WRK_IMAGES=${WRK_IMAGES:-big-pyr-jpeg.tif}
 
+for c in $CACHES; do case $c in cold|warm|purged) ;; *) die "unknown cache mode $c" ;; esac; done
 for t in python3 curl wrk ps; do command -v "$t" > /dev/null || die "missing tool: $t"; done
 [ -x "$TILES" ] || die "benchmark kit not found at $BENCH_KIT (set BENCH_KIT)"
 for id in $IDS; do [ -s "$BENCH_KIT/images/$id" ] || die "missing image $BENCH_KIT/images/$id (run make-images.sh in the kit)"; done
@@ -530,6 +562,10 @@ for id in $IDS; do
   for peer in $PEERS; do
     for tile in $(cells_for "$peer" "$id"); do
       for cache in $CACHES; do
+        if [ "$cache" = purged ] && [ "$peer" != ours ] && [ "$peer" != ours-s3 ]; then
+          log "skip $peer $id purged: only our server has a purge route"
+          continue
+        fi
         bench_cell "$peer" "$id" "$cache" "$tile"
       done
     done
