@@ -51,8 +51,12 @@ impl<S: Source> IiifService<S> {
         (cache.tier() != "memory").then_some(cache)
     }
 
-    /// The key of one kind of fact (`header`, `info`) of a source version.
-    fn facts_key(id: &Identifier, meta: &crate::source::SourceMetadata, what: &str) -> CacheKey {
+    /// The key of one kind of fact (`header`, `info`, `pyramid`) of a source version.
+    pub(super) fn facts_key(
+        id: &Identifier,
+        meta: &crate::source::SourceMetadata,
+        what: &str,
+    ) -> CacheKey {
         let modified = meta
             .modified
             .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())

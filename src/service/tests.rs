@@ -1131,6 +1131,83 @@ async fn a_second_instance_reads_a_pyramid_from_the_shared_tier_not_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A pyramid fact damaged in the shared tier is not used: the instance reads the file, renders
+/// what the file says, and keeps a sound fact again.
+#[tokio::test]
+async fn a_damaged_pyramid_fact_is_read_again_from_the_file() {
+    use crate::cache::{CacheBackend, CachedDerivative, FsCache};
+    let (file, _) = crate::tiff::tests::jpeg_rgb_pyramid(false);
+    let p = crate::tiff::read_pyramid(&crate::tiff::tests::Counting::new(file.clone()))
+        .await
+        .unwrap();
+    let tile_bytes = p.levels()[0].tile_byte_counts[2 * 5 + 1];
+    let files = Arc::new(
+        [("pyr".to_owned(), bytes::Bytes::from(file))]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    let counted = || {
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let source = CountingSource {
+            files: Arc::clone(&files),
+            read: Arc::clone(&read),
+        };
+        (source, read)
+    };
+    let fetch = |svc: IiifService<CountingSource>, path: &'static str| async move {
+        let res = svc
+            .oneshot(Request::get(path).body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        res.into_body().collect().await.unwrap().to_bytes()
+    };
+    let dir = std::env::temp_dir().join(format!("tower-iiif-pyrbad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (source, _) = counted();
+    let a = IiifService::new(source.clone()).derivative_cache(FsCache::new(&dir).unwrap());
+    fetch(a, "/pyr/full/150,/0/default.png").await;
+
+    // One bit of the kept structure flipped, in the middle of its bytes.
+    let cache = FsCache::new(&dir).unwrap();
+    let object = source
+        .open(&Identifier::new("pyr").unwrap(), &SourceRequest::default())
+        .await
+        .unwrap();
+    let key = IiifService::<CountingSource>::facts_key(
+        &Identifier::new("pyr").unwrap(),
+        object.metadata(),
+        "pyramid",
+    );
+    let kept = cache.get(&key).await.unwrap().body;
+    let mut damaged = kept.to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x04;
+    cache
+        .put(
+            key.clone(),
+            CachedDerivative::new(damaged, "application/octet-stream"),
+        )
+        .await;
+
+    let (source, read) = counted();
+    let b = IiifService::new(source).derivative_cache(cache.clone());
+    let tile = "/pyr/64,128,64,64/64,/0/default.jpg";
+    let got = fetch(b, tile).await;
+    assert!(
+        read.load(Ordering::Relaxed) > tile_bytes,
+        "the file's structure was read"
+    );
+    let (lone, _) = counted();
+    assert_eq!(got, fetch(IiifService::new(lone), tile).await);
+    assert_eq!(
+        cache.get(&key).await.unwrap().body,
+        kept,
+        "a sound fact kept again"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn pyramidal_tiff_renders_from_the_right_level_reading_only_its_tiles() {
     let (file, levels) = crate::tiff::tests::deflate_rgb_pyramid();

@@ -2007,7 +2007,7 @@ async fn a_recorded_pyramid_replays_without_the_file() {
 
     let replay = Replay::decode(&encoded, obj.metadata()).unwrap();
     assert_eq!(read_pyramid(&replay).await.unwrap(), p);
-    // Through the service's entry point too, and not from a file of another length.
+    // Through the service's entry point too, and not for a file of another length.
     let replayed = super::replay_pyramid(&encoded, obj.metadata())
         .await
         .unwrap();
@@ -2016,42 +2016,73 @@ async fn a_recorded_pyramid_replays_without_the_file() {
     assert!(super::replay_pyramid(&encoded, &other).await.is_none());
 }
 
-/// A recording is checked as a file is: one cut short, altered or not a recording at all
-/// makes no pyramid (the caller then reads the file).
+/// Every layout the reader handles (BigTIFF, big-endian, levels as SubIFDs) replays to the
+/// pyramid the file makes, and so does a remote file whose tail is read with its first IFD.
 #[tokio::test]
-async fn a_recording_cut_short_or_altered_is_refused() {
+async fn recordings_of_every_layout_replay() {
+    use super::recording::Replay;
+    for o in LAYOUTS {
+        let (written, _) = pyramid_file(Codec::Deflate, Layout::Rgb, o);
+        let obj = Counting::new(written.bytes);
+        let (p, recording) = super::ifd::read_pyramid_recorded(&obj).await.unwrap();
+        let encoded = bytes::Bytes::from(recording.encode().unwrap());
+        let replay = Replay::decode(&encoded, obj.metadata()).unwrap();
+        assert_eq!(read_pyramid(&replay).await.unwrap(), p, "{o:?}");
+    }
+    let sizes = [(640, 448), (320, 224), (160, 112)];
+    let images: Vec<Image> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            image(
+                &source(i, size, Layout::Rgb, Codec::None),
+                Codec::None,
+                i > 0,
+            )
+        })
+        .collect();
+    let obj = Counting::new(write_layout(&images, CLASSIC, true).bytes);
+    let (p, recording) = super::ifd::read_pyramid_recorded(&obj).await.unwrap();
+    let encoded = bytes::Bytes::from(recording.encode().unwrap());
+    let replay = Replay::decode(&encoded, obj.metadata()).unwrap();
+    assert_eq!(read_pyramid(&replay).await.unwrap(), p);
+}
+
+/// A recording whose CRC matches is still checked as a file is: one that misses a read, or
+/// whose bytes are not a TIFF's, makes no pyramid (the caller then reads the file).
+#[tokio::test]
+async fn a_recording_short_of_a_read_or_not_a_tiff_makes_no_pyramid() {
     use super::recording::Replay;
     let (file, _) = jpeg_rgb_pyramid(false);
     let obj = Counting::new(file);
     let meta = obj.metadata().clone();
     let (_, recording) = super::ifd::read_pyramid_recorded(&obj).await.unwrap();
     let encoded = recording.encode().unwrap();
+    let body = &encoded[..encoded.len() - 4];
+    let reseal = |mut body: Vec<u8>| {
+        let crc = crc32fast::hash(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        bytes::Bytes::from(body)
+    };
 
-    // Not a recording, or its encoding cut short: refused before any parse.
-    let mut wrong = encoded.clone();
-    wrong[0] = b'X';
-    assert!(Replay::decode(&wrong.into(), &meta).is_none());
-    let short = bytes::Bytes::copy_from_slice(&encoded[..encoded.len() - 1]);
-    assert!(Replay::decode(&short, &meta).is_none());
-
-    // A run dropped (its count lowered, the encoding cut to match): the parse misses a read.
-    let count = u32::from_le_bytes(encoded[8..12].try_into().unwrap());
+    // The last run dropped (the count lowered, the encoding cut to match).
+    let count = u32::from_le_bytes(body[8..12].try_into().unwrap());
     assert!(count >= 2, "{count} runs");
     let mut at = 12;
     for _ in 0..count - 1 {
-        let n = u32::from_le_bytes(encoded[at + 8..at + 12].try_into().unwrap()) as usize;
+        let n = u32::from_le_bytes(body[at + 8..at + 12].try_into().unwrap()) as usize;
         at += 12 + n;
     }
-    let mut fewer = encoded[..at].to_vec();
+    let mut fewer = body[..at].to_vec();
     fewer[8..12].copy_from_slice(&(count - 1).to_le_bytes());
-    let replay = Replay::decode(&fewer.into(), &meta).unwrap();
+    let replay = Replay::decode(&reseal(fewer), &meta).unwrap();
     assert!(read_pyramid(&replay).await.is_err());
 
     // The header's bytes altered: the parser says so, as of a file.
-    let mut altered = encoded.clone();
+    let mut altered = body.to_vec();
     assert_eq!(u64::from_le_bytes(altered[12..20].try_into().unwrap()), 0);
     altered[24..26].copy_from_slice(b"XX");
-    let replay = Replay::decode(&altered.into(), &meta).unwrap();
+    let replay = Replay::decode(&reseal(altered), &meta).unwrap();
     let e = read_pyramid(&replay).await.unwrap_err();
     assert!(e.message().contains("not a TIFF"), "{}", e.message());
 }
