@@ -174,6 +174,35 @@ async fn s3_tier_is_shared_and_purged_across_instances() {
     shared_hits_and_purges_across_instances(Tier::S3).await;
 }
 
+/// A JPEG 2000 file's header and tile-part index, read by one instance, are the shared tier's
+/// for the others: a second instance rendering a region the first never did reads tiles only,
+/// nothing at the start of the file (its boxes and main header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jpeg_2000_index_is_shared_across_instances() {
+    let prefix = "fleet-jp2/";
+    let id = "fleet.jp2";
+    upload(&format!("{prefix}{id}"), fixture("tiled.jp2")).await;
+    let args = args(prefix, Tier::Redis, 0);
+    let (a, b) = (instance(&args).await, instance(&args).await);
+    let first = get(a, &format!("/iiif/3/{id}/0,0,512,512/256,/0/default.jpg")).await;
+    assert_eq!(first.status, 200);
+
+    let from = log_len("TOWER_IIIF_S3_LOG");
+    let other = get(
+        b,
+        &format!("/iiif/3/{id}/512,512,512,512/256,/0/default.jpg"),
+    )
+    .await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.image().width(), 256);
+    let reads = logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}")).await;
+    assert!(reads.iter().any(|l| l.method == "GET"), "{reads:?}");
+    assert!(
+        reads.iter().all(|l| !l.range.starts_with("bytes=0-")),
+        "{reads:?}"
+    );
+}
+
 /// With a time to live, an entry another instance stored is a miss once it has expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_entries_expire() {

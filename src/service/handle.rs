@@ -151,7 +151,7 @@ impl<S: Source> IiifService<S> {
             SourceFormat::Tiff => self.pyramid(&req.identifier, &object, &header).await,
             _ => None,
         };
-        let jp2 = match header.format {
+        let (object, jp2) = match header.format {
             SourceFormat::Jp2 => {
                 let info = self
                     .jp2_info(&req.identifier, &object)
@@ -160,18 +160,18 @@ impl<S: Source> IiifService<S> {
                 // The whole image at full resolution is decoded from the whole file: no index
                 // needed. (At a reduction, the index may cut the tiles' higher resolutions.)
                 let full = jp2::is_whole(&info, plan.region) && jp2::reduce_for(&info, &plan) == 0;
-                let index = match full {
-                    true => None,
-                    false => jp2::index(&self.shared.codestreams, &req.identifier, &object).await,
+                let (object, index) = match full {
+                    true => (object, None),
+                    false => self.jp2_index(&req.identifier, object).await,
                 };
                 // The cuts of the region's tiles, before the region's bytes are counted.
                 if let Some(index) = &index {
                     let r = plan.region;
                     index.load_region(&object, r.x, r.y, r.w, r.h).await?;
                 }
-                Some((info, index))
+                (object, Some((info, index)))
             }
-            _ => None,
+            _ => (object, None),
         };
         if let Some(jpeg) = match &pyramid {
             Some(p) if self.config.stored_tiles => {

@@ -2,6 +2,7 @@
 //! header, its TIFF pyramid, its JPEG 2000 main header, and what info.json says of it.
 
 use super::*;
+use crate::source::recording::{Recorded, Replay};
 
 impl<S: Source> IiifService<S> {
     /// The tiled pyramid of a TIFF source, from the cache or read by range; `None` when the file
@@ -42,6 +43,48 @@ impl<S: Source> IiifService<S> {
             self.keep_fact_value(id, object, "pyramid", value).await;
         }
         Some(p)
+    }
+
+    /// The tile-part index of a JPEG 2000 source ([`jp2::index`]): with a shared tier, rebuilt
+    /// from the bytes another instance read it from (the fact `jp2index`), else read through a
+    /// [`Recorded`] object and those bytes kept there. Takes the object and gives it back, since
+    /// the reads are recorded through it.
+    pub(super) async fn jp2_index(
+        &self,
+        id: &Identifier,
+        object: S::Object,
+    ) -> (
+        S::Object,
+        Option<Arc<crate::jp2::codestream::CodestreamIndex>>,
+    ) {
+        let key = InfoKey::new(id, object.metadata());
+        if self.facts_tier().is_none() || self.shared.codestreams.contains_key(&key) {
+            let index = jp2::index(&self.shared.codestreams, id, &object).await;
+            return (object, index);
+        }
+        if let Some(replay) = self.jp2_replay(id, &object).await
+            && let Some(index) = jp2::index(&self.shared.codestreams, id, &replay).await
+        {
+            return (object, Some(index));
+        }
+        let recorded = Recorded::new(object);
+        let index = jp2::index(&self.shared.codestreams, id, &recorded).await;
+        let (object, recording) = recorded.into_parts();
+        // Only this request's own read, whole (one that waited on another's records nothing).
+        if index.is_some()
+            && !recording.is_empty()
+            && let Some(encoded) = recording.encode()
+        {
+            let value = CachedDerivative::new(encoded, "application/octet-stream");
+            self.keep_fact_value(id, &object, "jp2index", value).await;
+        }
+        (object, index)
+    }
+
+    /// The bytes another instance read a JPEG 2000 file's index from, as an object to read.
+    async fn jp2_replay(&self, id: &Identifier, object: &S::Object) -> Option<Replay> {
+        let kept = self.shared_fact_bytes(id, object, "jp2index").await?;
+        Replay::decode(&kept, object.metadata())
     }
 
     /// The shared tier of the derivative cache, where image facts are kept for other
@@ -193,6 +236,15 @@ impl<S: Source> IiifService<S> {
     ) -> Option<crate::jp2::Jp2Info> {
         let key = InfoKey::new(id, object.metadata());
         if let Some(info) = self.shared.jp2_info.get(&key) {
+            return Some(info);
+        }
+        // The header came from the shared tier: its bytes too, when another instance kept the
+        // index's (they begin with the file's first 64 KiB).
+        if let Some(replay) = self.jp2_replay(id, object).await
+            && let Ok(prefix) = replay.read_range(0..HEADER_PREFIX).await
+            && let Ok(info) = crate::jp2::read_info(&prefix[..])
+        {
+            self.shared.jp2_info.insert(key, info);
             return Some(info);
         }
         // Evicted, or the header came from the shared tier: read it from the file, which

@@ -1743,6 +1743,103 @@ async fn a_reduced_pyramid_build_outlives_the_request_that_started_it() {
     assert!(mean_abs_diff(&px, &want) < 3.0);
 }
 
+/// A source of one file that records the ranges read of it.
+#[derive(Clone)]
+struct RangesSource {
+    data: bytes::Bytes,
+    ranges: Arc<std::sync::Mutex<Vec<std::ops::Range<u64>>>>,
+}
+
+struct RangesObject {
+    source: RangesSource,
+    meta: crate::source::SourceMetadata,
+}
+
+impl RangesSource {
+    fn new(data: Vec<u8>) -> Self {
+        Self {
+            data: data.into(),
+            ranges: Arc::default(),
+        }
+    }
+
+    fn take(&self) -> Vec<std::ops::Range<u64>> {
+        std::mem::take(&mut *self.ranges.lock().unwrap())
+    }
+}
+
+impl Source for RangesSource {
+    type Object = RangesObject;
+    async fn open(&self, _: &Identifier, _: &SourceRequest) -> Result<RangesObject, Error> {
+        let len = self.data.len() as u64;
+        Ok(RangesObject {
+            source: self.clone(),
+            meta: crate::source::SourceMetadata::new(len, Some(std::time::UNIX_EPOCH), None),
+        })
+    }
+}
+
+impl SourceObject for RangesObject {
+    fn metadata(&self) -> &crate::source::SourceMetadata {
+        &self.meta
+    }
+    async fn read_range(&self, range: std::ops::Range<u64>) -> Result<bytes::Bytes, Error> {
+        let end = range.end.min(self.source.data.len() as u64);
+        let start = range.start.min(end);
+        self.source.ranges.lock().unwrap().push(start..end);
+        Ok(self.source.data.slice(start as usize..end as usize))
+    }
+}
+
+/// Two instances sharing a tier (a disk cache here), over JPEG 2000 files with and without
+/// TLM markers: the second renders a region the first never did from the header and tile-part
+/// index the first read (their bytes kept in the shared tier), reading nothing at the start of
+/// the file (the boxes and the main header), and sends what an instance with no tier sends.
+#[tokio::test]
+async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_file() {
+    use crate::jp2::openjpeg::tests::{Opts, encode_fixture, pattern};
+    for tlm in [true, false] {
+        let (w, h) = (1024, 768);
+        let opts = Opts {
+            tiled: Some((128, 128)),
+            resolutions: 4,
+            jp2_container: true,
+            tlm,
+            ..Opts::default()
+        };
+        let file = encode_fixture(w, h, 3, &pattern(w, h, 3), &opts);
+        let fetch = |svc: IiifService<RangesSource>, path: &'static str| async move {
+            let res = svc
+                .oneshot(Request::get(path).body(()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            res.into_body().collect().await.unwrap().to_bytes()
+        };
+        let dir =
+            std::env::temp_dir().join(format!("tower-iiif-jp2fact-{}-{tlm}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = || crate::cache::FsCache::new(&dir).unwrap();
+        let a = IiifService::new(RangesSource::new(file.clone())).derivative_cache(cache());
+        fetch(a, "/j/0,0,512,512/256,/0/default.png").await;
+
+        let source = RangesSource::new(file.clone());
+        let b = IiifService::new(source.clone()).derivative_cache(cache());
+        let region = "/j/512,256,384,384/192,/0/default.png";
+        let got = fetch(b, region).await;
+        let reads = source.take();
+        assert!(!reads.is_empty());
+        // The boxes and the main header lie in the first bytes; the tiles well past them.
+        assert!(
+            reads.iter().all(|r| r.start >= 2048),
+            "tlm {tlm}: {reads:?}"
+        );
+        let lone = IiifService::new(RangesSource::new(file.clone()));
+        assert_eq!(got, fetch(lone, region).await, "tlm {tlm}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[tokio::test]
 async fn jpeg_2000_sources_are_served_by_region_and_resolution() {
     let (file, src) = crate::jp2::openjpeg::tests::tiled_rgb_fixture(1024, 768);

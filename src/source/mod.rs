@@ -35,6 +35,7 @@ mod fs;
 #[cfg(feature = "http")]
 mod http;
 pub(crate) mod read_at;
+pub(crate) mod recording;
 mod request;
 mod resolve;
 #[cfg(feature = "object-store")]

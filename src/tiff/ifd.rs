@@ -6,11 +6,11 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
-use super::recording::Recording;
 use super::{Alpha, Compression, Level, Photometric, TiffPyramid};
 use crate::Error;
 use crate::codec::Orientation;
 use crate::source::SourceObject;
+use crate::source::recording::Recording;
 
 /// How much a read for the header or an IFD fetches at least, so that neighbouring IFDs and
 /// their values come with it.
@@ -651,7 +651,7 @@ pub async fn read_pyramid<O: SourceObject>(obj: &O) -> Result<TiffPyramid, Error
 }
 
 /// [`read_pyramid`], and the recording of the bytes it parsed: replayed
-/// ([`Replay`](super::recording::Replay)), they make the same pyramid without the file.
+/// ([`Replay`](crate::source::recording::Replay)), they make the same pyramid without the file.
 pub(crate) async fn read_pyramid_recorded<O: SourceObject>(
     obj: &O,
 ) -> Result<(TiffPyramid, Recording), Error> {

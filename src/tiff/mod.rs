@@ -20,7 +20,6 @@
 mod ifd;
 mod mosaic;
 mod passthrough;
-mod recording;
 mod region;
 mod render;
 mod tile;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::Instrument;
 
-use super::recording::{Recording, Replay};
 use super::{Level, TiffPyramid};
 use crate::Error;
 use crate::plan::Plan;
 use crate::request::{Format, Quality, Rotation};
 use crate::service::RenderInput;
 use crate::source::SourceObject;
+use crate::source::recording::{Recording, Replay};
 
 /// The tiled pyramid of a TIFF file, read by range, when the render path can use it: stored
 /// upright (other orientations are left to the whole-file decoder, which applies them).

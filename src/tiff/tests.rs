@@ -1990,7 +1990,7 @@ fn compression_tags() {
 /// make the same pyramid without the file; JPEG tables and every level come with them.
 #[tokio::test]
 async fn a_recorded_pyramid_replays_without_the_file() {
-    use super::recording::Replay;
+    use crate::source::recording::Replay;
     let (file, _) = jpeg_rgb_pyramid(false);
     let obj = Counting::new(file.clone());
     let (p, recording) = super::ifd::read_pyramid_recorded(&obj).await.unwrap();
@@ -2020,7 +2020,7 @@ async fn a_recorded_pyramid_replays_without_the_file() {
 /// pyramid the file makes, and so does a remote file whose tail is read with its first IFD.
 #[tokio::test]
 async fn recordings_of_every_layout_replay() {
-    use super::recording::Replay;
+    use crate::source::recording::Replay;
     for o in LAYOUTS {
         let (written, _) = pyramid_file(Codec::Deflate, Layout::Rgb, o);
         let obj = Counting::new(written.bytes);
@@ -2052,7 +2052,7 @@ async fn recordings_of_every_layout_replay() {
 /// whose bytes are not a TIFF's, makes no pyramid (the caller then reads the file).
 #[tokio::test]
 async fn a_recording_short_of_a_read_or_not_a_tiff_makes_no_pyramid() {
-    use super::recording::Replay;
+    use crate::source::recording::Replay;
     let (file, _) = jpeg_rgb_pyramid(false);
     let obj = Counting::new(file);
     let meta = obj.metadata().clone();

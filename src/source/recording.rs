@@ -1,13 +1,14 @@
-//! The bytes a pyramid's structure was parsed from (the header, the IFDs, the values read),
-//! kept so that another instance of a fleet rebuilds the pyramid without walking the file's IFD
-//! chain again.
+//! The bytes a file's structure was parsed from (a TIFF pyramid's header, IFDs and values; a
+//! JPEG 2000 codestream's boxes, main header and tile-part headers), kept so that another
+//! instance of a fleet rebuilds the structure without reading the file again.
 //!
 //! A recording is checked twice before it is used: its CRC-32 (damage in the shared tier), then
-//! by the same parser and limits as a file, so that a broken one makes no pyramid and the file
-//! is read instead. Like a cached derivative, it is otherwise trusted as written: whoever can
-//! write the shared tier can already serve any image.
+//! by the same parser and limits as a file, so that a broken one makes no structure and the
+//! file is read instead. Like a cached derivative, it is otherwise trusted as written: whoever
+//! can write the shared tier can already serve any image.
 
 use std::ops::Range;
+use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 
@@ -43,6 +44,11 @@ impl Recording {
             return;
         }
         self.reads.push((offset, bytes));
+    }
+
+    /// Whether nothing was read (or nothing is kept).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reads.is_empty()
     }
 
     /// The reads as runs of the file, in order, overlapping and adjacent ones joined.
@@ -84,6 +90,52 @@ impl Recording {
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         Some(out)
+    }
+}
+
+/// An object whose reads are recorded: it holds the object while a parser reads it, then gives
+/// it back with what was read ([`into_parts`](Self::into_parts)). Only `read_range` is
+/// recorded (a parser reading through it reads as from a remote object).
+#[derive(Debug)]
+pub(crate) struct Recorded<O> {
+    object: O,
+    recording: Mutex<Recording>,
+}
+
+impl<O: SourceObject> Recorded<O> {
+    pub(crate) fn new(object: O) -> Self {
+        Self {
+            object,
+            recording: Mutex::default(),
+        }
+    }
+
+    /// The object, and the reads made through this.
+    pub(crate) fn into_parts(self) -> (O, Recording) {
+        let recording = self
+            .recording
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        (self.object, recording)
+    }
+}
+
+impl<O: SourceObject> SourceObject for Recorded<O> {
+    fn metadata(&self) -> &SourceMetadata {
+        self.object.metadata()
+    }
+
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes, Error> {
+        let bytes = self.object.read_range(range.clone()).await?;
+        self.recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(range.start, bytes.clone());
+        Ok(bytes)
+    }
+
+    async fn read_all(&self) -> Result<Bytes, Error> {
+        self.object.read_all().await
     }
 }
 
