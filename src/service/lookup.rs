@@ -62,9 +62,15 @@ impl<S: Source> IiifService<S> {
             let index = jp2::index(&self.shared.codestreams, id, &object).await;
             return (object, index);
         }
+        // Replayed outside the index cache: a replay that makes no index must not be cached as
+        // the file's answer (the file is read instead, and a sound fact kept again).
         if let Some(replay) = self.jp2_replay(id, &object).await
-            && let Some(index) = jp2::index(&self.shared.codestreams, id, &replay).await
+            && let Ok(Some(index)) = crate::jp2::codestream::read_index(&replay).await
         {
+            let index = Arc::new(index);
+            self.shared
+                .codestreams
+                .insert(key, Some(Arc::clone(&index)));
             return (object, Some(index));
         }
         let recorded = Recorded::new(object);

@@ -1835,7 +1835,48 @@ async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_
             "tlm {tlm}: {reads:?}"
         );
         let lone = IiifService::new(RangesSource::new(file.clone()));
-        assert_eq!(got, fetch(lone, region).await, "tlm {tlm}");
+        let want = fetch(lone, region).await;
+        assert_eq!(got, want, "tlm {tlm}");
+
+        // A fact that passes its CRC but makes no index (here: bytes that are not a JPEG
+        // 2000's): the file is indexed (its start read), and a sound fact kept in its place.
+        let source = RangesSource::new(file.clone());
+        let object = source
+            .open(&Identifier::new("j").unwrap(), &SourceRequest::default())
+            .await
+            .unwrap();
+        let key = IiifService::<RangesSource>::facts_key(
+            &Identifier::new("j").unwrap(),
+            object.metadata(),
+            "jp2index",
+        );
+        let mut wrong = crate::source::recording::Recording::default();
+        wrong.add(0, bytes::Bytes::from_static(b"not a JPEG 2000 file"));
+        let shared = cache();
+        crate::cache::CacheBackend::put(
+            &shared,
+            key.clone(),
+            crate::cache::CachedDerivative::new(
+                wrong.encode().unwrap(),
+                "application/octet-stream",
+            ),
+        )
+        .await;
+        let c = IiifService::new(source.clone()).derivative_cache(shared.clone());
+        let third = "/j/128,128,384,384/192,/0/default.png";
+        let lone = IiifService::new(RangesSource::new(file.clone()));
+        assert_eq!(fetch(c, third).await, fetch(lone, third).await, "tlm {tlm}");
+        assert!(
+            source.take().iter().any(|r| r.start == 0),
+            "tlm {tlm}: the file was read"
+        );
+        let kept = crate::cache::CacheBackend::get(&shared, &key)
+            .await
+            .unwrap()
+            .body;
+        let replay = crate::source::recording::Replay::decode(&kept, object.metadata()).unwrap();
+        let replayed = crate::jp2::codestream::read_index(&replay).await.unwrap();
+        assert!(replayed.is_some(), "tlm {tlm}: a sound fact kept again");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
