@@ -71,14 +71,43 @@ async fn s3_requests(
     prefix: &str,
     f: impl std::future::Future<Output = Reply>,
 ) -> (Reply, Vec<String>) {
-    let from = log_len("TOWER_IIIF_S3_LOG");
-    let reply = f.await;
-    let lines = logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}"))
-        .await
+    let (reply, lines) = s3_log(prefix, f).await;
+    let lines = lines
         .into_iter()
         .map(|l| format!("{} {}", l.method, l.status))
         .collect();
     (reply, lines)
+}
+
+/// The S3 log lines for `prefix` while `f` ran.
+async fn s3_log(
+    prefix: &str,
+    f: impl std::future::Future<Output = Reply>,
+) -> (Reply, Vec<common::servers::Logged>) {
+    let from = log_len("TOWER_IIIF_S3_LOG");
+    let reply = f.await;
+    (
+        reply,
+        logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}")).await,
+    )
+}
+
+/// `path` through `addr` renders an image `width` wide, reading the file from S3 (some GET)
+/// without opening it (no read at byte 0, where a file's header and structure begin).
+async fn renders_without_reading_the_structure(
+    addr: SocketAddr,
+    prefix: &str,
+    path: &str,
+    width: u32,
+) {
+    let (reply, reads) = s3_log(prefix, get(addr, path)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.image().width(), width);
+    assert!(reads.iter().any(|l| l.method == "GET"), "{path}: {reads:?}");
+    assert!(
+        reads.iter().all(|l| !l.range.starts_with("bytes=0-")),
+        "{path}: {reads:?}"
+    );
 }
 
 async fn shared_hits_and_purges_across_instances(tier: Tier) {
@@ -110,25 +139,9 @@ async fn shared_hits_and_purges_across_instances(tier: Tier) {
         "{tier:?}: {all:?}"
     );
     // A region the first instance never rendered: the second renders it from the pyramid the
-    // first read (its structure's bytes kept in the shared tier), reading tiles only. Opening
-    // the file would read its header first, at byte 0.
-    let from = log_len("TOWER_IIIF_S3_LOG");
-    let other = get(
-        b,
-        &format!("/iiif/3/{id}/2048,2048,600,500/200,/0/default.jpg"),
-    )
-    .await;
-    assert_eq!(other.status, 200);
-    assert_eq!(other.image().width(), 200);
-    let reads = logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}")).await;
-    assert!(
-        reads.iter().any(|l| l.method == "GET"),
-        "{tier:?}: {reads:?}"
-    );
-    assert!(
-        reads.iter().all(|l| !l.range.starts_with("bytes=0-")),
-        "{tier:?}: {reads:?}"
-    );
+    // first read (its structure's bytes kept in the shared tier), reading tiles only.
+    let region = format!("/iiif/3/{id}/2048,2048,600,500/200,/0/default.jpg");
+    renders_without_reading_the_structure(b, &prefix, &region, 200).await;
 
     // A purge through the first instance's admin route: the second misses and renders.
     let purge = format!("/admin/purge/{id}");
@@ -187,20 +200,8 @@ async fn a_jpeg_2000_index_is_shared_across_instances() {
     let first = get(a, &format!("/iiif/3/{id}/0,0,512,512/256,/0/default.jpg")).await;
     assert_eq!(first.status, 200);
 
-    let from = log_len("TOWER_IIIF_S3_LOG");
-    let other = get(
-        b,
-        &format!("/iiif/3/{id}/512,512,512,512/256,/0/default.jpg"),
-    )
-    .await;
-    assert_eq!(other.status, 200);
-    assert_eq!(other.image().width(), 256);
-    let reads = logged("TOWER_IIIF_S3_LOG", from, &format!("/{prefix}")).await;
-    assert!(reads.iter().any(|l| l.method == "GET"), "{reads:?}");
-    assert!(
-        reads.iter().all(|l| !l.range.starts_with("bytes=0-")),
-        "{reads:?}"
-    );
+    let region = format!("/iiif/3/{id}/512,512,512,512/256,/0/default.jpg");
+    renders_without_reading_the_structure(b, prefix, &region, 256).await;
 }
 
 /// With a time to live, an entry another instance stored is a miss once it has expired.

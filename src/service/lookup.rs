@@ -65,12 +65,8 @@ impl<S: Source> IiifService<S> {
         // Replayed outside the index cache: a replay that makes no index must not be cached as
         // the file's answer (the file is read instead, and a sound fact kept again).
         if let Some(replay) = self.jp2_replay(id, &object).await
-            && let Ok(Some(index)) = crate::jp2::codestream::read_index(&replay).await
+            && let Some(index) = self.jp2_index_replayed(key, &replay).await
         {
-            let index = Arc::new(index);
-            self.shared
-                .codestreams
-                .insert(key, Some(Arc::clone(&index)));
             return (object, Some(index));
         }
         let recorded = Recorded::new(object);
@@ -85,6 +81,20 @@ impl<S: Source> IiifService<S> {
             self.keep_fact_value(id, &object, "jp2index", value).await;
         }
         (object, index)
+    }
+
+    /// The index `replay` makes, kept in the index cache under `key`; one it does not make is
+    /// not cached (the file is read instead).
+    async fn jp2_index_replayed(
+        &self,
+        key: InfoKey,
+        replay: &Replay,
+    ) -> Option<Arc<crate::jp2::codestream::CodestreamIndex>> {
+        let index = Arc::new(crate::jp2::codestream::read_index(replay).await.ok()??);
+        self.shared
+            .codestreams
+            .insert(key, Some(Arc::clone(&index)));
+        Some(index)
     }
 
     /// The bytes another instance read a JPEG 2000 file's index from, as an object to read.
@@ -250,7 +260,11 @@ impl<S: Source> IiifService<S> {
             && let Ok(prefix) = replay.read_range(0..HEADER_PREFIX).await
             && let Ok(info) = crate::jp2::read_info(&prefix[..])
         {
-            self.shared.jp2_info.insert(key, info);
+            self.shared.jp2_info.insert(key.clone(), info);
+            // The index from the same bytes, so that a render does not fetch them again.
+            if !self.shared.codestreams.contains_key(&key) {
+                self.jp2_index_replayed(key, &replay).await;
+            }
             return Some(info);
         }
         // Evicted, or the header came from the shared tier: read it from the file, which

@@ -1076,59 +1076,41 @@ impl SourceObject for CountingObject {
     }
 }
 
+/// A JPEG pyramid as the one file `pyr`, and the bytes of its level 0's tile (1, 2): 300x200 in
+/// 64-pixel tiles, five across, so the 12th.
+async fn pyramid_and_tile_bytes() -> (Vec<u8>, u64) {
+    let (file, _) = crate::tiff::tests::jpeg_rgb_pyramid(false);
+    let p = crate::tiff::read_pyramid(&crate::tiff::tests::Counting::new(file.clone()))
+        .await
+        .unwrap();
+    let tile_bytes = p.levels()[0].tile_byte_counts[2 * 5 + 1];
+    (file, tile_bytes)
+}
+
 /// Two instances sharing a tier (a disk cache here): the second renders a tile the first never
 /// did from the pyramid the first read, rebuilt from the shared tier, reading nothing of the
 /// file but the tile (not its header, not its IFDs).
 #[tokio::test]
 async fn a_second_instance_reads_a_pyramid_from_the_shared_tier_not_the_file() {
-    let (file, _) = crate::tiff::tests::jpeg_rgb_pyramid(false);
-    let p = crate::tiff::read_pyramid(&crate::tiff::tests::Counting::new(file.clone()))
-        .await
-        .unwrap();
-    // Level 0 is 300x200 in 64-pixel tiles, five across: tile (1, 2) is the 12th.
-    let tile_bytes = p.levels()[0].tile_byte_counts[2 * 5 + 1];
-    let files = Arc::new(
-        [("pyr".to_owned(), bytes::Bytes::from(file))]
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>(),
-    );
-    let instance = |dir: &std::path::Path| {
-        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let source = CountingSource {
-            files: Arc::clone(&files),
-            read: Arc::clone(&read),
-        };
-        let cache = crate::cache::FsCache::new(dir).unwrap();
-        (IiifService::new(source).derivative_cache(cache), read)
+    let (file, tile_bytes) = pyramid_and_tile_bytes().await;
+    let dir = crate::cache::fs::tests::TempDir::new("pyramid-fact");
+    let instance = || {
+        let (svc, read) = counting_service("pyr", file.clone());
+        (
+            svc.derivative_cache(crate::cache::FsCache::new(&dir.0).unwrap()),
+            read,
+        )
     };
-    let fetch = |svc: IiifService<CountingSource>, path: &'static str| async move {
-        let res = svc
-            .oneshot(Request::get(path).body(()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "{path}");
-        res.into_body().collect().await.unwrap().to_bytes()
-    };
-    let dir = std::env::temp_dir().join(format!("tower-iiif-pyrfact-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (a, _) = instance(&dir);
-    fetch(a, "/pyr/full/150,/0/default.png").await;
+    let (a, _) = instance();
+    fetch_bytes(&a, "/pyr/full/150,/0/default.png").await;
 
-    let (b, read) = instance(&dir);
+    let (b, read) = instance();
     let tile = "/pyr/64,128,64,64/64,/0/default.jpg";
-    let got = fetch(b, tile).await;
+    let got = fetch_bytes(&b, tile).await;
     assert_eq!(read.load(Ordering::Relaxed), tile_bytes);
     // The same bytes as an instance with no tier sends (the stored tile, its tables spliced).
-    let (lone, _) = {
-        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let source = CountingSource {
-            files: Arc::clone(&files),
-            read: Arc::clone(&read),
-        };
-        (IiifService::new(source), read)
-    };
-    assert_eq!(got, fetch(lone, tile).await);
-    let _ = std::fs::remove_dir_all(&dir);
+    let (lone, _) = counting_service("pyr", file);
+    assert_eq!(got, fetch_bytes(&lone, tile).await);
 }
 
 /// A pyramid fact damaged in the shared tier is not used: the instance reads the file, renders
@@ -1136,47 +1118,20 @@ async fn a_second_instance_reads_a_pyramid_from_the_shared_tier_not_the_file() {
 #[tokio::test]
 async fn a_damaged_pyramid_fact_is_read_again_from_the_file() {
     use crate::cache::{CacheBackend, CachedDerivative, FsCache};
-    let (file, _) = crate::tiff::tests::jpeg_rgb_pyramid(false);
-    let p = crate::tiff::read_pyramid(&crate::tiff::tests::Counting::new(file.clone()))
-        .await
-        .unwrap();
-    let tile_bytes = p.levels()[0].tile_byte_counts[2 * 5 + 1];
-    let files = Arc::new(
-        [("pyr".to_owned(), bytes::Bytes::from(file))]
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>(),
-    );
-    let counted = || {
-        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let source = CountingSource {
-            files: Arc::clone(&files),
-            read: Arc::clone(&read),
-        };
-        (source, read)
-    };
-    let fetch = |svc: IiifService<CountingSource>, path: &'static str| async move {
-        let res = svc
-            .oneshot(Request::get(path).body(()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "{path}");
-        res.into_body().collect().await.unwrap().to_bytes()
-    };
-    let dir = std::env::temp_dir().join(format!("tower-iiif-pyrbad-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (source, _) = counted();
-    let a = IiifService::new(source.clone()).derivative_cache(FsCache::new(&dir).unwrap());
-    fetch(a, "/pyr/full/150,/0/default.png").await;
+    let (file, tile_bytes) = pyramid_and_tile_bytes().await;
+    let dir = crate::cache::fs::tests::TempDir::new("pyramid-fact-damaged");
+    let (a, _) = counting_service("pyr", file.clone());
+    let a = a.derivative_cache(FsCache::new(&dir.0).unwrap());
+    fetch_bytes(&a, "/pyr/full/150,/0/default.png").await;
 
-    // One bit of the kept structure flipped, in the middle of its bytes.
-    let cache = FsCache::new(&dir).unwrap();
-    let object = source
-        .open(&Identifier::new("pyr").unwrap(), &SourceRequest::default())
-        .await
-        .unwrap();
+    // One bit of the kept structure flipped, in the middle of its bytes. (CountingSource's
+    // metadata: the length, and the epoch for a modification time.)
+    let cache = FsCache::new(&dir.0).unwrap();
+    let meta =
+        crate::source::SourceMetadata::new(file.len() as u64, Some(std::time::UNIX_EPOCH), None);
     let key = IiifService::<CountingSource>::facts_key(
         &Identifier::new("pyr").unwrap(),
-        object.metadata(),
+        &meta,
         "pyramid",
     );
     let kept = cache.get(&key).await.unwrap().body;
@@ -1190,22 +1145,21 @@ async fn a_damaged_pyramid_fact_is_read_again_from_the_file() {
         )
         .await;
 
-    let (source, read) = counted();
-    let b = IiifService::new(source).derivative_cache(cache.clone());
+    let (b, read) = counting_service("pyr", file.clone());
+    let b = b.derivative_cache(cache.clone());
     let tile = "/pyr/64,128,64,64/64,/0/default.jpg";
-    let got = fetch(b, tile).await;
+    let got = fetch_bytes(&b, tile).await;
     assert!(
         read.load(Ordering::Relaxed) > tile_bytes,
         "the file's structure was read"
     );
-    let (lone, _) = counted();
-    assert_eq!(got, fetch(IiifService::new(lone), tile).await);
+    let (lone, _) = counting_service("pyr", file);
+    assert_eq!(got, fetch_bytes(&lone, tile).await);
     assert_eq!(
         cache.get(&key).await.unwrap().body,
         kept,
         "a sound fact kept again"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -1539,14 +1493,18 @@ fn counting_service(
 }
 
 async fn fetch_png<S: Source>(svc: &IiifService<S>, path: &str) -> crate::pixels::Pixels {
+    decode(&fetch_bytes(svc, path).await, "image/png")
+}
+
+/// The body of a GET that must answer 200.
+async fn fetch_bytes<S: Source>(svc: &IiifService<S>, path: &str) -> bytes::Bytes {
     let res = svc
         .clone()
         .oneshot(Request::get(path).body(()).unwrap())
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "{path}");
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    decode(&body, "image/png")
+    res.into_body().collect().await.unwrap().to_bytes()
 }
 
 #[tokio::test]
@@ -1808,25 +1766,15 @@ async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_
             ..Opts::default()
         };
         let file = encode_fixture(w, h, 3, &pattern(w, h, 3), &opts);
-        let fetch = |svc: IiifService<RangesSource>, path: &'static str| async move {
-            let res = svc
-                .oneshot(Request::get(path).body(()).unwrap())
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK, "{path}");
-            res.into_body().collect().await.unwrap().to_bytes()
-        };
-        let dir =
-            std::env::temp_dir().join(format!("tower-iiif-jp2fact-{}-{tlm}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cache = || crate::cache::FsCache::new(&dir).unwrap();
+        let dir = crate::cache::fs::tests::TempDir::new(&format!("jp2-fact-{tlm}"));
+        let cache = || crate::cache::FsCache::new(&dir.0).unwrap();
         let a = IiifService::new(RangesSource::new(file.clone())).derivative_cache(cache());
-        fetch(a, "/j/0,0,512,512/256,/0/default.png").await;
+        fetch_bytes(&a, "/j/0,0,512,512/256,/0/default.png").await;
 
         let source = RangesSource::new(file.clone());
         let b = IiifService::new(source.clone()).derivative_cache(cache());
         let region = "/j/512,256,384,384/192,/0/default.png";
-        let got = fetch(b, region).await;
+        let got = fetch_bytes(&b, region).await;
         let reads = source.take();
         assert!(!reads.is_empty());
         // The boxes and the main header lie in the first bytes; the tiles well past them.
@@ -1835,7 +1783,7 @@ async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_
             "tlm {tlm}: {reads:?}"
         );
         let lone = IiifService::new(RangesSource::new(file.clone()));
-        let want = fetch(lone, region).await;
+        let want = fetch_bytes(&lone, region).await;
         assert_eq!(got, want, "tlm {tlm}");
 
         // A fact that passes its CRC but makes no index (here: bytes that are not a JPEG
@@ -1865,7 +1813,11 @@ async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_
         let c = IiifService::new(source.clone()).derivative_cache(shared.clone());
         let third = "/j/128,128,384,384/192,/0/default.png";
         let lone = IiifService::new(RangesSource::new(file.clone()));
-        assert_eq!(fetch(c, third).await, fetch(lone, third).await, "tlm {tlm}");
+        assert_eq!(
+            fetch_bytes(&c, third).await,
+            fetch_bytes(&lone, third).await,
+            "tlm {tlm}"
+        );
         assert!(
             source.take().iter().any(|r| r.start == 0),
             "tlm {tlm}: the file was read"
@@ -1877,7 +1829,6 @@ async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_
         let replay = crate::source::recording::Replay::decode(&kept, object.metadata()).unwrap();
         let replayed = crate::jp2::codestream::read_index(&replay).await.unwrap();
         assert!(replayed.is_some(), "tlm {tlm}: a sound fact kept again");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

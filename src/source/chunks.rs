@@ -336,34 +336,26 @@ impl Chunks {
         claimed: Vec<(u64, Claim<'_>)>,
         fetch: &impl FetchRange,
     ) -> Result<Vec<(u64, Bytes)>, Error> {
-        let mut runs: Vec<Vec<(u64, Claim<'_>)>> = Vec::new();
-        for (i, guard) in claimed {
-            match runs.last_mut() {
-                Some(run) if run.last().is_some_and(|(j, _)| j + 1 == i) => run.push((i, guard)),
-                _ => runs.push(vec![(i, guard)]),
+        // One span per run of consecutive chunks; the chunks come back in the claims' order.
+        let mut spans: Vec<Range<u64>> = Vec::new();
+        for &(i, _) in &claimed {
+            let (start, end) = (i * self.size, (i + 1).saturating_mul(self.size).min(len));
+            match spans.last_mut() {
+                Some(span) if span.end == start => span.end = end,
+                _ => spans.push(start..end),
             }
         }
-        let spans: Vec<Range<u64>> = runs
-            .iter()
-            .map(|run| {
-                let (a, b) = (run[0].0, run[run.len() - 1].0);
-                a * self.size..(b + 1).saturating_mul(self.size).min(len)
-            })
-            .collect();
         let fetched = self.fetch_together(version, spans, fetch).await?;
-        let mut filled = Vec::new();
-        for (run, chunks) in runs.into_iter().zip(fetched) {
-            for ((i, guard), chunk) in run.into_iter().zip(chunks) {
-                let _ = guard.insert(chunk.clone());
-                filled.push((i, chunk));
-            }
+        let mut filled = Vec::with_capacity(claimed.len());
+        for ((i, guard), chunk) in claimed.into_iter().zip(fetched.into_iter().flatten()) {
+            let _ = guard.insert(chunk.clone());
+            filled.push((i, chunk));
         }
         Ok(filled)
     }
 
     /// The byte ranges `spans` (each whole chunks) of the object `version`, cut into chunks,
-    /// fetched together with those of the
-    /// other reads of the object that are ready now. The first read to come leads: it yields
+    /// fetched together with those of the other reads of the object that are ready now. The first read to come leads: it yields
     /// [`GATHER_YIELDS`] times, so that the tasks ready with it (the other tile requests of a
     /// burst, woken by the same header or chunk) reach their reads and join, then fetches the
     /// ranges gathered, one request per group of adjacent ranges, and hands each read its
@@ -385,8 +377,9 @@ impl Chunks {
         let mut answers = Vec::with_capacity(spans.len());
         let lead = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            let lead = !waiting.contains_key(version);
+            // A list is never empty while it is in the map: the first read to come leads.
             let list = waiting.entry(Arc::clone(version)).or_default();
+            let lead = list.is_empty();
             for span in &spans {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 list.push((span.clone(), tx));
