@@ -411,13 +411,33 @@ mod tests {
         .unwrap()
     }
 
-    async fn width(svc: &IiifService<ObjectStoreSource>) -> u64 {
+    async fn width<S: Source>(svc: &IiifService<S>) -> u64 {
         let req = http::Request::get("/a.png/info.json").body(()).unwrap();
         let res = svc.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), 200);
         let body = res.into_body().collect().await.unwrap().to_bytes();
         let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
         doc["width"].as_u64().unwrap()
+    }
+
+    /// A purge of one identifier reaches the source through the wrappers the serve example
+    /// puts around it (a key prefix, routes): an object replaced in the store is read afresh
+    /// at once, not when its kept metadata expires.
+    #[tokio::test]
+    async fn a_purge_forgets_the_metadata_kept() {
+        use crate::source::{KeyTemplate, Keyed, Routes};
+        let store = Arc::new(InMemory::new());
+        let path = Path::from("bench/a.png");
+        store.put(&path, png(64, 32).into()).await.unwrap();
+        let s3 = ObjectStoreSource::new(store.clone()).metadata_ttl(Duration::from_secs(600));
+        let source = Routes::new().fallback(Keyed::new(s3, KeyTemplate::prefix("bench/")));
+        let svc = IiifService::new(source);
+        assert_eq!(width(&svc).await, 64);
+
+        store.put(&path, png(48, 40).into()).await.unwrap();
+        assert_eq!(width(&svc).await, 64, "what is kept answers until a purge");
+        svc.purge("a.png").await;
+        assert_eq!(width(&svc).await, 48);
     }
 
     /// A purge of everything reaches the source: an object replaced in the store is read
