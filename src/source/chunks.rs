@@ -10,11 +10,8 @@
 //! past it (a viewer's tiles of one pyramid level, stored one after the other and asked for at
 //! once, by concurrent requests that each take their own chunks) are read ahead, as an
 //! operating system's page cache does: from the third fetch of such a run, the chunks after the
-//! fetch, 512 KiB and then 1 MiB, when no one has them or is fetching them. And, as the page
-//! cache does, without a read waiting for it: a read that finds its chunks in the second half
-//! of what was read ahead starts reading the next 1 MiB in the background, so that the reads
-//! after it find theirs kept too. A run's reading ahead stops at most 1.5 MiB past its last
-//! read. Reads that continue nothing (a TIFF's IFDs, a
+//! fetch, 512 KiB and then 1 MiB, when no one has them or is fetching them. A run's reading
+//! ahead stops at most 1 MiB past its last read. Reads that continue nothing (a TIFF's IFDs, a
 //! JPEG 2000's tile-part headers far apart), and the first two of a run (one region's header
 //! and its data), fetch their own chunks only. Reads under 1 MiB go through the chunks (rounded
 //! out to them); longer ones (a flat file streamed in large pieces) are fetched as they are.
@@ -22,7 +19,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,19 +67,6 @@ pub(crate) trait FetchRange: Send + Sync {
     -> impl Future<Output = Result<Pieces, Error>> + Send;
 }
 
-impl<T: FetchRange> FetchRange for Arc<T> {
-    fn fetch(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send {
-        (**self).fetch(range)
-    }
-
-    fn fetch_pieces(
-        &self,
-        range: Range<u64>,
-    ) -> impl Future<Output = Result<Pieces, Error>> + Send {
-        (**self).fetch_pieces(range)
-    }
-}
-
 #[derive(Clone, Copy)]
 struct ChunkBytes;
 
@@ -110,8 +93,6 @@ pub(crate) struct Chunks {
     streams: Mutex<Streams>,
     /// Reads waiting to be fetched together, by object version.
     waiting: Mutex<HashMap<Arc<str>, Waiting>>,
-    /// How many purges there have been: a read ahead started before one does not start after.
-    purges: AtomicU64,
 }
 
 /// The latest runs of sequential fetches: where each would continue, and how long it is.
@@ -125,9 +106,6 @@ struct Stream {
     version: Arc<str>,
     /// The chunk after the last one fetched (or claimed) by this run.
     next: u64,
-    /// The chunk halfway through the run's last read ahead: a read that reaches it while its
-    /// chunks are kept reads further ahead in the background (`u64::MAX`: none).
-    mark: u64,
     /// How many fetches in a row continued it.
     streak: u32,
     used: u64,
@@ -147,14 +125,12 @@ impl Streams {
         }) {
             s.streak = s.streak.saturating_add(1);
             s.next = last + 1;
-            s.mark = u64::MAX;
             s.used = tick;
             return (s.streak, slot);
         }
         let new = Stream {
             version: Arc::clone(version),
             next: last + 1,
-            mark: u64::MAX,
             streak: 0,
             used: tick,
         };
@@ -177,25 +153,7 @@ impl Streams {
             && s.version == *version
         {
             s.next = to + 1;
-            s.mark = last + 1 + (to - last) / 2;
         }
-    }
-
-    /// A read of the kept chunks `first..=last` of `version`: when it reaches the mark of a
-    /// run's last read ahead, the chunks the run reads ahead next, `n` of them, which the run
-    /// now ends with.
-    fn reached(&mut self, version: &Arc<str>, first: u64, last: u64, n: u64) -> Option<u64> {
-        self.tick += 1;
-        let tick = self.tick;
-        let s = self
-            .runs
-            .iter_mut()
-            .find(|s| s.mark <= last && first < s.next && s.version == *version)?;
-        let from = s.next;
-        s.next = from + n;
-        s.mark = from + n / 2;
-        s.used = tick;
-        Some(from)
     }
 }
 
@@ -236,7 +194,6 @@ impl Chunks {
             cache,
             streams: Mutex::default(),
             waiting: Mutex::default(),
-            purges: AtomicU64::new(0),
         }
     }
 
@@ -255,12 +212,12 @@ impl Chunks {
     /// `range` of the object `version` (length `len`), from cached chunks or fetched by chunk.
     /// The future must be polled to its end or dropped: one left pending while it leads a
     /// gathering holds up the object's other reads.
-    pub(crate) async fn read<F: FetchRange + Clone + 'static>(
-        self: &Arc<Self>,
+    pub(crate) async fn read(
+        &self,
         version: &Arc<str>,
         len: u64,
         range: Range<u64>,
-        fetch: &F,
+        fetch: &impl FetchRange,
     ) -> Result<Bytes, Error> {
         let (start, end) = (range.start.min(len), range.end.min(len));
         if start >= end {
@@ -325,17 +282,6 @@ impl Chunks {
                     .unwrap_or_else(|e| e.into_inner())
                     .extend(slot, version, run_last, to);
             }
-        } else {
-            // Every chunk kept or being fetched: past the mark of a run's read ahead, read
-            // further ahead without waiting.
-            let reached = self
-                .streams
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .reached(version, first, last, self.ahead(u32::MAX));
-            if let Some(from) = reached {
-                self.read_ahead_in_background(version, len, from, fetch);
-            }
         }
         for (i, chunk) in self.fill(version, len, claimed, fetch).await? {
             if let Some(part) = parts.get_mut((i - first) as usize) {
@@ -377,43 +323,6 @@ impl Chunks {
             out.extend_from_slice(&bytes[from as usize..to as usize]);
         }
         Ok(out.freeze())
-    }
-
-    /// Reads [`MAX_READ_AHEAD`] from chunk `from` on (the chunks no one has or is fetching) in
-    /// a task of its own, which nothing waits for: a read that needs one of them waits for it
-    /// as for any chunk another read is fetching. Outside a Tokio runtime, nothing is read.
-    fn read_ahead_in_background<F: FetchRange + Clone + 'static>(
-        self: &Arc<Self>,
-        version: &Arc<str>,
-        len: u64,
-        from: u64,
-        fetch: &F,
-    ) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let to = from
-            .saturating_add(self.ahead(u32::MAX))
-            .min(len.div_ceil(self.size));
-        let (this, version, fetch) = (Arc::clone(self), Arc::clone(version), fetch.clone());
-        let purges = self.purges.load(Ordering::Acquire);
-        runtime.spawn(async move {
-            let Some(cache) = &this.cache else { return };
-            if this.purges.load(Ordering::Acquire) != purges {
-                return;
-            }
-            let claimed: Vec<_> = (from..to)
-                .filter_map(|i| {
-                    match cache.get_value_or_guard(&(Arc::clone(&version), i), Some(Duration::ZERO))
-                    {
-                        GuardResult::Guard(guard) => Some((i, guard)),
-                        GuardResult::Value(_) | GuardResult::Timeout => None,
-                    }
-                })
-                .collect();
-            // A failure only loses the head start: the reads fetch their chunks themselves.
-            let _ = this.fill(&version, len, claimed, &fetch).await;
-        });
     }
 
     /// Fetches the `claimed` chunks (ascending), one range per run of consecutive chunks, with
@@ -507,7 +416,6 @@ impl Chunks {
 
     /// Forget every chunk and every run read ahead along (a purge).
     pub(crate) fn clear(&self) {
-        self.purges.fetch_add(1, Ordering::AcqRel);
         if let Some(c) = &self.cache {
             c.clear();
         }
@@ -522,7 +430,6 @@ impl Chunks {
     /// with `object` and a NUL. (A run kept would make the next open's first reads, at the
     /// same places, look like its continuation, and read ahead of them.)
     pub(crate) fn forget(&self, object: &str) {
-        self.purges.fetch_add(1, Ordering::AcqRel);
         let of = |version: &str| {
             version.starts_with(object) && version.as_bytes().get(object.len()) == Some(&0)
         };
@@ -705,11 +612,7 @@ mod tests {
         }
     }
 
-    fn mem(len: usize) -> Arc<Mem> {
-        Arc::new(unshared_mem(len))
-    }
-
-    fn unshared_mem(len: usize) -> Mem {
+    fn mem(len: usize) -> Mem {
         Mem {
             data: (0..len).map(|i| (i * 7 % 251) as u8).collect(),
             calls: Mutex::default(),
@@ -721,7 +624,7 @@ mod tests {
     #[tokio::test]
     async fn reads_are_served_from_chunks_fetched_once() {
         let m = mem(1_000_000);
-        let chunks = Arc::new(Chunks::new(65_536, 4 << 20));
+        let chunks = Chunks::new(65_536, 4 << 20);
         let v: Arc<str> = "obj\0v1".into();
         for range in [
             10..20,
@@ -755,7 +658,7 @@ mod tests {
     async fn sequential_reads_are_read_ahead() {
         let len = 4 << 20;
         let m = mem(len);
-        let chunks = Arc::new(Chunks::new(65_536, 8 << 20));
+        let chunks = Chunks::new(65_536, 8 << 20);
         let v: Arc<str> = "obj".into();
         // 40 KB reads one after the other, as a level's tiles are.
         let mut at = 0u64;
@@ -768,79 +671,18 @@ mod tests {
             at += 40_000;
         }
         let calls = m.calls.lock().unwrap().clone();
-        // The first two fetches alone; the third with 512 KiB more (chunks 3 to 10). A read of
-        // chunk 7, halfway through, starts reading 1 MiB more in the background (chunks 11 to
-        // 26), which runs once the next fetch, of chunk 11, waits to gather reads: they go
-        // together. A read of chunk 19 starts the next 1 MiB, which this test never lets run.
+        // The first two fetches alone; the third with 512 KiB more; then 1 MiB more.
         assert_eq!(
             calls,
             vec![
                 0..65_536,
                 65_536..131_072,
                 131_072..720_896,
-                720_896..1_769_472
+                720_896..1_835_008
             ],
             "{calls:?}"
         );
-        assert!(calls.last().unwrap().end <= 1_600_000 + MAX_READ_AHEAD * 3 / 2 + 65_536);
-    }
-
-    /// A read that finds its chunks kept, past the middle of what was read ahead, reads the
-    /// next 1 MiB in the background: the reads after it find their chunks kept, and the
-    /// fetches stay ahead of the reads.
-    #[tokio::test]
-    async fn reads_past_the_middle_of_a_read_ahead_read_further_in_the_background() {
-        let len = 8 << 20;
-        let m = mem(len);
-        let chunks = Arc::new(Chunks::new(65_536, 16 << 20));
-        let v: Arc<str> = "obj".into();
-        let read = |chunk: u64| {
-            let (chunks, v, m) = (Arc::clone(&chunks), Arc::clone(&v), Arc::clone(&m));
-            async move {
-                let at = chunk * 65_536 + 100;
-                let got = chunks
-                    .read(&v, len as u64, at..at + 1000, &m)
-                    .await
-                    .unwrap();
-                assert_eq!(&got[..], &m.data[at as usize..at as usize + 1000]);
-            }
-        };
-        let calls = || m.calls.lock().unwrap().clone();
-        let settled = |n: usize| async move {
-            for _ in 0..1000 {
-                if calls().len() >= n {
-                    return;
-                }
-                tokio::task::yield_now().await;
-            }
-        };
-        // A run: chunk 0, chunk 1, then chunk 2 with 512 KiB read ahead (chunks 3 to 10).
-        for chunk in 0..3 {
-            read(chunk).await;
-        }
-        assert_eq!(calls(), vec![0..65_536, 65_536..131_072, 131_072..720_896]);
-        // Kept chunks before the middle of the read ahead: nothing more is fetched.
-        for chunk in 3..7 {
-            read(chunk).await;
-        }
-        settled(4).await;
-        assert_eq!(calls().len(), 3);
-        // Chunk 7, the middle: chunks 11 to 26 are fetched without the read waiting.
-        read(7).await;
-        assert_eq!(calls().len(), 3, "the read did not wait for the fetch");
-        settled(4).await;
-        assert_eq!(calls()[3], 720_896..1_769_472);
-        // The reads that follow find their chunks kept; the middle of that fetch (chunk 19)
-        // starts the next one (chunks 27 to 42), and the reads up to it fetch nothing.
-        for chunk in 8..27 {
-            read(chunk).await;
-        }
-        settled(5).await;
-        assert_eq!(calls()[4], 1_769_472..2_818_048);
-        for chunk in 27..35 {
-            read(chunk).await;
-        }
-        assert_eq!(calls().len(), 5, "{:?}", calls());
+        assert!(calls.last().unwrap().end <= 1_600_000 + MAX_READ_AHEAD + 65_536);
     }
 
     /// A purge forgets the runs read ahead along with the chunks: a new open's first read where
@@ -849,7 +691,7 @@ mod tests {
     async fn a_purge_forgets_the_runs_read_ahead() {
         let len = 4 << 20;
         let m = mem(len);
-        let chunks = Arc::new(Chunks::new(65_536, 8 << 20));
+        let chunks = Chunks::new(65_536, 8 << 20);
         let v: Arc<str> = "obj\0etag\0len".into();
         for at in (0..655_360).step_by(65_536) {
             chunks
@@ -875,7 +717,7 @@ mod tests {
     async fn reads_far_apart_fetch_their_own_chunks_only() {
         let len = 4 << 20;
         let m = mem(len);
-        let chunks = Arc::new(Chunks::new(65_536, 8 << 20));
+        let chunks = Chunks::new(65_536, 8 << 20);
         let v: Arc<str> = "obj".into();
         // A header every 400 KB (a JPEG 2000's tile-parts): never a continuation.
         for k in 0..10u64 {
@@ -894,7 +736,7 @@ mod tests {
     async fn a_read_a_little_past_a_run_continues_it() {
         let len = 4 << 20;
         let m = mem(len);
-        let chunks = Arc::new(Chunks::new(65_536, 8 << 20));
+        let chunks = Chunks::new(65_536, 8 << 20);
         let v: Arc<str> = "obj".into();
         // Chunks 0, 2 and 4 (other readers would have taken 1 and 3): one run, the third
         // fetch read ahead.
@@ -924,7 +766,7 @@ mod tests {
     #[tokio::test]
     async fn reading_ahead_stops_at_a_chunk_already_there_and_at_the_end() {
         let m = mem(400_000);
-        let chunks = Arc::new(Chunks::new(65_536, 8 << 20));
+        let chunks = Chunks::new(65_536, 8 << 20);
         let v: Arc<str> = "obj".into();
         for at in [270_000, 0, 70_000, 140_000, 330_000, 394_000] {
             let to = (at + 1000).min(400_000);
@@ -950,7 +792,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_reads_of_one_chunk_fetch_it_once() {
         let m = mem(300_000);
-        let chunks = Arc::new(Chunks::new(65_536, 1 << 20));
+        let chunks = Chunks::new(65_536, 1 << 20);
         let v: Arc<str> = "obj".into();
         let reads = (0..5).map(|k| {
             let start = 60_000 + k * 1000;
@@ -970,7 +812,7 @@ mod tests {
     #[tokio::test]
     async fn large_reads_bypass_the_cache_and_short_answers_are_upstream_faults() {
         let m = mem(2_000_000);
-        let chunks = Arc::new(Chunks::new(65_536, 1 << 20));
+        let chunks = Chunks::new(65_536, 1 << 20);
         let v: Arc<str> = "obj".into();
         let big = MAX_CACHED_READ;
         let m_big = mem(big as usize);
@@ -985,7 +827,7 @@ mod tests {
     #[tokio::test]
     async fn reads_ready_at_once_are_fetched_together() {
         let m = mem(1_000_000);
-        let chunks = Arc::new(Chunks::new(65_536, 4 << 20));
+        let chunks = Chunks::new(65_536, 4 << 20);
         let v: Arc<str> = "obj".into();
         // Chunks 0-1, chunks 2-3 (side by side), and chunk 10 (far off): asked for at once,
         // as a burst's tile requests are.
@@ -1007,7 +849,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_fetches_its_free_chunks_before_waiting_for_one_another_fetches() {
         let m = mem(1_000_000);
-        let chunks = Arc::new(Chunks::new(65_536, 4 << 20));
+        let chunks = Chunks::new(65_536, 4 << 20);
         let v: Arc<str> = "obj".into();
         // The first read claims chunks 1 and 2; the second needs chunk 0 and chunk 1: it claims
         // chunk 0 at once (not after chunk 1 is in), so both go in one request.
@@ -1024,7 +866,7 @@ mod tests {
     #[tokio::test]
     async fn reads_gathered_by_a_read_that_is_dropped_fetch_their_own() {
         let m = mem(1_000_000);
-        let chunks = Arc::new(Chunks::new(65_536, 4 << 20));
+        let chunks = Chunks::new(65_536, 4 << 20);
         let v: Arc<str> = "obj".into();
         let mut leader = Box::pin(chunks.read(&v, 1_000_000, 0..1000, &m));
         assert!(
@@ -1049,11 +891,11 @@ mod tests {
     #[tokio::test]
     async fn a_gathered_read_goes_on_as_soon_as_its_part_of_the_fetch_is_in() {
         // Every piece from chunk 2 on is held back.
-        let m = Arc::new(Mem {
+        let m = Mem {
             hold_from: 131_072,
-            ..unshared_mem(1_000_000)
-        });
-        let chunks = Arc::new(Chunks::new(65_536, 4 << 20));
+            ..mem(1_000_000)
+        };
+        let chunks = Chunks::new(65_536, 4 << 20);
         let v: Arc<str> = "obj".into();
         // The leader wants chunks 2-3, the read gathered with it chunks 0-1: one request.
         let mut leader = Box::pin(chunks.read(&v, 1_000_000, 140_000..240_000, &m));
@@ -1073,7 +915,6 @@ mod tests {
     }
 
     /// Refuses every fetch, as an upstream refuses a caller whose credentials it rejects.
-    #[derive(Clone)]
     struct Refused;
 
     impl FetchRange for Refused {
@@ -1089,7 +930,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_gathered_by_a_read_whose_fetch_fails_fetches_its_own() {
         let m = mem(1_000_000);
-        let chunks = Arc::new(Chunks::new(65_536, 4 << 20));
+        let chunks = Chunks::new(65_536, 4 << 20);
         let v: Arc<str> = "obj".into();
         let (led, gathered) = futures_util::future::join(
             chunks.read(&v, 1_000_000, 0..1000, &Refused),

@@ -294,7 +294,7 @@ pub struct ObjectStoreObject {
     source_cache: Option<SourceCache>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Fetch {
     store: Arc<dyn ObjectStore>,
     path: Path,

@@ -80,7 +80,7 @@ struct Inner {
     /// Probes (HEAD) by credential digest and URL: the metadata, or the refusal.
     probes: Cache<(u64, String), (Result<Probe, Error>, Instant)>,
     probe_ttl: Duration,
-    chunks: Arc<Chunks>,
+    chunks: Chunks,
     max_bytes: u64,
     max_redirects: usize,
     source_cache: Option<SourceCache>,
@@ -400,7 +400,7 @@ impl HttpSourceBuilder {
                 fixed: self.fixed,
                 probes: Cache::new(10_000),
                 probe_ttl: self.probe_ttl,
-                chunks: Arc::new(Chunks::new(self.chunk_size, self.chunk_cache_bytes)),
+                chunks: Chunks::new(self.chunk_size, self.chunk_cache_bytes),
                 max_bytes: self.max_bytes,
                 max_redirects: self.max_redirects,
                 source_cache: self.source_cache,
@@ -624,7 +624,7 @@ pub struct HttpObject {
     metadata: SourceMetadata,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Fetch {
     inner: Arc<Inner>,
     url: Url,
