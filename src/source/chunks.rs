@@ -10,8 +10,9 @@
 //! past it (a viewer's tiles of one pyramid level, stored one after the other and asked for at
 //! once, by concurrent requests that each take their own chunks) are read ahead, as an
 //! operating system's page cache does: from the third fetch of such a run, the chunks after the
-//! fetch, 512 KiB and then 1 MiB, when no one has them or is fetching them. A run's reading
-//! ahead stops at most 1 MiB past its last read. Reads that continue nothing (a TIFF's IFDs, a
+//! fetch, 512 KiB and then 1 MiB, when no one has them or is fetching them; a read ahead that
+//! would stop at most 128 KiB short of a chunk kept or being fetched reads up to it. A run's
+//! reading ahead stops at most 1.125 MiB past its last read. Reads that continue nothing (a TIFF's IFDs, a
 //! JPEG 2000's tile-part headers far apart), and the first two of a run (one region's header
 //! and its data), fetch their own chunks only. Reads under 1 MiB go through the chunks (rounded
 //! out to them); longer ones (a flat file streamed in large pieces) are fetched as they are.
@@ -48,6 +49,10 @@ const MAX_TOGETHER: u64 = 4 << 20;
 /// How many times a leading read lets the ready tasks run before it fetches for the reads
 /// gathered (each turn, the tasks woken with it reach their own reads).
 const GATHER_YIELDS: usize = 2;
+/// The widest hole a read ahead leaves before a chunk kept or being fetched, in bytes: a read
+/// ahead that would stop this close to one reads up to it (a level's last tiles before its IFD,
+/// read when the file was opened), since a read would later fetch the hole alone.
+const HOLE: u64 = 128 << 10;
 /// The runs of sequential reads followed at once (the oldest is forgotten).
 const STREAMS: usize = 16;
 /// How far past a run's end a fetch may start and still continue it, in bytes: concurrent
@@ -266,16 +271,27 @@ impl Chunks {
                 .unwrap_or_else(|e| e.into_inner())
                 .fetch(version, run_first, run_last, SLACK / self.size);
             let chunks = len.div_ceil(self.size);
+            let ahead = self.ahead(streak);
             let mut to = run_last;
-            for i in (run_last + 1..chunks).take(self.ahead(streak) as usize) {
+            let mut hole = Vec::new();
+            for i in (run_last + 1..chunks).take((ahead + (HOLE / self.size).max(1)) as usize) {
                 match cache.get_value_or_guard(&(Arc::clone(version), i), Some(Duration::ZERO)) {
+                    // Past the read ahead, free chunks are taken only if a kept one follows.
+                    GuardResult::Guard(guard) if i > run_last + ahead => hole.push((i, guard)),
                     GuardResult::Guard(guard) => {
                         claimed.push((i, guard));
                         to = i;
                     }
-                    GuardResult::Value(_) | GuardResult::Timeout => break,
+                    GuardResult::Value(_) | GuardResult::Timeout => {
+                        if let Some(&(last, _)) = hole.last() {
+                            to = last;
+                            claimed.append(&mut hole);
+                        }
+                        break;
+                    }
                 }
             }
+            drop(hole);
             if to > run_last {
                 self.streams
                     .lock()
@@ -787,6 +803,38 @@ mod tests {
                 393_216..400_000
             ]
         );
+    }
+
+    /// A read ahead that would stop one chunk short of a chunk already there (a level's last
+    /// tiles before its IFD, read at the open) reads that chunk too, so that no read fetches it
+    /// alone later; one that would stop further from it does not.
+    #[tokio::test]
+    async fn reading_ahead_leaves_no_small_hole_before_a_chunk_already_there() {
+        for (kept, want_end) in [(12u64, 786_432u64), (14, 720_896)] {
+            let m = mem(4 << 20);
+            let chunks = Chunks::new(65_536, 8 << 20);
+            let v: Arc<str> = "obj".into();
+            // A chunk far on (an IFD), then a run: chunk 0, 1, then 2 with 8 more read ahead.
+            for chunk in [kept, 0, 1, 2] {
+                let at = chunk * 65_536 + 10;
+                chunks.read(&v, 4 << 20, at..at + 100, &m).await.unwrap();
+            }
+            let calls = m.calls.lock().unwrap().clone();
+            assert_eq!(calls[3], 131_072..want_end, "kept chunk {kept}: {calls:?}");
+            // The chunks up to the kept one: read, or the next fetch of the run.
+            for chunk in 3..kept {
+                let at = chunk * 65_536 + 10;
+                let got = chunks.read(&v, 4 << 20, at..at + 100, &m).await.unwrap();
+                assert_eq!(&got[..], &m.data[at as usize..at as usize + 100]);
+            }
+            let after = m.calls.lock().unwrap().len();
+            assert_eq!(
+                after,
+                if kept == 12 { 4 } else { 5 },
+                "{:?}",
+                m.calls.lock().unwrap()
+            );
+        }
     }
 
     #[tokio::test]
