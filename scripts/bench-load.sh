@@ -78,6 +78,8 @@ IIP_BASE="http://127.0.0.1:${IIP_PORT:-8081}/iiif"
 IIIFP_BASE="http://127.0.0.1:${IIIFP_PORT:-8082}/iiif/3"
 SERVE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/serve"
 GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/gateway"
+# shellcheck source=scripts/bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
 TILES="$BENCH_KIT/tiles.py"
 # IMAGES is also the peers' image-directory knob: keep our list apart and do not pass it on.
 IDS=${IMAGES:-"big-pyr-jpeg.tif big.jp2 big.jpg big-pyr-deflate.tif"}
@@ -494,21 +496,8 @@ port_busy "$OUR_PORT" && [[ " $PEERS " == *" ours "* ]] && die "127.0.0.1:$OUR_P
 mkdir -p "$RUNDIR"
 
 # ours-s3: the local S3 server (started if needed) with the images under bench/.
-if [[ " $PEERS " == *" ours-s3 "* ]]; then
-  [ -f "$ROOT/target/servers/env" ] || "$ROOT/scripts/servers.sh" start
-  set -a; . "$ROOT/target/servers/env"; set +a
-  for id in $IDS; do
-    key="$TOWER_IIIF_S3_BUCKET/bench/$id"
-    size=$(curl -s -I --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$TOWER_IIIF_S3_DIRECT/$key" \
-      | awk 'tolower($1) == "content-length:" {print $2 + 0}')
-    if [ "${size:-0}" != "$(stat -c %s "$BENCH_KIT/images/$id")" ]; then
-      log "upload $id to s3://$key"
-      curl -sf -o /dev/null --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$BENCH_KIT/images/$id" "$TOWER_IIIF_S3_DIRECT/$key"
-    fi
-  done
-fi
+# shellcheck disable=SC2086 # IDS is a list
+[[ " $PEERS " == *" ours-s3 "* ]] && s3_with_images $IDS
 
 # ours-gateway: the stand-in Drupal (started if needed) with the images linked under
 # /sites/default/files/bench/.
@@ -532,16 +521,7 @@ if [[ " $PEERS " == *" ours"* ]] && [ "${BUILD:-1}" = 1 ]; then
   fi
 fi
 
-# PIN=1: the servers of scripts/servers.sh (every thread of each process and of its children,
-# e.g. nginx's workers) on the CPUs given.
-pin_servers() { # cpu-list
-  local f pid p
-  for f in "$ROOT"/target/servers/{garage,nginx,redis}.pid; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    for p in "$pid" $(pgrep -P "$pid" || true); do taskset -a -p -c "$1" "$p" > /dev/null 2>&1 || true; done
-  done
-}
+# PIN=1: the servers of scripts/servers.sh on CPU 1 (pin_servers, scripts/bench-common.sh).
 if [ "$PIN" = 1 ]; then
   [ "$(nproc)" -ge 2 ] || die "PIN=1 needs two CPUs"
   command -v taskset > /dev/null || die "PIN=1 needs taskset (util-linux)"

@@ -30,25 +30,10 @@ die() { echo "bench-trace: $*" >&2; exit 1; }
 [ -f "$BENCH_KIT/images/$IMAGE" ] || die "$BENCH_KIT/images/$IMAGE missing (the kit's make-images.sh)"
 [ "$(nproc)" -ge 2 ] || die "needs two CPUs"
 mkdir -p "$OUT"
-[ -f "$ROOT/target/servers/env" ] || "$ROOT/scripts/servers.sh" start
-set -a; . "$ROOT/target/servers/env"; set +a
-key="$TOWER_IIIF_S3_BUCKET/bench/$IMAGE"
-sigv4=(--aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
-size=$(curl -s -I "${sigv4[@]}" "$TOWER_IIIF_S3_DIRECT/$key" | awk 'tolower($1) == "content-length:" {print $2 + 0}')
-if [ "${size:-0}" != "$(stat -c %s "$BENCH_KIT/images/$IMAGE")" ]; then
-  echo "upload $IMAGE to s3://$key"
-  curl -sf -o /dev/null "${sigv4[@]}" -T "$BENCH_KIT/images/$IMAGE" "$TOWER_IIIF_S3_DIRECT/$key"
-fi
-# The servers on CPU 1 (every thread of each process and of its children).
-pin_servers() {
-  local f pid p
-  for f in "$ROOT"/target/servers/{garage,nginx,redis}.pid; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    for p in "$pid" $(pgrep -P "$pid" || true); do taskset -a -p -c "$1" "$p" > /dev/null 2>&1 || true; done
-  done
-}
-pin_servers 1
+# shellcheck source=scripts/bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
+s3_with_images "$IMAGE"
+pin_servers 1 # the servers on CPU 1
 PID=
 stop() {
   if [ -n "$PID" ]; then

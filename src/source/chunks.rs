@@ -12,10 +12,11 @@
 //! operating system's page cache does: from the third fetch of such a run, the chunks after the
 //! fetch, 512 KiB and then 1 MiB, when no one has them or is fetching them; a read ahead that
 //! would stop at most 128 KiB short of a chunk kept or being fetched reads up to it. A run's
-//! reading ahead stops at most 1.125 MiB past its last read. Reads that continue nothing (a TIFF's IFDs, a
-//! JPEG 2000's tile-part headers far apart), and the first two of a run (one region's header
-//! and its data), fetch their own chunks only. Reads under 1 MiB go through the chunks (rounded
-//! out to them); longer ones (a flat file streamed in large pieces) are fetched as they are.
+//! reading ahead stops at most 1.125 MiB past its last read. Reads that continue nothing (a
+//! TIFF's IFDs, a JPEG 2000's tile-part headers far apart), and the first two of a run (one
+//! region's header and its data), fetch their own chunks only. Reads under 1 MiB go through
+//! the chunks (rounded out to them); longer ones (a flat file streamed in large pieces) are
+//! fetched as they are.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -272,11 +273,17 @@ impl Chunks {
                 .fetch(version, run_first, run_last, SLACK / self.size);
             let chunks = len.div_ceil(self.size);
             let ahead = self.ahead(streak);
+            // Past the read ahead, free chunks are claimed only if a kept one follows (the
+            // claims of a hole that none follows are let go at the end of this block).
+            let past = if ahead > 0 {
+                (HOLE / self.size).max(1)
+            } else {
+                0
+            };
             let mut to = run_last;
             let mut hole = Vec::new();
-            for i in (run_last + 1..chunks).take((ahead + (HOLE / self.size).max(1)) as usize) {
+            for i in (run_last + 1..chunks).take((ahead + past) as usize) {
                 match cache.get_value_or_guard(&(Arc::clone(version), i), Some(Duration::ZERO)) {
-                    // Past the read ahead, free chunks are taken only if a kept one follows.
                     GuardResult::Guard(guard) if i > run_last + ahead => hole.push((i, guard)),
                     GuardResult::Guard(guard) => {
                         claimed.push((i, guard));
@@ -291,7 +298,6 @@ impl Chunks {
                     }
                 }
             }
-            drop(hole);
             if to > run_last {
                 self.streams
                     .lock()
@@ -371,16 +377,16 @@ impl Chunks {
     }
 
     /// The byte ranges `spans` (each whole chunks) of the object `version`, cut into chunks,
-    /// fetched together with those of the other reads of the object that are ready now. The first read to come leads: it yields
-    /// [`GATHER_YIELDS`] times, so that the tasks ready with it (the other tile requests of a
-    /// burst, woken by the same header or chunk) reach their reads and join, then fetches the
-    /// ranges gathered, one request per group of adjacent ranges, and hands each read its
-    /// chunks as they come; it returns once every group is done. A store pays for each request
-    /// (a round trip; Garage verifies each stored block a request touches), so a viewer's
-    /// burst of tiles stored side by side costs a few long requests, not one each. A gathered
-    /// read fetches its own ranges when the leader is gone (its client left) or its fetch
-    /// failed (the fault may be the leader's alone: an HTTP source fetches with the leader's
-    /// credentials).
+    /// fetched together with those of the other reads of the object that are ready now. The
+    /// first read to come leads: it yields [`GATHER_YIELDS`] times, so that the tasks ready with
+    /// it (the other tile requests of a burst, woken by the same header or chunk) reach their
+    /// reads and join, then fetches the ranges gathered, one request per group of adjacent
+    /// ranges, and hands each read its chunks as they come; it returns once every group is
+    /// done. A store pays for each request (a round trip; Garage verifies each stored block a
+    /// request touches), so a viewer's burst of tiles stored side by side costs a few long
+    /// requests, not one each. A gathered read fetches its own ranges when the leader is gone
+    /// (its client left) or its fetch failed (the fault may be the leader's alone: an HTTP
+    /// source fetches with the leader's credentials).
     async fn fetch_together(
         &self,
         version: &Arc<str>,
