@@ -230,7 +230,7 @@ impl Chunks {
     /// block; `last + ahead` when chunks do not divide a block.
     fn read_ahead_end(&self, last: u64, ahead: u64) -> u64 {
         let per_block = BLOCK / self.size;
-        if ahead == 0 || per_block < 2 || BLOCK % self.size != 0 {
+        if ahead == 0 || per_block < 2 || !BLOCK.is_multiple_of(self.size) {
             return last + ahead;
         }
         ((last + ahead) / per_block + 1) * per_block - 1
@@ -698,22 +698,27 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn sequential_reads_are_read_ahead() {
-        let len = 4 << 20;
-        let m = mem(len);
-        let chunks = Chunks::new(65_536, 8 << 20);
+    /// 40 KB reads of `m` one after the other, as a level's tiles are, up to `upto`; each
+    /// checked.
+    async fn read_one_after_another(chunks: &Chunks, m: &Mem, upto: u64) {
         let v: Arc<str> = "obj".into();
-        // 40 KB reads one after the other, as a level's tiles are.
         let mut at = 0u64;
-        while at < 1_600_000 {
+        while at < upto {
             let got = chunks
-                .read(&v, len as u64, at..at + 40_000, &m)
+                .read(&v, m.data.len() as u64, at..at + 40_000, m)
                 .await
                 .unwrap();
             assert_eq!(&got[..], &m.data[at as usize..at as usize + 40_000]);
             at += 40_000;
         }
+    }
+
+    #[tokio::test]
+    async fn sequential_reads_are_read_ahead() {
+        let len = 4 << 20;
+        let m = mem(len);
+        let chunks = Chunks::new(65_536, 8 << 20);
+        read_one_after_another(&chunks, &m, 1_600_000).await;
         let calls = m.calls.lock().unwrap().clone();
         // The first two fetches alone; the third with 512 KiB more, on to the end of the
         // first block; then 1 MiB more, on to the end of the block that ends in.
@@ -731,20 +736,17 @@ mod tests {
         let len = 8 << 20;
         let m = mem(len);
         let chunks = Chunks::new(65_536, 16 << 20);
-        let v: Arc<str> = "obj".into();
-        let mut at = 0u64;
-        while at < 6_000_000 {
-            let got = chunks
-                .read(&v, len as u64, at..at + 40_000, &m)
-                .await
-                .unwrap();
-            assert_eq!(&got[..], &m.data[at as usize..at as usize + 40_000]);
-            at += 40_000;
-        }
+        read_one_after_another(&chunks, &m, 6_000_000).await;
         let calls = m.calls.lock().unwrap().clone();
         assert_eq!(calls.len(), 6, "{calls:?}");
-        assert!(calls[2..].iter().all(|c| c.end % BLOCK == 0), "{calls:?}");
-        assert!(calls[3..].iter().all(|c| c.start % BLOCK == 0), "{calls:?}");
+        assert!(
+            calls[2..].iter().all(|c| c.end.is_multiple_of(BLOCK)),
+            "{calls:?}"
+        );
+        assert!(
+            calls[3..].iter().all(|c| c.start.is_multiple_of(BLOCK)),
+            "{calls:?}"
+        );
         // Never more than a block past the 1 MiB read ahead.
         assert!(calls.last().unwrap().end <= 6_000_000 + MAX_READ_AHEAD + BLOCK);
     }
