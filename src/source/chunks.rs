@@ -15,11 +15,10 @@
 //! fetches then start on a block, and each block of the run is read once), when no one has
 //! them or is fetching them; a read ahead that would stop at most 128 KiB short of a chunk kept
 //! or being fetched reads up to it. A run's reading ahead stops at most 2.1 MiB past its last
-//! read. Reads that continue nothing (a
-//! TIFF's IFDs, a JPEG 2000's tile-part headers far apart), and the first two of a run (one
-//! region's header and its data), fetch their own chunks only. Reads under 1 MiB go through
-//! the chunks (rounded out to them); longer ones (a flat file streamed in large pieces) are
-//! fetched as they are.
+//! read. Reads that continue nothing (a TIFF's IFDs, a JPEG 2000's tile-part headers far
+//! apart), and the first two of a run (one region's header and its data), fetch their own
+//! chunks only. Reads under 1 MiB go through the chunks (rounded out to them); longer ones (a
+//! flat file streamed in large pieces) are fetched as they are.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,8 +44,9 @@ pub(crate) const DEFAULT_CHUNK_CACHE_BYTES: u64 = 64 << 20;
 /// Reads this long or longer are fetched as they are, not through the cache (a flat file
 /// streamed in large pieces should not evict every tile's chunks).
 const MAX_CACHED_READ: u64 = 1 << 20;
-/// The most read ahead of a sequential run of reads, in bytes (at least one chunk): half of it
-/// for the third fetch of a run, all of it for the next ones.
+/// How far a sequential run of reads reads ahead, in bytes (at least one chunk), before it goes
+/// on to the end of a [`BLOCK`]: half of it for the third fetch of a run, all of it for the
+/// next ones.
 const MAX_READ_AHEAD: u64 = 1 << 20;
 /// The most bytes fetched in one request for reads gathered together.
 const MAX_TOGETHER: u64 = 4 << 20;
@@ -296,7 +296,7 @@ impl Chunks {
             let ahead = self.ahead(streak);
             let end = self.read_ahead_end(run_last, ahead);
             // Past the read ahead, free chunks are claimed only if a kept one follows (the
-            // claims of a hole that none follows are let go at the end of this block).
+            // claims of a hole that none follows are let go when `hole` goes out of scope).
             let past = if ahead > 0 {
                 (HOLE / self.size).max(1)
             } else {
