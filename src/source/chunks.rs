@@ -75,12 +75,33 @@ pub(crate) type Pieces = BoxStream<'static, Result<Bytes, Error>>;
 
 /// Fetches one byte range of one object version.
 pub(crate) trait FetchRange: Send + Sync {
-    /// The whole range at once.
-    fn fetch(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send;
     /// The range as it arrives, so that the reads gathered into one long fetch each go on as
     /// soon as their own part is in.
     fn fetch_pieces(&self, range: Range<u64>)
     -> impl Future<Output = Result<Pieces, Error>> + Send;
+
+    /// The whole range at once: its pieces [`gather`]ed, exactly as long as the range.
+    fn fetch(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, Error>> + Send {
+        async move {
+            let want = range.end - range.start;
+            checked(gather(self.fetch_pieces(range).await?, want).await?, want)
+        }
+    }
+}
+
+/// The pieces of a fetch in one buffer, at most `want` bytes: more are an upstream fault,
+/// refused as they come so that a lying server cannot make us hold them.
+pub(crate) async fn gather(mut pieces: Pieces, want: u64) -> Result<Bytes, Error> {
+    let mut out = BytesMut::with_capacity(want.min(64 << 20) as usize);
+    while let Some(piece) = pieces.next().await {
+        let piece = piece?;
+        let got = out.len() as u64 + piece.len() as u64;
+        if got > want {
+            return Err(wrong_length(got, want));
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out.freeze())
 }
 
 #[derive(Clone, Copy)]
@@ -449,10 +470,12 @@ impl Chunks {
             out.push(match answer.await {
                 Ok(Ok(chunks)) => chunks,
                 Ok(Err(e)) if lead => return Err(e),
-                Ok(Err(_)) | Err(_) => checked(fetch.fetch(span).await?, want)?
-                    .chunks(self.size as usize)
-                    .map(Bytes::copy_from_slice)
-                    .collect(),
+                // The lead's fetch failed or was dropped: this read's own, chunk by chunk.
+                Ok(Err(_)) | Err(_) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    serve_group(span.clone(), vec![(span, tx)], self.size, fetch).await;
+                    rx.await.unwrap_or_else(|_| Err(wrong_length(0, want)))?
+                }
             });
         }
         Ok(out)
@@ -1034,10 +1057,6 @@ mod tests {
     struct Refused;
 
     impl FetchRange for Refused {
-        async fn fetch(&self, _: Range<u64>) -> Result<Bytes, Error> {
-            Err(Error::new(crate::ErrorKind::Forbidden, "refused"))
-        }
-
         async fn fetch_pieces(&self, _: Range<u64>) -> Result<Pieces, Error> {
             Err(Error::new(crate::ErrorKind::Forbidden, "refused"))
         }
@@ -1056,5 +1075,66 @@ mod tests {
         assert_eq!(led.unwrap_err().status(), 403);
         assert_eq!(&gathered.unwrap()[..], &m.data[70_000..71_000]);
         assert_eq!(m.calls.lock().unwrap().clone(), vec![65_536..131_072]);
+    }
+
+    /// Answers every range with `len` bytes in pieces of 3 bytes, whatever was asked.
+    struct Sends {
+        len: usize,
+        calls: Mutex<Vec<Range<u64>>>,
+    }
+
+    impl FetchRange for Sends {
+        async fn fetch_pieces(&self, range: Range<u64>) -> Result<Pieces, Error> {
+            self.calls.lock().unwrap().push(range);
+            let pieces: Vec<Result<Bytes, Error>> = (0..self.len)
+                .step_by(3)
+                .map(|at| {
+                    Ok(Bytes::from(
+                        (at..(at + 3).min(self.len))
+                            .map(|b| b as u8)
+                            .collect::<Vec<_>>(),
+                    ))
+                })
+                .collect();
+            Ok(futures_util::stream::iter(pieces).boxed())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetch_is_exactly_as_long_as_its_range() {
+        let sends = |len| Sends {
+            len,
+            calls: Mutex::new(Vec::new()),
+        };
+        let exact = sends(10).fetch(5..15).await.unwrap();
+        assert_eq!(&exact[..], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        for (len, message) in [
+            (7, "upstream sent 7 bytes for a range of 10"),
+            // Refused at the piece that goes past the range, not after the whole body.
+            (30, "upstream sent 12 bytes for a range of 10"),
+        ] {
+            let e = sends(len).fetch(5..15).await.unwrap_err();
+            assert_eq!(e.status(), 502);
+            assert_eq!(e.to_string(), message);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gathered_read_of_several_chunks_whose_lead_fails_fetches_and_keeps_its_own() {
+        // After the lead's fetch failed, the gathered read fetches its three chunks in one
+        // request, and they are kept: reading them again fetches nothing.
+        let m = mem(1_000_000);
+        let chunks = Chunks::new(65_536, 4 << 20);
+        let v: Arc<str> = "obj".into();
+        let (led, gathered) = futures_util::future::join(
+            chunks.read(&v, 1_000_000, 0..1000, &Refused),
+            chunks.read(&v, 1_000_000, 70_000..200_000, &m),
+        )
+        .await;
+        assert_eq!(led.unwrap_err().status(), 403);
+        assert_eq!(&gathered.unwrap()[..], &m.data[70_000..200_000]);
+        let again = chunks.read(&v, 1_000_000, 65_536..262_144, &m).await;
+        assert_eq!(&again.unwrap()[..], &m.data[65_536..262_144]);
+        assert_eq!(m.calls.lock().unwrap().clone(), vec![65_536..262_144]);
     }
 }

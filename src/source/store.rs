@@ -301,12 +301,6 @@ struct Fetch {
 }
 
 impl FetchRange for Fetch {
-    /// The pieces gathered, as `get_range` does (`collect_bytes`, sized to the range).
-    async fn fetch(&self, range: Range<u64>) -> Result<Bytes, Error> {
-        let want = range.end - range.start;
-        object_store::collect_bytes(self.fetch_pieces(range).await?, Some(want)).await
-    }
-
     async fn fetch_pieces(&self, range: Range<u64>) -> Result<chunks::Pieces, Error> {
         let span =
             tracing::debug_span!("store", key = %self.path, start = range.start, end = range.end);

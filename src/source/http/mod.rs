@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -676,7 +676,7 @@ async fn download(
         Some(res) => res,
         None => upstream_status(inner.send(Method::GET, url, creds, None).await?.0)?,
     };
-    let body = read_body(res, len).await?;
+    let body = chunks::gather(pieces(res), len).await?;
     match body.len() as u64 == len {
         true => Ok(body),
         false => Err(Error::bad_gateway(
@@ -728,28 +728,9 @@ enum Ranged {
 }
 
 impl FetchRange for Fetch {
-    async fn fetch(&self, range: Range<u64>) -> Result<Bytes, Error> {
-        match self.get(&range).await? {
-            Ranged::Partial(res) => read_body(res, range.end - range.start).await,
-            Ranged::Whole(whole) => Ok(whole.slice(range.start as usize..range.end as usize)),
-        }
-    }
-
     async fn fetch_pieces(&self, range: Range<u64>) -> Result<chunks::Pieces, Error> {
         match self.get(&range).await? {
-            Ranged::Partial(res) => Ok(futures_util::stream::unfold(Some(res), |res| async move {
-                let mut res = res?;
-                match res.chunk().await {
-                    Ok(Some(piece)) => {
-                        metrics::counter!("iiif_source_bytes_total", "source" => "http")
-                            .increment(piece.len() as u64);
-                        Some((Ok(piece), Some(res)))
-                    }
-                    Ok(None) => None,
-                    Err(e) => Some((Err(request_error(e)), None)),
-                }
-            })
-            .boxed()),
+            Ranged::Partial(res) => Ok(pieces(res)),
             Ranged::Whole(whole) => Ok(futures_util::stream::once(std::future::ready(Ok(
                 whole.slice(range.start as usize..range.end as usize)
             )))
@@ -775,20 +756,21 @@ impl SourceObject for HttpObject {
     }
 }
 
-/// A body of exactly `want` bytes at most (more is an upstream fault), read chunk by chunk so
-/// that a lying server cannot make us hold more.
-async fn read_body(mut res: reqwest::Response, want: u64) -> Result<Bytes, Error> {
-    let mut out = BytesMut::with_capacity(want.min(64 << 20) as usize);
-    while let Some(chunk) = res.chunk().await.map_err(request_error)? {
-        if out.len() as u64 + chunk.len() as u64 > want {
-            return Err(Error::bad_gateway(
-                "upstream sent more bytes than it announced",
-            ));
+/// A response's body as it arrives, its bytes counted.
+fn pieces(res: reqwest::Response) -> chunks::Pieces {
+    futures_util::stream::unfold(Some(res), |res| async move {
+        let mut res = res?;
+        match res.chunk().await {
+            Ok(Some(piece)) => {
+                metrics::counter!("iiif_source_bytes_total", "source" => "http")
+                    .increment(piece.len() as u64);
+                Some((Ok(piece), Some(res)))
+            }
+            Ok(None) => None,
+            Err(e) => Some((Err(request_error(e)), None)),
         }
-        out.extend_from_slice(&chunk);
-    }
-    metrics::counter!("iiif_source_bytes_total", "source" => "http").increment(out.len() as u64);
-    Ok(out.freeze())
+    })
+    .boxed()
 }
 
 /// The upstream's status as ours: 2xx passes; 404 and 410 are 404; 401 (with its challenge)
