@@ -12,12 +12,24 @@ pin_servers() { # cpu-list
   done
 }
 
+# The servers of scripts/servers.sh, started unless their env file is there and the S3 server
+# it names answers (a stale file, left by servers that died, would make every request fail);
+# their variables exported.
+servers_env() {
+  local env="$ROOT/target/servers/env"
+  # shellcheck disable=SC1090
+  if ! { [ -f "$env" ] && (set -a; . "$env"; curl -s -o /dev/null --max-time 5 "$TOWER_IIIF_S3_DIRECT"); }; then
+    "$ROOT/scripts/servers.sh" start
+  fi
+  # shellcheck disable=SC1090
+  set -a; . "$env"; set +a
+}
+
 # The local S3 server of scripts/servers.sh (started if needed), its variables exported, with
 # the kit's images given under bench/ (uploaded unless there at their size).
 s3_with_images() { # id...
   local id key size
-  [ -f "$ROOT/target/servers/env" ] || "$ROOT/scripts/servers.sh" start
-  set -a; . "$ROOT/target/servers/env"; set +a
+  servers_env
   local sigv4=(--aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
   for id in "$@"; do

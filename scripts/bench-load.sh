@@ -502,8 +502,7 @@ mkdir -p "$RUNDIR"
 # ours-gateway: the stand-in Drupal (started if needed) with the images linked under
 # /sites/default/files/bench/.
 if [[ " $PEERS " == *" ours-gateway "* ]]; then
-  [ -f "$ROOT/target/servers/env" ] || "$ROOT/scripts/servers.sh" start
-  set -a; . "$ROOT/target/servers/env"; set +a
+  servers_env
   mkdir -p "$TOWER_IIIF_DRUPAL_ROOT/sites/default/files/bench"
   for id in $IDS; do ln -sf "$BENCH_KIT/images/$id" "$TOWER_IIIF_DRUPAL_ROOT/sites/default/files/bench/$id"; done
   if [ "${BUILD:-1}" = 1 ]; then

@@ -14,7 +14,7 @@
 # Usage: scripts/servers.sh install     apt-get nginx and redis, cargo install garage (cached
 #                                        in $TOWER_IIIF_TOOLS, default ~/.cache/tower-iiif/tools)
 #        scripts/servers.sh start       install, start, and write target/servers/env
-#        scripts/servers.sh stop
+#        scripts/servers.sh stop        stop them and remove target/servers/env
 # Tests read target/servers/env (or the TOWER_IIIF_* variables it sets).
 set -euo pipefail
 
@@ -323,6 +323,8 @@ stop() {
         [[ -f "$pid" ]] && kill "$(cat "$pid")" 2>/dev/null || true
         rm -f "$pid"
     done
+    # The servers it names are gone: scripts that find it would take them for running.
+    rm -f "$DIR/env"
 }
 
 case "${1:-}" in
