@@ -12,13 +12,19 @@ pin_servers() { # cpu-list
   done
 }
 
-# The servers of scripts/servers.sh, started unless their env file is there and the S3 server
-# it names answers (a stale file, left by servers that died, would make every request fail);
-# their variables exported.
+# The servers of scripts/servers.sh, started unless their env file is there and the servers it
+# names take connections: Garage and nginx, its logging proxy (a stale file, left by servers
+# that died, would make every request fail). A server that is only slow to answer is left
+# alone (starting them again stops them first). Their variables exported.
 servers_env() {
   local env="$ROOT/target/servers/env"
   # shellcheck disable=SC1090
-  if ! { [ -f "$env" ] && (set -a; . "$env"; curl -s -o /dev/null --max-time 5 "$TOWER_IIIF_S3_DIRECT"); }; then
+  if ! { [ -f "$env" ] && (
+    set -a; . "$env"
+    for url in "$TOWER_IIIF_S3_DIRECT" "$TOWER_IIIF_S3_ENDPOINT"; do
+      curl -s -o /dev/null --max-time 5 "$url" || [ $? != 7 ] || exit 1 # 7: refused
+    done
+  ); }; then
     "$ROOT/scripts/servers.sh" start
   fi
   # shellcheck disable=SC1090

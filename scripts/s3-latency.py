@@ -42,14 +42,15 @@ def load_env(path):
 
 
 def signed_headers(env, host, method, path, extra):
-    """SigV4 headers for an unsigned-payload request (what curl's --aws-sigv4 sends)."""
+    """SigV4 headers for an unsigned-payload request (what curl's --aws-sigv4 sends); `path`
+    as sent, already escaped."""
     now = datetime.datetime.now(datetime.timezone.utc)
     amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     h = {"host": host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-date": amz}
     h.update({k.lower(): v for k, v in extra.items()})
     names = sorted(h)
     canonical = "\n".join([
-        method, urllib.parse.quote(path), "",
+        method, path, "",
         "".join(f"{k}:{h[k]}\n" for k in names), ";".join(names), "UNSIGNED-PAYLOAD",
     ])
     region = env["AWS_REGION"]
@@ -80,7 +81,8 @@ def main():
 
     env = load_env(args.env)
     host = urllib.parse.urlsplit(env["TOWER_IIIF_S3_ENDPOINT"]).netloc
-    path = f"/{env['TOWER_IIIF_S3_BUCKET']}/{args.key}"
+    # Escaped once: the request line and the signature must agree.
+    path = urllib.parse.quote(f"/{env['TOWER_IIIF_S3_BUCKET']}/{args.key}")
     conn = http.client.HTTPConnection(*host.split(":"))
 
     def once(method, extra):

@@ -309,7 +309,9 @@ impl<S: Source> IiifService<S> {
                     true => Some(self.image_info_with(id, object, &header, jp2).await),
                     false => None,
                 };
-                // Both writes at once: each is a round trip to the shared tier.
+                // Both writes at once: each is a round trip to the shared tier. Another
+                // instance may find the header before the info; it then reads the info's
+                // sources (the pyramid, kept before) once more, nothing worse.
                 let keep_info = async {
                     if let Some(info) = &info {
                         self.keep_fact(id, object, "info", info).await;

@@ -90,16 +90,34 @@ pub(crate) trait FetchRange: Send + Sync {
 }
 
 /// The pieces of a fetch in one buffer, at most `want` bytes: more are an upstream fault,
-/// refused as they come so that a lying server cannot make us hold them.
+/// refused as they come so that a lying server cannot make us hold them. A fetch that came in
+/// one piece (an object kept whole, a short range) is that piece, not a copy.
 pub(crate) async fn gather(mut pieces: Pieces, want: u64) -> Result<Bytes, Error> {
+    let too_long = || {
+        Error::bad_gateway(format!(
+            "upstream sent more than the {want} bytes asked for"
+        ))
+    };
+    let first = match pieces.next().await {
+        Some(piece) => piece?,
+        None => return Ok(Bytes::new()),
+    };
+    if first.len() as u64 > want {
+        return Err(too_long());
+    }
+    let Some(second) = pieces.next().await else {
+        return Ok(first);
+    };
     let mut out = BytesMut::with_capacity(want.min(64 << 20) as usize);
-    while let Some(piece) = pieces.next().await {
+    out.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(piece) = next {
         let piece = piece?;
-        let got = out.len() as u64 + piece.len() as u64;
-        if got > want {
-            return Err(wrong_length(got, want));
+        if out.len() as u64 + piece.len() as u64 > want {
+            return Err(too_long());
         }
         out.extend_from_slice(&piece);
+        next = pieces.next().await;
     }
     Ok(out.freeze())
 }
@@ -466,7 +484,6 @@ impl Chunks {
         }
         let mut out = Vec::with_capacity(spans.len());
         for (answer, span) in answers.into_iter().zip(spans) {
-            let want = span.end - span.start;
             out.push(match answer.await {
                 Ok(Ok(chunks)) => chunks,
                 Ok(Err(e)) if lead => return Err(e),
@@ -474,7 +491,10 @@ impl Chunks {
                 Ok(Err(_)) | Err(_) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     serve_group(span.clone(), vec![(span, tx)], self.size, fetch).await;
-                    rx.await.unwrap_or_else(|_| Err(wrong_length(0, want)))?
+                    // `serve_group` answers every member before it returns.
+                    rx.await.unwrap_or_else(|_| {
+                        Err(Error::internal("a fetch ended without answering its read"))
+                    })?
                 }
             });
         }
@@ -1077,25 +1097,22 @@ mod tests {
         assert_eq!(m.calls.lock().unwrap().clone(), vec![65_536..131_072]);
     }
 
-    /// Answers every range with `len` bytes in pieces of 3 bytes, whatever was asked.
+    /// Answers every range with `len` bytes in pieces of 3 bytes, whatever was asked, and
+    /// counts the pieces taken from it.
     struct Sends {
         len: usize,
-        calls: Mutex<Vec<Range<u64>>>,
+        taken: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl FetchRange for Sends {
-        async fn fetch_pieces(&self, range: Range<u64>) -> Result<Pieces, Error> {
-            self.calls.lock().unwrap().push(range);
-            let pieces: Vec<Result<Bytes, Error>> = (0..self.len)
-                .step_by(3)
-                .map(|at| {
-                    Ok(Bytes::from(
-                        (at..(at + 3).min(self.len))
-                            .map(|b| b as u8)
-                            .collect::<Vec<_>>(),
-                    ))
-                })
-                .collect();
+        async fn fetch_pieces(&self, _: Range<u64>) -> Result<Pieces, Error> {
+            let (len, taken) = (self.len, Arc::clone(&self.taken));
+            let pieces = (0..len).step_by(3).map(move |at| {
+                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Bytes::from(
+                    (at..(at + 3).min(len)).map(|b| b as u8).collect::<Vec<_>>(),
+                ))
+            });
             Ok(futures_util::stream::iter(pieces).boxed())
         }
     }
@@ -1104,19 +1121,51 @@ mod tests {
     async fn a_fetch_is_exactly_as_long_as_its_range() {
         let sends = |len| Sends {
             len,
-            calls: Mutex::new(Vec::new()),
+            taken: Default::default(),
         };
         let exact = sends(10).fetch(5..15).await.unwrap();
         assert_eq!(&exact[..], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        for (len, message) in [
-            (7, "upstream sent 7 bytes for a range of 10"),
-            // Refused at the piece that goes past the range, not after the whole body.
-            (30, "upstream sent 12 bytes for a range of 10"),
-        ] {
-            let e = sends(len).fetch(5..15).await.unwrap_err();
-            assert_eq!(e.status(), 502);
-            assert_eq!(e.to_string(), message);
-        }
+        let short = sends(7).fetch(5..15).await.unwrap_err();
+        assert_eq!(short.status(), 502);
+        assert_eq!(short.to_string(), "upstream sent 7 bytes for a range of 10");
+        // Refused at the piece that goes past the range (the fourth), not after the body.
+        let long = sends(3000);
+        let e = long.fetch(5..15).await.unwrap_err();
+        assert_eq!(e.status(), 502);
+        assert_eq!(
+            e.to_string(),
+            "upstream sent more than the 10 bytes asked for"
+        );
+        assert_eq!(long.taken.load(std::sync::atomic::Ordering::Relaxed), 4);
+        // A single piece too long, refused as it is.
+        let one = |b: Bytes| futures_util::stream::iter([Ok(b)]).boxed();
+        let e = gather(one(Bytes::from(vec![0; 11])), 10).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "upstream sent more than the 10 bytes asked for"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fetch_in_one_piece_is_that_piece() {
+        let piece = Bytes::from(vec![7u8; 100_000]);
+        let one = futures_util::stream::iter([Ok(piece.clone())]).boxed();
+        let got = gather(one, 100_000).await.unwrap();
+        assert_eq!(got.as_ptr(), piece.as_ptr());
+        assert_eq!(got.len(), 100_000);
+    }
+
+    #[tokio::test]
+    async fn a_gathered_read_whose_own_fetch_fails_too_gets_the_fault() {
+        let chunks = Chunks::new(65_536, 4 << 20);
+        let v: Arc<str> = "obj".into();
+        let (led, gathered) = futures_util::future::join(
+            chunks.read(&v, 1_000_000, 0..1000, &Refused),
+            chunks.read(&v, 1_000_000, 70_000..200_000, &Refused),
+        )
+        .await;
+        assert_eq!(led.unwrap_err().status(), 403);
+        assert_eq!(gathered.unwrap_err().status(), 403);
     }
 
     #[tokio::test]
