@@ -1082,21 +1082,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_read_gathered_by_a_read_whose_fetch_fails_fetches_its_own() {
-        let m = mem(1_000_000);
-        let chunks = Chunks::new(65_536, 4 << 20);
-        let v: Arc<str> = "obj".into();
-        let (led, gathered) = futures_util::future::join(
-            chunks.read(&v, 1_000_000, 0..1000, &Refused),
-            chunks.read(&v, 1_000_000, 70_000..71_000, &m),
-        )
-        .await;
-        assert_eq!(led.unwrap_err().status(), 403);
-        assert_eq!(&gathered.unwrap()[..], &m.data[70_000..71_000]);
-        assert_eq!(m.calls.lock().unwrap().clone(), vec![65_536..131_072]);
-    }
-
     /// Answers every range with `len` bytes in pieces of 3 bytes, whatever was asked, and
     /// counts the pieces taken from it.
     struct Sends {
@@ -1155,33 +1140,38 @@ mod tests {
         assert_eq!(got.len(), 100_000);
     }
 
+    /// A read of 0..1000 through `Refused` and one of 70,000..200,000 through `fetch`, ready
+    /// at once: the first leads the gathering, and its fetch fails (403). Their results.
+    async fn behind_a_refused_lead(
+        chunks: &Chunks,
+        fetch: &impl FetchRange,
+    ) -> (Result<Bytes, Error>, Result<Bytes, Error>) {
+        let v: Arc<str> = "obj".into();
+        futures_util::future::join(
+            chunks.read(&v, 1_000_000, 0..1000, &Refused),
+            chunks.read(&v, 1_000_000, 70_000..200_000, fetch),
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_gathered_read_whose_own_fetch_fails_too_gets_the_fault() {
         let chunks = Chunks::new(65_536, 4 << 20);
-        let v: Arc<str> = "obj".into();
-        let (led, gathered) = futures_util::future::join(
-            chunks.read(&v, 1_000_000, 0..1000, &Refused),
-            chunks.read(&v, 1_000_000, 70_000..200_000, &Refused),
-        )
-        .await;
+        let (led, gathered) = behind_a_refused_lead(&chunks, &Refused).await;
         assert_eq!(led.unwrap_err().status(), 403);
         assert_eq!(gathered.unwrap_err().status(), 403);
     }
 
     #[tokio::test]
-    async fn a_gathered_read_of_several_chunks_whose_lead_fails_fetches_and_keeps_its_own() {
+    async fn a_read_gathered_by_a_read_whose_fetch_fails_fetches_and_keeps_its_own() {
         // After the lead's fetch failed, the gathered read fetches its three chunks in one
         // request, and they are kept: reading them again fetches nothing.
         let m = mem(1_000_000);
         let chunks = Chunks::new(65_536, 4 << 20);
-        let v: Arc<str> = "obj".into();
-        let (led, gathered) = futures_util::future::join(
-            chunks.read(&v, 1_000_000, 0..1000, &Refused),
-            chunks.read(&v, 1_000_000, 70_000..200_000, &m),
-        )
-        .await;
+        let (led, gathered) = behind_a_refused_lead(&chunks, &m).await;
         assert_eq!(led.unwrap_err().status(), 403);
         assert_eq!(&gathered.unwrap()[..], &m.data[70_000..200_000]);
+        let v: Arc<str> = "obj".into();
         let again = chunks.read(&v, 1_000_000, 65_536..262_144, &m).await;
         assert_eq!(&again.unwrap()[..], &m.data[65_536..262_144]);
         assert_eq!(m.calls.lock().unwrap().clone(), vec![65_536..262_144]);
