@@ -327,19 +327,6 @@ EOF
     log "load balancer on $LB"
 }
 
-# Wait (at most 5 s) until instance $1 has no write of image facts to the shared tier under
-# way: they are written in the background, after the answer (iiif_fact_writes_pending).
-facts_kept() {
-    local deadline=$((SECONDS + 5)) pending
-    while ((SECONDS <= deadline)); do
-        pending=$(curl -s -m 5 "$1/metrics" |
-            awk '$1 == "iiif_fact_writes_pending" {p = $2} END {print p + 0}')
-        awk -v p="$pending" 'BEGIN {exit !(p == 0)}' && return 0
-        sleep 0.05
-    done
-    log "facts still being written on $1 after 5 s"
-}
-
 # --- 5a. a render made on A is a hit on B ------------------------------------------------
 URL=/iiif/3/pyr.tif/1024,1024,600,500/200,/0/default.jpg
 check_shared_hit() {
@@ -347,7 +334,6 @@ check_shared_hit() {
     mark=$(s3_mark)
     status=$(get "$A$URL" "$WORK/a.jpg")
     a_gets=$(s3_gets_since "$mark")
-    facts_kept "$A"
     mark=$(s3_mark)
     status_b=$(get "$B$URL" "$WORK/b.jpg")
     b_lines=$(s3_since "$mark")

@@ -55,23 +55,6 @@ async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, &[]).await
 }
 
-/// Wait until `addr`'s writes of facts to the shared tier (written in the background, after
-/// the answer) are done: `iiif_fact_writes_pending` 0 or not yet reported in `/metrics`.
-async fn facts_kept(addr: SocketAddr) {
-    for _ in 0..100 {
-        let text = String::from_utf8(get(addr, "/metrics").await.body).unwrap();
-        let pending = text
-            .lines()
-            .find_map(|l| l.strip_prefix("iiif_fact_writes_pending "))
-            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap());
-        if pending == 0.0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("facts still being written after 2 s");
-}
-
 /// A region of image `id` that is rendered (not a stored tile, which is sent as it is).
 fn tile(id: &str) -> String {
     format!("/iiif/3/{id}/1024,1024,600,500/200,/0/default.jpg")
@@ -137,7 +120,6 @@ async fn shared_hits_and_purges_across_instances(tier: Tier) {
 
     let (rendered, lines) = s3_requests(&prefix, get(a, &tile)).await;
     assert_eq!(rendered.status, 200);
-    facts_kept(a).await;
     assert_eq!(rendered.image().width(), 200);
     assert!(
         lines.iter().any(|l| l.starts_with("GET")),
@@ -217,7 +199,6 @@ async fn a_jpeg_2000_index_is_shared_across_instances() {
     let (a, b) = (instance(&args).await, instance(&args).await);
     let first = get(a, &format!("/iiif/3/{id}/0,0,512,512/256,/0/default.jpg")).await;
     assert_eq!(first.status, 200);
-    facts_kept(a).await;
 
     let region = format!("/iiif/3/{id}/512,512,512,512/256,/0/default.jpg");
     renders_without_reading_the_structure(b, prefix, &region, 256).await;
@@ -234,7 +215,6 @@ async fn shared_entries_expire() {
         let (a, b) = (instance(&args).await, instance(&args).await);
         let tile = tile(&id);
         assert_eq!(get(a, &tile).await.status, 200);
-        facts_kept(a).await;
         let (_, fresh) = s3_requests(&prefix, get(b, &tile)).await;
         assert!(
             fresh.iter().all(|l| l.starts_with("HEAD")),
@@ -268,8 +248,6 @@ async fn operations_routes() {
         "iiif_source_requests_total",
         "iiif_source_bytes_total",
         "iiif_cache_misses_total",
-        // The facts of ops.tif were written to the tier (what facts_kept waits on).
-        "iiif_fact_writes_pending",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }

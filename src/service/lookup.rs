@@ -4,39 +4,6 @@
 use super::*;
 use crate::source::recording::{Recorded, Replay};
 
-/// The most writes of facts to the shared tier under way at once, in the background.
-const FACT_WRITES: usize = 32;
-/// The permits of the writes of facts under way.
-static FACT_WRITES_UNDER_WAY: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(FACT_WRITES);
-
-/// Wait until no write of a fact is under way (for tests: a second instance should find what
-/// the first kept).
-#[cfg(test)]
-pub(crate) async fn fact_writes_settled() {
-    let all = FACT_WRITES_UNDER_WAY.acquire_many(FACT_WRITES as u32).await;
-    drop(all);
-}
-
-/// One write of a fact under way: its permit, and its count in `iiif_fact_writes_pending`,
-/// given back when the write ends or its task is dropped (a runtime shut down).
-struct PendingWrite {
-    _permit: tokio::sync::SemaphorePermit<'static>,
-}
-
-impl PendingWrite {
-    fn new(permit: tokio::sync::SemaphorePermit<'static>) -> Self {
-        metrics::gauge!("iiif_fact_writes_pending").increment(1.0);
-        Self { _permit: permit }
-    }
-}
-
-impl Drop for PendingWrite {
-    fn drop(&mut self) {
-        metrics::gauge!("iiif_fact_writes_pending").decrement(1.0);
-    }
-}
-
 impl<S: Source> IiifService<S> {
     /// The tiled pyramid of a TIFF source, from the cache or read by range; `None` when the file
     /// is not a tiled pyramid this reader handles (it is then decoded whole). Concurrent first
@@ -73,7 +40,7 @@ impl<S: Source> IiifService<S> {
         let (p, recording) = crate::tiff::read_usable_pyramid_recorded(object).await?;
         if let Some(encoded) = recording.encode() {
             let value = CachedDerivative::new(encoded, "application/octet-stream");
-            self.keep_fact_value(id, object, "pyramid", value);
+            self.keep_fact_value(id, object, "pyramid", value).await;
         }
         Some(p)
     }
@@ -111,7 +78,7 @@ impl<S: Source> IiifService<S> {
             && let Some(encoded) = recording.encode()
         {
             let value = CachedDerivative::new(encoded, "application/octet-stream");
-            self.keep_fact_value(id, &object, "jp2index", value);
+            self.keep_fact_value(id, &object, "jp2index", value).await;
         }
         (object, index)
     }
@@ -184,8 +151,8 @@ impl<S: Source> IiifService<S> {
         Some(hit.body)
     }
 
-    /// Keep a fact in the shared tier, in the background ([`Self::keep_fact_value`]).
-    fn keep_fact<T: serde::Serialize>(
+    /// Keep a fact in the shared tier.
+    async fn keep_fact<T: serde::Serialize>(
         &self,
         id: &Identifier,
         object: &S::Object,
@@ -194,35 +161,22 @@ impl<S: Source> IiifService<S> {
     ) {
         if let Ok(json) = serde_json::to_vec(fact) {
             let value = CachedDerivative::new(json, "application/json");
-            self.keep_fact_value(id, object, what, value);
+            self.keep_fact_value(id, object, what, value).await;
         }
     }
 
-    /// Keep a fact's bytes in the shared tier, in the background: the request that read it
-    /// does not wait for the write (a round trip to Redis, a PUT to an object store). A fact
-    /// describes one version of a file, so a write that lands late (after a purge, say) is
-    /// still true. At most [`FACT_WRITES`] are under way at once; a fact that finds none free
-    /// is not kept (another instance reads the file instead). Writes under way are counted in
-    /// the gauge `iiif_fact_writes_pending`.
-    fn keep_fact_value(
+    /// Keep a fact's bytes in the shared tier.
+    async fn keep_fact_value(
         &self,
         id: &Identifier,
         object: &S::Object,
         what: &str,
         value: CachedDerivative,
     ) {
-        let Some(tier) = self.facts_tier() else {
-            return;
-        };
-        let Ok(permit) = FACT_WRITES_UNDER_WAY.try_acquire() else {
-            return;
-        };
-        let (tier, key) = (tier.clone(), Self::facts_key(id, object.metadata(), what));
-        let pending = PendingWrite::new(permit);
-        tokio::spawn(async move {
-            tier.put(key, value).await;
-            drop(pending);
-        });
+        if let Some(tier) = self.facts_tier() {
+            tier.put(Self::facts_key(id, object.metadata(), what), value)
+                .await;
+        }
     }
 
     /// What info.json says of an image: its header, and the levels and tile size of its
@@ -237,7 +191,7 @@ impl<S: Source> IiifService<S> {
             return info;
         }
         let info = self.read_image_info(id, object, header).await;
-        self.keep_fact(id, object, "info", &info);
+        self.keep_fact(id, object, "info", &info).await;
         info
     }
 
@@ -351,11 +305,23 @@ impl<S: Source> IiifService<S> {
                 // 2000 header is taken as it is now, never read again from here (this holds
                 // the header's flight: reading again would wait on itself).
                 let jp2 = self.shared.jp2_info.get(&key);
-                if header.format != SourceFormat::Jp2 || jp2.is_some() {
-                    let info = self.image_info_with(id, object, &header, jp2).await;
-                    self.keep_fact(id, object, "info", &info);
-                }
-                self.keep_fact(id, object, "header", &header);
+                let info = match header.format != SourceFormat::Jp2 || jp2.is_some() {
+                    true => Some(self.image_info_with(id, object, &header, jp2).await),
+                    false => None,
+                };
+                // Both writes at once: each is a round trip to the shared tier. Another
+                // instance may find the header before the info; it then reads the info's
+                // sources (the pyramid, kept before) once more, nothing worse.
+                let keep_info = async {
+                    if let Some(info) = &info {
+                        self.keep_fact(id, object, "info", info).await;
+                    }
+                };
+                futures_util::future::join(
+                    keep_info,
+                    self.keep_fact(id, object, "header", &header),
+                )
+                .await;
             }
             Ok(header)
         };

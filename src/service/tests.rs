@@ -1103,7 +1103,6 @@ async fn a_second_instance_reads_a_pyramid_from_the_shared_tier_not_the_file() {
     };
     let (a, _) = instance();
     fetch_bytes(&a, "/pyr/full/150,/0/default.png").await;
-    super::lookup::fact_writes_settled().await;
 
     let (b, read) = instance();
     let tile = "/pyr/64,128,64,64/64,/0/default.jpg";
@@ -1124,7 +1123,6 @@ async fn a_damaged_pyramid_fact_is_read_again_from_the_file() {
     let (a, _) = counting_service("pyr", file.clone());
     let a = a.derivative_cache(FsCache::new(&dir.0).unwrap());
     fetch_bytes(&a, "/pyr/full/150,/0/default.png").await;
-    super::lookup::fact_writes_settled().await;
 
     // One bit of the kept structure flipped, in the middle of its bytes. (CountingSource's
     // metadata: the length, and the epoch for a modification time.)
@@ -1151,7 +1149,6 @@ async fn a_damaged_pyramid_fact_is_read_again_from_the_file() {
     let b = b.derivative_cache(cache.clone());
     let tile = "/pyr/64,128,64,64/64,/0/default.jpg";
     let got = fetch_bytes(&b, tile).await;
-    super::lookup::fact_writes_settled().await;
     assert!(
         read.load(Ordering::Relaxed) > tile_bytes,
         "the file's structure was read"
@@ -1773,7 +1770,6 @@ async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_
         let cache = || crate::cache::FsCache::new(&dir.0).unwrap();
         let a = IiifService::new(RangesSource::new(file.clone())).derivative_cache(cache());
         fetch_bytes(&a, "/j/0,0,512,512/256,/0/default.png").await;
-        super::lookup::fact_writes_settled().await;
 
         let source = RangesSource::new(file.clone());
         let b = IiifService::new(source.clone()).derivative_cache(cache());
@@ -1826,7 +1822,6 @@ async fn a_second_instance_reads_a_jpeg_2000_index_from_the_shared_tier_not_the_
             source.take().iter().any(|r| r.start == 0),
             "tlm {tlm}: the file was read"
         );
-        super::lookup::fact_writes_settled().await;
         let kept = crate::cache::CacheBackend::get(&shared, &key)
             .await
             .unwrap()
