@@ -2,7 +2,8 @@
 //! the real servers of `scripts/servers.sh start` (Garage for the images and the S3 tier, Redis
 //! for the Redis tier): a derivative rendered by one instance is a hit in another (which reads
 //! nothing of the image but its metadata), a purge through one instance's admin route is a
-//! miss in the other, entries expire, and the admin, metrics and health routes answer.
+//! miss in the other, entries expire, entries written during a purge stay purgeable, and the
+//! admin, metrics and health routes answer.
 
 mod common;
 
@@ -263,5 +264,50 @@ async fn operations_routes() {
     assert_eq!(
         request(a, "POST", "/admin/nothing", &token).await.status,
         404
+    );
+}
+
+/// Writes racing a purge by identifier on the Redis tier: every entry a write leaves is one a
+/// later purge of that identifier still removes (none is left out of the identifier's index).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_entries_written_during_a_purge_stay_purgeable() {
+    use tower_iiif::cache::{CacheBackend, CacheKey, CachedDerivative, RedisCache};
+    let cache = RedisCache::connect(&env("TOWER_IIIF_REDIS_URL"))
+        .await
+        .unwrap()
+        .prefix("race-test:");
+    let keys: Vec<CacheKey> = (0..400)
+        .map(|i| CacheKey::new("racing.tif", format!("full/{i},/0/default.jpg")))
+        .collect();
+    let writers = (0..4).map(|w| {
+        let (cache, keys) = (cache.clone(), keys.clone());
+        tokio::spawn(async move {
+            for key in keys.into_iter().skip(w).step_by(4) {
+                cache
+                    .put(key, CachedDerivative::new(&b"jpeg"[..], "image/jpeg"))
+                    .await;
+            }
+        })
+    });
+    let writers: Vec<_> = writers.collect();
+    let mut purges = 0;
+    while !writers.iter().all(|w| w.is_finished()) {
+        cache.purge_identifier("racing.tif").await;
+        purges += 1;
+    }
+    // The purges ran while entries were written (before the fix, about half the entries
+    // were left out of the index and outlived the last purge).
+    assert!(purges > 1, "{purges} purges during the writes");
+    cache.purge_identifier("racing.tif").await;
+    let mut left = Vec::new();
+    for key in &keys {
+        if cache.get(key).await.is_some() {
+            left.push(key.clone());
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "{} entries left after the last purge",
+        left.len()
     );
 }

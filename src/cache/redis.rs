@@ -18,8 +18,9 @@ use crate::Error;
 ///   clones share it.
 /// - Entries expire after [`ttl`](Self::ttl) (Cantaloupe's `derivative.ttl_seconds`): Redis
 ///   deletes them (`EX`), and a read checks the age stored in the entry.
-/// - A purge deletes the identifier's entries (each identifier has a set of its keys) and is
-///   announced on a pub/sub channel, so that the memory tiers of other instances follow it
+/// - A purge deletes the identifier's entries (each identifier has a set of its keys; only the
+///   keys deleted leave it, so an entry written during the purge stays reachable by the next)
+///   and is announced on a pub/sub channel, so that the memory tiers of other instances follow it
 ///   ([`TieredCache`](super::TieredCache)).
 /// - Errors (Redis down) are logged and are misses; [`check`](CacheBackend::check) says so.
 ///
@@ -202,14 +203,19 @@ impl CacheBackend for RedisCache {
                     .query_async::<usize>(&mut conn)
                     .await,
             );
+            // Only the members deleted leave the index: an entry written meanwhile (its key
+            // added after SMEMBERS) stays in it, for the next purge to reach. Deleting the
+            // whole index would leave such an entry out of reach of every purge by
+            // identifier.
+            logged(
+                "purge",
+                redis::cmd("SREM")
+                    .arg(&index)
+                    .arg(&keys)
+                    .query_async::<usize>(&mut conn)
+                    .await,
+            );
         }
-        logged(
-            "purge",
-            redis::cmd("DEL")
-                .arg(&index)
-                .query_async::<usize>(&mut conn)
-                .await,
-        );
         self.announce(&format!("i:{identifier}")).await;
         removed
     }
