@@ -12,23 +12,12 @@ pin_servers() { # cpu-list
   done
 }
 
-# The servers of scripts/servers.sh, started unless their env file is there and the servers it
-# names take connections: Garage and nginx, its logging proxy (a stale file, left by servers
-# that died, would make every request fail). A server that is only slow to answer is left
-# alone (starting them again stops them first). Their variables exported.
+# The servers of scripts/servers.sh, started unless they are running (`servers.sh up`), their
+# variables exported.
 servers_env() {
-  local env="$ROOT/target/servers/env"
-  # shellcheck disable=SC1090
-  if ! { [ -f "$env" ] && (
-    set -a; . "$env"
-    for url in "$TOWER_IIIF_S3_DIRECT" "$TOWER_IIIF_S3_ENDPOINT"; do
-      curl -s -o /dev/null --max-time 5 "$url" || [ $? != 7 ] || exit 1 # 7: refused
-    done
-  ); }; then
-    "$ROOT/scripts/servers.sh" start
-  fi
-  # shellcheck disable=SC1090
-  set -a; . "$env"; set +a
+  "$ROOT/scripts/servers.sh" up
+  # shellcheck disable=SC1091
+  set -a; . "$ROOT/target/servers/env"; set +a
 }
 
 # The local S3 server of scripts/servers.sh (started if needed), its variables exported, with

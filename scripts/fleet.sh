@@ -7,8 +7,9 @@
 # Env:   FLEET_OUT=FILE  where the capacity figures go as JSON (default target/fleet.json;
 #                        relative paths are from the repository root)
 #
-# Needs target/servers/env (runs `scripts/servers.sh start` when it is missing or its servers
-# do not answer; leaves them running) and target/release/examples/serve (built when missing).
+# Needs target/servers/env (runs `scripts/servers.sh up`, which starts the servers when it is
+# missing or they do not answer; leaves them running) and target/release/examples/serve
+# (built when missing).
 # Uploads pyr.tif and tiled.jp2 under a unique prefix fleet-<pid>-<time>/ of the bucket and
 # starts instances A and B (S3 source on that prefix, Redis derivative cache, admin token),
 # and nginx round-robin over both (retrying the other one on error, timeout, 502, 503).
@@ -54,12 +55,6 @@ fail() {
 alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# Something listens at the host:port of a URL such as redis://127.0.0.1:5678?
-answers() {
-    local hp=${1#*://}
-    hp=${hp%%/*}
-    (echo >"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null
 }
 s3curl() {
     curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
@@ -128,21 +123,8 @@ cleanup() {
 }
 
 # --- 1. the shared servers and the binary ------------------------------------------------
-servers_up() {
-    [[ -f $ENV_FILE ]] || return 1
-    (
-        set -a
-        # shellcheck disable=SC1090
-        source "$ENV_FILE"
-        answers "$TOWER_IIIF_S3_ENDPOINT" && answers "$TOWER_IIIF_S3_DIRECT" &&
-            answers "$TOWER_IIIF_REDIS_URL"
-    )
-}
 prepare() {
-    if ! servers_up; then
-        log "target/servers/env missing or its servers down: scripts/servers.sh start"
-        scripts/servers.sh start
-    fi
+    scripts/servers.sh up
     set -a
     # shellcheck disable=SC1090
     source "$ENV_FILE"

@@ -14,6 +14,8 @@
 # Usage: scripts/servers.sh install     apt-get nginx and redis, cargo install garage (cached
 #                                        in $TOWER_IIIF_TOOLS, default ~/.cache/tower-iiif/tools)
 #        scripts/servers.sh start       install, start, and write target/servers/env
+#        scripts/servers.sh up          start, unless they are running (env file there, servers
+#                                       taking connections)
 #        scripts/servers.sh stop        stop them and remove target/servers/env
 # Tests read target/servers/env (or the TOWER_IIIF_* variables it sets).
 set -euo pipefail
@@ -327,12 +329,36 @@ stop() {
     rm -f "$DIR/env"
 }
 
+# Whether the server at URL (scheme://host:port...) takes TCP connections.
+answers() {
+    local hp=${1#*://}
+    hp=${hp%%/*}
+    (echo >"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null
+}
+
+# Start the servers unless target/servers/env is there and Garage, its logging proxy and Redis
+# take connections (an env file left by servers that died would make every request fail).
+up() {
+    if [[ -f "$DIR/env" ]] && (
+        set -a
+        # shellcheck disable=SC1091
+        source "$DIR/env"
+        answers "$TOWER_IIIF_S3_ENDPOINT" && answers "$TOWER_IIIF_S3_DIRECT" &&
+            answers "$TOWER_IIIF_REDIS_URL"
+    ); then
+        return
+    fi
+    echo "==> target/servers/env missing or its servers down: starting them"
+    start
+}
+
 case "${1:-}" in
 install) install ;;
 start) start ;;
+up) up ;;
 stop) stop ;;
 *)
-    echo "usage: $0 install|start|stop" >&2
+    echo "usage: $0 install|start|up|stop" >&2
     exit 2
     ;;
 esac

@@ -305,16 +305,13 @@ impl<S: Source> IiifService<S> {
                 // 2000 header is taken as it is now, never read again from here (this holds
                 // the header's flight: reading again would wait on itself).
                 let jp2 = self.shared.jp2_info.get(&key);
-                let info = match header.format != SourceFormat::Jp2 || jp2.is_some() {
-                    true => Some(self.image_info_with(id, object, &header, jp2).await),
-                    false => None,
-                };
                 // Both writes at once: each is a round trip to the shared tier. Another
                 // instance may find the header before the info; it then reads the info's
                 // sources (the pyramid, kept before) once more, nothing worse.
                 let keep_info = async {
-                    if let Some(info) = &info {
-                        self.keep_fact(id, object, "info", info).await;
+                    if header.format != SourceFormat::Jp2 || jp2.is_some() {
+                        let info = self.image_info_with(id, object, &header, jp2).await;
+                        self.keep_fact(id, object, "info", &info).await;
                     }
                 };
                 futures_util::future::join(
